@@ -1,0 +1,67 @@
+# Every target installs what it needs: uv (if missing), the locked Python environment and,
+# for CDK targets, the pinned CDK CLI from package.json.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export PATH := $(HOME)/.local/bin:$(PATH)
+export UV_PYTHON_DOWNLOADS := never
+export CDK_DISABLE_VERSION_CHECK := 1
+export CDK_DISABLE_CLI_TELEMETRY := true
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+UV ?= uv
+RUN := $(UV) run --frozen --all-extras
+
+.PHONY: help uv sync lint format typecheck test test-only local bench synth diff deploy destroy npm clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+uv:
+	@command -v $(UV) >/dev/null 2>&1 || { \
+		echo "installing uv"; \
+		python3 -m pip install --user --quiet --disable-pip-version-check uv || \
+		python3 -m pip install --quiet --disable-pip-version-check --break-system-packages uv; }
+
+sync: uv  ## Install the locked Python environment
+	@$(UV) sync --frozen --all-extras --quiet
+
+npm:
+	@[ -x node_modules/.bin/cdk ] || npm ci --no-audit --no-fund --loglevel=error
+
+lint: sync  ## ruff (lint and format check)
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+format: sync  ## Apply ruff's fixes and formatting
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+typecheck: sync  ## mypy --strict on lambda_src/ and infra/
+	$(RUN) mypy
+
+test: lint typecheck test-only  ## Lint, types and the whole test suite (what CI runs)
+
+test-only: sync npm
+	$(RUN) pytest
+
+local: sync  ## Run the forwarder locally (moto + local Raindrop receiver)
+	$(RUN) segment-raindrop local
+
+bench: sync npm  ## Run the benchmarks; writes docs/benchmarks.md and docs/benchmarks.png
+	$(RUN) python -m bench
+
+synth: sync npm  ## Synthesise the CloudFormation template (no Docker, no AWS credentials)
+	npx cdk synth --quiet --no-notices
+
+diff: sync npm  ## Compare the stack with what is deployed
+	npx cdk diff --no-notices
+
+deploy: sync npm  ## Deploy the stack into the current AWS account
+	npx cdk deploy --no-notices --require-approval broadening
+
+destroy: sync npm  ## Remove the stack
+	npx cdk destroy --no-notices
+
+clean:
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,186 @@
+"""Every setting of the forwarder, read from environment variables and validated once.
+
+A bad value fails loudly with the name of the variable, so a mistyped CDK context or local
+override is caught at start-up instead of silently forwarding the wrong events.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_RAINDROP_API_URL = "https://api.raindrop.ai/v1"
+
+NonEmptyStr = Annotated[str, Field(min_length=1)]
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+class MappingConfig(BaseModel):
+    """Which Segment events are forwarded and how they are named (WIRE.md §3)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    forward_event_prefixes: tuple[NonEmptyStr, ...] = Field(
+        default=("AI ",), validation_alias="FORWARD_EVENT_PREFIXES"
+    )
+    forward_event_names: frozenset[NonEmptyStr] = Field(
+        default=frozenset(), validation_alias="FORWARD_EVENT_NAMES"
+    )
+    event_renames: dict[NonEmptyStr, NonEmptyStr] = Field(
+        default_factory=lambda: {"AI Chat Completed": "ai_interaction"},
+        validation_alias="EVENT_RENAMES",
+    )
+    feedback_event_names: frozenset[NonEmptyStr] = Field(
+        default=frozenset({"AI Feedback Submitted"}), validation_alias="FEEDBACK_EVENT_NAMES"
+    )
+    forward_identify: bool = Field(default=True, validation_alias="FORWARD_IDENTIFY")
+    enrich_from_context_traits: bool = Field(
+        default=True, validation_alias="ENRICH_FROM_CONTEXT_TRAITS"
+    )
+
+    def is_forwarded_track(self, name: str) -> bool:
+        return (
+            name in self.forward_event_names
+            or name in self.feedback_event_names
+            or name.startswith(self.forward_event_prefixes)
+        )
+
+
+class DeliveryConfig(BaseModel):
+    """How chunks reach Raindrop: sizes, concurrency, retries and the time budget."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    api_url: NonEmptyStr = Field(
+        default=DEFAULT_RAINDROP_API_URL, validation_alias="RAINDROP_API_URL"
+    )
+    project_id: str | None = Field(default=None, validation_alias="RAINDROP_PROJECT_ID")
+    chunk_max_items: int = Field(default=100, ge=1, le=10_000, validation_alias="CHUNK_MAX_ITEMS")
+    chunk_max_bytes: int = Field(
+        default=1_000_000, ge=1_024, le=50_000_000, validation_alias="CHUNK_MAX_BYTES"
+    )
+    concurrency: int = Field(default=8, ge=1, le=64, validation_alias="DELIVERY_CONCURRENCY")
+    budget_seconds: float = Field(
+        default=7.0, gt=0, le=900, validation_alias="DELIVERY_BUDGET_SECONDS"
+    )
+    max_attempts: int = Field(default=3, ge=1, le=20, validation_alias="DELIVERY_MAX_ATTEMPTS")
+    connect_timeout_seconds: float = Field(
+        default=2.0, gt=0, le=60, validation_alias="RAINDROP_CONNECT_TIMEOUT_SECONDS"
+    )
+    read_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=300, validation_alias="RAINDROP_READ_TIMEOUT_SECONDS"
+    )
+    backoff_base_seconds: float = Field(
+        default=0.2, ge=0, le=60, validation_alias="RETRY_BACKOFF_BASE_SECONDS"
+    )
+    backoff_cap_seconds: float = Field(
+        default=2.0, ge=0, le=300, validation_alias="RETRY_BACKOFF_CAP_SECONDS"
+    )
+    retry_after_cap_seconds: float = Field(
+        default=5.0, ge=0, le=900, validation_alias="RETRY_AFTER_CAP_SECONDS"
+    )
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+
+class ForwarderConfig(BaseModel):
+    """Everything one function needs; loaded by :func:`load_config`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    secret_id: NonEmptyStr = Field(validation_alias="RAINDROP_SECRET_ID")
+    retry_queue_url: NonEmptyStr = Field(validation_alias="RETRY_QUEUE_URL")
+    dlq_url: NonEmptyStr = Field(validation_alias="DLQ_URL")
+    secret_max_age_seconds: int = Field(
+        default=300, ge=0, le=86_400, validation_alias="SECRET_MAX_AGE_SECONDS"
+    )
+    max_body_bytes: int = Field(
+        default=6 * 1024 * 1024, ge=1_024, le=10 * 1024 * 1024, validation_alias="MAX_BODY_BYTES"
+    )
+    retry_base_delay_seconds: int = Field(
+        default=30, ge=0, le=43_200, validation_alias="RETRY_BASE_DELAY_SECONDS"
+    )
+    retry_max_attempts: int = Field(
+        default=8, ge=1, le=1_000, validation_alias="RETRY_MAX_ATTEMPTS"
+    )
+    mapping: MappingConfig = Field(default_factory=MappingConfig)
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+
+
+# Variables whose value is JSON (lists and objects): a comma-separated form would make the
+# default prefix "AI " (with its meaningful trailing space) impossible to write.
+_JSON_VARIABLES = frozenset(
+    {"FORWARD_EVENT_PREFIXES", "FORWARD_EVENT_NAMES", "EVENT_RENAMES", "FEEDBACK_EVENT_NAMES"}
+)
+
+
+def _aliases(model: type[BaseModel]) -> list[str]:
+    return [
+        field.validation_alias
+        for field in model.model_fields.values()
+        if isinstance(field.validation_alias, str)
+    ]
+
+
+def _read(env: Mapping[str, str], model: type[BaseModel]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name in _aliases(model):
+        raw = env.get(name)
+        if raw is None or raw.strip() == "":
+            continue
+        if name in _JSON_VARIABLES:
+            try:
+                values[name] = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{name}: not valid JSON ({exc.msg})") from None
+        else:
+            values[name] = raw
+    return values
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = [str(part) for part in error["loc"]]
+        problems.append(f"{'.'.join(loc) or 'configuration'}: {error['msg']}")
+    return "; ".join(problems)
+
+
+def load_mapping_config(env: Mapping[str, str] | None = None) -> MappingConfig:
+    source = os.environ if env is None else env
+    try:
+        return MappingConfig.model_validate(_read(source, MappingConfig))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def load_delivery_config(env: Mapping[str, str] | None = None) -> DeliveryConfig:
+    source = os.environ if env is None else env
+    try:
+        return DeliveryConfig.model_validate(_read(source, DeliveryConfig))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def load_config(env: Mapping[str, str] | None = None) -> ForwarderConfig:
+    """Read and validate the whole configuration; raises :class:`ConfigError`."""
+    source = os.environ if env is None else env
+    values = _read(source, ForwarderConfig)
+    values["mapping"] = load_mapping_config(source)
+    values["delivery"] = load_delivery_config(source)
+    try:
+        return ForwarderConfig.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None

@@ -1,0 +1,93 @@
+"""The forwarder's secret: the Raindrop key and the credentials Segment authenticates with.
+
+Read through Powertools' Secrets Manager provider with a cache, so a warm function does not
+call Secrets Manager per request, yet a rotated key is picked up within ``max_age`` (and at
+once after Raindrop answers 401, through ``refresh``).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from aws_lambda_powertools.utilities.parameters.exceptions import (
+    GetParameterError,
+    TransformParameterError,
+)
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+# What the stack writes before the user sets the real key, and other obvious stand-ins.
+PLACEHOLDER_KEYS = frozenset({"", "REPLACE_ME", "REPLACE-ME", "CHANGE_ME", "CHANGEME", "TODO"})
+
+
+class SecretUnavailable(Exception):
+    """The secret could not be read or is malformed. The message is safe to log."""
+
+
+class ForwarderSecret(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    raindrop_api_key: str = ""
+    webhook_token: str | None = None
+    segment_shared_secret: str | None = None
+
+    @property
+    def raindrop_key_configured(self) -> bool:
+        key = self.raindrop_api_key.strip()
+        return key.upper() not in PLACEHOLDER_KEYS and not key.startswith("<")
+
+    def __repr__(self) -> str:  # never let a stray log line print the values
+        return (
+            f"ForwarderSecret(raindrop_api_key={'set' if self.raindrop_api_key else 'unset'}, "
+            f"webhook_token={'set' if self.webhook_token else 'unset'}, "
+            f"segment_shared_secret={'set' if self.segment_shared_secret else 'unset'})"
+        )
+
+    __str__ = __repr__
+
+
+class SecretStore:
+    """Cached access to one secret; safe to share between threads."""
+
+    def __init__(
+        self,
+        secret_id: str,
+        *,
+        max_age_seconds: int = 300,
+        provider: SecretsProvider | None = None,
+    ) -> None:
+        self._secret_id = secret_id
+        self._max_age = max_age_seconds
+        self._provider = provider
+        self._lock = threading.Lock()
+
+    def get(self, *, refresh: bool = False) -> ForwarderSecret:
+        with self._lock:
+            if self._provider is None:
+                self._provider = SecretsProvider()
+            provider = self._provider
+        try:
+            value: Any = provider.get(
+                self._secret_id, max_age=self._max_age, transform="json", force_fetch=refresh
+            )
+        except TransformParameterError:
+            raise SecretUnavailable("the secret is not a JSON object") from None
+        except GetParameterError as exc:
+            raise SecretUnavailable(f"the secret could not be read ({_error_code(exc)})") from None
+        if not isinstance(value, dict):
+            raise SecretUnavailable("the secret is not a JSON object")
+        try:
+            return ForwarderSecret.model_validate(value)
+        except ValidationError:
+            raise SecretUnavailable("the secret's values must be strings") from None
+
+
+def _error_code(exc: GetParameterError) -> str:
+    cause = exc.__cause__ or exc.__context__
+    response = getattr(cause, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        if code:
+            return str(code)
+    return type(cause).__name__ if cause is not None else "unknown error"

@@ -1,0 +1,93 @@
+"""What API Gateway and Lambda hand a function, built from a plain HTTP request.
+
+Local mode and the tests call the real handlers with these, so the only code that differs
+from production is the translation of the HTTP request into a REST proxy event (payload v1).
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class LocalContext:
+    """The parts of ``LambdaContext`` the handlers and Powertools read."""
+
+    function_name: str = "segment-raindrop-local"
+    timeout_seconds: float = 10.0
+    memory_limit_in_mb: int = 1024
+    function_version: str = "$LATEST"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = "/aws/lambda/segment-raindrop-local"
+    log_stream_name: str = "local"
+    _started: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:us-east-1:123456789012:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        elapsed = time.monotonic() - self._started
+        return max(0, int((self.timeout_seconds - elapsed) * 1000))
+
+
+def rest_proxy_event(
+    *,
+    method: str,
+    path: str,
+    headers: Iterable[tuple[str, str]] | Mapping[str, str],
+    body: bytes,
+    source_ip: str = "127.0.0.1",
+    stage: str = "local",
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """An API Gateway REST proxy event (payload format 1.0) for one HTTP request."""
+    pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+    single: dict[str, str] = {}
+    multi: dict[str, list[str]] = {}
+    for name, value in pairs:
+        single[name] = value
+        multi.setdefault(name, []).append(value)
+    try:
+        text, encoded = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, encoded = base64.b64encode(body).decode("ascii"), True
+    path_only, _, query = path.partition("?")
+    return {
+        "resource": path_only,
+        "path": path_only,
+        "httpMethod": method.upper(),
+        "headers": single,
+        "multiValueHeaders": multi,
+        "queryStringParameters": _query(query),
+        "multiValueQueryStringParameters": None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": path_only,
+            "httpMethod": method.upper(),
+            "path": f"/{stage}{path_only}",
+            "stage": stage,
+            "requestId": request_id or str(uuid.uuid4()),
+            "requestTimeEpoch": int(time.time() * 1000),
+            "protocol": "HTTP/1.1",
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": "127.0.0.1",
+            "identity": {"sourceIp": source_ip, "userAgent": single.get("User-Agent")},
+        },
+        "body": text if body else None,
+        "isBase64Encoded": encoded,
+    }
+
+
+def _query(query: str) -> dict[str, str] | None:
+    if not query:
+        return None
+    pairs = (part.partition("=") for part in query.split("&") if part)
+    return {name: value for name, _, value in pairs}

@@ -1,0 +1,319 @@
+"""Segment events → Raindrop items (WIRE.md §3, the product's contract).
+
+Each Segment event ends as exactly one of: *mapped* (it produced one or more Raindrop items),
+*filtered* (not an event we forward; counted, never an error) or *invalid* (it should have been
+forwarded but cannot be; it goes to the dead-letter queue with the reason). Reasons are short,
+fixed phrases: they end up in logs and metrics, so they never quote event content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from segment_raindrop.config import MappingConfig
+from segment_raindrop.raindrop import AiData, Endpoint, Identify, Signal, TrackEvent
+
+_TIMESTAMP_FIELDS = ("timestamp", "originalTimestamp", "receivedAt", "sentAt")
+_NOT_FORWARDED_TYPES = frozenset({"page", "screen", "group", "alias"})
+_M = TypeVar("_M", bound=BaseModel)
+_SENTIMENTS = {"positive": "POSITIVE", "negative": "NEGATIVE"}
+
+
+class InvalidEvent(Exception):
+    """Raised inside the mapper to mark the current event invalid with a reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class MappedItem:
+    """One serialised Raindrop item and the index of the Segment event it came from."""
+
+    endpoint: Endpoint
+    payload: bytes
+    source: int
+
+
+@dataclass(slots=True)
+class MapResult:
+    items: list[MappedItem] = field(default_factory=list)
+    filtered: dict[int, str] = field(default_factory=dict)
+    invalid: dict[int, str] = field(default_factory=dict)
+    # Hashed user ids of Segment "delete" (user deletion) requests, so operators notice them.
+    deletions: list[str] = field(default_factory=list)
+
+    @property
+    def mapped(self) -> set[int]:
+        return {item.source for item in self.items}
+
+
+def map_events(events: Sequence[Any], config: MappingConfig) -> MapResult:
+    return _Mapper(config).run(events)
+
+
+class _Mapper:
+    def __init__(self, config: MappingConfig) -> None:
+        self._config = config
+        self._result = MapResult()
+        self._enriched_users: set[str] = set()
+
+    def run(self, events: Sequence[Any]) -> MapResult:
+        for index, event in enumerate(events):
+            try:
+                items = self._map_event(index, event)
+            except InvalidEvent as exc:
+                self._result.invalid[index] = str(exc)
+                continue
+            except RecursionError:
+                # JSON nested close to the parser's limit; no Raindrop item can hold it.
+                self._result.invalid[index] = "event is nested too deeply"
+                continue
+            if items is not None:
+                self._result.items.extend(items)
+        return self._result
+
+    def _map_event(self, index: int, event: Any) -> list[MappedItem] | None:
+        """The event's items, or None when it was filtered (recorded with its reason)."""
+        if not isinstance(event, dict):
+            raise InvalidEvent("event is not a JSON object")
+        kind = event.get("type")
+        if not isinstance(kind, str) or not kind:
+            raise InvalidEvent("event has no type")
+        if kind == "track":
+            return self._map_track(index, event)
+        if kind == "identify":
+            if not self._config.forward_identify:
+                self._filter(index, "identify forwarding is disabled")
+                return None
+            return [_item(Endpoint.IDENTIFY, _identify(event, event.get("traits")), index)]
+        if kind == "delete":
+            self._result.deletions.append(_hash_user(event))
+            self._filter(index, "user deletion requests are not forwarded")
+            return None
+        if kind in _NOT_FORWARDED_TYPES:
+            self._filter(index, f"{kind} calls are not forwarded")
+            return None
+        self._filter(index, "unsupported event type")
+        return None
+
+    def _filter(self, index: int, reason: str) -> None:
+        self._result.filtered[index] = reason
+
+    def _map_track(self, index: int, event: dict[str, Any]) -> list[MappedItem] | None:
+        name = event.get("event")
+        if not isinstance(name, str) or not name:
+            raise InvalidEvent("track event has no event name")
+        if not self._config.is_forwarded_track(name):
+            self._filter(index, "track event is not an AI event")
+            return None
+        properties = _properties(event)
+        if name in self._config.feedback_event_names:
+            items = [_item(Endpoint.SIGNAL, _signal(event, properties), index)]
+        else:
+            renamed = self._config.event_renames.get(name, name)
+            items = [_item(Endpoint.TRACK, _track(event, renamed, properties), index)]
+        enrichment = self._enrichment(event, index)
+        if enrichment is not None:
+            items.append(enrichment)
+        return items
+
+    def _enrichment(self, event: dict[str, Any], index: int) -> MappedItem | None:
+        """One ``users/identify`` per user and request from a track's ``context.traits``."""
+        if not self._config.enrich_from_context_traits:
+            return None
+        context = event.get("context")
+        traits = context.get("traits") if isinstance(context, dict) else None
+        if not isinstance(traits, dict) or not traits:
+            return None
+        try:
+            user_id = _user_id(event)
+        except InvalidEvent:
+            return None  # a signal needs no user; without one there is nobody to enrich
+        if user_id in self._enriched_users:
+            return None
+        flat = flatten_traits(traits)
+        if not flat:
+            return None
+        try:
+            identify = _validated(Identify, user_id=user_id, traits=flat)
+            item = _item(Endpoint.IDENTIFY, identify, index)
+        except InvalidEvent:
+            return None  # enrichment is a bonus: never lose the AI event over it
+        self._enriched_users.add(user_id)
+        return item
+
+
+def _item(endpoint: Endpoint, model: BaseModel, source: int) -> MappedItem:
+    try:
+        payload = model.__pydantic_serializer__.to_json(model, exclude_none=True)
+    except ValueError:
+        # Lone UTF-16 surrogates parse from JSON escapes but cannot be encoded as UTF-8.
+        raise InvalidEvent("event holds text that cannot be encoded as UTF-8") from None
+    return MappedItem(endpoint=endpoint, payload=payload, source=source)
+
+
+def _validated(model_class: type[_M], /, **values: Any) -> _M:
+    try:
+        return model_class(**values)
+    except ValidationError as exc:
+        raise InvalidEvent(_first_problem(exc)) from None
+
+
+def _first_problem(exc: ValidationError) -> str:
+    error = exc.errors(include_url=False, include_input=False, include_context=False)[0]
+    where = ".".join(str(part) for part in error["loc"])
+    return f"{where}: {error['msg']}" if where else error["msg"]
+
+
+def _properties(event: dict[str, Any]) -> dict[str, Any]:
+    properties = event.get("properties")
+    if properties is None:
+        return {}
+    if not isinstance(properties, dict):
+        raise InvalidEvent("properties is not an object")
+    return properties
+
+
+def _user_id(event: dict[str, Any]) -> str:
+    for key in ("userId", "anonymousId"):
+        value = event.get(key)
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+    raise InvalidEvent("event has no userId or anonymousId")
+
+
+def _event_id(event: dict[str, Any], properties: dict[str, Any]) -> str:
+    trace_id = properties.get("trace_id")
+    if isinstance(trace_id, str) and trace_id:
+        return trace_id
+    message_id = event.get("messageId")
+    if isinstance(message_id, str) and message_id:
+        return message_id
+    raise InvalidEvent("event has no properties.trace_id or messageId")
+
+
+def normalise_timestamp(value: Any) -> str | None:
+    """ISO 8601 in UTC with milliseconds, or None when ``value`` is not a timestamp."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+        parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: the UTC instant is outside years 1-9999
+        return None
+    return parsed.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _timestamp(event: dict[str, Any]) -> str:
+    for key in _TIMESTAMP_FIELDS:
+        normalised = normalise_timestamp(event.get(key))
+        if normalised is not None:
+            return normalised
+    raise InvalidEvent("event has no valid timestamp")
+
+
+def _ai_data(properties: dict[str, Any]) -> tuple[AiData | None, dict[str, Any]]:
+    """``properties.ai_data`` as Raindrop's ai_data, and the properties without it."""
+    raw = properties.get("ai_data")
+    remaining = {key: value for key, value in properties.items() if key != "ai_data"}
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:  # JSONDecodeError, or an integer too long for Python to parse
+            raise InvalidEvent("properties.ai_data is a string but not JSON") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise InvalidEvent("properties.ai_data is not an object")
+    content = {
+        "model": _as_text(_first_present(raw.get("model"), properties.get("model"))),
+        "input": _as_text(raw.get("input")),
+        "output": _as_text(raw.get("output")),
+        "convo_id": _as_text(_first_present(raw.get("convo_id"), properties.get("convo_id"))),
+    }
+    if not content["input"] and not content["output"]:
+        # Raindrop requires AI content in ai_data; an event without it is still an event.
+        return None, remaining
+    return _validated(AiData, **content), remaining
+
+
+def _first_present(value: Any, fallback: Any) -> Any:
+    return fallback if value is None else value
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    # Message lists and other structures travel as their JSON text.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _track(event: dict[str, Any], name: str, properties: dict[str, Any]) -> TrackEvent:
+    ai_data, remaining = _ai_data(properties)
+    return _validated(
+        TrackEvent,
+        event_id=_event_id(event, properties),
+        user_id=_user_id(event),
+        event=name,
+        timestamp=_timestamp(event),
+        properties=remaining,
+        ai_data=ai_data,
+    )
+
+
+def _signal(event: dict[str, Any], properties: dict[str, Any]) -> Signal:
+    trace_id = properties.get("trace_id")
+    if not isinstance(trace_id, str) or not trace_id:
+        raise InvalidEvent("feedback has no properties.trace_id to link it to")
+    signal_name = properties.get("signal_name")
+    comment = properties.get("comment")
+    sentiment = properties.get("sentiment")
+    return _validated(
+        Signal,
+        event_id=trace_id,
+        signal_name=signal_name if isinstance(signal_name, str) and signal_name else "feedback",
+        signal_type="feedback" if isinstance(comment, str) and comment else "default",
+        timestamp=_timestamp(event),
+        properties={key: value for key, value in properties.items() if key != "ai_data"},
+        sentiment=_SENTIMENTS.get(sentiment.lower()) if isinstance(sentiment, str) else None,
+    )
+
+
+def _identify(event: dict[str, Any], traits: Any) -> Identify:
+    user_id = _user_id(event)
+    if traits is None:
+        traits = {}
+    if not isinstance(traits, dict):
+        raise InvalidEvent("traits is not an object")
+    return _validated(Identify, user_id=user_id, traits=flatten_traits(traits))
+
+
+def flatten_traits(traits: dict[str, Any], prefix: str = "") -> dict[str, str | bool | int | float]:
+    """Scalars only: nested objects become dotted keys, lists JSON text, nulls are dropped."""
+    flat: dict[str, str | bool | int | float] = {}
+    for key, value in traits.items():
+        name = f"{prefix}{key}"
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+            continue  # JSON has no infinity (1e400 parses as one): it would be sent as null
+        if isinstance(value, dict):
+            flat.update(flatten_traits(value, f"{name}."))
+        elif isinstance(value, list):
+            flat[name] = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        elif isinstance(value, str | bool | int | float):
+            flat[name] = value
+    return flat
+
+
+def _hash_user(event: dict[str, Any]) -> str:
+    user = event.get("userId") or event.get("anonymousId") or ""
+    return hashlib.sha256(str(user).encode()).hexdigest()[:16]

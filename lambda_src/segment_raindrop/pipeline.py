@@ -1,0 +1,197 @@
+"""The pipeline every entry point shares: map → chunk → deliver → settle each event.
+
+``Forwarder.forward`` decides, for every Segment event, one outcome: forwarded, filtered, or a
+failure with its reason. ``settle`` then puts failures on the queue each reason belongs to.
+The webhook, the retry worker, the replay Lambda, the replay CLI and local mode all use these
+two steps; they differ only in where they route failures and what they tell their caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from segment_raindrop.chunking import build_chunks
+from segment_raindrop.config import DeliveryConfig, MappingConfig
+from segment_raindrop.delivery import (
+    ChunkResult,
+    ChunkStatus,
+    DeliveryReport,
+    KeyRefresher,
+    RaindropClient,
+)
+from segment_raindrop.mapping import MapResult, map_events
+from segment_raindrop.queueing import (
+    FailureGroup,
+    FailureReason,
+    QueueResult,
+    QueueTarget,
+    QueueWriter,
+)
+
+# When several of an event's items fail differently, the event takes the most severe reason:
+# a rejection will not heal by retrying, so it goes to the dead-letter queue at once.
+_SEVERITY = {
+    FailureReason.REJECTED: 3,
+    FailureReason.TRANSIENT: 2,
+    FailureReason.DEADLINE: 1,
+}
+_REASON_FOR_STATUS = {
+    ChunkStatus.REJECTED: FailureReason.REJECTED,
+    ChunkStatus.TRANSIENT: FailureReason.TRANSIENT,
+    ChunkStatus.DEADLINE: FailureReason.DEADLINE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    reason: FailureReason
+    status: int | None = None
+    error: str | None = None
+    attempts: int = 0
+
+
+@dataclass(slots=True)
+class ForwardResult:
+    events: Sequence[Any]
+    mapped: MapResult
+    delivery: DeliveryReport
+    forwarded: set[int] = field(default_factory=set)
+    failures: dict[int, Failure] = field(default_factory=dict)
+
+    @property
+    def filtered(self) -> dict[int, str]:
+        return self.mapped.filtered
+
+    def failed(self, *reasons: FailureReason) -> dict[int, Failure]:
+        return {i: f for i, f in self.failures.items() if not reasons or f.reason in reasons}
+
+
+class Forwarder:
+    def __init__(
+        self, mapping: MappingConfig, delivery: DeliveryConfig, client: RaindropClient
+    ) -> None:
+        self.mapping = mapping
+        self.delivery = delivery
+        self.client = client
+
+    def forward(
+        self,
+        events: Sequence[Any],
+        *,
+        api_key: str,
+        deadline: float,
+        refresh_key: KeyRefresher | None = None,
+    ) -> ForwardResult:
+        mapped = map_events(events, self.mapping)
+        chunks = build_chunks(
+            mapped.items,
+            max_items=self.delivery.chunk_max_items,
+            max_bytes=self.delivery.chunk_max_bytes,
+        )
+        report = self.client.deliver(
+            chunks, api_key=api_key, deadline=deadline, refresh_key=refresh_key
+        )
+        result = ForwardResult(events=events, mapped=mapped, delivery=report)
+        for index, reason in mapped.invalid.items():
+            result.failures[index] = Failure(FailureReason.INVALID, error=reason)
+        delivery_failures = _failures_by_event(report.results)
+        for index in mapped.mapped:
+            failure = delivery_failures.get(index)
+            if failure is None:
+                result.forwarded.add(index)
+            else:
+                result.failures[index] = failure
+        return result
+
+
+def _failures_by_event(results: Sequence[ChunkResult]) -> dict[int, Failure]:
+    failures: dict[int, Failure] = {}
+    for chunk_result in results:
+        reason = _REASON_FOR_STATUS.get(chunk_result.status)
+        if reason is None:
+            continue
+        failure = Failure(
+            reason, chunk_result.http_status, chunk_result.error, chunk_result.attempts
+        )
+        for index in chunk_result.chunk.sources:
+            known = failures.get(index)
+            if known is None or _SEVERITY[reason] > _SEVERITY[known.reason]:
+                failures[index] = failure
+    return failures
+
+
+def group_failures(
+    events: Sequence[Any],
+    failures: Mapping[int, Failure],
+    *,
+    attempts: Callable[[Failure], int] = lambda failure: failure.attempts,
+    first_failure_at: str | None = None,
+) -> list[FailureGroup]:
+    """One group per distinct (reason, status, error), so each message has one reason."""
+    groups: dict[tuple[FailureReason, int | None, str | None], FailureGroup] = {}
+    for index in sorted(failures):
+        failure = failures[index]
+        key = (failure.reason, failure.status, failure.error)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = FailureGroup(
+                reason=failure.reason,
+                events=[],
+                status=failure.status,
+                error=failure.error,
+                attempts=attempts(failure),
+                first_failure_at=first_failure_at,
+            )
+        else:
+            group.attempts = max(group.attempts, attempts(failure))
+        group.events.append((index, events[index]))
+    return list(groups.values())
+
+
+@dataclass(slots=True)
+class Settlement:
+    """Where each failed event went."""
+
+    retry: QueueResult = field(default_factory=QueueResult)
+    dead_letter: QueueResult = field(default_factory=QueueResult)
+
+    @property
+    def queued(self) -> int:
+        return len(self.retry.queued)
+
+    @property
+    def dead_lettered(self) -> int:
+        return len(self.dead_letter.queued | self.dead_letter.omitted | self.retry.omitted)
+
+    @property
+    def unqueued(self) -> set[int]:
+        return self.retry.unqueued | self.dead_letter.unqueued
+
+
+def settle(
+    result: ForwardResult,
+    writer: QueueWriter,
+    *,
+    request_id: str | None,
+    retry_delay_seconds: int = 0,
+) -> Settlement:
+    """Permanent failures to the dead-letter queue; the rest to the retry queue."""
+    settlement = Settlement()
+    permanent = result.failed(FailureReason.INVALID, FailureReason.REJECTED)
+    transient = result.failed(FailureReason.TRANSIENT, FailureReason.DEADLINE)
+    if permanent:
+        settlement.dead_letter = writer.send(
+            QueueTarget.DEAD_LETTER,
+            group_failures(result.events, permanent),
+            request_id=request_id,
+        )
+    if transient:
+        settlement.retry = writer.send(
+            QueueTarget.RETRY,
+            group_failures(result.events, transient),
+            request_id=request_id,
+            delay_seconds=retry_delay_seconds,
+        )
+    return settlement

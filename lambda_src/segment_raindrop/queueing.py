@@ -1,0 +1,284 @@
+"""The retry and dead-letter queues: the message format and getting messages into SQS.
+
+A message carries the *original Segment events* (not mapped items), so a retry or a replay
+re-runs the whole pipeline with the configuration in force then: a fixed mapping rule heals
+what it had marked invalid. Messages are packed to stay under SQS's size limit; entries that
+SendMessageBatch refuses are retried; whatever still cannot be queued is reported back, so the
+caller can tell Segment to resend instead of dropping it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Literal
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.client import SQSClient
+    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
+
+FORMAT_VERSION = 1
+# SQS allows 1 MiB per message and per SendMessageBatch call, attributes included; the margin
+# covers the attributes and the entry framing.
+SQS_MAX_BYTES = 1_048_576
+_MESSAGE_BUDGET = SQS_MAX_BYTES - 8_192
+_BATCH_ENTRIES = 10
+_SEND_ROUNDS = 3
+_SUMMARY_KEYS = ("type", "event", "messageId", "userId", "anonymousId", "timestamp")
+
+
+class FailureReason(StrEnum):
+    INVALID = "invalid"  # the event cannot be mapped to anything Raindrop accepts
+    REJECTED = "rejected"  # Raindrop refused it for good (a 4xx)
+    TRANSIENT = "transient"  # Raindrop kept failing (5xx, 429, timeouts) through all attempts
+    DEADLINE = "deadline"  # the time budget ran out before it could be delivered
+
+    @property
+    def permanent(self) -> bool:
+        return self in (FailureReason.INVALID, FailureReason.REJECTED)
+
+
+class QueueTarget(StrEnum):
+    RETRY = "retry"
+    DEAD_LETTER = "dead-letter"
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class FailedEventsMessage(BaseModel):
+    """The body of every message on the retry and dead-letter queues (format version 1)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    format: Literal[1] = 1
+    reason: FailureReason
+    status: int | None = None
+    error: str | None = None
+    attempts: int = Field(default=1, ge=0)
+    # Receives by the retry worker before this message was written (0: first time queued).
+    retries: int = Field(default=0, ge=0)
+    first_failure_at: str
+    last_failure_at: str
+    request_id: str | None = None
+    source: str = "webhook"
+    events: list[Any]
+    # Events too large for any SQS message: only their identifying fields are kept.
+    omitted: list[dict[str, Any]] = Field(default_factory=list)
+
+
+@dataclass(slots=True)
+class FailureGroup:
+    """Events that failed the same way, with the indices their caller tracks them by."""
+
+    reason: FailureReason
+    events: list[tuple[int, Any]]
+    status: int | None = None
+    error: str | None = None
+    attempts: int = 1
+    first_failure_at: str | None = None
+    retries: int = 0
+
+
+@dataclass(slots=True)
+class QueueResult:
+    queued: set[int] = field(default_factory=set)
+    # Too large for any SQS message: recorded by their identifying fields in the dead-letter
+    # queue, whatever the target was, since no retry could deliver them.
+    omitted: set[int] = field(default_factory=set)
+    unqueued: set[int] = field(default_factory=set)
+    messages: int = 0
+
+
+@dataclass(slots=True)
+class _Entry:
+    url: str
+    body: str
+    reason: FailureReason
+    indices: list[int]
+    delay_seconds: int = 0
+    omitted: bool = False
+
+
+def _entry(
+    url: str,
+    header: dict[str, Any],
+    reason: FailureReason,
+    events: list[tuple[int, str]],
+    delay_seconds: int,
+) -> _Entry:
+    body = _body(header, [text for _, text in events], [])
+    return _Entry(url, body, reason, [index for index, _ in events], delay_seconds)
+
+
+class QueueWriter:
+    def __init__(
+        self,
+        sqs: SQSClient,
+        *,
+        retry_queue_url: str,
+        dlq_url: str,
+        source: str,
+        max_message_bytes: int = _MESSAGE_BUDGET,
+    ) -> None:
+        self._sqs = sqs
+        self._urls = {QueueTarget.RETRY: retry_queue_url, QueueTarget.DEAD_LETTER: dlq_url}
+        self._source = source
+        self._max_bytes = max_message_bytes
+
+    def send(
+        self,
+        target: QueueTarget,
+        groups: Iterable[FailureGroup],
+        *,
+        request_id: str | None,
+        delay_seconds: int = 0,
+    ) -> QueueResult:
+        result = QueueResult()
+        entries: list[_Entry] = []
+        now = utc_now()
+        for group in groups:
+            entries.extend(self._pack(target, group, request_id, now, delay_seconds))
+        for url in {entry.url for entry in entries}:
+            self._send_entries(url, [entry for entry in entries if entry.url == url], result)
+        return result
+
+    def _pack(
+        self,
+        target: QueueTarget,
+        group: FailureGroup,
+        request_id: str | None,
+        now: str,
+        delay_seconds: int,
+    ) -> list[_Entry]:
+        header = FailedEventsMessage(
+            reason=group.reason,
+            status=group.status,
+            error=group.error,
+            attempts=group.attempts,
+            retries=group.retries,
+            first_failure_at=group.first_failure_at or now,
+            last_failure_at=now,
+            request_id=request_id,
+            source=self._source,
+            events=[],
+        ).model_dump(mode="json")
+        url = self._urls[target]
+        entries: list[_Entry] = []
+        current: list[tuple[int, str]] = []
+        omitted: list[tuple[int, dict[str, Any]]] = []
+        base = len(_body(header, [], []))
+        size = base
+        for index, event in group.events:
+            text = json.dumps(event, separators=(",", ":"))
+            if base + len(text) > self._max_bytes:
+                omitted.append((index, _summary(event, len(text))))
+                continue
+            if current and size + len(text) + 1 > self._max_bytes:
+                entries.append(_entry(url, header, group.reason, current, delay_seconds))
+                current, size = [], base
+            current.append((index, text))
+            size += len(text) + 1
+        if current:
+            entries.append(_entry(url, header, group.reason, current, delay_seconds))
+        if omitted:
+            # Nothing could retry an event SQS cannot hold: record it where operators look.
+            body = _body(header, [], [summary for _, summary in omitted])
+            indices = [index for index, _ in omitted]
+            entries.append(
+                _Entry(self._urls[QueueTarget.DEAD_LETTER], body, group.reason, indices, 0, True)
+            )
+        return entries
+
+    def _send_entries(self, url: str, entries: Sequence[_Entry], result: QueueResult) -> None:
+        for batch in _batches(entries):
+            pending = {f"m{number}": entry for number, entry in enumerate(batch)}
+            for round_number in range(_SEND_ROUNDS):
+                if round_number:
+                    time.sleep(0.1 * 2**round_number)
+                pending = self._send_batch(url, pending, result)
+                if not pending:
+                    break
+            for entry in pending.values():
+                result.unqueued.update(entry.indices)
+
+    def _send_batch(
+        self, url: str, pending: dict[str, _Entry], result: QueueResult
+    ) -> dict[str, _Entry]:
+        """Send one batch; returns the entries still to send."""
+        request: list[SendMessageBatchRequestEntryTypeDef] = [
+            {
+                "Id": entry_id,
+                "MessageBody": entry.body,
+                "DelaySeconds": entry.delay_seconds,
+                "MessageAttributes": {
+                    "reason": {"DataType": "String", "StringValue": entry.reason.value},
+                    "format": {"DataType": "Number", "StringValue": str(FORMAT_VERSION)},
+                    "source": {"DataType": "String", "StringValue": self._source},
+                },
+            }
+            for entry_id, entry in pending.items()
+        ]
+        try:
+            response = self._sqs.send_message_batch(QueueUrl=url, Entries=request)
+        except (BotoCoreError, ClientError):
+            return pending
+        for success in response.get("Successful", []):
+            entry = pending.pop(success["Id"], None)
+            if entry is not None:
+                (result.omitted if entry.omitted else result.queued).update(entry.indices)
+                result.messages += 1
+        failed = {item["Id"] for item in response.get("Failed", [])}
+        # A sender fault (malformed entry) will not heal by resending; give up on it now.
+        permanent = {item["Id"] for item in response.get("Failed", []) if item.get("SenderFault")}
+        still = {entry_id: entry for entry_id, entry in pending.items() if entry_id in failed}
+        for entry_id in permanent:
+            entry = still.pop(entry_id)
+            result.unqueued.update(entry.indices)
+        return still
+
+
+def _batches(entries: Sequence[_Entry]) -> Iterable[list[_Entry]]:
+    batch: list[_Entry] = []
+    size = 0
+    for entry in entries:
+        length = len(entry.body) + 1_024
+        if batch and (len(batch) >= _BATCH_ENTRIES or size + length > SQS_MAX_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(entry)
+        size += length
+    if batch:
+        yield batch
+
+
+def _body(header: dict[str, Any], events: list[str], omitted: list[dict[str, Any]]) -> str:
+    # Events are serialised once each (ASCII-only: SQS refuses some code points, and sizes
+    # then equal lengths) and spliced into the envelope.
+    fields = dict(header)
+    fields.pop("events", None)
+    fields["omitted"] = omitted
+    head = json.dumps(fields, separators=(",", ":"))
+    return head[:-1] + ',"events":[' + ",".join(events) + "]}"
+
+
+def _summary(event: Any, size: int) -> dict[str, Any]:
+    summary: dict[str, Any] = {"bytes": size}
+    if isinstance(event, dict):
+        summary.update(
+            {key: event[key] for key in _SUMMARY_KEYS if isinstance(event.get(key), str)}
+        )
+    return summary
+
+
+def parse_message(body: str) -> FailedEventsMessage:
+    """A queue message's body; raises ``ValueError`` when it is not one of ours."""
+    return FailedEventsMessage.model_validate_json(body)

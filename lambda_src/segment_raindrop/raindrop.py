@@ -1,0 +1,131 @@
+"""What Raindrop accepts (WIRE.md §2), as pydantic models.
+
+Every item the mapper produces is validated here before it is sent, so nothing Raindrop would
+refuse leaves the forwarder: an item that breaks these rules marks its Segment event invalid,
+with the reason, instead of poisoning a whole request of good items.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AllowInfNan,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
+
+
+class Endpoint(StrEnum):
+    """Raindrop's endpoints, relative to the API base URL."""
+
+    TRACK = "events/track"
+    SIGNAL = "signals/track"
+    IDENTIFY = "users/identify"
+
+
+def _iso_8601(value: str) -> str:
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be an ISO 8601 timestamp") from None
+    return value
+
+
+NonEmptyStr = Annotated[StrictStr, Field(min_length=1)]
+Timestamp = Annotated[StrictStr, AfterValidator(_iso_8601)]
+# Finite: pydantic would serialise an infinite float as null, which Raindrop does not take.
+TraitValue = StrictStr | StrictBool | StrictInt | Annotated[StrictFloat, AllowInfNan(False)]
+
+_MODEL_CONFIG = ConfigDict(extra="forbid", frozen=True)
+
+
+class AiData(BaseModel):
+    model_config = _MODEL_CONFIG
+
+    model: StrictStr | None = None
+    input: StrictStr | None = None
+    output: StrictStr | None = None
+    convo_id: StrictStr | None = None
+
+    @model_validator(mode="after")
+    def _has_content(self) -> AiData:
+        if not self.input and not self.output:
+            raise ValueError("ai_data needs a non-empty input or output")
+        return self
+
+
+class Attachment(BaseModel):
+    model_config = _MODEL_CONFIG
+
+    type: Literal["code", "text", "image", "iframe"]
+    value: StrictStr
+    name: StrictStr | None = None
+    role: Literal["input", "output", "context"] | None = None
+    language: StrictStr | None = None
+
+
+class TrackEvent(BaseModel):
+    """An item of ``POST events/track``."""
+
+    model_config = _MODEL_CONFIG
+
+    event_id: NonEmptyStr
+    user_id: NonEmptyStr
+    event: NonEmptyStr
+    timestamp: Timestamp
+    properties: dict[str, Any] = Field(default_factory=dict)
+    ai_data: AiData | None = None
+    attachments: list[Attachment] | None = None
+
+
+class Signal(BaseModel):
+    """An item of ``POST signals/track``: feedback about the AI event ``event_id``."""
+
+    model_config = _MODEL_CONFIG
+
+    event_id: NonEmptyStr
+    signal_name: NonEmptyStr
+    signal_type: Literal["default", "feedback", "edit"] = "default"
+    timestamp: Timestamp
+    properties: dict[str, Any] = Field(default_factory=dict)
+    sentiment: Literal["POSITIVE", "NEGATIVE"] | None = None
+    attachment_id: NonEmptyStr | None = None
+
+    @model_validator(mode="after")
+    def _required_properties(self) -> Signal:
+        required = {"feedback": "comment", "edit": "after"}.get(self.signal_type)
+        if required is not None:
+            value = self.properties.get(required)
+            if not isinstance(value, str) or not value:
+                raise ValueError(
+                    f"a {self.signal_type} signal needs a non-empty properties.{required}"
+                )
+        return self
+
+
+class Identify(BaseModel):
+    """An item of ``POST users/identify``."""
+
+    model_config = _MODEL_CONFIG
+
+    user_id: NonEmptyStr
+    traits: dict[str, TraitValue] = Field(default_factory=dict)
+
+
+RaindropItem = TrackEvent | Signal | Identify
+
+MODEL_FOR_ENDPOINT: dict[Endpoint, type[BaseModel]] = {
+    Endpoint.TRACK: TrackEvent,
+    Endpoint.SIGNAL: Signal,
+    Endpoint.IDENTIFY: Identify,
+}
