@@ -1,0 +1,258 @@
+"""Shared fixtures: real local components only (a moto server, a Raindrop receiver), no mocks.
+
+- ``moto_server`` (session): one moto server on 127.0.0.1 for the whole run.
+- ``aws``: moto reset, the forwarder's secret and queues provisioned with fresh random secret
+  values, and the forwarder's environment set (``AwsEnv``).
+- ``receiver``: a started ``RaindropReceiver`` expecting ``aws``'s Raindrop key, validating items
+  like Raindrop (``check_raindrop_items``), with ``RAINDROP_API_URL`` pointing at it.
+- ``receiver_factory``: more receivers with other settings, stopped after the test.
+- ``sqs_unreachable`` / ``secretsmanager_unreachable``: that service's endpoint refuses
+  connections for the test; ``closed_port``, ``free_port``: ports for such tricks.
+
+Every test starts from a sanitised environment (no AWS profile, real credentials, forwarder
+settings or proxies for 127.0.0.1 inherited from the shell) and the whole ``os.environ`` is
+restored afterwards, even when the code under test wrote to it directly.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from segment_raindrop.local.aws import (
+    LocalResources,
+    MotoServer,
+    drain_queue,
+    peek_queue,
+    provision,
+    secretsmanager_client,
+    sqs_client,
+    start_moto_server,
+)
+from segment_raindrop.local.receiver import RaindropReceiver, check_raindrop_items
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_sqs import SQSClient
+
+REGION = "us-east-1"
+
+# Variables that would let a test reach real AWS, or leak one test's forwarder settings into
+# the next. AWS_CA_BUNDLE stays: some machines need it for any TLS at all.
+_SCRUBBED_PREFIXES = (
+    "AWS_",
+    "RAINDROP_",
+    "POWERTOOLS_",
+    "CHUNK_",
+    "DELIVERY_",
+    "DLQ_",
+    "ENRICH_",
+    "EVENT_",
+    "FEEDBACK_",
+    "FORWARD_",
+    "MAX_BODY_",
+    "RETRY_",
+    "SECRET_",
+    "_X_AMZN_",
+)
+_KEPT = frozenset({"AWS_CA_BUNDLE"})
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    # Deliberately not built on monkeypatch: as an autouse fixture that does not request it,
+    # this is set up before and torn down after monkeypatch, so its restore is the last word.
+    saved = dict(os.environ)
+    for name in list(os.environ):
+        if name.startswith(_SCRUBBED_PREFIXES) and name not in _KEPT:
+            del os.environ[name]
+    missing = str(tmp_path_factory.getbasetemp() / "no-aws-config")
+    os.environ |= {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_CONFIG_FILE": missing,
+        "AWS_SHARED_CREDENTIALS_FILE": missing,
+        # Without credentials botocore would probe the instance metadata service for seconds.
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    for name in ("NO_PROXY", "no_proxy"):
+        existing = [host for host in os.environ.get(name, "").split(",") if host]
+        os.environ[name] = ",".join([*existing, "127.0.0.1", "localhost"])
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def free_port() -> Callable[[], int]:
+    """A function returning a port on 127.0.0.1 that was free a moment ago."""
+    return _free_port
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that refuses connections for the whole test.
+
+    The socket is bound but never listens, so nothing else can take the port meanwhile and
+    every connection attempt is refused at once (no timeout to wait for).
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    with start_moto_server() as server:
+        yield server
+
+
+@dataclass(frozen=True)
+class MotoClients:
+    sqs: SQSClient
+    secretsmanager: SecretsManagerClient
+
+
+@pytest.fixture(scope="session")
+def _moto_clients(moto_server: MotoServer) -> MotoClients:
+    # Bound to the endpoint explicitly, so they keep working when a test makes the service
+    # unreachable through the environment for the code under test.
+    return MotoClients(
+        sqs=sqs_client(moto_server.endpoint_url, REGION),
+        secretsmanager=secretsmanager_client(moto_server.endpoint_url, REGION),
+    )
+
+
+@dataclass(frozen=True)
+class AwsEnv:
+    """The provisioned resources, the secret's values and clients bound to moto."""
+
+    resources: LocalResources
+    secret: dict[str, str]
+    endpoint_url: str
+    sqs: SQSClient
+    secretsmanager: SecretsManagerClient
+    environment: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def raindrop_api_key(self) -> str:
+        return self.secret["raindrop_api_key"]
+
+    @property
+    def webhook_token(self) -> str:
+        return self.secret["webhook_token"]
+
+    @property
+    def segment_shared_secret(self) -> str:
+        return self.secret["segment_shared_secret"]
+
+    def drain_retry_queue(self) -> list[dict[str, Any]]:
+        return drain_queue(self.sqs, self.resources.retry_queue_url)
+
+    def drain_dlq(self) -> list[dict[str, Any]]:
+        return drain_queue(self.sqs, self.resources.dlq_url)
+
+    def peek_dlq(self) -> list[dict[str, Any]]:
+        return peek_queue(self.sqs, self.resources.dlq_url)
+
+    def queue_depth(self, queue_url: str) -> int:
+        """Messages visible, in flight or delayed: everything still on the queue."""
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=queue_url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
+        )["Attributes"]
+        return sum(int(value) for value in attributes.values())
+
+
+@pytest.fixture
+def aws(
+    moto_server: MotoServer, _moto_clients: MotoClients, monkeypatch: pytest.MonkeyPatch
+) -> AwsEnv:
+    """Fresh forwarder resources in moto and the forwarder's AWS environment variables."""
+    moto_server.reset()
+    secret = {
+        "raindrop_api_key": f"rk-{secrets.token_urlsafe(16)}",
+        "webhook_token": f"wt-{secrets.token_urlsafe(16)}",
+        "segment_shared_secret": f"ss-{secrets.token_urlsafe(16)}",
+    }
+    resources = provision(endpoint_url=moto_server.endpoint_url, region=REGION, secret=secret)
+    environment = resources.environment()
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    return AwsEnv(
+        resources=resources,
+        secret=secret,
+        endpoint_url=moto_server.endpoint_url,
+        sqs=_moto_clients.sqs,
+        secretsmanager=_moto_clients.secretsmanager,
+        environment=environment,
+    )
+
+
+@pytest.fixture
+def receiver_factory() -> Iterator[Callable[..., RaindropReceiver]]:
+    """``factory(**RaindropReceiver kwargs)`` → a started receiver, stopped after the test."""
+    started: list[RaindropReceiver] = []
+
+    def factory(**kwargs: Any) -> RaindropReceiver:
+        receiver = RaindropReceiver(**kwargs).start()
+        started.append(receiver)
+        return receiver
+
+    yield factory
+    for receiver in started:
+        receiver.stop()
+
+
+@pytest.fixture
+def receiver(
+    aws: AwsEnv,
+    receiver_factory: Callable[..., RaindropReceiver],
+    monkeypatch: pytest.MonkeyPatch,
+) -> RaindropReceiver:
+    """The Raindrop stand-in the forwarder is configured to use (``RAINDROP_API_URL``)."""
+    started = receiver_factory(api_key=aws.raindrop_api_key, validator=check_raindrop_items)
+    monkeypatch.setenv("RAINDROP_API_URL", started.url)
+    return started
+
+
+def _make_unreachable(
+    monkeypatch: pytest.MonkeyPatch, closed_port: int, service_variable: str
+) -> str:
+    # botocore gives a service-specific AWS_ENDPOINT_URL_<SERVICE> precedence over the global
+    # AWS_ENDPOINT_URL, so only this service breaks. Clients already built keep their endpoint:
+    # code that caches clients must rebuild them after this fixture runs.
+    url = f"http://127.0.0.1:{closed_port}"
+    monkeypatch.setenv(service_variable, url)
+    return url
+
+
+@pytest.fixture
+def sqs_unreachable(monkeypatch: pytest.MonkeyPatch, closed_port: int) -> str:
+    """SQS clients built from the environment get connection refused; returns their URL."""
+    return _make_unreachable(monkeypatch, closed_port, "AWS_ENDPOINT_URL_SQS")
+
+
+@pytest.fixture
+def secretsmanager_unreachable(monkeypatch: pytest.MonkeyPatch, closed_port: int) -> str:
+    """Secrets Manager clients built from the environment get connection refused."""
+    return _make_unreachable(monkeypatch, closed_port, "AWS_ENDPOINT_URL_SECRETS_MANAGER")

@@ -1,0 +1,72 @@
+"""Fixtures to call the real Lambda handlers the way API Gateway and Lambda do."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from segment_raindrop import webhook
+from segment_raindrop.local.apigw import LocalContext, rest_proxy_event
+
+
+@pytest.fixture(autouse=True)
+def _immediate_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Messages on the retry queue are normally delayed (RETRY_BASE_DELAY_SECONDS); tests read
+    # them at once. test_retry_queue_messages_are_delayed covers the delay itself.
+    monkeypatch.setenv("RETRY_BASE_DELAY_SECONDS", "0")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_webhook_runtime() -> Iterator[None]:
+    # Each test sets its own environment; the handler must build its runtime from it.
+    webhook.runtime.reset()
+    yield
+    webhook.runtime.reset()
+
+
+@dataclass(frozen=True)
+class WebhookResponse:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+Invoke = Callable[..., WebhookResponse]
+
+
+@pytest.fixture
+def invoke_webhook() -> Invoke:
+    """``invoke(body, headers=..., path=..., timeout=...)`` → the handler's answer."""
+
+    def invoke(
+        body: bytes | str | Any,
+        *,
+        headers: dict[str, str] | None = None,
+        path: str = "/segment",
+        method: str = "POST",
+        timeout: float = 10.0,
+    ) -> WebhookResponse:
+        if isinstance(body, str):
+            raw = body.encode()
+        elif isinstance(body, bytes):
+            raw = body
+        else:
+            raw = json.dumps(body).encode()
+        event = rest_proxy_event(
+            method=method,
+            path=path,
+            headers={"Content-Type": "application/json", **(headers or {})},
+            body=raw,
+        )
+        answer = webhook.handler(event, LocalContext(timeout_seconds=timeout))
+        return WebhookResponse(
+            status=answer["statusCode"],
+            body=json.loads(answer["body"]) if answer.get("body") else {},
+            headers=dict(answer.get("headers") or {}),
+        )
+
+    return invoke

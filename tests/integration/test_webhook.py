@@ -1,0 +1,522 @@
+"""The webhook handler against moto's server over HTTP and a real Raindrop receiver.
+
+Every test checks the accounting: the receiver and the queues hold exactly the events the
+counts say, no more, no fewer.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from segment_raindrop.auth import sign
+from segment_raindrop.local.receiver import Fault, RaindropReceiver, check_raindrop_items
+from tests.conftest import AwsEnv
+from tests.integration import segment_events as se
+from tests.integration.conftest import Invoke, WebhookResponse
+
+
+@dataclass
+class Ledger:
+    delivered: set[int]
+    retry: set[int]
+    dead_letter: set[int]
+    retry_messages: list[dict[str, Any]]
+    dlq_messages: list[dict[str, Any]]
+
+
+def _delivered_seqs(receiver: RaindropReceiver) -> list[int]:
+    seqs: list[int] = []
+    for item in receiver.accepted():
+        holder = item.get("properties") or item.get("traits") or {}
+        if isinstance(holder.get("seq"), int):
+            seqs.append(holder["seq"])
+    return seqs
+
+
+def account(
+    response: WebhookResponse,
+    events: list[dict[str, Any]],
+    receiver: RaindropReceiver,
+    aws: AwsEnv,
+) -> Ledger:
+    """Check the response's counts against what the receiver and both queues really hold."""
+    counts = response.body
+    assert counts["received"] == len(events)
+    assert (
+        counts["forwarded"] + counts["filtered"] + counts["queued"] + counts["dead_lettered"]
+        == counts["received"]
+    )
+    delivered_list = _delivered_seqs(receiver)
+    retry_messages = aws.drain_retry_queue()
+    dlq_messages = aws.drain_dlq()
+    retry_list = [e for m in retry_messages for e in m["events"]]
+    dlq_list = [e for m in dlq_messages for e in m["events"]]
+    ledger = Ledger(
+        delivered=set(delivered_list),
+        retry=se.seqs(retry_list),
+        dead_letter=se.seqs(dlq_list),
+        retry_messages=retry_messages,
+        dlq_messages=dlq_messages,
+    )
+    filtered = {seq for seq, event in enumerate(events) if se.is_filtered(event)}
+    assert len(ledger.retry) == len(retry_list) == counts["queued"]
+    assert len(ledger.dead_letter) == len(dlq_list) == counts["dead_lettered"]
+    # Each Segment event ends in exactly one place.
+    places = [ledger.delivered, ledger.retry, ledger.dead_letter, filtered]
+    assert sum(len(place) for place in places) == len(events)
+    assert set().union(*places) == se.seqs(events)
+    assert counts["forwarded"] == len(ledger.delivered)
+    assert counts["filtered"] == len(filtered)
+    return ledger
+
+
+def bearer(aws: AwsEnv) -> dict[str, str]:
+    return {"Authorization": f"Bearer {aws.webhook_token}"}
+
+
+# --- delivery -----------------------------------------------------------------------------
+
+
+def test_all_good_batch_is_delivered(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke
+) -> None:
+    events = se.mixed(250)
+    response = invoke_webhook(events, headers=bearer(aws))
+    assert response.status == 200, response.body
+    ledger = account(response, events, receiver, aws)
+    assert response.body["forwarded"] == 225
+    assert response.body["filtered"] == 25
+    assert ledger.retry == ledger.dead_letter == set()
+    assert not receiver.callback_errors
+    # Mapped as WIRE.md §3 says, and sent in chunks rather than one request per event.
+    tracks = receiver.accepted("events/track")
+    assert {item["event"] for item in tracks} == {"ai_interaction"}
+    assert len(receiver.accepted("signals/track")) == 25
+    assert len(receiver.requests) < 10
+
+
+def test_single_event_body(aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke) -> None:
+    event = se.chat(0)
+    response = invoke_webhook(event, headers=bearer(aws))
+    assert response.status == 200
+    account(response, [event], receiver, aws)
+    [item] = receiver.accepted("events/track")
+    assert item["event_id"] == "trace-0"
+    assert item["ai_data"]["output"] == "answer 0"
+    assert "ai_data" not in item["properties"]
+
+
+def test_batch_envelope_with_basic_auth(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke
+) -> None:
+    events = se.mixed(20)
+    basic = base64.b64encode(f"{aws.webhook_token}:".encode()).decode()
+    response = invoke_webhook(
+        {"batch": events, "sentAt": se.TIMESTAMP, "context": {"library": {"name": "test"}}},
+        headers={"Authorization": f"Basic {basic}"},
+    )
+    assert response.status == 200, response.body
+    account(response, events, receiver, aws)
+
+
+def test_server_error_then_success_is_retried(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke
+) -> None:
+    receiver.inject(Fault(status=500), endpoint="events/track")
+    events = [se.chat(seq) for seq in range(5)]
+    response = invoke_webhook(events, headers=bearer(aws))
+    assert response.status == 200
+    ledger = account(response, events, receiver, aws)
+    assert ledger.delivered == set(range(5))
+    statuses = [r.status for r in receiver.requests_to("events/track")]
+    assert statuses == [500, 200]
+
+
+def test_429_retry_after_is_honoured(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke
+) -> None:
+    receiver.inject(Fault(status=429, retry_after="1"), endpoint="events/track")
+    events = [se.chat(seq) for seq in range(3)]
+    response = invoke_webhook(events, headers=bearer(aws))
+    assert response.status == 200
+    assert account(response, events, receiver, aws).delivered == {0, 1, 2}
+    first, second = receiver.requests_to("events/track")
+    assert second.received_at - first.received_at >= 0.95
+
+
+def test_retry_after_beyond_budget_queues_instead_of_waiting(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DELIVERY_BUDGET_SECONDS", "1")
+    receiver.inject(Fault(status=429, retry_after="30"), endpoint="events/track")
+    events = [se.chat(seq) for seq in range(3)]
+    started = time.monotonic()
+    response = invoke_webhook(events, headers=bearer(aws))
+    assert time.monotonic() - started < 3
+    assert response.status == 200
+    ledger = account(response, events, receiver, aws)
+    assert ledger.retry == {0, 1, 2}
+    [message] = ledger.retry_messages
+    assert message["reason"] == "deadline"
+    assert message["status"] == 429
+
+
+def test_retry_queue_messages_are_delayed(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RETRY_BASE_DELAY_SECONDS", "60")
+    receiver.outage(Fault(status=503))
+    response = invoke_webhook([se.chat(0)], headers=bearer(aws))
+    assert response.body["queued"] == 1
+    attributes = aws.sqs.get_queue_attributes(
+        QueueUrl=aws.resources.retry_queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed"],
+    )["Attributes"]
+    assert attributes == {
+        "ApproximateNumberOfMessages": "0",
+        "ApproximateNumberOfMessagesDelayed": "1",
+    }
+
+
+def test_dropped_connection_is_retried(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke
+) -> None:
+    receiver.inject(Fault(drop=True), endpoint="events/track")
+    events = [se.chat(seq) for seq in range(4)]
+    response = invoke_webhook(events, headers=bearer(aws))
+    assert response.status == 200
+    assert account(response, events, receiver, aws).delivered == {0, 1, 2, 3}
+
+
+def test_persistent_server_errors_go_to_the_retry_queue(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke
+) -> None:
+    receiver.outage(Fault(status=503), endpoint="events/track")
+    events = [se.chat(0), se.chat(1), se.identify(2, user="user-2"), se.noise(3)]
+    response = invoke_webhook(events, headers=bearer(aws))
+    assert response.status == 200
+    ledger = account(response, events, receiver, aws)
+    assert ledger.delivered == {2}
+    assert ledger.retry == {0, 1}
+    [message] = ledger.retry_messages
+    assert message["format"] == 1
+    assert message["reason"] == "transient"
+    assert message["status"] == 503
+    assert message["attempts"] == 3
+    assert message["request_id"]
+    assert message["first_failure_at"].endswith("Z")
+    # The original Segment events, not mapped items, so a retry re-runs the whole pipeline.
+    assert [event["messageId"] for event in message["events"]] == ["msg-0", "msg-1"]
+    assert aws.raindrop_api_key not in json.dumps(message)
+
+
+def test_bad_request_from_raindrop_dead_letters_only_the_bad_item(
+    aws: AwsEnv,
+    receiver_factory: Any,
+    invoke_webhook: Invoke,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def picky(endpoint: str, items: list[Any]) -> str | None:
+        if any(item.get("properties", {}).get("seq") == 3 for item in items):
+            return "item 3 is not acceptable"
+        return check_raindrop_items(endpoint, items)
+
+    receiver = receiver_factory(api_key=aws.raindrop_api_key, validator=picky)
+    monkeypatch.setenv("RAINDROP_API_URL", receiver.url)
+    events = [se.chat(seq) for seq in range(8)]
+    response = invoke_webhook(events, headers=bearer(aws))
+    assert response.status == 200
+    ledger = account(response, events, receiver, aws)
+    assert ledger.dead_letter == {3}
+    assert ledger.delivered == {0, 1, 2, 4, 5, 6, 7}
+    [message] = ledger.dlq_messages
+    assert message["reason"] == "rejected"
+    assert message["status"] == 400
+    assert "item 3 is not acceptable" in message["error"]
+
+
+def test_other_client_errors_are_permanent(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke
+) -> None:
+    receiver.inject(Fault(status=404), endpoint="events/track")
+    events = [se.chat(0), se.chat(1)]
+    response = invoke_webhook(events, headers=bearer(aws))
+    assert response.status == 200
+    ledger = account(response, events, receiver, aws)
+    assert ledger.dead_letter == {0, 1}
+    assert len(receiver.requests_to("events/track")) == 1
+
+
+def test_payload_too_large_splits_the_chunk(
+    aws: AwsEnv, receiver_factory: Any, invoke_webhook: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receiver = receiver_factory(
+        api_key=aws.raindrop_api_key, validator=check_raindrop_items, max_body_bytes=2_000
+    )
+    monkeypatch.setenv("RAINDROP_API_URL", receiver.url)
+    events = [se.chat(seq) for seq in range(12)]
+    response = invoke_webhook(events, headers=bearer(aws))
+    assert response.status == 200
+    ledger = account(response, events, receiver, aws)
+    assert ledger.delivered == set(range(12))
+    assert 413 in {r.status for r in receiver.requests}
+
+
+def test_invalid_events_are_dead_lettered_with_their_reason(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke
+) -> None:
+    events = [se.chat(0), se.invalid(1), se.chat(2)]
+    response = invoke_webhook(events, headers=bearer(aws))
+    assert response.status == 200
+    ledger = account(response, events, receiver, aws)
+    assert ledger.dead_letter == {1}
+    [message] = ledger.dlq_messages
+    assert message["reason"] == "invalid"
+    assert message["error"] == "event has no userId or anonymousId"
+
+
+def test_slow_receiver_answers_within_budget_and_queues_the_rest(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DELIVERY_BUDGET_SECONDS", "1")
+    receiver.set_latency(5)
+    events = [se.chat(seq) for seq in range(30)]
+    started = time.monotonic()
+    response = invoke_webhook(events, headers=bearer(aws))
+    elapsed = time.monotonic() - started
+    # Accounted for at the moment we answered: the receiver is still sitting on the requests.
+    ledger = account(response, events, receiver, aws)
+    assert response.status == 200
+    assert elapsed < 2.5
+    assert ledger.retry == set(range(30))
+    assert {message["reason"] for message in ledger.retry_messages} == {"deadline"}
+
+
+def test_budget_is_clipped_to_the_lambda_remaining_time(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke
+) -> None:
+    receiver.set_latency(5)
+    events = [se.chat(0)]
+    started = time.monotonic()
+    response = invoke_webhook(events, headers=bearer(aws), timeout=3.0)
+    assert time.monotonic() - started < 3.0
+    assert response.status == 200
+    assert account(response, events, receiver, aws).retry == {0}
+
+
+def test_connection_refused_goes_to_the_retry_queue(
+    aws: AwsEnv,
+    receiver: RaindropReceiver,
+    invoke_webhook: Invoke,
+    monkeypatch: pytest.MonkeyPatch,
+    closed_port: int,
+) -> None:
+    monkeypatch.setenv("RAINDROP_API_URL", f"http://127.0.0.1:{closed_port}/v1")
+    events = [se.chat(0), se.chat(1)]
+    response = invoke_webhook(events, headers=bearer(aws))
+    assert response.status == 200
+    ledger = account(response, events, receiver, aws)
+    assert ledger.retry == {0, 1}
+    [message] = ledger.retry_messages
+    assert message["reason"] == "transient"
+    assert message["error"] == "ConnectError"
+
+
+def test_sqs_down_asks_segment_to_resend(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke, sqs_unreachable: str
+) -> None:
+    receiver.outage(Fault(status=500))
+    events = [se.chat(0), se.chat(1)]
+    response = invoke_webhook(events, headers=bearer(aws))
+    assert response.status == 503
+    assert response.body["unqueued"] == 2
+    assert receiver.accepted() == []
+    assert aws.drain_retry_queue() == aws.drain_dlq() == []
+
+
+def test_sqs_down_does_not_matter_when_everything_is_delivered(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke, sqs_unreachable: str
+) -> None:
+    events = [se.chat(0), se.noise(1)]
+    response = invoke_webhook(events, headers=bearer(aws))
+    assert response.status == 200
+    assert response.body["forwarded"] == 1
+
+
+def test_rotated_raindrop_key_is_picked_up_after_401(
+    aws: AwsEnv, receiver_factory: Any, invoke_webhook: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Warm the cache with the old key, then rotate it in Secrets Manager and at Raindrop.
+    old = receiver_factory(api_key=aws.raindrop_api_key, validator=check_raindrop_items)
+    monkeypatch.setenv("RAINDROP_API_URL", old.url)
+    assert invoke_webhook(se.chat(0), headers=bearer(aws)).status == 200
+    rotated = {**aws.secret, "raindrop_api_key": "rk-rotated"}
+    aws.secretsmanager.put_secret_value(
+        SecretId=aws.resources.secret_id, SecretString=json.dumps(rotated)
+    )
+    old.stop()
+    new = receiver_factory(api_key="rk-rotated", validator=check_raindrop_items, port=old.port)
+    aws.drain_retry_queue()
+    events = [se.chat(1)]
+    response = invoke_webhook(events, headers=bearer(aws))
+    assert response.status == 200
+    assert account(response, events, new, aws).delivered == {1}
+    assert [r.status for r in new.requests] == [401, 200]
+
+
+def test_wrong_raindrop_key_is_dead_lettered(
+    aws: AwsEnv, receiver_factory: Any, invoke_webhook: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receiver = receiver_factory(api_key="some-other-key", validator=check_raindrop_items)
+    monkeypatch.setenv("RAINDROP_API_URL", receiver.url)
+    events = [se.chat(0)]
+    response = invoke_webhook(events, headers=bearer(aws))
+    assert response.status == 200
+    ledger = account(response, events, receiver, aws)
+    assert ledger.dead_letter == {0}
+    assert ledger.dlq_messages[0]["status"] == 401
+
+
+# --- refusals -----------------------------------------------------------------------------
+
+
+def _nothing_happened(receiver: RaindropReceiver, aws: AwsEnv) -> None:
+    assert receiver.requests == []
+    assert aws.drain_retry_queue() == aws.drain_dlq() == []
+
+
+def test_secret_missing_is_503(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke
+) -> None:
+    aws.secretsmanager.delete_secret(
+        SecretId=aws.resources.secret_id, ForceDeleteWithoutRecovery=True
+    )
+    response = invoke_webhook(se.chat(0), headers=bearer(aws))
+    assert response.status == 503
+    assert response.body == {"error": "forwarder secret is unavailable"}
+    _nothing_happened(receiver, aws)
+
+
+@pytest.mark.parametrize("placeholder", ["REPLACE_ME", ""])
+def test_placeholder_raindrop_key_is_503(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke, placeholder: str
+) -> None:
+    aws.secretsmanager.put_secret_value(
+        SecretId=aws.resources.secret_id,
+        SecretString=json.dumps({**aws.secret, "raindrop_api_key": placeholder}),
+    )
+    response = invoke_webhook(se.chat(0), headers=bearer(aws))
+    assert response.status == 503
+    assert "not configured" in response.body["error"]
+    _nothing_happened(receiver, aws)
+
+
+def test_bad_configuration_is_503_naming_the_variable(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHUNK_MAX_ITEMS", "lots")
+    response = invoke_webhook(se.chat(0), headers=bearer(aws))
+    assert response.status == 503
+    assert "CHUNK_MAX_ITEMS" in response.body["error"]
+    _nothing_happened(receiver, aws)
+
+
+def test_whole_body_signature(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke
+) -> None:
+    event = se.chat(0)
+    body = json.dumps(event).encode()
+    response = invoke_webhook(body, headers={"X-Signature": sign(body, aws.segment_shared_secret)})
+    assert response.status == 200
+    account(response, [event], receiver, aws)
+
+
+def test_first_element_signature_of_a_batch(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke
+) -> None:
+    events = [se.chat(0), se.chat(1), se.noise(2)]
+    # JavaScript's JSON.stringify output: compact, and numbers like 1e+21 kept verbatim.
+    first = json.dumps(events[0], separators=(",", ":"))
+    first = first.replace('"input_tokens":12', '"input_tokens":1e+21')
+    rest = ",".join(json.dumps(event, separators=(",", ":")) for event in events[1:])
+    body = f"[{first},{rest}]".encode()
+    signature = sign(first.encode(), aws.segment_shared_secret)
+    response = invoke_webhook(body, headers={"x-signature": signature})
+    assert response.status == 200, response.body
+    account(response, events, receiver, aws)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": "Basic d3Jvbmc6"},
+        {"X-Signature": "0" * 40},
+        {"Authorization": "Token something"},
+    ],
+    ids=["missing", "wrong-bearer", "wrong-basic", "wrong-signature", "unknown-scheme"],
+)
+def test_bad_credentials_are_401(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke, headers: dict[str, str]
+) -> None:
+    response = invoke_webhook([se.chat(0)], headers=headers)
+    assert response.status == 401
+    assert response.body == {"error": "unauthorized"}
+    _nothing_happened(receiver, aws)
+
+
+def test_no_credentials_configured_refuses_everything(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke
+) -> None:
+    aws.secretsmanager.put_secret_value(
+        SecretId=aws.resources.secret_id,
+        SecretString=json.dumps({"raindrop_api_key": aws.raindrop_api_key}),
+    )
+    response = invoke_webhook([se.chat(0)], headers=bearer(aws))
+    assert response.status == 401
+    _nothing_happened(receiver, aws)
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"42", "JSON object or array"),
+        (b'"text"', "JSON object or array"),
+        (b"", "empty"),
+        (b'{"batch": {"type": "track"}}', "'batch' must be a JSON array"),
+        (b"[NaN]", "NaN"),
+    ],
+)
+def test_malformed_bodies_are_400(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke, body: bytes, problem: str
+) -> None:
+    response = invoke_webhook(body, headers=bearer(aws))
+    assert response.status == 400
+    assert problem in response.body["error"]
+    _nothing_happened(receiver, aws)
+
+
+def test_oversized_body_is_413(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAX_BODY_BYTES", "4096")
+    events = [se.chat(seq) for seq in range(20)]
+    response = invoke_webhook(events, headers=bearer(aws))
+    assert response.status == 413
+    _nothing_happened(receiver, aws)
+
+
+def test_unknown_route_is_404(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke
+) -> None:
+    response = invoke_webhook([se.chat(0)], headers=bearer(aws), path="/elsewhere")
+    assert response.status == 404
+    _nothing_happened(receiver, aws)
