@@ -52,16 +52,16 @@ bench: sync npm  ## Run the benchmarks; writes docs/benchmarks.md and docs/bench
 	$(RUN) python -m bench
 
 synth: sync npm  ## Synthesise the CloudFormation template (no Docker, no AWS credentials)
-	npx cdk synth --quiet --no-notices
+	npx cdk synth --quiet --no-notices $(CDK_ARGS)
 
 diff: sync npm  ## Compare the stack with what is deployed
-	npx cdk diff --no-notices
+	npx cdk diff --no-notices $(CDK_ARGS)
 
 deploy: sync npm  ## Deploy the stack into the current AWS account
-	npx cdk deploy --no-notices --require-approval broadening
+	npx cdk deploy --no-notices --require-approval broadening $(CDK_ARGS)
 
 destroy: sync npm  ## Remove the stack
-	npx cdk destroy --no-notices
+	npx cdk destroy --no-notices $(CDK_ARGS)
 
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""AWS CDK app for segment-raindrop: one stack of small constructs (see docs/deploy.md)."""

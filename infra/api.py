@@ -1,0 +1,135 @@
+"""The public endpoint: a REST API with `POST /segment` proxied to the webhook function."""
+
+from __future__ import annotations
+
+import json
+from typing import Final
+
+import aws_cdk as cdk
+from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.config import StackConfig
+from infra.functions import log_retention
+
+PATH: Final = "segment"
+
+# One JSON object per request (CloudWatch Logs Insights discovers the fields). Beyond the
+# standard fields: latencies, the integration's status and error, and the X-Ray trace id, which
+# is what tells a Lambda timeout from a Segment retry storm. No headers: they carry the token.
+ACCESS_LOG_FIELDS: Final = {
+    "requestId": apigateway.AccessLogField.context_request_id(),
+    "requestTime": apigateway.AccessLogField.context_request_time(),
+    "ip": apigateway.AccessLogField.context_identity_source_ip(),
+    "userAgent": apigateway.AccessLogField.context_identity_user_agent(),
+    "httpMethod": apigateway.AccessLogField.context_http_method(),
+    "resourcePath": apigateway.AccessLogField.context_resource_path(),
+    "protocol": apigateway.AccessLogField.context_protocol(),
+    "status": apigateway.AccessLogField.context_status(),
+    "responseLength": apigateway.AccessLogField.context_response_length(),
+    "responseLatencyMs": apigateway.AccessLogField.context_response_latency(),
+    "integrationLatencyMs": apigateway.AccessLogField.context_integration_latency(),
+    "integrationStatus": apigateway.AccessLogField.context_integration_status(),
+    "integrationError": apigateway.AccessLogField.context_integration_error_message(),
+    "errorMessage": apigateway.AccessLogField.context_error_message(),
+    "xrayTraceId": apigateway.AccessLogField.context_xray_trace_id(),
+}
+
+_LOGGING_POLICY: Final = (
+    "arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+)
+
+_AUTH_REASON: Final = (
+    "Segment's Webhooks destination can only send a static header or sign the body, so the "
+    "webhook function authenticates every request itself: constant-time comparison of the "
+    "bearer token, X-Signature HMAC with the shared secret, or Basic auth, all from Secrets "
+    "Manager. An API Gateway authorizer would add a second invocation per request and could "
+    "not check the body signature."
+)
+
+
+class WebhookApi(Construct):
+    """Exposes `api` (apigateway.RestApi) and `webhook_url`."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StackConfig,
+        handler: lambda_.IFunction,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        access_logs = logs.LogGroup(
+            self,
+            "AccessLogs",
+            retention=log_retention(config),
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        self.api = apigateway.RestApi(
+            self,
+            "Api",
+            rest_api_name=f"segment-raindrop-{config.stage}",
+            description="Receives Segment webhook events and forwards them to Raindrop",
+            endpoint_types=[apigateway.EndpointType.REGIONAL],
+            # Access and execution logging need the account-wide API Gateway CloudWatch role;
+            # CDK creates it and, on destroy, keeps it because other APIs may rely on it.
+            cloud_watch_role=True,
+            cloud_watch_role_removal_policy=cdk.RemovalPolicy.RETAIN,
+            deploy_options=apigateway.StageOptions(
+                stage_name=config.stage,
+                throttling_rate_limit=config.throttle_rate_limit,
+                throttling_burst_limit=config.throttle_burst_limit,
+                tracing_enabled=True,
+                metrics_enabled=True,
+                # Errors only, and never request bodies: they are end users' AI conversations.
+                logging_level=apigateway.MethodLoggingLevel.ERROR,
+                data_trace_enabled=False,
+                access_log_destination=apigateway.LogGroupLogDestination(access_logs),
+                access_log_format=apigateway.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS)),
+            ),
+        )
+        method = self.api.root.add_resource(PATH).add_method(
+            "POST",
+            apigateway.LambdaIntegration(handler, proxy=True),
+            authorization_type=apigateway.AuthorizationType.NONE,
+        )
+        self.webhook_url = self.api.url_for_path(f"/{PATH}")
+        self._acknowledge(method)
+
+    def _acknowledge(self, method: apigateway.Method) -> None:
+        for rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):
+            cdk.Validations.of(method).acknowledge(cdk.Acknowledgment(id=rule, reason=_AUTH_REASON))
+        cdk.Validations.of(self.api).acknowledge(
+            cdk.Acknowledgment(
+                id="AwsSolutions-APIG2",
+                reason=(
+                    "The webhook function validates every body with pydantic and answers Segment "
+                    "with per-event outcomes, dead-lettering what it cannot map; an API Gateway "
+                    "validator would reject whole batches before they can be counted or kept."
+                ),
+            )
+        )
+        stage = self.api.deployment_stage
+        cdk.Validations.of(stage).acknowledge(
+            cdk.Acknowledgment(
+                id="AwsSolutions-APIG3",
+                reason=(
+                    "Only Segment calls this endpoint and every request is authenticated by the "
+                    "function; stage throttling bounds the rate. A WAF web ACL (about $6/month "
+                    "plus per-request fees) is left to operators who want IP or rate rules."
+                ),
+            )
+        )
+        role = self.api.node.find_child("CloudWatchRole")
+        cdk.Validations.of(role).acknowledge(
+            cdk.Acknowledgment(
+                id=f"AwsSolutions-IAM4[Policy::{_LOGGING_POLICY}]",
+                reason=(
+                    "API Gateway's account-wide logging role uses the AWS managed policy that "
+                    "AWS documents for it; it only lets API Gateway write its own log groups."
+                ),
+            )
+        )

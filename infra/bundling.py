@@ -1,0 +1,168 @@
+"""Lambda bundling without Docker: the package plus the locked runtime dependencies.
+
+CDK calls `try_bundle` with an empty output directory. We fill it with
+1. the runtime dependencies pinned in uv.lock (`uv export`: project dependencies only, no extras,
+   no dev/infra/bench groups; boto3 is pinned and shipped on purpose so the code runs against the
+   SDK it was tested with, not whatever the runtime carries that month), installed as binary
+   wheels for the *Lambda's* platform (`uv pip install --python-platform ... --only-binary`),
+   which works on any build machine because nothing is compiled or imported;
+2. a copy of `lambda_src/segment_raindrop` without caches or the local-mode helpers.
+
+The output is byte-for-byte reproducible (no bytecode, no console scripts with machine-specific
+shebangs), so the asset hash, computed from the output, changes only when code or locked
+dependencies change.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import aws_cdk as cdk
+import jsii
+from aws_cdk import aws_lambda as lambda_
+
+PACKAGE: Final = "segment_raindrop"
+# Never shipped: caches, and `local/` (moto server and local receiver; no handler imports it).
+_IGNORED: Final = ("__pycache__", "*.pyc", "*.pyo", ".DS_Store", "local", "tests")
+
+
+@dataclass(frozen=True)
+class BundleTarget:
+    """Where the bundle will run: a uv `--python-platform` and a Python `major.minor`."""
+
+    python_platform: str
+    python_version: str
+
+
+# What the functions run on: Lambda's python3.13 runtime on Graviton (arm64).
+LAMBDA_TARGET: Final = BundleTarget(python_platform="aarch64-manylinux2014", python_version="3.13")
+
+
+class BundlingError(RuntimeError):
+    """A bundling step failed; the message carries the command and its output."""
+
+
+def _uv() -> str:
+    # `uv run` exports UV with its own path, so the same uv that runs the app does the bundling.
+    found = os.environ.get("UV") or shutil.which("uv")
+    if not found:
+        raise BundlingError("uv is required to bundle the Lambda code (run `make sync` first)")
+    return found
+
+
+def _run(command: list[str], cwd: Path) -> None:
+    result = subprocess.run(  # noqa: S603 - fixed argument list, no shell
+        command, cwd=cwd, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise BundlingError(
+            f"`{' '.join(command)}` failed ({result.returncode}):\n{result.stderr.strip()}"
+        )
+
+
+def export_requirements(project_root: Path, destination: Path) -> Path:
+    """Write the locked runtime requirements (no extras, groups or project) to `destination`."""
+    _run(
+        [
+            _uv(),
+            "export",
+            "--frozen",
+            "--no-dev",
+            "--no-default-groups",
+            "--no-emit-project",
+            "--no-hashes",
+            "--no-header",
+            "--output-file",
+            str(destination),
+        ],
+        cwd=project_root,
+    )
+    return destination
+
+
+def build_bundle(output_dir: Path, *, project_root: Path, target: BundleTarget) -> None:
+    """Fill `output_dir` with the package and its locked dependencies built for `target`."""
+    with tempfile.TemporaryDirectory(prefix="segment-raindrop-req-") as tmp:
+        requirements = export_requirements(project_root, Path(tmp) / "requirements.txt")
+        _run(
+            [
+                _uv(),
+                "pip",
+                "install",
+                "--quiet",
+                "--python-platform",
+                target.python_platform,
+                "--python-version",
+                target.python_version,
+                "--only-binary",
+                ":all:",
+                # The export is the complete locked set: install exactly it, nothing resolved anew.
+                "--no-deps",
+                "--no-compile",
+                # Copies, not hard links into uv's cache: the bundle must be safe to modify.
+                "--link-mode",
+                "copy",
+                "--target",
+                str(output_dir),
+                "--requirement",
+                str(requirements),
+            ],
+            cwd=project_root,
+        )
+    # Console scripts carry this machine's interpreter path in their shebang and `.lock` is
+    # uv's own; Lambda needs neither, and leaving them out keeps the bundle identical everywhere.
+    shutil.rmtree(output_dir / "bin", ignore_errors=True)
+    (output_dir / ".lock").unlink(missing_ok=True)
+    shutil.copytree(
+        project_root / "lambda_src" / PACKAGE,
+        output_dir / PACKAGE,
+        ignore=shutil.ignore_patterns(*_IGNORED),
+    )
+
+
+@jsii.implements(cdk.ILocalBundling)
+class UvLocalBundling:
+    """CDK's hook for bundling on the build machine instead of in a Docker container."""
+
+    def __init__(self, project_root: Path, target: BundleTarget = LAMBDA_TARGET) -> None:
+        self._project_root = project_root
+        self._target = target
+
+    def try_bundle(
+        self,
+        output_dir: str,
+        *,
+        image: cdk.DockerImage,  # noqa: ARG002 - jsii passes options as keywords only to this shape
+        **_options: Any,
+    ) -> bool:
+        # The options (image, command, ...) describe the Docker build this replaces; unused.
+        # Returning False would make CDK fall back to Docker; a clear error is more useful.
+        build_bundle(Path(output_dir), project_root=self._project_root, target=self._target)
+        return True
+
+
+def lambda_code(project_root: Path, *, skip_bundling: bool) -> lambda_.Code:
+    """The code asset shared by all three functions.
+
+    With `skip_bundling` (tests only) the asset is the bare source, which synthesises in
+    milliseconds but would not run: its dependencies are missing.
+    """
+    source = project_root / "lambda_src"
+    if skip_bundling:
+        return lambda_.Code.from_asset(str(source), exclude=list(_IGNORED))
+    return lambda_.Code.from_asset(
+        str(source),
+        # Hash the bundle, not the source: a change in uv.lock alone must redeploy the functions.
+        asset_hash_type=cdk.AssetHashType.OUTPUT,
+        bundling=cdk.BundlingOptions(
+            # Required by the API, used only if local bundling declined, which ours never does.
+            image=lambda_.Runtime.PYTHON_3_13.bundling_image,
+            local=UvLocalBundling(project_root),
+        ),
+    )

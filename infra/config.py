@@ -1,0 +1,196 @@
+"""The stack's settings, read from CDK context (`cdk.json` defaults, `-c key=value` overrides).
+
+Every key is camelCase in the context and validated here, so a bad value fails `cdk synth` with a
+message that names the key instead of failing later in CloudFormation or at Lambda start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Final
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+# Segment gives up on a webhook call after 10 s, so the webhook function may not run longer.
+WEBHOOK_TIMEOUT_SECONDS: Final = 10
+
+# What the event lists may take of Lambda's 4 KB of environment variables.
+ENVIRONMENT_BUDGET_BYTES: Final = 2800
+
+# CloudWatch Logs accepts only these retention periods: days -> aws_logs.RetentionDays member.
+LOG_RETENTION_DAYS: Final = {
+    1: "ONE_DAY",
+    3: "THREE_DAYS",
+    5: "FIVE_DAYS",
+    7: "ONE_WEEK",
+    14: "TWO_WEEKS",
+    30: "ONE_MONTH",
+    60: "TWO_MONTHS",
+    90: "THREE_MONTHS",
+    120: "FOUR_MONTHS",
+    150: "FIVE_MONTHS",
+    180: "SIX_MONTHS",
+    365: "ONE_YEAR",
+    400: "THIRTEEN_MONTHS",
+    545: "EIGHTEEN_MONTHS",
+    731: "TWO_YEARS",
+    1096: "THREE_YEARS",
+    1827: "FIVE_YEARS",
+    2192: "SIX_YEARS",
+    2557: "SEVEN_YEARS",
+    2922: "EIGHT_YEARS",
+    3288: "NINE_YEARS",
+    3653: "TEN_YEARS",
+}
+
+_SECRET_ARN = re.compile(
+    r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9_/+=.@-]+$"
+)
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9_/+=.@-]{1,512}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Our own keys are plain camelCase words; CDK's keys contain "@", ":" or "/" (feature flags,
+# bundling-stacks, lookups), so anything else that looks like ours is probably a typo.
+_OWN_KEY_SHAPE = re.compile(r"^[a-z][A-Za-z0-9]*$")
+
+EventNames = Annotated[list[Annotated[str, Field(min_length=1)]], Field(max_length=1000)]
+
+
+class ConfigError(ValueError):
+    """A context value is invalid; the message names the key and what is wrong."""
+
+
+class StackConfig(BaseModel):
+    """Validated stack settings; field names are the snake_case form of the context keys."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+    stage: str = Field("prod", pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,30}$")
+    secret_name: str | None = Field(None, pattern=_SECRET_NAME.pattern)
+    secret_arn: str | None = Field(None, pattern=_SECRET_ARN.pattern)
+    raindrop_api_url: str = Field("https://api.raindrop.ai/v1", pattern=r"^https://[^\s]+$")
+    raindrop_project_id: str | None = Field(None, min_length=1)
+    forward_event_prefixes: EventNames = Field(default_factory=lambda: ["AI "])
+    forward_event_names: EventNames = Field(default_factory=list)
+    event_renames: dict[str, str] = Field(
+        default_factory=lambda: {"AI Chat Completed": "ai_interaction"}
+    )
+    feedback_event_names: EventNames = Field(default_factory=lambda: ["AI Feedback Submitted"])
+    forward_identify: bool = True
+    enrich_from_context_traits: bool = True
+    throttle_rate_limit: float = Field(100.0, gt=0, le=10000)
+    throttle_burst_limit: int = Field(200, gt=0, le=5000)
+    alarm_email: str | None = Field(None, pattern=_EMAIL.pattern)
+    # SQS accepts 1-1000 receives before the redrive; the retry worker reads the same number.
+    retry_max_receives: int = Field(8, ge=1, le=1000)
+    webhook_memory_mb: int = Field(1024, ge=128, le=10240)
+    log_retention_days: int = 30
+    delivery_budget_seconds: float = Field(7.0, gt=0)
+    log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+    skip_bundling: bool = False
+
+    @field_validator(
+        "forward_event_prefixes",
+        "forward_event_names",
+        "feedback_event_names",
+        "event_renames",
+        mode="before",
+    )
+    @classmethod
+    def _parse_json(cls, value: Any) -> Any:
+        # `-c key=value` always arrives as a string; lists and objects are given as JSON there.
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not valid JSON ({exc.msg})") from exc
+        return value
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _known_retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            allowed = ", ".join(str(days) for days in LOG_RETENTION_DAYS)
+            raise ValueError(f"CloudWatch Logs accepts only {allowed}")
+        return value
+
+    @field_validator("delivery_budget_seconds")
+    @classmethod
+    def _budget_within_timeout(cls, value: float) -> float:
+        # The webhook must still answer Segment (and queue what is left) before 10 s.
+        if value >= WEBHOOK_TIMEOUT_SECONDS:
+            raise ValueError(
+                f"must be less than the webhook timeout of {WEBHOOK_TIMEOUT_SECONDS} s "
+                "(Segment gives up after 10 s)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> StackConfig:
+        if self.secret_name and self.secret_arn:
+            raise ValueError("secretName and secretArn: give at most one of them")
+        # Lambda allows 4 KB of environment variables per function in all; the fixed ones and
+        # the queue URLs and secret ARN take about 1 KB.
+        settings = [
+            self.forward_event_prefixes,
+            self.forward_event_names,
+            self.event_renames,
+            self.feedback_event_names,
+        ]
+        size = sum(len(json.dumps(value, ensure_ascii=False).encode()) for value in settings)
+        if size > ENVIRONMENT_BUDGET_BYTES:
+            raise ValueError(
+                "forwardEventPrefixes, forwardEventNames, eventRenames and feedbackEventNames: "
+                f"{size} bytes of JSON together, more than the {ENVIRONMENT_BUDGET_BYTES} that "
+                "fit in Lambda's 4 KB of environment variables"
+            )
+        return self
+
+    @property
+    def imports_secret(self) -> bool:
+        return bool(self.secret_name or self.secret_arn)
+
+
+CONTEXT_KEYS: Final = tuple(field.alias or name for name, field in StackConfig.model_fields.items())
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not error["loc"]:  # a rule across keys: its message names them
+        return message
+    key = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "string_pattern_mismatch":
+        message = f"has an invalid format (expected to match {error['ctx']['pattern']})"
+    return f"{key}: {message} (got {error.get('input')!r})"
+
+
+def config_from_context(context: Mapping[str, Any]) -> StackConfig:
+    """Validate the app's context; raises ConfigError naming every bad or unknown key."""
+    unknown = sorted(
+        key for key in context if _OWN_KEY_SHAPE.match(key) and key not in CONTEXT_KEYS
+    )
+    if unknown:
+        raise ConfigError(
+            f"unknown context key(s): {', '.join(unknown)}; known keys: {', '.join(CONTEXT_KEYS)}"
+        )
+    # null in cdk.json and an empty `-c key=` both mean "use the default".
+    values = {key: context[key] for key in CONTEXT_KEYS if context.get(key) not in (None, "")}
+    try:
+        return StackConfig.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(_describe(error) for error in exc.errors())
+        raise ConfigError(f"invalid CDK context: {problems}") from None

@@ -1,0 +1,121 @@
+"""The CloudWatch dashboard: the forwarder's own metrics, queues, API and functions."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import aws_cdk as cdk
+from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from infra.functions import METRICS_NAMESPACE, SERVICE_NAME
+from infra.queues import ForwarderQueues
+
+# Powertools publishes every metric with the dimension service=<POWERTOOLS_SERVICE_NAME>.
+EVENT_METRICS: Final = (
+    "EventsReceived",
+    "EventsForwarded",
+    "EventsFiltered",
+    "EventsQueued",
+    "EventsDeadLettered",
+)
+WIDTH: Final = 12  # two widgets per row on the 24-column grid
+
+
+def forwarder_metric(
+    name: str, *, statistic: str = "Sum", period: cdk.Duration | None = None
+) -> cloudwatch.Metric:
+    """One of the metrics listed in docs/architecture.md."""
+    return cloudwatch.Metric(
+        namespace=METRICS_NAMESPACE,
+        metric_name=name,
+        dimensions_map={"service": SERVICE_NAME},
+        statistic=statistic,
+        period=period or cdk.Duration.minutes(5),
+    )
+
+
+def _graph(title: str, metrics: list[cloudwatch.IMetric]) -> cloudwatch.GraphWidget:
+    return cloudwatch.GraphWidget(title=title, left=metrics, width=WIDTH)
+
+
+def build_dashboard(
+    scope: Construct,
+    construct_id: str,
+    *,
+    name_prefix: str,
+    api: apigateway.RestApi,
+    queues: ForwarderQueues,
+    functions: dict[str, lambda_.IFunction],
+) -> cloudwatch.Dashboard:
+    dlq, retry = queues.dead_letter_queue, queues.retry_queue
+    dashboard = cloudwatch.Dashboard(
+        scope,
+        construct_id,
+        # Dashboards are global to the account: the region keeps two deployments apart.
+        dashboard_name=cdk.Fn.join("-", [name_prefix, cdk.Aws.REGION]),
+        default_interval=cdk.Duration.hours(24),
+    )
+    dashboard.add_widgets(
+        _graph("Events", [forwarder_metric(name) for name in EVENT_METRICS]),
+        _graph(
+            "Raindrop requests",
+            [forwarder_metric("RaindropRequests"), forwarder_metric("RaindropRequestFailures")],
+        ),
+    )
+    dashboard.add_widgets(
+        _graph(
+            "Raindrop latency (ms)",
+            [forwarder_metric("RaindropLatency", statistic=s) for s in ("p50", "p90", "p99")],
+        ),
+        _graph(
+            "Webhook requests",
+            [
+                api.metric_count(statistic="Sum"),
+                api.metric_client_error(statistic="Sum"),
+                api.metric_server_error(statistic="Sum"),
+                forwarder_metric("UnauthorizedRequests"),
+            ],
+        ),
+    )
+    dashboard.add_widgets(
+        _graph(
+            "Queue depth",
+            [
+                retry.metric_approximate_number_of_messages_visible(label="retry visible"),
+                retry.metric_approximate_number_of_messages_not_visible(label="retry in flight"),
+                dlq.metric_approximate_number_of_messages_visible(label="dead-letter"),
+            ],
+        ),
+        _graph(
+            "Oldest message age (s)",
+            [
+                retry.metric_approximate_age_of_oldest_message(label="retry"),
+                dlq.metric_approximate_age_of_oldest_message(label="dead-letter"),
+            ],
+        ),
+    )
+    dashboard.add_widgets(
+        _graph(
+            "Function duration p50 / p99 (ms)",
+            [
+                function.metric_duration(statistic=s, label=f"{name} {s}")
+                for name, function in functions.items()
+                for s in ("p50", "p99")
+            ],
+        ),
+        _graph(
+            "Function errors and throttles",
+            [
+                metric
+                for name, function in functions.items()
+                for metric in (
+                    function.metric_errors(statistic="Sum", label=f"{name} errors"),
+                    function.metric_throttles(statistic="Sum", label=f"{name} throttles"),
+                )
+            ],
+        ),
+    )
+    return dashboard

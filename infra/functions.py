@@ -1,0 +1,220 @@
+"""The three Lambda functions and their permissions (CDK grant helpers only).
+
+Handlers and environment variables follow docs/architecture.md ("Runtime contract").
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.config import LOG_RETENTION_DAYS, WEBHOOK_TIMEOUT_SECONDS, StackConfig
+from infra.queues import ForwarderQueues
+from infra.secret import ForwarderSecret
+
+SERVICE_NAME: Final = "segment-raindrop"
+METRICS_NAMESPACE: Final = "SegmentRaindrop"
+RUNTIME: Final = lambda_.Runtime.PYTHON_3_13
+
+WEBHOOK_TIMEOUT: Final = cdk.Duration.seconds(WEBHOOK_TIMEOUT_SECONDS)
+# The retry worker has no caller waiting; a minute covers a slow Raindrop for a batch of 10, and
+# its delivery budget leaves ~10 s to put back on the queue what did not get through.
+RETRY_TIMEOUT: Final = cdk.Duration.seconds(60)
+RETRY_BUDGET_SECONDS: Final = 50
+RETRY_BATCH_SIZE: Final = 10
+# Replay drains the dead-letter queue in one long run (Lambda's maximum); its budget applies
+# per message (the replay caps it at 60 s), so a hung Raindrop cannot hold the whole run.
+REPLAY_TIMEOUT: Final = cdk.Duration.seconds(900)
+REPLAY_BUDGET_SECONDS: Final = RETRY_BUDGET_SECONDS
+# The workers handle at most ten 1 MiB messages at a time; the webhook's memory (and with it
+# its CPU share) is configurable because it parses Segment batches of up to 6 MB.
+WORKER_MEMORY_MB: Final = 512
+
+_L1_REASON: Final = (
+    "The functions target Python 3.13 on purpose: the bundle's compiled wheels (pydantic-core, "
+    "wrapt) are installed for cp313 by infra/bundling.py and the code is tested on that version; "
+    "moving to a newer runtime is a deliberate change of both."
+)
+
+_XRAY_REASON: Final = (
+    "The only statement on '*' is the one CDK adds for active tracing: xray:PutTraceSegments "
+    "and xray:PutTelemetryRecords, which support no resource-level permissions."
+)
+
+
+def log_retention(config: StackConfig) -> logs.RetentionDays:
+    """The context's `logRetentionDays` as CDK's enum (validated against the same table)."""
+    member: logs.RetentionDays = getattr(
+        logs.RetentionDays, LOG_RETENTION_DAYS[config.log_retention_days]
+    )
+    return member
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def common_environment(
+    config: StackConfig, secret: ForwarderSecret, queues: ForwarderQueues
+) -> dict[str, str]:
+    """The variables every function reads; list and object settings are JSON strings."""
+    environment = {
+        "RAINDROP_SECRET_ID": secret.secret_id,
+        "RAINDROP_API_URL": config.raindrop_api_url,
+        "RETRY_QUEUE_URL": queues.retry_queue.queue_url,
+        "DLQ_URL": queues.dead_letter_queue.queue_url,
+        "FORWARD_EVENT_PREFIXES": _json(config.forward_event_prefixes),
+        "FORWARD_EVENT_NAMES": _json(config.forward_event_names),
+        "EVENT_RENAMES": _json(config.event_renames),
+        "FEEDBACK_EVENT_NAMES": _json(config.feedback_event_names),
+        "FORWARD_IDENTIFY": _flag(config.forward_identify),
+        "ENRICH_FROM_CONTEXT_TRAITS": _flag(config.enrich_from_context_traits),
+        # The redrive policy moves a message after this many receives; the worker must agree.
+        "RETRY_MAX_ATTEMPTS": str(config.retry_max_receives),
+        "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+        "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+        "POWERTOOLS_LOG_LEVEL": config.log_level,
+        # Handler responses can hold event payloads (user data): keep them out of X-Ray.
+        "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+    }
+    if config.raindrop_project_id:
+        environment["RAINDROP_PROJECT_ID"] = config.raindrop_project_id
+    return environment
+
+
+class ForwarderFunctions(Construct):
+    """Exposes `webhook`, `retry_worker` and `replay` (lambda_.Function)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StackConfig,
+        code: lambda_.Code,
+        secret: ForwarderSecret,
+        queues: ForwarderQueues,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._config = config
+        self._code = code
+        self._environment = common_environment(config, secret, queues)
+
+        self.webhook = self._function(
+            "Webhook",
+            handler="segment_raindrop.webhook.handler",
+            description="Segment webhook: forwards events to Raindrop",
+            timeout=WEBHOOK_TIMEOUT,
+            memory_mb=config.webhook_memory_mb,
+            budget_seconds=config.delivery_budget_seconds,
+        )
+        self.retry_worker = self._function(
+            "RetryWorker",
+            handler="segment_raindrop.retry.handler",
+            description="Retries deliveries from the retry queue",
+            timeout=RETRY_TIMEOUT,
+            memory_mb=WORKER_MEMORY_MB,
+            budget_seconds=RETRY_BUDGET_SECONDS,
+        )
+        self.replay = self._function(
+            "Replay",
+            handler="segment_raindrop.replay.handler",
+            description="Replays the dead-letter queue into Raindrop",
+            timeout=REPLAY_TIMEOUT,
+            memory_mb=WORKER_MEMORY_MB,
+            budget_seconds=REPLAY_BUDGET_SECONDS,
+        )
+        self.all = (self.webhook, self.retry_worker, self.replay)
+
+        self.retry_worker.add_event_source(
+            event_sources.SqsEventSource(
+                queues.retry_queue,
+                batch_size=RETRY_BATCH_SIZE,
+                # One failed message must not send the other nine back to the queue.
+                report_batch_item_failures=True,
+            )
+        )
+        self._grant(secret, queues)
+
+    def _grant(self, secret: ForwarderSecret, queues: ForwarderQueues) -> None:
+        retry, dlq = queues.retry_queue, queues.dead_letter_queue
+        for function in self.all:
+            secret.secret.grant_read(function)
+        # Webhook: queue what Raindrop did not take (retry) or rejected (dead letter).
+        retry.grant_send_messages(self.webhook)
+        dlq.grant_send_messages(self.webhook)
+        # Retry worker: consume (receive, delete, change visibility for back-off), re-queue,
+        # dead-letter what Raindrop rejects.
+        retry.grant_consume_messages(self.retry_worker)
+        retry.grant_send_messages(self.retry_worker)
+        dlq.grant_send_messages(self.retry_worker)
+        # Replay: read the dead-letter queue and put back what still fails.
+        dlq.grant_consume_messages(self.replay)
+        dlq.grant_send_messages(self.replay)
+
+    def _function(
+        self,
+        construct_id: str,
+        *,
+        handler: str,
+        description: str,
+        timeout: cdk.Duration,
+        memory_mb: int,
+        budget_seconds: float,
+    ) -> lambda_.Function:
+        log_group = logs.LogGroup(
+            self,
+            f"{construct_id}Logs",
+            retention=log_retention(self._config),
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        # Our own role, so the function gets no AWS managed policy: it may write to its own
+        # log group (below), send traces (added by CDK for active tracing) and what _grant adds.
+        role = iam.Role(
+            self,
+            f"{construct_id}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"segment-raindrop {construct_id} function",
+        )
+        function = lambda_.Function(
+            self,
+            construct_id,
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            handler=handler,
+            code=self._code,
+            description=description,
+            timeout=timeout,
+            memory_size=memory_mb,
+            role=role,
+            log_group=log_group,
+            tracing=lambda_.Tracing.ACTIVE,
+            environment={
+                **self._environment,
+                "DELIVERY_BUDGET_SECONDS": f"{budget_seconds:g}",
+            },
+        )
+        log_group.grant_write(role)
+        # CDK makes the function depend on its role explicitly although `Role: GetAtt` already
+        # implies it; cfn-lint flags the duplicate (W3005). Harmless, so silenced right here.
+        cfn_function = function.node.default_child
+        assert isinstance(cfn_function, cdk.CfnResource)
+        cfn_function.add_metadata("cfn-lint", {"config": {"ignore_checks": ["W3005"]}})
+        cdk.Validations.of(function).acknowledge(
+            cdk.Acknowledgment(id="AwsSolutions-L1", reason=_L1_REASON)
+        )
+        cdk.Validations.of(role).acknowledge(
+            cdk.Acknowledgment(id="AwsSolutions-IAM5[Resource::*]", reason=_XRAY_REASON)
+        )
+        return function

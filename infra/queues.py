@@ -1,0 +1,64 @@
+"""The retry queue and the dead-letter queue.
+
+The webhook puts what Raindrop did not take in time on the retry queue; the retry worker takes
+it from there and, after `retryMaxReceives` receives, SQS moves it to the dead-letter queue,
+where it waits (14 days) for a replay.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import aws_cdk as cdk
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.config import StackConfig
+
+# SQS's largest message (raised from 256 KiB in 2025; aws-cdk-lib 2.275 accepts it). The
+# forwarder packs up to this many bytes of events into one message.
+MAX_MESSAGE_BYTES: Final = 1_048_576
+DLQ_RETENTION: Final = cdk.Duration.days(14)  # the SQS maximum: the most time to replay
+# A message keeps its original enqueue time when moved to the dead-letter queue, so the retry
+# queue must keep messages for less time than the dead-letter queue does.
+RETRY_RETENTION: Final = cdk.Duration.days(4)
+# AWS's guidance for SQS event sources: at least six times the function timeout, so a batch
+# that is retried by Lambda after throttling is not visible again while still in flight.
+VISIBILITY_TO_TIMEOUT_RATIO: Final = 6
+
+
+class ForwarderQueues(Construct):
+    """Exposes `retry_queue` and `dead_letter_queue`."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StackConfig,
+        retry_worker_timeout: cdk.Duration,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            max_message_size_bytes=MAX_MESSAGE_BYTES,
+            retention_period=DLQ_RETENTION,
+            # No visibility timeout of its own: replay sets a lease on every receive.
+        )
+        self.retry_queue = sqs.Queue(
+            self,
+            "RetryQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            max_message_size_bytes=MAX_MESSAGE_BYTES,
+            retention_period=RETRY_RETENTION,
+            visibility_timeout=cdk.Duration.seconds(
+                retry_worker_timeout.to_seconds() * VISIBILITY_TO_TIMEOUT_RATIO
+            ),
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.dead_letter_queue, max_receive_count=config.retry_max_receives
+            ),
+        )

@@ -1,0 +1,79 @@
+"""The one stack: queues, secret, functions, API, monitoring, and the outputs users need."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from infra.api import WebhookApi
+from infra.bundling import lambda_code
+from infra.config import StackConfig
+from infra.functions import RETRY_TIMEOUT, ForwarderFunctions
+from infra.monitoring import Monitoring
+from infra.queues import ForwarderQueues
+from infra.secret import ForwarderSecret
+
+
+class SegmentRaindropStack(cdk.Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StackConfig,
+        project_root: Path,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        queues = ForwarderQueues(self, "Queues", config=config, retry_worker_timeout=RETRY_TIMEOUT)
+        secret = ForwarderSecret(self, "Secret", config=config)
+        functions = ForwarderFunctions(
+            self,
+            "Functions",
+            config=config,
+            code=lambda_code(project_root, skip_bundling=config.skip_bundling),
+            secret=secret,
+            queues=queues,
+        )
+        api = WebhookApi(self, "Webhook", config=config, handler=functions.webhook)
+        monitoring = Monitoring(
+            self,
+            "Monitoring",
+            config=config,
+            api=api.api,
+            queues=queues,
+            functions={
+                "Webhook": functions.webhook,
+                "RetryWorker": functions.retry_worker,
+                "Replay": functions.replay,
+            },
+        )
+
+        self._output("WebhookUrl", api.webhook_url, "Paste into Segment's Webhooks destination")
+        self._output("RetryQueueUrl", queues.retry_queue.queue_url, "Retry queue")
+        self._output("DeadLetterQueueUrl", queues.dead_letter_queue.queue_url, "Dead-letter queue")
+        self._output(
+            "ReplayFunctionName", functions.replay.function_name, "Invoke to replay dead letters"
+        )
+        self._output("SecretArn", secret.secret.secret_arn, "Raindrop key and webhook token")
+        self._output(
+            "DashboardUrl",
+            cdk.Fn.join(
+                "",
+                [
+                    "https://",
+                    cdk.Aws.REGION,
+                    ".console.aws.amazon.com/cloudwatch/home?region=",
+                    cdk.Aws.REGION,
+                    "#dashboards:name=",
+                    monitoring.dashboard.dashboard_name,
+                ],
+            ),
+            "CloudWatch dashboard",
+        )
+
+    def _output(self, name: str, value: str, description: str) -> None:
+        cdk.CfnOutput(self, name, value=value, description=description)

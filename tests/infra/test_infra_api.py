@@ -1,0 +1,94 @@
+"""The REST API: POST /segment, Lambda proxy, throttling, JSON access logs, tracing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_cdk import assertions
+
+from tests.infra.support import (
+    WEBHOOK_HANDLER,
+    function,
+    only,
+    ref_or_att,
+    referenced,
+    resources,
+)
+
+
+def _stage(template: assertions.Template) -> dict[str, Any]:
+    properties: dict[str, Any] = only(template, "AWS::ApiGateway::Stage")[1]["Properties"]
+    return properties
+
+
+def test_one_regional_rest_api(template: assertions.Template) -> None:
+    _, api = only(template, "AWS::ApiGateway::RestApi")
+    assert api["Properties"]["Name"] == "segment-raindrop-prod"
+    assert api["Properties"]["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
+
+
+def test_post_segment_is_proxied_to_the_webhook(template: assertions.Template) -> None:
+    resource_id, _ = only(template, "AWS::ApiGateway::Resource", PathPart="segment")
+    methods = resources(template, "AWS::ApiGateway::Method")
+    assert len(methods) == 1
+    method = next(iter(methods.values()))["Properties"]
+    assert method["HttpMethod"] == "POST"
+    assert ref_or_att(method["ResourceId"]) == resource_id
+    assert method["Integration"]["Type"] == "AWS_PROXY"
+    uri = json.dumps(method["Integration"]["Uri"])
+    assert function(template, WEBHOOK_HANDLER)[0] in uri
+
+
+def test_stage_is_throttled_traced_and_logged(template: assertions.Template) -> None:
+    stage = _stage(template)
+    assert stage["StageName"] == "prod"
+    assert stage["TracingEnabled"] is True
+    settings = stage["MethodSettings"]
+    assert settings == [
+        {
+            "DataTraceEnabled": False,
+            "HttpMethod": "*",
+            "LoggingLevel": "ERROR",
+            "MetricsEnabled": True,
+            "ResourcePath": "/*",
+            "ThrottlingBurstLimit": 200,
+            "ThrottlingRateLimit": 100,
+        }
+    ]
+
+
+def test_throttling_and_stage_follow_the_context(custom_template: assertions.Template) -> None:
+    stage = _stage(custom_template)
+    assert stage["StageName"] == "staging"
+    assert stage["MethodSettings"][0]["ThrottlingRateLimit"] == 25
+    assert stage["MethodSettings"][0]["ThrottlingBurstLimit"] == 50
+
+
+def test_access_logs_are_json_in_their_own_group(template: assertions.Template) -> None:
+    access = _stage(template)["AccessLogSetting"]
+    (group_id,) = referenced(access["DestinationArn"])
+    group = resources(template, "AWS::Logs::LogGroup")[group_id]
+    assert group["Properties"]["RetentionInDays"] == 30
+    fields = json.loads(access["Format"])
+    assert fields["requestId"] == "$context.requestId"
+    assert fields["status"] == "$context.status"
+    assert fields["integrationLatencyMs"] == "$context.integrationLatency"
+    assert not any("header" in value.lower() for value in fields.values())
+
+
+def test_api_gateway_may_write_logs(template: assertions.Template) -> None:
+    _, account = only(template, "AWS::ApiGateway::Account")
+    role_id = ref_or_att(account["Properties"]["CloudWatchRoleArn"])
+    assert role_id is not None
+    role = resources(template, "AWS::IAM::Role")[role_id]
+    assert "apigateway.amazonaws.com" in json.dumps(role["Properties"]["AssumeRolePolicyDocument"])
+    # Shared by every API in the account and region: kept when this stack is destroyed.
+    assert account["DeletionPolicy"] == "Retain"
+
+
+def test_webhook_url_output(template: assertions.Template) -> None:
+    url = template.find_outputs("WebhookUrl")["WebhookUrl"]["Value"]
+    joined = json.dumps(url)
+    assert joined.endswith('"/segment"]]}')
+    assert only(template, "AWS::ApiGateway::RestApi")[0] in joined

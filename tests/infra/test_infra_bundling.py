@@ -1,0 +1,202 @@
+"""Bundling without Docker: the real arm64 bundle, its contents, determinism, and imports.
+
+The first fixture runs the real `cdk synth` path (CDK calls UvLocalBundling.try_bundle); the
+others call the same build function directly, once for Lambda and once for this machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.app import PROJECT_ROOT, build_app
+from infra.bundling import LAMBDA_TARGET, BundleTarget, build_bundle, export_requirements
+from tests.infra.support import HANDLERS, context_with
+
+PACKAGE_SOURCE = PROJECT_ROOT / "lambda_src" / "segment_raindrop"
+AARCH64_PYDANTIC_CORE = "pydantic_core/_pydantic_core.cpython-313-aarch64-linux-gnu.so"
+# Development, test, CDK and CLI-only distributions that must never reach Lambda.
+FORBIDDEN = (
+    "pytest",
+    "_pytest",
+    "moto",
+    "typer",
+    "rich",
+    "click",
+    "aws_cdk",
+    "constructs",
+    "cdk_nag",
+    "jsii",
+    "cfnlint",
+    "mypy",
+    "ruff",
+    "hypothesis",
+    "segment",
+    "analytics",
+    "matplotlib",
+    "pyinstrument",
+    "pytest_benchmark",
+    "werkzeug",
+    "flask",
+)
+
+
+def _tree(root: Path) -> dict[str, str]:
+    """Relative path -> sha256 of every file: what the asset hash is computed from."""
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@pytest.fixture(scope="module")
+def cdk_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict[str, object]]:
+    """(bundle directory, asset hash, template) from a real synth with bundling."""
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    app, stack = build_app(context_with(skipBundling=False), outdir=str(outdir))
+    app.synth()
+    assets = json.loads((outdir / f"{stack.stack_name}.assets.json").read_text())["files"]
+    (asset_hash,) = [h for h, a in assets.items() if a["source"].get("packaging") == "zip"]
+    template = json.loads((outdir / f"{stack.stack_name}.template.json").read_text())
+    return outdir / assets[asset_hash]["source"]["path"], asset_hash, template
+
+
+@pytest.fixture(scope="module")
+def host_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same bundle built for this machine's platform and Python, to import it here."""
+    target = BundleTarget(
+        python_platform=f"{platform.machine()}-manylinux2014",
+        python_version=f"{sys.version_info.major}.{sys.version_info.minor}",
+    )
+    output = tmp_path_factory.mktemp("host-bundle")
+    build_bundle(output, project_root=PROJECT_ROOT, target=target)
+    return output
+
+
+def test_real_bundle_holds_the_aarch64_pydantic_core(
+    cdk_bundle: tuple[Path, str, dict[str, object]],
+) -> None:
+    bundle, _, _ = cdk_bundle
+    assert (bundle / AARCH64_PYDANTIC_CORE).is_file()
+    extensions = [str(p.relative_to(bundle)) for p in bundle.rglob("*.so")]
+    assert extensions
+    assert all("aarch64" in name or "cpython-313" not in name for name in extensions)
+    assert not [name for name in extensions if "x86_64" in name]
+
+
+def test_real_bundle_holds_exactly_the_locked_runtime_dependencies(
+    cdk_bundle: tuple[Path, str, dict[str, object]], tmp_path: Path
+) -> None:
+    bundle, _, _ = cdk_bundle
+    requirements = export_requirements(PROJECT_ROOT, tmp_path / "requirements.txt").read_text()
+    locked = {
+        _normalise(line.split("==")[0])
+        for line in requirements.splitlines()
+        if line and not line.startswith(("#", " "))
+    }
+    installed = {
+        _normalise(path.name.removesuffix(".dist-info").rsplit("-", 1)[0])
+        for path in bundle.glob("*.dist-info")
+    }
+    assert installed == locked
+    assert {"pydantic", "pydantic-core", "httpx", "aws-lambda-powertools", "boto3"} <= installed
+    top_level = {path.name.split(".")[0] for path in bundle.iterdir()}
+    assert not top_level & set(FORBIDDEN)
+    assert not [name for name in top_level if name.startswith("mypy_boto3")]
+
+
+def test_real_bundle_holds_the_package_without_caches_or_local_mode(
+    cdk_bundle: tuple[Path, str, dict[str, object]],
+) -> None:
+    bundle, _, _ = cdk_bundle
+    package = bundle / "segment_raindrop"
+    shipped = {str(p.relative_to(package)) for p in package.rglob("*.py")}
+    source = {
+        str(p.relative_to(PACKAGE_SOURCE))
+        for p in PACKAGE_SOURCE.rglob("*.py")
+        if not {"local", "__pycache__", "tests"} & set(p.relative_to(PACKAGE_SOURCE).parts)
+    }
+    assert shipped == source
+    assert "webhook.py" in shipped
+    assert not list(bundle.rglob("__pycache__"))
+    assert not list(bundle.rglob("*.pyc"))
+    assert not (bundle / "bin").exists()
+    assert not (bundle / ".lock").exists()
+
+
+def test_every_function_uses_the_one_bundle(
+    cdk_bundle: tuple[Path, str, dict[str, object]],
+) -> None:
+    _, asset_hash, template = cdk_bundle
+    resources = template["Resources"]
+    assert isinstance(resources, dict)
+    keys = [
+        resource["Properties"]["Code"]["S3Key"]
+        for resource in resources.values()
+        if resource["Type"] == "AWS::Lambda::Function"
+    ]
+    assert keys == [f"{asset_hash}.zip"] * 3
+
+
+def test_bundle_is_reproducible(
+    cdk_bundle: tuple[Path, str, dict[str, object]], tmp_path: Path
+) -> None:
+    bundle, _, _ = cdk_bundle
+    build_bundle(tmp_path, project_root=PROJECT_ROOT, target=LAMBDA_TARGET)
+    assert _tree(tmp_path) == _tree(bundle)
+
+
+_IMPORT = """
+import importlib, sys
+bundle = sys.argv[1]
+sys.path.insert(0, bundle)
+module = importlib.import_module(sys.argv[2])
+assert module.__file__.startswith(bundle), module.__file__
+assert callable(module.handler)
+leaked = [
+    m.__file__ for m in list(sys.modules.values())
+    if "site-packages" in (getattr(m, "__file__", None) or "")
+]
+assert not leaked, leaked
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("handler", HANDLERS)
+def test_bundle_imports_every_handler_in_a_clean_interpreter(
+    host_bundle: Path, handler: str
+) -> None:
+    module = handler.removesuffix(".handler")
+    result = subprocess.run(
+        # -I: no PYTHON* variables, no user site, no current directory; -S: no site-packages.
+        [sys.executable, "-I", "-S", "-c", _IMPORT, str(host_bundle), module],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env={
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "RAINDROP_SECRET_ID": "segment-raindrop",
+            "RETRY_QUEUE_URL": "http://127.0.0.1:9/queue/retry",
+            "DLQ_URL": "http://127.0.0.1:9/queue/dlq",
+            "POWERTOOLS_SERVICE_NAME": "segment-raindrop",
+            "POWERTOOLS_METRICS_NAMESPACE": "SegmentRaindrop",
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
