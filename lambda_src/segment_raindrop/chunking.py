@@ -38,26 +38,42 @@ class Chunk:
         )
 
 
-def build_chunks(items: Iterable[MappedItem], *, max_items: int, max_bytes: int) -> list[Chunk]:
-    """Chunks per endpoint, in the order items arrived.
+class ChunkBuilder:
+    """Builds chunks as items arrive, so the first requests can leave while mapping goes on.
 
+    ``add`` returns a chunk as soon as one is full; ``flush`` returns the partly filled rest.
     An item larger than ``max_bytes`` on its own still gets a chunk of its own: whether
     Raindrop takes it is Raindrop's call (a 413 then marks it rejected).
     """
-    by_endpoint: dict[Endpoint, list[MappedItem]] = {}
-    for item in items:
-        by_endpoint.setdefault(item.endpoint, []).append(item)
-    chunks: list[Chunk] = []
-    for endpoint, endpoint_items in by_endpoint.items():
-        current: list[MappedItem] = []
-        size = _ARRAY_OVERHEAD
-        for item in endpoint_items:
-            added = len(item.payload) + (1 if current else 0)
-            if current and (len(current) >= max_items or size + added > max_bytes):
-                chunks.append(Chunk(endpoint, tuple(current)))
-                current, size, added = [], _ARRAY_OVERHEAD, len(item.payload)
-            current.append(item)
-            size += added
-        if current:
-            chunks.append(Chunk(endpoint, tuple(current)))
-    return chunks
+
+    def __init__(self, *, max_items: int, max_bytes: int) -> None:
+        self._max_items = max_items
+        self._max_bytes = max_bytes
+        self._open: dict[Endpoint, list[MappedItem]] = {}
+        self._sizes: dict[Endpoint, int] = {}
+
+    def add(self, item: MappedItem) -> Chunk | None:
+        current = self._open.setdefault(item.endpoint, [])
+        size = self._sizes.get(item.endpoint, _ARRAY_OVERHEAD)
+        added = len(item.payload) + (1 if current else 0)
+        full: Chunk | None = None
+        if current and (len(current) >= self._max_items or size + added > self._max_bytes):
+            full = Chunk(item.endpoint, tuple(current))
+            current.clear()
+            size, added = _ARRAY_OVERHEAD, len(item.payload)
+        current.append(item)
+        self._sizes[item.endpoint] = size + added
+        return full
+
+    def flush(self) -> list[Chunk]:
+        chunks = [Chunk(endpoint, tuple(items)) for endpoint, items in self._open.items() if items]
+        self._open.clear()
+        self._sizes.clear()
+        return chunks
+
+
+def build_chunks(items: Iterable[MappedItem], *, max_items: int, max_bytes: int) -> list[Chunk]:
+    """All of ``items`` as chunks (see :class:`ChunkBuilder`)."""
+    builder = ChunkBuilder(max_items=max_items, max_bytes=max_bytes)
+    chunks = [chunk for item in items if (chunk := builder.add(item)) is not None]
+    return chunks + builder.flush()

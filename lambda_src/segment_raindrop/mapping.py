@@ -54,29 +54,42 @@ class MapResult:
 
 
 def map_events(events: Sequence[Any], config: MappingConfig) -> MapResult:
-    return _Mapper(config).run(events)
+    mapper = Mapper(config)
+    for index, event in enumerate(events):
+        mapper.add(index, event)
+    return mapper.result
 
 
-class _Mapper:
+class Mapper:
+    """Maps one request's events one at a time; ``result`` accounts for all of them.
+
+    Per request, not per process: enrichment yields one identify per user and request.
+    """
+
     def __init__(self, config: MappingConfig) -> None:
         self._config = config
         self._result = MapResult()
         self._enriched_users: set[str] = set()
 
-    def run(self, events: Sequence[Any]) -> MapResult:
-        for index, event in enumerate(events):
-            try:
-                items = self._map_event(index, event)
-            except InvalidEvent as exc:
-                self._result.invalid[index] = str(exc)
-                continue
-            except RecursionError:
-                # JSON nested close to the parser's limit; no Raindrop item can hold it.
-                self._result.invalid[index] = "event is nested too deeply"
-                continue
-            if items is not None:
-                self._result.items.extend(items)
+    @property
+    def result(self) -> MapResult:
         return self._result
+
+    def add(self, index: int, event: Any) -> list[MappedItem]:
+        """The items event ``index`` maps to (also kept in ``result``); none if not mapped."""
+        try:
+            items = self._map_event(index, event)
+        except InvalidEvent as exc:
+            self._result.invalid[index] = str(exc)
+            return []
+        except RecursionError:
+            # JSON nested close to the parser's limit; no Raindrop item can hold it.
+            self._result.invalid[index] = "event is nested too deeply"
+            return []
+        if items is None:
+            return []
+        self._result.items.extend(items)
+        return items
 
     def _map_event(self, index: int, event: Any) -> list[MappedItem] | None:
         """The event's items, or None when it was filtered (recorded with its reason)."""
@@ -316,4 +329,5 @@ def flatten_traits(traits: dict[str, Any], prefix: str = "") -> dict[str, str | 
 
 def _hash_user(event: dict[str, Any]) -> str:
     user = event.get("userId") or event.get("anonymousId") or ""
-    return hashlib.sha256(str(user).encode()).hexdigest()[:16]
+    # surrogatepass: a lone surrogate (legal in a JSON escape) must not crash the hash.
+    return hashlib.sha256(str(user).encode("utf-8", "surrogatepass")).hexdigest()[:16]

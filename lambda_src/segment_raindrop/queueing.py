@@ -96,6 +96,7 @@ class QueueResult:
     omitted: set[int] = field(default_factory=set)
     unqueued: set[int] = field(default_factory=set)
     messages: int = 0
+    message_ids: list[str] = field(default_factory=list)  # SQS's ids of the messages sent
 
 
 @dataclass(slots=True)
@@ -236,6 +237,7 @@ class QueueWriter:
             if entry is not None:
                 (result.omitted if entry.omitted else result.queued).update(entry.indices)
                 result.messages += 1
+                result.message_ids.append(success["MessageId"])
         failed = {item["Id"] for item in response.get("Failed", [])}
         # A sender fault (malformed entry) will not heal by resending; give up on it now.
         permanent = {item["Id"] for item in response.get("Failed", []) if item.get("SenderFault")}

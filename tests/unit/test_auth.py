@@ -1,0 +1,269 @@
+"""Authenticating Segment's requests (WIRE.md §1): bearer, Basic, X-Signature."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Callable
+
+import pytest
+
+from segment_raindrop import samples
+from segment_raindrop.auth import AuthDecision, AuthMethod, authenticate, sign
+
+TOKEN = "whk_3f9a8b7c6d5e4f3a2b1c"
+SECRET = "segment-shared-secret-☃"
+BODY = b'{"type":"track","event":"AI Chat Completed","userId":"u1"}'
+
+
+def hmac_sha1(secret: str, message: bytes) -> str:
+    return hmac.new(secret.encode(), message, hashlib.sha1).hexdigest()
+
+
+def basic(user: str, password: str = "") -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def auth(
+    headers: dict[str, str],
+    body: bytes = BODY,
+    *,
+    token: str | None = TOKEN,
+    secret: str | None = SECRET,
+) -> AuthDecision:
+    return authenticate(headers, body, webhook_token=token, shared_secret=secret)
+
+
+# -- bearer and basic --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        f"Bearer {TOKEN}",
+        f"bearer {TOKEN}",
+        f"BEARER {TOKEN}",
+        f"  Bearer   {TOKEN}  ",
+    ],
+)
+def test_bearer_ok(header: str) -> None:
+    decision = auth({"authorization": header})
+    assert decision.ok
+    assert decision.method is AuthMethod.BEARER
+    assert decision.reason == ""
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Bearer wrong",
+        f"Bearer {TOKEN}x",
+        f"Bearer {TOKEN[:-1]}",
+        f"Bearer {TOKEN.upper()}",
+        "Bearer ",
+        "Bearer",
+        TOKEN,
+        f"Token {TOKEN}",
+        f"Bearer{TOKEN}",
+    ],
+)
+def test_bearer_wrong(header: str) -> None:
+    decision = auth({"authorization": header})
+    assert not decision.ok
+    assert decision.method is None
+    assert decision.reason == "invalid credentials"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        basic(TOKEN),  # Segment's libraries: write key as user name, empty password
+        basic(TOKEN, "anything"),
+        "basic " + base64.b64encode(TOKEN.encode()).decode(),  # no colon at all
+        "BASIC " + base64.b64encode(f"{TOKEN}:".encode()).decode(),
+    ],
+)
+def test_basic_with_token_as_user_name(header: str) -> None:
+    decision = auth({"authorization": header})
+    assert decision.method is AuthMethod.BASIC
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        basic("wrong"),
+        basic("", TOKEN),  # the token as password is not Segment's convention
+        basic(TOKEN + "x"),
+        "Basic not-base64!",
+        "Basic " + base64.b64encode(b"\xff\xfe:").decode(),  # not UTF-8
+        "Basic ünïcödé",  # not even ASCII
+        "Basic ",
+    ],
+)
+def test_basic_wrong(header: str) -> None:
+    decision = auth({"authorization": header})
+    assert not decision.ok
+    assert decision.reason == "invalid credentials"
+
+
+def test_segment_sdk_style_request(fixture_bytes: Callable[[str], bytes]) -> None:
+    # What analytics-python posts to /v1/batch: Basic auth with the write key as user name.
+    body = fixture_bytes("tracking_api_batch.json")
+    assert auth({"authorization": basic(TOKEN)}, body, secret=None).method is AuthMethod.BASIC
+
+
+# -- X-Signature -------------------------------------------------------------------------------
+
+
+def test_signature_over_the_whole_body() -> None:
+    decision = auth({"x-signature": hmac_sha1(SECRET, BODY)})
+    assert decision.method is AuthMethod.SIGNATURE
+
+
+def test_signature_is_case_and_space_tolerant() -> None:
+    signature = " " + hmac_sha1(SECRET, BODY).upper() + " "
+    assert auth({"x-signature": signature}).method is AuthMethod.SIGNATURE
+
+
+def test_sign_matches_segment_hmac_sha1() -> None:
+    assert sign(BODY, SECRET) == hmac_sha1(SECRET, BODY)
+    assert len(sign(BODY, SECRET)) == 40
+
+
+def test_signature_over_whole_batch_body_is_also_accepted() -> None:
+    # Segment has open work to sign the full body; both forms pass.
+    body = samples.body(samples.conversation(prompt_chars=50))
+    assert auth({"x-signature": sign(body, SECRET)}, body).method is AuthMethod.SIGNATURE
+
+
+def test_signature_over_the_first_element_of_a_batch() -> None:
+    events = samples.conversation(prompt_chars=50)
+    body = samples.body(events)
+    first = json.dumps(events[0], ensure_ascii=False, separators=(",", ":")).encode()
+    decision = auth({"x-signature": sign(first, SECRET)}, body)
+    assert decision.method is AuthMethod.SIGNATURE_FIRST_ELEMENT
+
+
+def test_signature_over_raw_first_element_text(fixture_bytes: Callable[[str], bytes]) -> None:
+    # Irregular whitespace and JavaScript-formatted numbers (1e-7, 1e+21, 1.0): the signed bytes
+    # are the element's raw text; re-serialising it in Python gives different bytes.
+    body = fixture_bytes("actions_batch_js_numbers.json")
+    text = body.decode()
+    start = text.index("{")
+    end = text.index("} ,\n") + 1
+    raw_first = body[len(text[:start].encode()) : len(text[:end].encode())]
+    assert json.dumps(json.loads(raw_first), separators=(",", ":")).encode() != raw_first
+    decision = auth({"x-signature": hmac_sha1(SECRET, raw_first)}, body)
+    assert decision.method is AuthMethod.SIGNATURE_FIRST_ELEMENT
+    reserialised = json.dumps(json.loads(raw_first), separators=(",", ":"), ensure_ascii=False)
+    assert not auth({"x-signature": hmac_sha1(SECRET, reserialised.encode())}, body).ok
+
+
+def test_first_element_signature_with_leading_whitespace() -> None:
+    element = '{"type":"track","n":1e21,"t":"[x],{y}"}'
+    body = f'\n\t [  {element}\r\n,  {{"type":"page"}} ]'.encode()
+    assert auth({"x-signature": hmac_sha1(SECRET, element.encode())}, body).method is (
+        AuthMethod.SIGNATURE_FIRST_ELEMENT
+    )
+
+
+def test_first_element_signature_with_unicode() -> None:
+    element = '{"event":"AI Chat Completed","input":"日本語 🌍 \\u00e9"}'
+    body = f"[{element},{{}}]".encode()
+    assert auth({"x-signature": hmac_sha1(SECRET, element.encode())}, body).ok
+
+
+def test_signature_of_the_second_element_is_refused() -> None:
+    body = b'[{"a":1},{"b":2}]'
+    assert not auth({"x-signature": hmac_sha1(SECRET, b'{"b":2}')}, body).ok
+
+
+def test_first_element_rule_does_not_apply_to_objects() -> None:
+    # {"batch": [...]} is not an array: only a whole-body signature can authenticate it.
+    element = b'{"type":"track"}'
+    body = b'{"batch":[' + element + b"]}"
+    assert not auth({"x-signature": hmac_sha1(SECRET, element)}, body).ok
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        "0" * 40,
+        "not-hex",
+        "",
+        "sha1=" + hmac_sha1(SECRET, BODY),
+        hmac_sha1("other-secret", BODY),
+        hmac_sha1(SECRET, BODY + b" "),
+        hmac_sha1(SECRET, BODY)[:-1],
+    ],
+)
+def test_wrong_signature(signature: str) -> None:
+    decision = auth({"x-signature": signature}, token=None)
+    assert not decision.ok
+    assert decision.reason in {"invalid credentials", "missing credentials"}
+
+
+def test_signature_on_malformed_or_non_utf8_batch_is_refused_not_raised() -> None:
+    for body in (b"[", b"[\xff\xfe]", b"[]", b"[ ]", b'[{"a":'):
+        decision = auth({"x-signature": hmac_sha1(SECRET, b"{}")}, body, token=None)
+        assert not decision.ok
+
+
+# -- configuration and missing credentials ---------------------------------------------------
+
+
+@pytest.mark.parametrize(("token", "secret"), [(None, None), ("", ""), (None, ""), ("", None)])
+def test_nothing_configured_refuses_everything(token: str | None, secret: str | None) -> None:
+    headers = {"authorization": "Bearer ", "x-signature": hmac_sha1("", BODY)}
+    decision = auth(headers, token=token, secret=secret)
+    assert not decision.ok
+    assert "no webhook_token or segment_shared_secret is configured" in decision.reason
+
+
+def test_missing_credentials() -> None:
+    decision = auth({"content-type": "application/json", "user-agent": "Segment (Actions)"})
+    assert not decision.ok
+    assert decision.reason == "missing credentials"
+
+
+def test_signature_header_without_a_shared_secret_configured() -> None:
+    decision = auth({"x-signature": hmac_sha1(SECRET, BODY)}, secret=None)
+    assert not decision.ok
+    assert decision.reason == "invalid credentials"
+
+
+def test_authorization_header_without_a_token_configured() -> None:
+    decision = auth({"authorization": f"Bearer {TOKEN}"}, token=None)
+    assert not decision.ok
+    assert decision.reason == "invalid credentials"
+
+
+def test_either_credential_is_enough() -> None:
+    good_signature = hmac_sha1(SECRET, BODY)
+    assert auth({"authorization": "Bearer wrong", "x-signature": good_signature}).method is (
+        AuthMethod.SIGNATURE
+    )
+    assert auth({"authorization": f"Bearer {TOKEN}", "x-signature": "bad"}).method is (
+        AuthMethod.BEARER
+    )
+    assert not auth({"authorization": "Bearer wrong", "x-signature": "bad"}).ok
+
+
+def test_token_only_and_secret_only_configurations() -> None:
+    assert auth({"authorization": f"Bearer {TOKEN}"}, secret=None).ok
+    assert auth({"x-signature": hmac_sha1(SECRET, BODY)}, token=None).ok
+
+
+def test_header_names_must_be_lower_case() -> None:
+    # The caller lower-cases header names (documented contract of authenticate).
+    decision = auth({"Authorization": f"Bearer {TOKEN}"})
+    assert decision.reason == "missing credentials"
+
+
+def test_reasons_never_contain_credentials() -> None:
+    for headers in ({"authorization": "Bearer leaked-token"}, {"x-signature": "leaked-sig"}):
+        decision = auth(headers)
+        assert "leaked" not in decision.reason
+        assert TOKEN not in decision.reason
