@@ -23,7 +23,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -143,6 +143,35 @@ class _Retry:
         return ChunkStatus.TRANSIENT
 
 
+class DeliverySession:
+    """Chunks submitted to the worker pool as they come; ``wait`` collects every result."""
+
+    def __init__(self, client: RaindropClient, key: _ApiKey, deadline: float) -> None:
+        self._client = client
+        self._key = key
+        self._deadline = deadline
+        self._futures: list[tuple[Chunk, Future[DeliveryReport]]] = []
+
+    def submit(self, chunk: Chunk) -> None:
+        future = self._client.submit_chunk(chunk, self._key, self._deadline)
+        self._futures.append((chunk, future))
+
+    def wait(self) -> DeliveryReport:
+        report = DeliveryReport()
+        for chunk, future in self._futures:
+            # Each attempt's timeouts end by the deadline; the grace covers thread hand-off.
+            wait = max(0.0, self._deadline - time.monotonic()) + 1.0
+            try:
+                report.merge(future.result(timeout=wait))
+            except FutureTimeout:
+                future.cancel()
+                report.results.append(
+                    ChunkResult(chunk, ChunkStatus.DEADLINE, attempts=0, error="deadline")
+                )
+        self._futures.clear()
+        return report
+
+
 class RaindropClient:
     """One pooled HTTP client and worker pool, reused across invocations of a warm function."""
 
@@ -175,7 +204,7 @@ class RaindropClient:
 
     def deliver(
         self,
-        chunks: Sequence[Chunk],
+        chunks: Iterable[Chunk],
         *,
         api_key: str,
         deadline: float,
@@ -185,24 +214,19 @@ class RaindropClient:
 
         ``deadline`` is a ``time.monotonic()`` instant.
         """
-        report = DeliveryReport()
-        if not chunks:
-            return report
-        key = _ApiKey(api_key, refresh_key)
-        futures: list[tuple[Chunk, Future[DeliveryReport]]] = [
-            (chunk, self._pool.submit(self._send_chunk, chunk, key, deadline)) for chunk in chunks
-        ]
-        for chunk, future in futures:
-            # Each attempt's timeouts end by the deadline; the grace covers thread hand-off.
-            wait = max(0.0, deadline - time.monotonic()) + 1.0
-            try:
-                report.merge(future.result(timeout=wait))
-            except FutureTimeout:
-                future.cancel()
-                report.results.append(
-                    ChunkResult(chunk, ChunkStatus.DEADLINE, attempts=0, error="deadline")
-                )
-        return report
+        session = self.session(api_key=api_key, deadline=deadline, refresh_key=refresh_key)
+        for chunk in chunks:
+            session.submit(chunk)
+        return session.wait()
+
+    def session(
+        self, *, api_key: str, deadline: float, refresh_key: KeyRefresher | None = None
+    ) -> DeliverySession:
+        """A delivery that takes chunks as they are built, so sending overlaps mapping."""
+        return DeliverySession(self, _ApiKey(api_key, refresh_key), deadline)
+
+    def submit_chunk(self, chunk: Chunk, key: _ApiKey, deadline: float) -> Future[DeliveryReport]:
+        return self._pool.submit(self._send_chunk, chunk, key, deadline)
 
     def _send_chunk(self, chunk: Chunk, key: _ApiKey, deadline: float) -> DeliveryReport:
         report = DeliveryReport()

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from segment_raindrop.chunking import build_chunks
+from segment_raindrop.chunking import ChunkBuilder
 from segment_raindrop.config import DeliveryConfig, MappingConfig
 from segment_raindrop.delivery import (
     ChunkResult,
@@ -21,7 +21,7 @@ from segment_raindrop.delivery import (
     KeyRefresher,
     RaindropClient,
 )
-from segment_raindrop.mapping import MapResult, map_events
+from segment_raindrop.mapping import Mapper, MapResult
 from segment_raindrop.queueing import (
     FailureGroup,
     FailureReason,
@@ -84,15 +84,22 @@ class Forwarder:
         deadline: float,
         refresh_key: KeyRefresher | None = None,
     ) -> ForwardResult:
-        mapped = map_events(events, self.mapping)
-        chunks = build_chunks(
-            mapped.items,
-            max_items=self.delivery.chunk_max_items,
-            max_bytes=self.delivery.chunk_max_bytes,
+        # Chunks leave as soon as they fill up, so the first requests are in flight while
+        # the rest of the batch is still being mapped.
+        mapper = Mapper(self.mapping)
+        builder = ChunkBuilder(
+            max_items=self.delivery.chunk_max_items, max_bytes=self.delivery.chunk_max_bytes
         )
-        report = self.client.deliver(
-            chunks, api_key=api_key, deadline=deadline, refresh_key=refresh_key
-        )
+        session = self.client.session(api_key=api_key, deadline=deadline, refresh_key=refresh_key)
+        for index, event in enumerate(events):
+            for item in mapper.add(index, event):
+                chunk = builder.add(item)
+                if chunk is not None:
+                    session.submit(chunk)
+        for chunk in builder.flush():
+            session.submit(chunk)
+        report = session.wait()
+        mapped = mapper.result
         result = ForwardResult(events=events, mapped=mapped, delivery=report)
         for index, reason in mapped.invalid.items():
             result.failures[index] = Failure(FailureReason.INVALID, error=reason)
