@@ -1,0 +1,467 @@
+"""``segment-raindrop replay``: replay the dead-letter queue from an operator's machine.
+
+Exit status: 0 when everything selected was replayed (dry run: would be), 1 when something was
+kept, unparseable or interrupted, 2 when the replay could not start, 130 when aborted.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import boto3
+import typer
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from segment_raindrop.config import ConfigError, ForwarderConfig, load_config
+from segment_raindrop.credentials import SecretStore
+from segment_raindrop.delivery import RaindropClient
+from segment_raindrop.observability import logger
+from segment_raindrop.pipeline import Forwarder
+from segment_raindrop.queueing import FailureReason
+from segment_raindrop.replay import (
+    Replayer,
+    ReplayOptions,
+    ReplayProgress,
+    ReplayRefused,
+    ReplaySummary,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.client import SQSClient
+
+EXIT_OK = 0
+EXIT_INCOMPLETE = 1
+EXIT_CANNOT_START = 2
+EXIT_ABORTED = 130
+
+# Stack outputs the CLI reads (infra/stack.py).
+OUTPUT_DLQ_URL = "DeadLetterQueueUrl"
+OUTPUT_RETRY_QUEUE_URL = "RetryQueueUrl"
+OUTPUT_SECRET_ARN = "SecretArn"  # noqa: S105 - an output name, not a secret
+# A dry run reads no secret; the configuration still wants a secret id.
+_NO_SECRET = "(not read in a dry run)"  # noqa: S105 - a stand-in id, not a secret
+
+_AWS_CONFIG = Config(
+    connect_timeout=5, read_timeout=30, retries={"mode": "standard", "total_max_attempts": 5}
+)
+
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int = EXIT_CANNOT_START) -> NoReturn:
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _timestamp(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"not an ISO 8601 time: {value!r} (e.g. 2026-11-27T09:00:00Z)", param_hint=option
+        ) from None
+
+
+def stack_outputs(stack: str, region: str | None) -> dict[str, str]:
+    """The CloudFormation stack's outputs by key; exits with a clear error when unreadable."""
+    cloudformation = boto3.client("cloudformation", region_name=region, config=_AWS_CONFIG)
+    try:
+        stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    except (BotoCoreError, ClientError) as exc:
+        _fail(f"cannot read the outputs of stack {stack!r}: {exc}")
+    if not stacks:
+        _fail(f"stack {stack!r} not found")
+    return {
+        output["OutputKey"]: output["OutputValue"]
+        for output in stacks[0].get("Outputs", [])
+        if "OutputKey" in output and "OutputValue" in output
+    }
+
+
+def _configuration(
+    *,
+    queue_url: str | None,
+    stack: str | None,
+    region: str | None,
+    secret_id: str | None,
+    dry_run: bool,
+) -> ForwarderConfig:
+    retry_queue_url = None
+    if stack is not None:
+        outputs = stack_outputs(stack, region)
+        queue_url = queue_url or outputs.get(OUTPUT_DLQ_URL)
+        retry_queue_url = outputs.get(OUTPUT_RETRY_QUEUE_URL)
+        secret_id = secret_id or outputs.get(OUTPUT_SECRET_ARN)
+        if queue_url is None:
+            _fail(f"stack {stack!r} has no {OUTPUT_DLQ_URL} output; pass --queue-url")
+    env = dict(os.environ)
+    queue_url = queue_url or env.get("DLQ_URL") or None
+    secret_id = secret_id or env.get("RAINDROP_SECRET_ID") or None
+    if queue_url is None:
+        _fail("which dead-letter queue? Pass --queue-url URL or --stack NAME")
+    if secret_id is None:
+        if not dry_run:
+            _fail(
+                "which secret holds the Raindrop key? Pass --secret-id, --stack NAME, "
+                "or set RAINDROP_SECRET_ID"
+            )
+        secret_id = _NO_SECRET
+    env |= {
+        "DLQ_URL": queue_url,
+        # Replay writes only to the dead-letter queue; the setting is required all the same.
+        "RETRY_QUEUE_URL": retry_queue_url or env.get("RETRY_QUEUE_URL") or queue_url,
+        "RAINDROP_SECRET_ID": secret_id,
+    }
+    try:
+        return load_config(env)
+    except ConfigError as exc:
+        _fail(f"configuration is invalid: {exc}")
+
+
+def build_replayer(
+    config: ForwarderConfig, options: ReplayOptions, *, region: str | None
+) -> Replayer:
+    sqs: SQSClient = boto3.client("sqs", region_name=region, config=_AWS_CONFIG)
+    secrets = SecretStore(
+        config.secret_id,
+        max_age_seconds=config.secret_max_age_seconds,
+        provider=SecretsProvider(
+            boto3_client=boto3.client("secretsmanager", region_name=region, config=_AWS_CONFIG)
+        ),
+    )
+    return Replayer(
+        sqs=sqs,
+        queue_url=config.dlq_url,
+        forwarder=Forwarder(config.mapping, config.delivery, RaindropClient(config.delivery)),
+        secrets=secrets,
+        options=options,
+        retry_queue_url=config.retry_queue_url,
+    )
+
+
+class _CurrentStderr(io.TextIOBase):
+    """Whatever ``sys.stderr`` is at the time of writing (test runners swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+@contextmanager
+def _quiet_logs() -> Iterator[None]:
+    # Powertools logs JSON to stdout; here stdout is for the summary, and the summary already
+    # holds every problem. Keep warnings and errors, on stderr, for the command's duration.
+    handler = logger.registered_handler
+    level = logger.log_level
+    if not isinstance(handler, logging.StreamHandler):
+        yield
+        return
+    stream = handler.stream
+    handler.stream = _CurrentStderr()
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        handler.stream = stream
+        logger.setLevel(level)
+
+
+def _confirm(config: ForwarderConfig, depth: int, options: ReplayOptions) -> None:
+    if not sys.stdin.isatty():
+        _fail(
+            "refusing to replay without confirmation: stdin is not a terminal. "
+            "Pass --yes to replay, or --dry-run to only look."
+        )
+    count = depth if options.max_messages is None else min(depth, options.max_messages)
+    typer.confirm(
+        f"Replay up to {count} message(s) from {config.dlq_url} to {config.delivery.api_url}?",
+        abort=True,
+        err=True,
+    )
+
+
+@contextmanager
+def _interrupts(replayer: Replayer) -> Iterator[None]:
+    """First Ctrl-C: graceful stop after the current message. Second: abort."""
+    presses = 0
+
+    def on_sigint(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal presses
+        presses += 1
+        if presses > 1:
+            raise KeyboardInterrupt
+        replayer.stop()
+        err.print(
+            "[yellow]Stopping after the current message; the rest is released. "
+            "Press Ctrl-C again to abort.[/]"
+        )
+
+    try:
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not the main thread (embedded use): no signal handling
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def summary_table(summary: ReplaySummary) -> Table:
+    dry = summary.dry_run
+    table = Table(title="Dry run (nothing changed)" if dry else "Replay", title_justify="left")
+    table.add_column("")
+    table.add_column("count", justify="right")
+    rows: list[tuple[str, int]] = [
+        ("messages received", summary.messages_received),
+        ("messages selected", summary.messages_selected),
+        (
+            "messages that would be replayed" if dry else "messages replayed and deleted",
+            summary.messages_replayed,
+        ),
+    ]
+    if not dry:
+        rows.append(("messages partly replayed (rest re-queued)", summary.messages_partly_replayed))
+    rows += [
+        ("messages that would be kept" if dry else "messages kept", summary.messages_kept),
+        ("messages skipped by the filters", summary.messages_skipped),
+        ("messages not readable (not ours)", summary.messages_unparseable),
+        ("events that would be forwarded" if dry else "events forwarded", summary.events_forwarded),
+        ("events filtered", summary.events_filtered),
+    ]
+    rows += [
+        (f"events {'invalid now' if dry else 'failed: ' + reason}", count)
+        for reason, count in sorted(summary.events_failed.items())
+    ]
+    if summary.events_omitted:
+        rows.append(("events too large for SQS (not replayable)", summary.events_omitted))
+    if dry:
+        rows += [
+            (f"items that would be sent to {endpoint}", count)
+            for endpoint, count in sorted(summary.would_send.items())
+        ]
+    for label, value in rows:
+        table.add_row(label, str(value))
+    return table
+
+
+def _report(summary: ReplaySummary, *, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(summary.as_dict(), indent=2))
+    else:
+        Console().print(summary_table(summary))
+    for problem in summary.errors:
+        err.print(f"[red]problem:[/] {escape(problem)}", highlight=False)
+    if summary.unparseable_message_ids:
+        err.print(
+            "[yellow]not forwarder messages (left on the queue):[/] "
+            + escape(", ".join(summary.unparseable_message_ids)),
+            highlight=False,
+        )
+    if summary.stopped:
+        err.print(
+            f"[yellow]Stopped early ({summary.stop_reason}); what was not replayed is back on "
+            "the queue. Run the same command again to continue.[/]"
+        )
+    elif summary.ok:
+        err.print(
+            "[green]Everything selected "
+            + ("would be" if summary.dry_run else "was")
+            + " replayed.[/]"
+        )
+    else:
+        err.print("[yellow]Not everything selected was replayed; see the table.[/]")
+
+
+def replay(
+    *,
+    queue_url: Annotated[
+        str | None, typer.Option("--queue-url", help="The dead-letter queue's URL.")
+    ] = None,
+    stack: Annotated[
+        str | None,
+        typer.Option("--stack", help="Read the queue URLs and the secret from this stack."),
+    ] = None,
+    region: Annotated[str | None, typer.Option("--region", help="AWS region.")] = None,
+    secret_id: Annotated[
+        str | None,
+        typer.Option(
+            "--secret-id",
+            help="Secret with the Raindrop key (default: the stack's SecretArn, then "
+            "RAINDROP_SECRET_ID).",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Map and validate only; report what would be sent."),
+    ] = False,
+    max_messages: Annotated[
+        int | None, typer.Option("--max-messages", min=1, help="Replay at most N messages.")
+    ] = None,
+    reason: Annotated[
+        FailureReason | None,
+        typer.Option("--reason", case_sensitive=False, help="Only messages with this reason."),
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only messages that first failed at or after.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Only messages that first failed before.")
+    ] = None,
+    rate: Annotated[
+        float | None, typer.Option("--rate", min=0.001, help="At most this many events/s.")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    wait_seconds: Annotated[
+        int,
+        typer.Option(
+            "--wait-seconds",
+            min=0,
+            max=20,
+            hidden=True,
+            help="Long polling per receive (0: short polls, for local endpoints).",
+        ),
+    ] = 1,
+) -> None:
+    """Replay the dead-letter queue into Raindrop.
+
+    A message is deleted only once every one of its events is delivered or filtered.
+
+    What still fails stays on the queue. Safe to interrupt (Ctrl-C) and run again.
+
+    Exit status: 0 all replayed, 1 something kept or interrupted, 2 could not start.
+    """
+    with _quiet_logs():
+        _replay(
+            queue_url=queue_url,
+            stack=stack,
+            region=region,
+            secret_id=secret_id,
+            max_messages=max_messages,
+            reason=reason,
+            since=since,
+            until=until,
+            rate=rate,
+            dry_run=dry_run,
+            yes=yes,
+            as_json=as_json,
+            wait_seconds=wait_seconds,
+        )
+
+
+def _replay(
+    *,
+    queue_url: str | None,
+    stack: str | None,
+    region: str | None,
+    secret_id: str | None,
+    max_messages: int | None,
+    reason: FailureReason | None,
+    since: str | None,
+    until: str | None,
+    rate: float | None,
+    dry_run: bool,
+    yes: bool,
+    as_json: bool,
+    wait_seconds: int,
+) -> None:
+    try:
+        options = ReplayOptions(
+            max_messages=max_messages,
+            dry_run=dry_run,
+            reason=reason,
+            since=_timestamp(since, "--since"),
+            until=_timestamp(until, "--until"),
+            rate=rate,
+            wait_seconds=wait_seconds,
+        )
+    except ValidationError as exc:
+        _fail("; ".join(error["msg"] for error in exc.errors(include_url=False)))
+    config = _configuration(
+        queue_url=queue_url, stack=stack, region=region, secret_id=secret_id, dry_run=dry_run
+    )
+    replayer = build_replayer(config, options, region=region)
+    try:
+        depth = replayer.preflight()
+        if not dry_run and not yes:
+            _confirm(config, depth, options)
+        summary = _run(replayer, depth, options)
+    except ReplayRefused as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        err.print(
+            "[red]Aborted.[/] Messages in hand return to the queue when their visibility "
+            "timeout ends; a message being delivered may be sent again by the next replay."
+        )
+        raise typer.Exit(EXIT_ABORTED) from None
+    _report(summary, as_json=as_json)
+    raise typer.Exit(EXIT_OK if summary.ok else EXIT_INCOMPLETE)
+
+
+def _run(replayer: Replayer, depth: int, options: ReplayOptions) -> ReplaySummary:
+    total = depth
+    if (
+        options.max_messages is not None
+        and options.reason is None
+        and options.since is None
+        and options.until is None
+    ):
+        total = min(depth, options.max_messages)
+    with (
+        Progress(
+            SpinnerColumn(),
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as progress,
+        _interrupts(replayer),
+    ):
+        task = progress.add_task(
+            "checking" if options.dry_run else "replaying", total=max(total, 1)
+        )
+
+        def on_progress(update: ReplayProgress) -> None:
+            summary = update.summary
+            progress.update(
+                task,
+                advance=1,
+                description=(
+                    f"{'checking' if options.dry_run else 'replaying'}: "
+                    f"{summary.messages_replayed} ok, {summary.messages_kept} kept"
+                ),
+            )
+
+        replayer.set_progress(on_progress)
+        return replayer.run()

@@ -1,0 +1,311 @@
+"""``segment-raindrop replay``: through typer's CliRunner, and as a real process for Ctrl-C.
+
+Against moto's server (SQS, Secrets Manager, CloudFormation for ``--stack``) and the receiver.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+import boto3
+import pytest
+from typer.testing import CliRunner
+
+from segment_raindrop.cli import app
+from segment_raindrop.queueing import FailureReason, QueueTarget
+from tests.integration.test_replay_support import (
+    ai_event,
+    assert_delivered_once,
+    fast,
+    fresh_runtimes,
+    invalid_event,
+    put_message,
+    raw_dlq,
+)
+
+pytestmark = pytest.mark.usefixtures("fast", "fresh_runtimes")
+__all__ = ["fast", "fresh_runtimes"]  # fixtures, imported for use by name
+
+runner = CliRunner()
+
+
+def _seed(aws: Any, messages: int, per_message: int = 2) -> list[str]:
+    ids = []
+    for m in range(messages):
+        events = [ai_event(m * 100 + e) for e in range(per_message)]
+        put_message(aws, QueueTarget.DEAD_LETTER, events)
+        ids += [f"trace-{m * 100 + e}" for e in range(per_message)]
+    return ids
+
+
+def _replay(*args: str, long_poll: bool = False) -> Any:
+    # Short polls against moto, except where the default (1 s long polls) is under test.
+    polling = [] if long_poll else ["--wait-seconds", "0"]
+    return runner.invoke(app, ["replay", *args, *polling], catch_exceptions=False)
+
+
+def _summary(result: Any) -> dict[str, Any]:
+    parsed: dict[str, Any] = json.loads(result.stdout)
+    return parsed
+
+
+def test_dry_run_reports_what_would_be_sent_and_changes_nothing(aws: Any, receiver: Any) -> None:
+    _seed(aws, 2)
+    before = raw_dlq(aws)
+
+    result = _replay("--queue-url", aws.resources.dlq_url, "--dry-run")
+
+    assert result.exit_code == 0, result.output
+    assert "Dry run (nothing changed)" in result.stdout
+    assert "events that would be forwarded" in result.stdout
+    assert "items that would be sent to events/track" in result.stdout
+    assert "Everything selected would be replayed." in result.stderr
+    assert receiver.requests == []
+    assert raw_dlq(aws) == before
+
+
+def test_dry_run_exits_1_when_something_is_invalid_now(aws: Any, receiver: Any) -> None:
+    put_message(aws, QueueTarget.DEAD_LETTER, [ai_event(1), invalid_event(2)])
+    before = raw_dlq(aws)
+
+    result = _replay("--queue-url", aws.resources.dlq_url, "--dry-run", "--json")
+
+    assert result.exit_code == 1, result.output
+    summary = _summary(result)
+    assert summary["dry_run"] is True
+    assert summary["messages_kept"] == 1
+    assert summary["events_forwarded"] == 1
+    assert summary["events_failed"] == {"invalid": 1}
+    assert summary["would_send"] == {"events/track": 1}
+    assert receiver.requests == []
+    assert raw_dlq(aws) == before
+
+
+def test_replay_with_yes_delivers_everything_and_exits_0(aws: Any, receiver: Any) -> None:
+    ids = _seed(aws, 3)
+
+    result = _replay("--queue-url", aws.resources.dlq_url, "--yes", long_poll=True)
+
+    assert result.exit_code == 0, result.output
+    assert "messages replayed and deleted" in result.stdout
+    assert "Everything selected was replayed." in result.stderr
+    assert_delivered_once(receiver, ids)
+    assert aws.queue_depth(aws.resources.dlq_url) == 0
+
+
+def test_filters_and_json_summary(aws: Any, receiver: Any) -> None:
+    _seed(aws, 2)
+    put_message(
+        aws, QueueTarget.DEAD_LETTER, [ai_event(9)], reason=FailureReason.REJECTED, status=400
+    )
+
+    result = _replay(
+        "--queue-url",
+        aws.resources.dlq_url,
+        "--yes",
+        "--json",
+        "--reason",
+        "rejected",
+        "--since",
+        "2026-11-01T00:00:00Z",
+        "--until",
+        "2026-12-01",
+        "--rate",
+        "1000",
+    )
+
+    assert result.exit_code == 0, result.output
+    summary = _summary(result)
+    assert summary["messages_selected"] == summary["messages_deleted"] == 1
+    assert summary["messages_skipped"] == 2
+    assert_delivered_once(receiver, ["trace-9"])
+    assert aws.queue_depth(aws.resources.dlq_url) == 2
+
+
+def test_replay_during_an_outage_exits_1_and_keeps_everything(aws: Any, receiver: Any) -> None:
+    _seed(aws, 2)
+    before = raw_dlq(aws)
+    receiver.outage()
+
+    result = _replay("--queue-url", aws.resources.dlq_url, "--yes", "--json")
+
+    assert result.exit_code == 1, result.output
+    summary = _summary(result)
+    assert summary["messages_kept"] == 2
+    assert summary["messages_deleted"] == 0
+    assert "Not everything selected was replayed" in result.stderr
+    assert receiver.accepted() == []
+    assert raw_dlq(aws) == before
+
+
+def test_refuses_without_yes_when_stdin_is_not_a_terminal(aws: Any, receiver: Any) -> None:
+    _seed(aws, 1)
+    before = raw_dlq(aws)
+
+    result = _replay("--queue-url", aws.resources.dlq_url)
+
+    assert result.exit_code == 2
+    assert "refusing to replay without confirmation" in result.stderr
+    assert "--yes" in result.stderr
+    assert receiver.requests == []
+    assert raw_dlq(aws) == before
+
+
+def test_a_placeholder_key_refuses_to_start(aws: Any, receiver: Any) -> None:
+    _seed(aws, 1)
+    aws.secretsmanager.put_secret_value(
+        SecretId=aws.resources.secret_id,
+        SecretString=json.dumps({**aws.secret, "raindrop_api_key": "REPLACE_ME"}),
+    )
+
+    result = _replay("--queue-url", aws.resources.dlq_url, "--yes")
+
+    assert result.exit_code == 2
+    assert "placeholder" in result.stderr
+    assert receiver.requests == []
+    assert aws.queue_depth(aws.resources.dlq_url) == 1
+
+
+def test_usage_problems_exit_2(aws: Any, receiver: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    bad_time = _replay("--queue-url", aws.resources.dlq_url, "--since", "last tuesday")
+    assert bad_time.exit_code == 2
+    assert "ISO 8601" in bad_time.output
+
+    backwards = _replay(
+        "--queue-url", aws.resources.dlq_url, "--since", "2026-11-02", "--until", "2026-11-01"
+    )
+    assert backwards.exit_code == 2
+    assert "since must be earlier than until" in backwards.stderr
+
+    monkeypatch.delenv("DLQ_URL")
+    no_queue = _replay("--yes")
+    assert no_queue.exit_code == 2
+    assert "--queue-url" in no_queue.stderr
+
+    missing = _replay("--queue-url", aws.resources.dlq_url + "-missing", "--dry-run")
+    assert missing.exit_code == 2
+    assert "cannot read the queue" in missing.stderr
+
+
+def _create_stack(aws: Any, name: str) -> None:
+    template = {
+        "Resources": {"Marker": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": name}}},
+        "Outputs": {
+            "DeadLetterQueueUrl": {"Value": aws.resources.dlq_url},
+            "RetryQueueUrl": {"Value": aws.resources.retry_queue_url},
+            "SecretArn": {"Value": aws.resources.secret_id},
+        },
+    }
+    cloudformation = boto3.client(
+        "cloudformation",
+        endpoint_url=aws.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    cloudformation.create_stack(StackName=name, TemplateBody=json.dumps(template))
+
+
+def test_stack_outputs_give_the_queue_and_the_secret(
+    aws: Any, receiver: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _seed(aws, 2)
+    _create_stack(aws, "segment-raindrop-test")
+    for name in ("DLQ_URL", "RETRY_QUEUE_URL", "RAINDROP_SECRET_ID"):
+        monkeypatch.delenv(name)
+
+    result = _replay("--stack", "segment-raindrop-test", "--region", "us-east-1", "--yes", "--json")
+
+    assert result.exit_code == 0, result.output
+    assert _summary(result)["queue_url"] == aws.resources.dlq_url
+    assert_delivered_once(receiver, ids)
+    assert aws.queue_depth(aws.resources.dlq_url) == 0
+
+    unknown = _replay("--stack", "no-such-stack", "--region", "us-east-1", "--dry-run")
+    assert unknown.exit_code == 2
+    assert "cannot read the outputs of stack 'no-such-stack'" in unknown.stderr
+
+
+# A real process, a real SIGINT
+
+
+def _start_cli(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "segment_raindrop.cli", "replay", *args],
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "120"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_gracefully_and_a_second_run_finishes_the_job(aws: Any, receiver: Any) -> None:
+    ids = _seed(aws, 6)
+    # Two events per message at 4 events/s: half a second between messages, time to interrupt.
+    process = _start_cli(
+        "--queue-url",
+        aws.resources.dlq_url,
+        "--yes",
+        "--json",
+        "--rate",
+        "4",
+        "--wait-seconds",
+        "0",
+    )
+    try:
+        assert receiver.wait_for_items(2, timeout=30), "the replay never delivered anything"
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 1, stderr
+    assert "Stopping after the current message" in stderr
+    first = json.loads(stdout)
+    assert first["stopped"] is True
+    assert 1 <= first["messages_deleted"] < 6
+    assert len(receiver.accepted("events/track")) == 2 * first["messages_deleted"]
+    # What was not replayed is visible again at once.
+    assert aws.queue_depth(aws.resources.dlq_url) == 6 - first["messages_deleted"]
+
+    second = _replay("--queue-url", aws.resources.dlq_url, "--yes", "--json")
+
+    assert second.exit_code == 0, second.output
+    assert first["messages_deleted"] + _summary(second)["messages_deleted"] == 6
+    assert_delivered_once(receiver, ids)
+    assert aws.queue_depth(aws.resources.dlq_url) == 0
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_aborts_and_loses_nothing(
+    aws: Any, receiver: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _seed(aws, 3)
+    before = raw_dlq(aws)
+    receiver.set_latency(2)  # the first delivery hangs while we press Ctrl-C twice
+    monkeypatch.setenv("DELIVERY_BUDGET_SECONDS", "10")
+    monkeypatch.setenv("RAINDROP_READ_TIMEOUT_SECONDS", "10")
+    process = _start_cli("--queue-url", aws.resources.dlq_url, "--yes")
+    try:
+        deadline = time.monotonic() + 30
+        while receiver.connections_accepted == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert receiver.connections_accepted, "the replay never reached the receiver"
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, stderr
+    assert "Aborted." in stderr
+    # Nothing deleted: every message is still there, released for the next run.
+    assert raw_dlq(aws) == before

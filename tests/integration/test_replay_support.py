@@ -1,0 +1,277 @@
+"""Helpers for the retry-worker and replay tests (no tests here).
+
+Everything is real: messages are written with the forwarder's own ``QueueWriter`` into moto's
+queues over HTTP, the retry worker is driven with records received from moto's retry queue the
+way Lambda's SQS event source would (receive, invoke, delete what succeeded), and deliveries
+are read back from the receiver's recordings.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from segment_raindrop import replay, retry
+from segment_raindrop.local.apigw import LocalContext
+from segment_raindrop.local.aws import peek_messages
+from segment_raindrop.local.receiver import RaindropReceiver
+from segment_raindrop.queueing import (
+    FailedEventsMessage,
+    FailureGroup,
+    FailureReason,
+    QueueTarget,
+    QueueWriter,
+)
+from segment_raindrop.replay import Replayer, ReplayOptions, ReplaySummary
+from segment_raindrop.runtime import build_runtime
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
+
+# Small budgets and back-offs keep the suite fast; the logic under test is the same.
+FAST_SETTINGS = {
+    "DELIVERY_BUDGET_SECONDS": "2",
+    "DELIVERY_MAX_ATTEMPTS": "2",
+    "RETRY_BACKOFF_BASE_SECONDS": "0.01",
+    "RETRY_BACKOFF_CAP_SECONDS": "0.02",
+    "RETRY_AFTER_CAP_SECONDS": "0.05",
+    "RAINDROP_READ_TIMEOUT_SECONDS": "1",
+    "RAINDROP_CONNECT_TIMEOUT_SECONDS": "1",
+    # 0: a failed retry-queue message is visible again at once (no waiting in tests).
+    "RETRY_BASE_DELAY_SECONDS": "0",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_NAMESPACE": "SegmentRaindropTests",
+}
+FIRST_FAILURE = "2026-11-20T10:00:00.000Z"
+
+
+@pytest.fixture
+def fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in FAST_SETTINGS.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def fresh_runtimes() -> Iterator[None]:
+    """The handlers' per-process runtimes rebuilt from each test's environment."""
+    retry.runtime.reset()
+    replay.runtime.reset()
+    yield
+    retry.runtime.reset()
+    replay.runtime.reset()
+
+
+# Segment events
+
+
+def ai_event(n: int, *, user: str = "user-1", name: str = "AI Chat Completed") -> dict[str, Any]:
+    return {
+        "type": "track",
+        "event": name,
+        "messageId": f"msg-{n}",
+        "userId": user,
+        "timestamp": "2026-11-20T09:59:00.000Z",
+        "properties": {
+            "trace_id": f"trace-{n}",
+            "model": "gpt-test",
+            "ai_data": {"input": f"question {n}", "output": f"answer {n}"},
+        },
+    }
+
+
+def identify_event(n: int) -> dict[str, Any]:
+    return {
+        "type": "identify",
+        "messageId": f"identify-{n}",
+        "userId": f"user-{n}",
+        "timestamp": "2026-11-20T09:59:00.000Z",
+        "traits": {"plan": "pro", "seats": n},
+    }
+
+
+def invalid_event(n: int) -> dict[str, Any]:
+    """An AI event without any user id: invalid under every configuration."""
+    event = ai_event(n)
+    del event["userId"]
+    return event
+
+
+def page_event(n: int) -> dict[str, Any]:
+    return {"type": "page", "messageId": f"page-{n}", "userId": "user-1", "name": "Home"}
+
+
+def event_ids(events: Iterable[dict[str, Any]]) -> list[str]:
+    """What each forwarded AI event is delivered as (``event_id``)."""
+    return [event["properties"]["trace_id"] for event in events]
+
+
+# Queues
+
+
+def writer(aws: Any, source: str = "webhook") -> QueueWriter:
+    resources = aws.resources
+    return QueueWriter(
+        aws.sqs,
+        retry_queue_url=resources.retry_queue_url,
+        dlq_url=resources.dlq_url,
+        source=source,
+    )
+
+
+def put_message(
+    aws: Any,
+    target: QueueTarget,
+    events: Sequence[Any],
+    *,
+    reason: FailureReason = FailureReason.TRANSIENT,
+    status: int | None = 503,
+    error: str | None = "HTTP 503: Service Unavailable",
+    attempts: int = 3,
+    retries: int = 0,
+    first_failure_at: str = FIRST_FAILURE,
+    request_id: str = "req-1",
+) -> None:
+    """One message in the forwarder's own format, written by the forwarder's own writer."""
+    group = FailureGroup(
+        reason=reason,
+        events=list(enumerate(events)),
+        status=status,
+        error=error,
+        attempts=attempts,
+        first_failure_at=first_failure_at,
+        retries=retries,
+    )
+    result = writer(aws).send(target, [group], request_id=request_id)
+    assert result.messages == 1
+    assert result.queued == set(range(len(events)))
+
+
+def bodies(messages: Iterable[MessageTypeDef]) -> list[FailedEventsMessage]:
+    return [FailedEventsMessage.model_validate_json(message["Body"]) for message in messages]
+
+
+def queued_events(messages: Iterable[FailedEventsMessage]) -> list[Any]:
+    return [event for message in messages for event in message.events]
+
+
+def peek_dlq(aws: Any) -> list[FailedEventsMessage]:
+    return bodies(peek_messages(aws.sqs, aws.resources.dlq_url))
+
+
+def raw_dlq(aws: Any) -> list[str]:
+    return sorted(message["Body"] for message in peek_messages(aws.sqs, aws.resources.dlq_url))
+
+
+# The receiver
+
+
+def delivered_ids(receiver: RaindropReceiver) -> Counter[str]:
+    """``event_id`` of every accepted ``events/track`` item, with how often it arrived."""
+    return Counter(item["event_id"] for item in receiver.accepted("events/track"))
+
+
+def assert_delivered_once(receiver: RaindropReceiver, expected: Iterable[str]) -> None:
+    delivered = delivered_ids(receiver)
+    assert delivered == Counter(expected), delivered
+    assert all(count == 1 for count in delivered.values())
+
+
+# Lambda
+
+
+def sqs_lambda_event(messages: Iterable[MessageTypeDef], queue_arn: str) -> dict[str, Any]:
+    """Received SQS messages as the SQS event source hands them to Lambda."""
+    records = []
+    for message in messages:
+        attributes = message.get("Attributes", {})
+        records.append(
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": {
+                    "ApproximateReceiveCount": attributes.get("ApproximateReceiveCount", "1"),
+                    "SentTimestamp": attributes.get("SentTimestamp", "0"),
+                    "SenderId": attributes.get("SenderId", "AIDAEXAMPLE"),
+                    "ApproximateFirstReceiveTimestamp": attributes.get(
+                        "ApproximateFirstReceiveTimestamp", "0"
+                    ),
+                },
+                "messageAttributes": {
+                    name: {
+                        "stringValue": value.get("StringValue"),
+                        "binaryValue": None,
+                        "stringListValues": [],
+                        "binaryListValues": [],
+                        "dataType": value["DataType"],
+                    }
+                    for name, value in message.get("MessageAttributes", {}).items()
+                },
+                "md5OfBody": message["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": "us-east-1",
+            }
+        )
+    return {"Records": records}
+
+
+@dataclass
+class WorkerRun:
+    received: int
+    failed: int
+    response: dict[str, Any]
+
+
+def run_retry_worker(aws: Any, *, timeout: float = 60.0) -> WorkerRun:
+    """One poll of the retry queue by the SQS event source: receive, invoke, delete successes."""
+    sqs = aws.sqs
+    url = aws.resources.retry_queue_url
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    messages = sqs.receive_message(
+        QueueUrl=url,
+        MaxNumberOfMessages=10,
+        WaitTimeSeconds=0,
+        MessageSystemAttributeNames=["All"],
+        MessageAttributeNames=["All"],
+    ).get("Messages", [])
+    if not messages:
+        return WorkerRun(0, 0, {"batchItemFailures": []})
+    context = LocalContext(function_name="segment-raindrop-retry", timeout_seconds=timeout)
+    response = dict(retry.handler(sqs_lambda_event(messages, arn), context))
+    failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
+    for message in messages:
+        if message["MessageId"] not in failed:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return WorkerRun(len(messages), len(failed), response)
+
+
+# Replay
+
+
+@pytest.fixture
+def make_replayer() -> Iterator[Any]:
+    """``make_replayer(**ReplayOptions)`` → a Replayer built from the environment, as the replay
+    Lambda builds it (short polls unless told otherwise); closed after the test."""
+    runtimes: list[Any] = []
+
+    def factory(*, on_progress: Any = None, **options: Any) -> Replayer:
+        options.setdefault("wait_seconds", 0)
+        rt = build_runtime(source="replay")
+        runtimes.append(rt)
+        return Replayer.from_runtime(rt, ReplayOptions(**options), on_progress=on_progress)
+
+    yield factory
+    for rt in runtimes:
+        rt.close()
+
+
+def summary_counts(summary: ReplaySummary) -> dict[str, Any]:
+    return json.loads(json.dumps(summary.as_dict()))
