@@ -9,17 +9,18 @@ fixed phrases: they end up in logs and metrics, so they never quote event conten
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import pydantic_core
 from pydantic import BaseModel, ValidationError
 
 from segment_raindrop.config import MappingConfig
 from segment_raindrop.raindrop import AiData, Endpoint, Identify, Signal, TrackEvent
+from segment_raindrop.segment import BodyError, NestedTooDeeply, load_json
 
 _TIMESTAMP_FIELDS = ("timestamp", "originalTimestamp", "receivedAt", "sentAt")
 _NOT_FORWARDED_TYPES = frozenset({"page", "screen", "group", "alias"})
@@ -150,10 +151,10 @@ class Mapper:
             return None  # a signal needs no user; without one there is nobody to enrich
         if user_id in self._enriched_users:
             return None
-        flat = flatten_traits(traits)
-        if not flat:
-            return None
         try:
+            flat = flatten_traits(traits)
+            if not flat:
+                return None
             identify = _validated(Identify, user_id=user_id, traits=flat)
             item = _item(Endpoint.IDENTIFY, identify, index)
         except InvalidEvent:
@@ -239,8 +240,10 @@ def _ai_data(properties: dict[str, Any]) -> tuple[AiData | None, dict[str, Any]]
     remaining = {key: value for key, value in properties.items() if key != "ai_data"}
     if isinstance(raw, str):
         try:
-            raw = json.loads(raw)
-        except ValueError:  # JSONDecodeError, or an integer too long for Python to parse
+            raw = load_json(raw)
+        except NestedTooDeeply:
+            raise InvalidEvent("event is nested too deeply") from None
+        except BodyError:
             raise InvalidEvent("properties.ai_data is a string but not JSON") from None
     if raw is None:
         raw = {}
@@ -268,7 +271,15 @@ def _as_text(value: Any) -> str | None:
     if isinstance(value, str):
         return value
     # Message lists and other structures travel as their JSON text.
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return json_text(value)
+
+
+def json_text(value: Any) -> str:
+    """Compact JSON text of ``value`` (pydantic's serialiser: several times the stdlib's speed)."""
+    try:
+        return pydantic_core.to_json(value).decode("utf-8")
+    except ValueError:
+        raise InvalidEvent("event holds text that cannot be encoded as UTF-8") from None
 
 
 def _track(event: dict[str, Any], name: str, properties: dict[str, Any]) -> TrackEvent:
@@ -321,7 +332,7 @@ def flatten_traits(traits: dict[str, Any], prefix: str = "") -> dict[str, str | 
         if isinstance(value, dict):
             flat.update(flatten_traits(value, f"{name}."))
         elif isinstance(value, list):
-            flat[name] = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+            flat[name] = json_text(value)
         elif isinstance(value, str | bool | int | float):
             flat[name] = value
     return flat
