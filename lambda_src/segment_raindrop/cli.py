@@ -1,0 +1,36 @@
+"""The ``segment-raindrop`` console script: operator commands (never shipped to Lambda).
+
+Each command lives in its own module and is registered here.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from segment_raindrop import cli_local
+from segment_raindrop.cli_replay import replay
+
+app = typer.Typer(
+    name="segment-raindrop",
+    help="Operator tools for the Segment → Raindrop forwarder.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Operator tools for the Segment → Raindrop forwarder."""
+
+
+app.command("replay")(replay)
+cli_local.register(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

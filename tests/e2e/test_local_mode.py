@@ -1,0 +1,381 @@
+"""Local mode in this process: the real handlers behind real HTTP, moto and the receiver.
+
+Every test accounts for the events: what the webhook answered, what the receiver accepted,
+and what is left on the queues must agree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from segment_raindrop.cli_local import register, sample_conversation
+from segment_raindrop.local.receiver import Fault, check_raindrop_items
+from segment_raindrop.local.runner import (
+    ENV_FILE,
+    ITEMS_FILE,
+    STATE_FILE,
+    LocalMode,
+    LocalOptions,
+    _failed_ids,
+    sqs_lambda_event,
+)
+from tests.e2e.conftest import Local, wait_for
+
+StartLocal = Callable[..., Local]
+
+
+def chat(seq: int, *, user: str = "user-1") -> dict[str, Any]:
+    return {
+        "type": "track",
+        "event": "AI Chat Completed",
+        "userId": user,
+        "messageId": f"msg-{seq}",
+        "timestamp": "2026-11-27T10:00:00.000Z",
+        "properties": {
+            "trace_id": f"trace-{seq}",
+            "model": "gpt-4o",
+            "ai_data": {"input": f"secret prompt {seq}", "output": f"answer {seq}"},
+        },
+    }
+
+
+def expected_ids(events: list[dict[str, Any]]) -> tuple[set[str], set[str]]:
+    """The event_ids of the AI events and of the feedback signals among ``events``."""
+    ai = {
+        e["properties"]["trace_id"]
+        for e in events
+        if e.get("event", "").startswith("AI ") and e["event"] != "AI Feedback Submitted"
+    }
+    signals = {
+        e["properties"]["trace_id"] for e in events if e.get("event") == "AI Feedback Submitted"
+    }
+    return ai, signals
+
+
+def test_a_single_event_is_mapped_printed_and_saved(start_local: StartLocal) -> None:
+    local = start_local()
+    response = local.post(chat(1), headers=local.bearer())
+    assert response.status_code == 200
+    assert response.json() == {
+        "received": 1,
+        "forwarded": 1,
+        "filtered": 0,
+        "queued": 0,
+        "dead_lettered": 0,
+    }
+    [item] = local.receiver.accepted("events/track")
+    assert item["event"] == "ai_interaction"
+    assert item["user_id"] == "user-1"
+    assert item["event_id"] == "trace-1"
+    assert item["ai_data"]["input"] == "secret prompt 1"
+    assert check_raindrop_items("events/track", [item]) is None
+
+    # One readable line per item, without the prompt; one per request.
+    [line] = local.printed("raindrop  events/track")
+    assert "ai_interaction" in line
+    assert "user=user-1" in line
+    assert "event_id=trace-1" in line
+    assert all("secret prompt" not in printed for printed in local.lines)
+    [request_line] = local.printed("webhook   POST /segment -> 200")
+    assert "forwarded=1" in request_line
+
+    items_file = Path(local.endpoints.items_file or "")
+    [saved] = [json.loads(line) for line in items_file.read_text().splitlines()]
+    assert saved["endpoint"] == "events/track"
+    assert saved["item"] == item
+    assert saved["received_at"].endswith("Z")
+    assert local.queue_depth(local.endpoints.retry_queue_url) == 0
+    assert local.queue_depth(local.endpoints.dlq_url) == 0
+
+
+def test_state_files_hold_what_other_commands_need_and_are_private(
+    start_local: StartLocal,
+) -> None:
+    local = start_local()
+    ep = local.endpoints
+    state_file, env_file = Path(ep.state_file), Path(ep.env_file)
+    assert state_file.name == STATE_FILE
+    assert env_file.name == ENV_FILE
+    state = json.loads(state_file.read_text())
+    assert state["webhook_url"] == ep.webhook_url
+    assert state["webhook_token"] == ep.webhook_token
+    assert state["shared_secret"] == ep.shared_secret
+    assert state["batch_url"] == f"{ep.tracking_api_host}/v1/batch"
+    assert state["pid"] == os.getpid()
+    for path in (state_file, env_file):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    exports = env_file.read_text()
+    for name in ("AWS_ENDPOINT_URL", "RAINDROP_SECRET_ID", "DLQ_URL", "RETRY_QUEUE_URL"):
+        assert f"export {name}=" in exports
+    banner = local.mode.banner()
+    assert ep.webhook_token in banner
+    assert ep.shared_secret in banner
+    assert "curl -sS" in banner
+    assert "127.0.0.1" in banner
+    assert "0.0.0.0" not in banner
+
+    local.mode.stop()
+    assert not state_file.exists()
+    assert not env_file.exists()
+
+
+def test_stop_restores_the_environment(tmp_path: Path) -> None:
+    before = dict(os.environ)
+    os.environ["AWS_SESSION_TOKEN"] = "a-real-looking-session-token"
+    before_with_token = dict(os.environ)
+    options = LocalOptions(
+        port=0, data_dir=tmp_path, resource_prefix="e2e-env", retry_poll_seconds=0
+    )
+    with LocalMode(options, echo=lambda line: None) as mode:
+        assert os.environ["AWS_ENDPOINT_URL"] == mode.endpoints.moto_endpoint
+        assert os.environ["RAINDROP_API_URL"] == mode.endpoints.raindrop_url
+        assert os.environ["AWS_ACCESS_KEY_ID"] == "testing"
+        # Real credentials of the caller's shell never reach the local endpoint.
+        assert "AWS_SESSION_TOKEN" not in os.environ
+    assert dict(os.environ) == before_with_token
+    del os.environ["AWS_SESSION_TOKEN"]
+    assert dict(os.environ) == before
+
+
+def test_fixed_credentials_are_used(start_local: StartLocal) -> None:
+    local = start_local(webhook_token="my-token", shared_secret="my-secret")
+    assert local.endpoints.webhook_token == "my-token"
+    assert local.endpoints.shared_secret == "my-secret"
+    assert local.post(chat(1), headers={"Authorization": "Bearer my-token"}).status_code == 200
+
+
+def test_refusals_come_back_over_http(start_local: StartLocal) -> None:
+    local = start_local()
+    assert local.post(chat(1)).status_code == 401
+    assert local.post(chat(1), headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert local.post(b"{not json", headers=local.bearer()).status_code == 400
+    assert local.post(chat(1), headers=local.bearer(), path="/elsewhere").status_code == 404
+    assert local.receiver.requests == []
+    statuses = [exchange.status for exchange in local.mode.exchanges]
+    assert statuses == [401, 401, 400, 404]
+    assert local.printed("-> 401  unauthorized")
+
+
+def test_bodies_over_api_gateways_limit_are_refused_before_the_handler(
+    start_local: StartLocal,
+) -> None:
+    local = start_local()
+    # Over the handler's MAX_BODY_BYTES (6 MiB): the handler answers 413...
+    assert (
+        local.post(b"[" + b" " * (7 * 1024 * 1024) + b"]", headers=local.bearer()).status_code
+        == 413
+    )
+    # ...over API Gateway's 10 MB the front does, as API Gateway would.
+    response = local.post(b"[" + b" " * (11 * 1024 * 1024) + b"]", headers=local.bearer())
+    assert response.status_code == 413
+    assert response.json() == {"message": "Request Too Long"}
+    assert local.receiver.requests == []
+
+
+def test_tracking_api_path_serves_the_batch_envelope(start_local: StartLocal) -> None:
+    local = start_local()
+    events = [chat(1), chat(2)]
+    response = local.post(
+        {"batch": events, "sentAt": "2026-11-27T10:00:01.000Z"},
+        headers=local.bearer(),
+        path="/v1/batch",
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["forwarded"] == 2
+    assert {i["event_id"] for i in local.receiver.accepted("events/track")} == {
+        "trace-1",
+        "trace-2",
+    }
+    assert [exchange.path for exchange in local.mode.exchanges] == ["/v1/batch"]
+
+
+def test_outage_then_recovery_is_healed_by_the_retry_worker(start_local: StartLocal) -> None:
+    local = start_local(retry_base_delay_seconds=1, retry_poll_seconds=1)
+    receiver = local.receiver
+    receiver.outage(Fault(status=503))
+    events = sample_conversation("usr-outage", seed=7, turns=3)
+    ai_ids, signal_ids = expected_ids(events)
+
+    response = local.post(events, headers=local.bearer())
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["received"] == len(events) == 7
+    assert answer["forwarded"] == 0
+    assert answer["filtered"] == 1  # the page view
+    assert answer["queued"] == 6
+    assert answer["dead_lettered"] == 0
+    assert receiver.accepted() == []
+
+    # The worker picks the message up while Raindrop is still down and puts it back...
+    assert wait_for(lambda: any(run.failed for run in local.mode.retry_runs), timeout=15)
+    assert receiver.accepted() == []
+    assert local.queue_depth(local.endpoints.retry_queue_url) >= 1
+    # ...and delivers it once Raindrop is back.
+    receiver.heal()
+    assert wait_for(
+        lambda: {i["event_id"] for i in receiver.accepted("events/track")} == ai_ids, timeout=20
+    )
+    assert wait_for(lambda: local.queue_depth(local.endpoints.retry_queue_url) == 0, timeout=5)
+    tracked = [item["event_id"] for item in receiver.accepted("events/track")]
+    assert sorted(tracked) == sorted(ai_ids)  # each exactly once
+    assert {item["event_id"] for item in receiver.accepted("signals/track")} == signal_ids
+    assert {item["user_id"] for item in receiver.accepted("users/identify")} == {"usr-outage"}
+    assert local.queue_depth(local.endpoints.dlq_url) == 0
+    assert local.printed("retry     1 message(s): 1 settled, 0 back on the queue")
+    assert local.printed("back on the queue for a later attempt")
+
+
+def test_rejected_items_are_dead_lettered(start_local: StartLocal) -> None:
+    local = start_local()
+    local.receiver.outage(Fault(status=400, body='{"error": "bad item"}'), endpoint="events/track")
+    response = local.post([chat(1), chat(2)], headers=local.bearer())
+    assert response.status_code == 200
+    assert response.json()["dead_lettered"] == 2
+    assert wait_for(lambda: local.queue_depth(local.endpoints.dlq_url) >= 1)
+    assert local.queue_depth(local.endpoints.retry_queue_url) == 0
+
+
+def test_forwards_to_a_given_raindrop_with_the_given_key(
+    start_local: StartLocal, receiver_factory: Callable[..., Any]
+) -> None:
+    # A stand-in plays "the real Raindrop" here: local mode must send it everything, with
+    # the key it was given, and keep no local receiver or items file.
+    real = receiver_factory(api_key="rk-live-key", validator=check_raindrop_items)
+    local = start_local(raindrop_url=real.url, raindrop_api_key="rk-live-key")
+    assert local.mode.receiver is None
+    assert local.endpoints.raindrop_url == real.url
+    assert local.endpoints.items_file is None
+    assert "the real thing" in local.mode.banner()
+    events = sample_conversation("usr-real", seed=3, turns=2)
+    response = local.post(events, headers=local.bearer())
+    assert response.status_code == 200
+    assert response.json()["forwarded"] == 5
+    ai_ids, _ = expected_ids(events)
+    assert {item["event_id"] for item in real.accepted("events/track")} == ai_ids
+    assert {r.headers["Authorization"] for r in real.requests} == {"Bearer rk-live-key"}
+    assert not (Path(local.mode.options.data_dir) / ITEMS_FILE).exists()
+
+
+def test_a_raindrop_url_without_a_key_is_refused(tmp_path: Path) -> None:
+    options = LocalOptions(port=0, data_dir=tmp_path, raindrop_url="http://127.0.0.1:9/v1")
+    with pytest.raises(ValueError, match="API key"):
+        LocalMode(options).start()
+
+
+# --- send-sample ---------------------------------------------------------------------------
+
+
+def _cli() -> typer.Typer:
+    app = typer.Typer()
+
+    @app.callback()
+    def _root() -> None:
+        """A throwaway app with local mode's commands."""
+
+    register(app)
+    return app
+
+
+@pytest.mark.parametrize(
+    ("arguments", "requests"),
+    [
+        ([], 1),
+        (["--single"], 7),
+        (["--signature-secret", "{shared_secret}"], 1),
+        (["--single", "--signature-secret", "{shared_secret}"], 7),
+    ],
+    ids=["batch-bearer", "single-bearer", "batch-signed", "single-signed"],
+)
+def test_send_sample_reports_what_the_forwarder_did(
+    start_local: StartLocal, arguments: list[str], requests: int
+) -> None:
+    local = start_local()
+    data_dir = str(local.mode.options.data_dir)
+    args = [a.format(shared_secret=local.endpoints.shared_secret) for a in arguments]
+    result = CliRunner().invoke(
+        _cli(), ["send-sample", "--data-dir", data_dir, "--seed", "5", *args]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Raindrop got 6 of 7 events; 1 filtered" in result.output
+    assert result.output.count("-> 200") == requests
+    assert len(local.mode.exchanges) == requests
+    events = sample_conversation("usr_4f1c9e2a7b30", seed=5, turns=3)
+    ai_ids, signal_ids = expected_ids(events)
+    assert {i["event_id"] for i in local.receiver.accepted("events/track")} == ai_ids
+    assert {i["event_id"] for i in local.receiver.accepted("signals/track")} == signal_ids
+    assert local.receiver.accepted("users/identify")
+
+
+def test_send_sample_with_a_wrong_token_fails(start_local: StartLocal) -> None:
+    local = start_local()
+    data_dir = str(local.mode.options.data_dir)
+    result = CliRunner().invoke(_cli(), ["send-sample", "--data-dir", data_dir, "--token", "wrong"])
+    assert result.exit_code == 1
+    assert "-> 401  unauthorized" in result.output
+    assert local.receiver.requests == []
+
+
+def test_send_sample_without_local_mode_says_what_to_do(tmp_path: Path) -> None:
+    result = CliRunner().invoke(_cli(), ["send-sample", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "segment-raindrop local" in result.output
+
+
+def test_send_sample_to_a_stopped_local_mode_says_so(tmp_path: Path) -> None:
+    (tmp_path / STATE_FILE).write_text(
+        json.dumps({"webhook_url": "http://127.0.0.1:9/segment", "webhook_token": "t"})
+    )
+    result = CliRunner().invoke(_cli(), ["send-sample", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "could not reach" in result.output
+
+
+# --- the SQS event source, as local mode replicates it --------------------------------------
+
+
+def test_sqs_messages_become_a_lambda_sqs_event() -> None:
+    message: Any = {
+        "MessageId": "m-1",
+        "ReceiptHandle": "rh-1",
+        "Body": "{}",
+        "MD5OfBody": "99914b932bd37a50b983c5e7c90ae93b",
+        "Attributes": {"ApproximateReceiveCount": "2", "SentTimestamp": "1"},
+        "MessageAttributes": {
+            "source": {"StringValue": "webhook", "DataType": "String"},
+            "blob": {"BinaryValue": b"\x00\x01", "DataType": "Binary"},
+        },
+    }
+    event = sqs_lambda_event([message], queue_arn="arn:aws:sqs:us-east-1:1:q", region="us-east-1")
+    [record] = event["Records"]
+    assert record["messageId"] == "m-1"
+    assert record["receiptHandle"] == "rh-1"
+    assert record["attributes"]["ApproximateReceiveCount"] == "2"
+    assert record["messageAttributes"]["source"]["stringValue"] == "webhook"
+    assert record["messageAttributes"]["blob"]["binaryValue"] == "AAE="
+    assert record["eventSource"] == "aws:sqs"
+    assert record["eventSourceARN"] == "arn:aws:sqs:us-east-1:1:q"
+
+
+@pytest.mark.parametrize(
+    ("response", "failed"),
+    [
+        ({"batchItemFailures": []}, set()),
+        (None, set()),
+        ({"batchItemFailures": [{"itemIdentifier": "b"}]}, {"b"}),
+        ({"batchItemFailures": [{"itemIdentifier": "zzz"}]}, {"a", "b"}),
+        ({"batchItemFailures": [{"itemIdentifier": ""}]}, {"a", "b"}),
+        ({"batchItemFailures": "nonsense"}, {"a", "b"}),
+        ("nonsense", {"a", "b"}),
+    ],
+)
+def test_batch_item_failures_are_read_like_lambda(response: Any, failed: set[str]) -> None:
+    assert _failed_ids(response, {"a", "b"}) == failed
