@@ -91,17 +91,28 @@ class WebhookApi(Construct):
                 access_log_format=apigateway.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS)),
             ),
         )
-        method = self.api.root.add_resource(PATH).add_method(
-            "POST",
-            apigateway.LambdaIntegration(handler, proxy=True),
-            authorization_type=apigateway.AuthorizationType.NONE,
-        )
+        integration = apigateway.LambdaIntegration(handler, proxy=True)
+        # POST /segment for Segment's Webhooks destination. POST /v1/batch is where Segment's
+        # server libraries post their {"batch": [...]} envelope, so they can use the stage URL
+        # as their host and the webhook token as their write key.
+        webhook = self.api.root.add_resource(PATH)
+        sdk_batch = self.api.root.add_resource("v1").add_resource("batch")
+        methods = [
+            resource.add_method(
+                "POST", integration, authorization_type=apigateway.AuthorizationType.NONE
+            )
+            for resource in (webhook, sdk_batch)
+        ]
         self.webhook_url = self.api.url_for_path(f"/{PATH}")
-        self._acknowledge(method)
+        self.sdk_host = self.api.url_for_path("/")
+        self._acknowledge(methods)
 
-    def _acknowledge(self, method: apigateway.Method) -> None:
-        for rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):
-            cdk.Validations.of(method).acknowledge(cdk.Acknowledgment(id=rule, reason=_AUTH_REASON))
+    def _acknowledge(self, methods: list[apigateway.Method]) -> None:
+        for method in methods:
+            for rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):
+                cdk.Validations.of(method).acknowledge(
+                    cdk.Acknowledgment(id=rule, reason=_AUTH_REASON)
+                )
         cdk.Validations.of(self.api).acknowledge(
             cdk.Acknowledgment(
                 id="AwsSolutions-APIG2",

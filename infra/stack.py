@@ -53,6 +53,11 @@ class SegmentRaindropStack(cdk.Stack):
         )
 
         self._output("WebhookUrl", api.webhook_url, "Paste into Segment's Webhooks destination")
+        self._output(
+            "SegmentLibraryHost",
+            api.sdk_host,
+            "host for Segment's server libraries (they post to /v1/batch; write key = token)",
+        )
         self._output("RetryQueueUrl", queues.retry_queue.queue_url, "Retry queue")
         self._output("DeadLetterQueueUrl", queues.dead_letter_queue.queue_url, "Dead-letter queue")
         self._output(

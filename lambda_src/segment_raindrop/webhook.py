@@ -81,6 +81,7 @@ class _Refusal(Exception):
 
 
 @app.post("/segment")
+@app.post("/v1/batch")  # where Segment's server libraries post; the stack routes it here too
 def receive() -> Response[str]:
     started = time.monotonic()
     try:

@@ -28,16 +28,20 @@ def test_one_regional_rest_api(template: assertions.Template) -> None:
     assert api["Properties"]["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
 
 
-def test_post_segment_is_proxied_to_the_webhook(template: assertions.Template) -> None:
-    resource_id, _ = only(template, "AWS::ApiGateway::Resource", PathPart="segment")
-    methods = resources(template, "AWS::ApiGateway::Method")
-    assert len(methods) == 1
-    method = next(iter(methods.values()))["Properties"]
-    assert method["HttpMethod"] == "POST"
-    assert ref_or_att(method["ResourceId"]) == resource_id
-    assert method["Integration"]["Type"] == "AWS_PROXY"
-    uri = json.dumps(method["Integration"]["Uri"])
-    assert function(template, WEBHOOK_HANDLER)[0] in uri
+def test_post_segment_and_sdk_batch_are_proxied_to_the_webhook(
+    template: assertions.Template,
+) -> None:
+    segment_id, _ = only(template, "AWS::ApiGateway::Resource", PathPart="segment")
+    batch_id, batch = only(template, "AWS::ApiGateway::Resource", PathPart="batch")
+    v1_id, _ = only(template, "AWS::ApiGateway::Resource", PathPart="v1")
+    assert ref_or_att(batch["Properties"]["ParentId"]) == v1_id
+    methods = [m["Properties"] for m in resources(template, "AWS::ApiGateway::Method").values()]
+    assert {ref_or_att(method["ResourceId"]) for method in methods} == {segment_id, batch_id}
+    for method in methods:
+        assert method["HttpMethod"] == "POST"
+        assert method["Integration"]["Type"] == "AWS_PROXY"
+        uri = json.dumps(method["Integration"]["Uri"])
+        assert function(template, WEBHOOK_HANDLER)[0] in uri
 
 
 def test_stage_is_throttled_traced_and_logged(template: assertions.Template) -> None:

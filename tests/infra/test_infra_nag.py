@@ -23,8 +23,11 @@ EXPECTED = {
     ),
     ("Webhook/Api", "AwsSolutions-APIG2"),
     ("Webhook/Api/DeploymentStage.prod", "AwsSolutions-APIG3"),
-    ("Webhook/Api/Default/segment/POST", "AwsSolutions-APIG4"),
-    ("Webhook/Api/Default/segment/POST", "AwsSolutions-COG4"),
+    *(
+        (f"Webhook/Api/Default/{path}/POST", rule)
+        for path in ("segment", "v1/batch")
+        for rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4")
+    ),
     (
         "Webhook/Api/CloudWatchRole",
         "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"

@@ -112,14 +112,17 @@ def test_single_event_body(aws: AwsEnv, receiver: RaindropReceiver, invoke_webho
     assert "ai_data" not in item["properties"]
 
 
+@pytest.mark.parametrize("path", ["/segment", "/v1/batch"])
 def test_batch_envelope_with_basic_auth(
-    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke, path: str
 ) -> None:
+    # What Segment's server libraries send: write key (our token) as the Basic user name.
     events = se.mixed(20)
     basic = base64.b64encode(f"{aws.webhook_token}:".encode()).decode()
     response = invoke_webhook(
         {"batch": events, "sentAt": se.TIMESTAMP, "context": {"library": {"name": "test"}}},
         headers={"Authorization": f"Basic {basic}"},
+        path=path,
     )
     assert response.status == 200, response.body
     account(response, events, receiver, aws)

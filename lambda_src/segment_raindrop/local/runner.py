@@ -8,8 +8,8 @@
   one line per accepted item and appends it to a JSONL file, unless a real Raindrop URL and key
   are given, in which case nothing local stands in for Raindrop;
 - the webhook, served over HTTP: each request becomes an API Gateway REST proxy event for
-  ``segment_raindrop.webhook.handler`` (``POST /segment``, and Segment's tracking API path
-  ``POST /v1/batch`` for Segment's own libraries), and the handler's answer is written back;
+  ``segment_raindrop.webhook.handler`` (which serves ``POST /segment`` and ``POST /v1/batch``,
+  the path Segment's own libraries post to), and the handler's answer is written back;
 - the retry worker: the retry queue is polled and each batch handed to
   ``segment_raindrop.retry.handler`` as an SQS event, deleting what the handler did not report
   as failed, as Lambda's SQS event source mapping does with ``ReportBatchItemFailures``.
@@ -83,8 +83,6 @@ RETRY_TIMEOUT_SECONDS = 60.0
 RETRY_BATCH_SIZE = 10
 # API Gateway refuses larger payloads before the function sees them.
 API_GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024
-# Segment's HTTP tracking API path, which Segment's libraries post to when `host` is set.
-TRACKING_API_PATHS = frozenset({"/v1/batch", "/v1/batch/"})
 WEBHOOK_PATH = "/segment"
 SHORT_POLL_PAUSE_SECONDS = 0.2
 _STOPPING_BODY = b'{"message":"local mode is stopping"}'
@@ -485,10 +483,9 @@ class _WebhookFront:
             payload = json.dumps(answer).encode()
             self._write(handler, status, [("Content-Type", "application/json")], payload)
             return
-        route = WEBHOOK_PATH if urlsplit(path).path in TRACKING_API_PATHS else path
         event = rest_proxy_event(
             method=handler.command,
-            path=route,
+            path=path,
             headers=list(handler.headers.items()),
             body=body,
             source_ip=handler.client_address[0],
