@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 UV ?= uv
 RUN := $(UV) run --frozen --all-extras
 
-.PHONY: help uv sync lint format typecheck test test-only local bench synth diff deploy destroy npm clean
+.PHONY: help uv sync lint format typecheck test test-only local sample bench synth diff deploy destroy npm clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ test-only: sync npm
 
 local: sync  ## Run the forwarder locally (moto + local Raindrop receiver)
 	$(RUN) segment-raindrop local
+
+sample: sync  ## Send a realistic AI conversation to the running local mode
+	$(RUN) segment-raindrop send-sample
 
 bench: sync npm  ## Run the benchmarks; writes docs/benchmarks.md and docs/benchmarks.png
 	$(RUN) python -m bench

@@ -1,0 +1,42 @@
+"""Run every benchmark, print the table, write docs/benchmarks.md and docs/benchmarks.png."""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import coldstart, cost, endtoend, footprint, inprocess, report
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def main() -> int:
+    started = time.perf_counter()
+    print("in-process cost ...", flush=True)
+    in_process = inprocess.run()
+    print("end-to-end delivery ...", flush=True)
+    end_to_end = endtoend.run()
+    by_size = endtoend.ours_by_size(inprocess.SIZES, latency=0.05)
+    print("cold start ...", flush=True)
+    cold = coldstart.run()
+    print("bundle and memory ...", flush=True)
+    sizes = footprint.run()
+    costs = [cost.per_million(size, seconds) for size, seconds in by_size.items()]
+    machine = (
+        f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}, "
+        f"{datetime.now(UTC):%Y-%m-%d}"
+    )
+    markdown = report.markdown(in_process, end_to_end, cold, sizes, costs, machine=machine)
+    DOCS.mkdir(exist_ok=True)
+    (DOCS / "benchmarks.md").write_text(markdown, encoding="utf-8")
+    report.plot(in_process, end_to_end, DOCS / "benchmarks.png")
+    print(markdown)
+    print(f"(benchmarks took {time.perf_counter() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

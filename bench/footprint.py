@@ -1,0 +1,81 @@
+"""Size of the deployed arm64 bundle and peak memory of handling one 4,000-event batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.bundling import LAMBDA_TARGET, build_bundle
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Runs in a fresh interpreter so the numbers belong to one batch, not to the benchmark.
+_MEMORY_PROBE = """
+import json, resource, time, tracemalloc
+from bench.inprocess import in_memory_forwarder
+from segment_raindrop import samples
+from segment_raindrop.segment import parse_body
+forwarder = in_memory_forwarder()
+body = samples.body(samples.batch(4000, seed=4000))
+baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+tracemalloc.start()
+result = forwarder.forward(parse_body(body).events, api_key="k", deadline=time.monotonic() + 60)
+_, heap_peak = tracemalloc.get_traced_memory()
+tracemalloc.stop()
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+assert not result.failures
+print(json.dumps({"body": len(body), "rss_before_kib": baseline, "rss_peak_kib": peak,
+                  "heap_peak_bytes": heap_peak}))
+"""
+
+
+@dataclass(frozen=True)
+class FootprintResult:
+    bundle_bytes: int
+    bundle_zip_bytes: int
+    body_bytes: int
+    rss_before_mib: float
+    rss_peak_mib: float
+    heap_peak_mib: float
+
+
+def _bundle_sizes() -> tuple[int, int]:
+    with tempfile.TemporaryDirectory(prefix="bench-bundle-") as tmp:
+        out = Path(tmp) / "bundle"
+        out.mkdir()
+        build_bundle(out, project_root=ROOT, target=LAMBDA_TARGET)
+        files = [path for path in out.rglob("*") if path.is_file()]
+        unzipped = sum(path.stat().st_size for path in files)
+        archive = Path(tmp) / "bundle.zip"
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+            for path in files:
+                zipped.write(path, path.relative_to(out))
+        return unzipped, archive.stat().st_size
+
+
+def _memory() -> dict[str, int]:
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'lambda_src'}{os.pathsep}{ROOT}"}
+    output = subprocess.run(
+        [sys.executable, "-c", _MEMORY_PROBE], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    result: dict[str, int] = json.loads(output.strip().splitlines()[-1])
+    return result
+
+
+def run() -> FootprintResult:
+    unzipped, zipped = _bundle_sizes()
+    memory = _memory()
+    return FootprintResult(
+        bundle_bytes=unzipped,
+        bundle_zip_bytes=zipped,
+        body_bytes=memory["body"],
+        rss_before_mib=memory["rss_before_kib"] / 1024,
+        rss_peak_mib=memory["rss_peak_kib"] / 1024,
+        heap_peak_mib=memory["heap_peak_bytes"] / 2**20,
+    )
