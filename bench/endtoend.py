@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from bench import workload
 from bench.measure import median_seconds
-from segment_raindrop import samples
 from segment_raindrop.chunking import build_chunks
 from segment_raindrop.config import DeliveryConfig, MappingConfig
 from segment_raindrop.delivery import RaindropClient
@@ -108,7 +108,7 @@ def sequential(body: bytes, url: str, items_per_request: int) -> Timing:
 
 
 def run(events: int = 4_000, latencies: tuple[float, ...] = LATENCIES) -> list[EndToEndResult]:
-    body = samples.body(samples.batch(events, seed=events))
+    body = workload.body(events)
     results = []
     for latency in latencies:
         with receiver(latency) as url:
@@ -129,6 +129,6 @@ def ours_by_size(sizes: tuple[int, ...], latency: float) -> dict[int, float]:
     timings = {}
     with receiver(latency) as url:
         for size in sizes:
-            body = samples.body(samples.batch(size, seed=size))
+            body = workload.body(size)
             timings[size] = ours(body, url, repeat=5).seconds
     return timings

@@ -11,24 +11,34 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import workload
 from infra.bundling import LAMBDA_TARGET, build_bundle
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Runs in a fresh interpreter so the numbers belong to one batch, not to the benchmark.
+# Runs in a fresh interpreter so the numbers belong to one batch, not to the benchmark. The
+# body is made by the parent: generating sample events would itself raise the peak.
 _MEMORY_PROBE = """
-import json, resource, time, tracemalloc
+import json, sys, time, tracemalloc
+
+def high_water_kib():
+    # VmHWM belongs to this address space; ru_maxrss would carry the parent's over exec.
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+
 from bench.inprocess import in_memory_forwarder
-from segment_raindrop import samples
 from segment_raindrop.segment import parse_body
 forwarder = in_memory_forwarder()
-body = samples.body(samples.batch(4000, seed=4000))
-baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with open(sys.argv[1], "rb") as source:
+    body = source.read()
+baseline = high_water_kib()
 tracemalloc.start()
 result = forwarder.forward(parse_body(body).events, api_key="k", deadline=time.monotonic() + 60)
 _, heap_peak = tracemalloc.get_traced_memory()
 tracemalloc.stop()
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = high_water_kib()
 assert not result.failures
 print(json.dumps({"body": len(body), "rss_before_kib": baseline, "rss_peak_kib": peak,
                   "heap_peak_bytes": heap_peak}))
@@ -61,9 +71,16 @@ def _bundle_sizes() -> tuple[int, int]:
 
 def _memory() -> dict[str, int]:
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'lambda_src'}{os.pathsep}{ROOT}"}
-    output = subprocess.run(
-        [sys.executable, "-c", _MEMORY_PROBE], capture_output=True, text=True, check=True, env=env
-    ).stdout
+    with tempfile.NamedTemporaryFile(suffix=".json") as body:
+        body.write(workload.body(4_000))
+        body.flush()
+        output = subprocess.run(
+            [sys.executable, "-c", _MEMORY_PROBE, body.name],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        ).stdout
     result: dict[str, int] = json.loads(output.strip().splitlines()[-1])
     return result
 

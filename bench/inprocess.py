@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from bench import workload
 from bench.measure import median_seconds
-from segment_raindrop import samples
 from segment_raindrop.auth import authenticate, sign
 from segment_raindrop.config import DeliveryConfig, MappingConfig
 from segment_raindrop.delivery import RaindropClient
@@ -56,7 +56,7 @@ def run(sizes: tuple[int, ...] = SIZES) -> list[InProcessResult]:
     results = []
     try:
         for size in sizes:
-            body = samples.body(samples.batch(size, seed=size))
+            body = workload.body(size)
             headers = {"x-signature": sign(body, SECRET)}
 
             def ours(body: bytes = body, headers: dict[str, str] = headers) -> None:
