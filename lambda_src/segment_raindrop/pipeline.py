@@ -23,6 +23,7 @@ from segment_raindrop.delivery import (
 )
 from segment_raindrop.mapping import Mapper, MapResult
 from segment_raindrop.queueing import (
+    FailedEventsMessage,
     FailureGroup,
     FailureReason,
     QueueResult,
@@ -135,6 +136,7 @@ def group_failures(
     *,
     attempts: Callable[[Failure], int] = lambda failure: failure.attempts,
     first_failure_at: str | None = None,
+    retries: int = 0,
 ) -> list[FailureGroup]:
     """One group per distinct (reason, status, error), so each message has one reason."""
     groups: dict[tuple[FailureReason, int | None, str | None], FailureGroup] = {}
@@ -150,6 +152,7 @@ def group_failures(
                 error=failure.error,
                 attempts=attempts(failure),
                 first_failure_at=first_failure_at,
+                retries=retries,
             )
         else:
             group.attempts = max(group.attempts, attempts(failure))
@@ -202,3 +205,27 @@ def settle(
             delay_seconds=retry_delay_seconds,
         )
     return settlement
+
+
+def requeue(
+    writer: QueueWriter,
+    target: QueueTarget,
+    message: FailedEventsMessage,
+    failures: Mapping[int, Failure],
+    *,
+    retries: int,
+    delay_seconds: int = 0,
+) -> QueueResult:
+    """Queue the still-failing events of a queued ``message`` again, keeping its history.
+
+    Attempts accumulate and the first failure time and request id carry over, so a message
+    on the dead-letter queue tells the whole story however many times it went round.
+    """
+    groups = group_failures(
+        message.events,
+        failures,
+        attempts=lambda failure: message.attempts + failure.attempts,
+        first_failure_at=message.first_failure_at,
+        retries=retries,
+    )
+    return writer.send(target, groups, request_id=message.request_id, delay_seconds=delay_seconds)

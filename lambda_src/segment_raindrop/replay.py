@@ -43,7 +43,7 @@ from segment_raindrop.config import ConfigError
 from segment_raindrop.credentials import SecretStore, SecretUnavailable
 from segment_raindrop.mapping import map_events
 from segment_raindrop.observability import logger, metrics, record_counts, tracer
-from segment_raindrop.pipeline import Forwarder, group_failures
+from segment_raindrop.pipeline import Forwarder, requeue
 from segment_raindrop.queueing import (
     FailedEventsMessage,
     FailureReason,
@@ -507,15 +507,9 @@ class Replayer:
             return Outcome.REPLAYED if self._delete(message_id, summary) else Outcome.KEPT
         if len(failures) == len(message.events):
             return Outcome.KEPT
-        groups = group_failures(
-            message.events,
-            failures,
-            attempts=lambda failure: message.attempts + failure.attempts,
-            first_failure_at=message.first_failure_at,
+        queued = requeue(
+            self._writer, QueueTarget.DEAD_LETTER, message, failures, retries=message.retries
         )
-        for group in groups:
-            group.retries = message.retries
-        queued = self._writer.send(QueueTarget.DEAD_LETTER, groups, request_id=message.request_id)
         self._written.update(queued.message_ids)
         if queued.unqueued or queued.omitted:
             summary.errors.append(

@@ -46,7 +46,7 @@ from segment_raindrop.observability import (
     record_delivery,
     tracer,
 )
-from segment_raindrop.pipeline import Failure, group_failures
+from segment_raindrop.pipeline import requeue
 from segment_raindrop.queueing import (
     FailedEventsMessage,
     FailureReason,
@@ -151,17 +151,22 @@ class _Worker:
             raise RetryLater("no event of the message was delivered")
 
         retries = message.retries + receive_count
+        writer = rt.writer
         dead_letter = QueueResult()
         retry = QueueResult()
         if permanent:
-            dead_letter = self._send(QueueTarget.DEAD_LETTER, message, permanent, retries, 0)
+            dead_letter = requeue(
+                writer, QueueTarget.DEAD_LETTER, message, permanent, retries=retries
+            )
         if transient:
             if retries >= rt.config.retry_max_attempts:
                 exhausted = {
                     index: replace(failure, reason=FailureReason.TRANSIENT)
                     for index, failure in transient.items()
                 }
-                extra = self._send(QueueTarget.DEAD_LETTER, message, exhausted, retries, 0)
+                extra = requeue(
+                    writer, QueueTarget.DEAD_LETTER, message, exhausted, retries=retries
+                )
                 dead_letter.queued |= extra.queued
                 dead_letter.omitted |= extra.omitted
                 dead_letter.unqueued |= extra.unqueued
@@ -169,7 +174,14 @@ class _Worker:
                 delay = backoff_seconds(
                     rt.config.retry_base_delay_seconds, retries, MAX_DELAY_SECONDS
                 )
-                retry = self._send(QueueTarget.RETRY, message, transient, retries, delay)
+                retry = requeue(
+                    writer,
+                    QueueTarget.RETRY,
+                    message,
+                    transient,
+                    retries=retries,
+                    delay_seconds=delay,
+                )
         tally.events["queued"] += len(retry.queued)
         dead = dead_letter.queued | dead_letter.omitted | retry.omitted
         tally.events["dead_lettered"] += len(dead)
@@ -184,26 +196,6 @@ class _Worker:
                 extra={"message_id": record.message_id, "unqueued": len(unqueued)},
             )
             raise RetryLater(f"{len(unqueued)} events could not be queued")
-
-    def _send(
-        self,
-        target: QueueTarget,
-        message: FailedEventsMessage,
-        failures: dict[int, Failure],
-        retries: int,
-        delay_seconds: int,
-    ) -> QueueResult:
-        groups = group_failures(
-            message.events,
-            failures,
-            attempts=lambda failure: message.attempts + failure.attempts,
-            first_failure_at=message.first_failure_at,
-        )
-        for group in groups:
-            group.retries = retries
-        return self._rt.writer.send(
-            target, groups, request_id=message.request_id, delay_seconds=delay_seconds
-        )
 
     def _back_off(self, record: SQSRecord, exponent: int) -> int:
         rt = self._rt
