@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import random
 import time
+import traceback
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -113,7 +114,16 @@ class _Worker:
             if isinstance(exc, RetryLater):
                 logger.info("message will be retried", extra={**details, "reason": str(exc)})
             else:
-                logger.exception("retrying the message failed unexpectedly", extra=details)
+                # Where it failed, not what it said: an exception's message can quote event
+                # content (a prompt, a trait), which never goes to the logs.
+                logger.error(
+                    "retrying the message failed unexpectedly",
+                    extra={
+                        **details,
+                        "error": type(exc).__name__,
+                        "where": traceback.format_tb(exc.__traceback__, limit=-5),
+                    },
+                )
             raise
         self.tally.messages["settled"] += 1
 

@@ -7,7 +7,9 @@ counts say, no more, no fewer.
 from __future__ import annotations
 
 import base64
+import io
 import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +18,7 @@ import pytest
 
 from segment_raindrop.auth import sign
 from segment_raindrop.local.receiver import Fault, RaindropReceiver, check_raindrop_items
+from segment_raindrop.observability import logger
 from tests.conftest import AwsEnv
 from tests.integration import segment_events as se
 from tests.integration.conftest import Invoke, WebhookResponse
@@ -523,3 +526,51 @@ def test_unknown_route_is_404(
     response = invoke_webhook([se.chat(0)], headers=bearer(aws), path="/elsewhere")
     assert response.status == 404
     _nothing_happened(receiver, aws)
+
+
+# --- logs ---------------------------------------------------------------------------------
+
+
+def test_logs_hold_no_secret_prompt_or_trait(
+    aws: AwsEnv,
+    receiver_factory: Any,
+    invoke_webhook: Invoke,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The logger holds the stream it was created with: point it at a buffer we can read.
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    buffer = io.StringIO()
+    original = handler.setStream(buffer)
+    prompt, trait = "PROMPT-TEXT-7f3a", "TRAIT-VALUE-9c1d"
+
+    def echoing(endpoint: str, items: list[Any]) -> str | None:
+        # A Raindrop that quotes the offending content back in its error.
+        if any(prompt in json.dumps(item) for item in items):
+            return f"cannot accept {prompt}"
+        return check_raindrop_items(endpoint, items)
+
+    receiver = receiver_factory(api_key=aws.raindrop_api_key, validator=echoing)
+    monkeypatch.setenv("RAINDROP_API_URL", receiver.url)
+    chat = se.chat(0)
+    chat["properties"]["ai_data"]["input"] = prompt
+    chat["context"] = {"traits": {"email": trait}}
+    bad = se.invalid(1)
+    bad["properties"]["ai_data"]["output"] = prompt
+    person = se.identify(2)
+    person["traits"]["name"] = trait
+    events = [chat, bad, person]
+    try:
+        assert invoke_webhook(events, headers=bearer(aws)).status == 200
+        assert invoke_webhook(events, headers={"Authorization": f"Bearer {trait}"}).status == 401
+        assert invoke_webhook(b"{" + prompt.encode(), headers=bearer(aws)).status == 400
+    finally:
+        handler.setStream(original)
+    captured = capsys.readouterr()
+    logs = buffer.getvalue() + captured.out + captured.err
+    assert "request refused" in logs
+    assert "bad request body" in logs
+    assert "request processed" in logs
+    for secret in (prompt, trait, *aws.secret.values()):
+        assert secret not in logs
