@@ -489,3 +489,15 @@ def test_context_manager_starts_and_stops() -> None:
     with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
         probe.connect(("127.0.0.1", port))
     assert not RaindropReceiver().connections_accepted
+
+
+def test_negative_chunk_size_is_refused_not_read_forever(rd: RaindropReceiver) -> None:
+    # int(..., 16) accepts a sign; a negative size must not become an unbounded read.
+    with socket.create_connection(("127.0.0.1", rd.port), timeout=5) as conn:
+        conn.sendall(
+            b"POST /v1/events/track HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n"
+        )
+        answer = conn.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert b"invalid chunk size" in answer

@@ -8,11 +8,8 @@ back-off and dead-letter paths can be exercised against a real socket.
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import json
-import socket
-import sys
 import threading
 import time
 from collections import Counter, deque
@@ -20,10 +17,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
+
+from segment_raindrop.local.http import (
+    BadBodyError,
+    DispatchHandler,
+    TrackedHTTPServer,
+    read_request_body,
+)
 
 __all__ = [
     "ENDPOINTS",
@@ -114,10 +117,6 @@ class RecordedRequest:
     connection: int
 
 
-class _BadRequestError(Exception):
-    """The request cannot be read; answer 400 and close, since framing is lost."""
-
-
 class _Refused(Exception):
     """The request is answered with an error status instead of being accepted."""
 
@@ -160,10 +159,8 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(DispatchHandler):
     server_version = "raindrop-receiver"
-    sys_version = ""
     # A buffered writer lets the head and body leave in one send; together with TCP_NODELAY this
     # avoids the Nagle / delayed-ACK stall (tens of ms per request) on keep-alive connections.
     wbufsize: ClassVar[int] = 64 * 1024
@@ -181,82 +178,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         return answer
 
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silenced: the recordings are the log, and stderr noise slows benchmarks."""
-
-    def _dispatch(self) -> None:
+    def dispatch(self) -> None:
         self.server.receiver._handle(self)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
 
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # The default backlog of 5 makes the kernel drop SYNs when many clients connect at once,
-    # and each dropped SYN costs the client a one-second retransmit.
-    request_queue_size = 128
+class _Server(TrackedHTTPServer):
+    thread_name = "raindrop-receiver-conn"
 
     def __init__(self, address: tuple[str, int], receiver: RaindropReceiver) -> None:
         self.receiver = receiver
-        self._connections_lock = threading.Lock()
-        self._connections: dict[socket.socket, int] = {}
-        self._connection_threads: set[threading.Thread] = set()
-        self.connections_accepted = 0
         super().__init__(address, _Handler)
-
-    def process_request(
-        self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
-    ) -> None:
-        # Replaces ThreadingMixIn's version to keep track of live connections: stop() must be
-        # able to wake handler threads parked on idle keep-alive sockets, which daemon threads
-        # alone would leave running until the client hangs up.
-        assert isinstance(request, socket.socket)
-        with self._connections_lock:
-            self.connections_accepted += 1
-            self._connections[request] = self.connections_accepted
-            thread = threading.Thread(
-                target=self._serve_connection,
-                args=(request, client_address),
-                name=f"raindrop-receiver-conn-{self.connections_accepted}",
-                daemon=True,
-            )
-            self._connection_threads.add(thread)
-        thread.start()
-
-    def _serve_connection(self, request: socket.socket, client_address: Any) -> None:
-        try:
-            self.finish_request(request, client_address)
-        except Exception:
-            self.handle_error(request, client_address)
-        finally:
-            self.shutdown_request(request)
-            with self._connections_lock:
-                self._connections.pop(request, None)
-                self._connection_threads.discard(threading.current_thread())
-
-    def connection_id(self, request: socket.socket) -> int:
-        with self._connections_lock:
-            return self._connections.get(request, 0)
-
-    def close_connections(self, timeout: float) -> None:
-        with self._connections_lock:
-            sockets = list(self._connections)
-            threads = list(self._connection_threads)
-        for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        deadline = time.monotonic() + timeout
-        for thread in threads:
-            if thread is not threading.current_thread():
-                thread.join(max(0.0, deadline - time.monotonic()))
-
-    def handle_error(
-        self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
-    ) -> None:
-        # Clients hanging up mid-answer (timeouts, dropped-connection tests) are expected.
-        if isinstance(sys.exc_info()[1], OSError):
-            return
-        super().handle_error(request, client_address)
 
 
 class RaindropReceiver:
@@ -459,8 +390,10 @@ class RaindropReceiver:
         endpoint = _ROUTES.get(path)
         headers = Headers(handler.headers.items())
         try:
-            body = _read_body(handler)
-        except _BadRequestError as exc:
+            # No limit here: max_body_bytes is answered 413 once the whole body is read, so the
+            # connection stays usable.
+            body = read_request_body(handler, None)
+        except BadBodyError as exc:
             handler.close_connection = True
             answer = _error(400, str(exc))
             self._finish(
@@ -656,48 +589,6 @@ def _parse_items_quietly(body: bytes) -> list[Any] | None:
     except ValueError:
         return None
     return parsed if isinstance(parsed, list) else None
-
-
-def _read_body(handler: _Handler) -> bytes | None:
-    """The request body, or None if the client disconnected part-way."""
-    transfer_encoding = handler.headers.get("Transfer-Encoding", "")
-    if "chunked" in transfer_encoding.lower():
-        return _read_chunked(handler)
-    length_header = handler.headers.get("Content-Length")
-    if length_header is None:
-        return b""
-    try:
-        length = int(length_header)
-    except ValueError:
-        raise _BadRequestError("invalid Content-Length") from None
-    if length < 0:
-        raise _BadRequestError("invalid Content-Length")
-    body = handler.rfile.read(length)
-    return body if len(body) == length else None
-
-
-def _read_chunked(handler: _Handler) -> bytes | None:
-    chunks: list[bytes] = []
-    while True:
-        size_line = handler.rfile.readline(1024)
-        if not size_line:
-            return None
-        try:
-            size = int(size_line.split(b";")[0].strip(), 16)
-        except ValueError:
-            raise _BadRequestError("invalid chunk size") from None
-        if size == 0:
-            # Trailers, if any, end with an empty line.
-            while True:
-                line = handler.rfile.readline(8192)
-                if not line:
-                    return None
-                if line in (b"\r\n", b"\n"):
-                    return b"".join(chunks)
-        chunk = handler.rfile.read(size)
-        if len(chunk) != size or not handler.rfile.readline(8):
-            return None
-        chunks.append(chunk)
 
 
 # What Raindrop accepts (docs: WIRE.md §2), checked independently of the forwarder's own models

@@ -28,14 +28,13 @@ import json
 import os
 import secrets
 import shlex
-import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -47,6 +46,13 @@ from segment_raindrop import retry, webhook
 from segment_raindrop.config import DEFAULT_RAINDROP_API_URL
 from segment_raindrop.local.apigw import LocalContext, rest_proxy_event
 from segment_raindrop.local.aws import LocalResources, MotoServer, provision
+from segment_raindrop.local.http import (
+    BadBodyError,
+    BodyTooLargeError,
+    DispatchHandler,
+    TrackedHTTPServer,
+    read_request_body,
+)
 from segment_raindrop.local.receiver import RaindropReceiver, check_raindrop_items
 from segment_raindrop.observability import logger as forwarder_logger
 
@@ -335,50 +341,30 @@ def _describe_answer(exchange: Exchange) -> str:
     return _clean(answer.get("error") or answer.get("message") or "", 80)
 
 
-class _FrontHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _FrontHandler(DispatchHandler):
     server_version = "segment-raindrop-local"
-    sys_version = ""
     # An idle keep-alive connection is closed after this long.
     timeout = 30.0
     server: _FrontServer
 
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.untrack(self.connection)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silenced: local mode prints its own line per request."""
-
-    def _dispatch(self) -> None:
+    def dispatch(self) -> None:
         with self.server.request():
             self.server.front.handle(self)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
 
-
-class _FrontServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 64
+class _FrontServer(TrackedHTTPServer):
+    thread_name = "local-webhook-conn"
 
     def __init__(self, address: tuple[str, int], front: _WebhookFront) -> None:
         self.front = front
-        self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
-        self._connections: set[socket.socket] = set()
+        self._idle = threading.Condition()
         self._active_requests = 0
         super().__init__(address, _FrontHandler)
 
     @contextlib.contextmanager
     def request(self) -> Iterator[None]:
         """Marks a request in progress, from its first byte to the end of its answer."""
-        with self._lock:
+        with self._idle:
             self._active_requests += 1
         try:
             yield
@@ -391,61 +377,10 @@ class _FrontServer(ThreadingHTTPServer):
         with self._idle:
             return self._idle.wait_for(lambda: self._active_requests == 0, timeout)
 
-    def track(self, connection: socket.socket) -> None:
-        with self._lock:
-            self._connections.add(connection)
-
-    def untrack(self, connection: socket.socket) -> None:
-        with self._lock:
-            self._connections.discard(connection)
-
-    def close_connections(self) -> None:
-        with self._lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-
     def handle_error(self, request: Any, client_address: Any) -> None:  # noqa: ARG002
-        # Clients hanging up mid-answer are not local mode's problem.
+        # Quieter than the base, which prints what is not a hang-up: local mode's console shows
+        # only its own lines.
         return
-
-
-class _BadRequest(Exception):
-    pass
-
-
-def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
-    if "chunked" in handler.headers.get("Transfer-Encoding", "").lower():
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            line = handler.rfile.readline(1024)
-            try:
-                length = int(line.split(b";")[0].strip(), 16)
-            except ValueError:
-                raise _BadRequest("invalid chunked encoding") from None
-            if length == 0:
-                while handler.rfile.readline(8192) not in (b"\r\n", b"\n", b""):
-                    pass
-                return b"".join(chunks)
-            size += length
-            if size > API_GATEWAY_MAX_BODY_BYTES:
-                raise _BadRequest("body too large")
-            chunks.append(handler.rfile.read(length))
-            handler.rfile.readline(8)
-    header = handler.headers.get("Content-Length")
-    if header is None:
-        return b""
-    try:
-        length = int(header)
-    except ValueError:
-        raise _BadRequest("invalid Content-Length") from None
-    if length < 0:
-        raise _BadRequest("invalid Content-Length")
-    if length > API_GATEWAY_MAX_BODY_BYTES:
-        raise _BadRequest("body too large")
-    return handler.rfile.read(length)
 
 
 def _credential_kinds(handler: BaseHTTPRequestHandler) -> tuple[str, ...]:
@@ -473,15 +408,20 @@ class _WebhookFront:
         started = time.monotonic()
         path = handler.path
         try:
-            body = _read_body(handler)
-        except _BadRequest as problem:
+            body = read_request_body(handler, API_GATEWAY_MAX_BODY_BYTES)
+        except BadBodyError as problem:
             handler.close_connection = True
             # What API Gateway answers before the function is involved.
-            status = 413 if str(problem) == "body too large" else 400
-            answer = {"message": "Request Too Long" if status == 413 else str(problem)}
+            too_large = isinstance(problem, BodyTooLargeError)
+            status = 413 if too_large else 400
+            answer = {"message": "Request Too Long" if too_large else str(problem)}
             self._mode._record(Exchange(handler.command, urlsplit(path).path, status, answer, 0.0))
             payload = json.dumps(answer).encode()
             self._write(handler, status, [("Content-Type", "application/json")], payload)
+            return
+        if body is None:
+            # The client went away before sending the whole body: nothing to invoke or answer.
+            handler.close_connection = True
             return
         event = rest_proxy_event(
             method=handler.command,
@@ -662,7 +602,7 @@ class LocalMode:
                 thread.join(5)
             front.server_close()
             front.wait_idle(WEBHOOK_TIMEOUT_SECONDS + 5)
-            front.close_connections()
+            front.close_connections(5)
         # The retry worker's invocation in progress, if any, finishes before its queue goes.
         with self._invoke_lock:
             pass
