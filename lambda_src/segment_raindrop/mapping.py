@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +23,8 @@ from segment_raindrop.config import MappingConfig
 from segment_raindrop.raindrop import AiData, Endpoint, Identify, Signal, TrackEvent
 from segment_raindrop.segment import BodyError, NestedTooDeeply, load_json
 
+# 2025-03-14T09:26:53.589Z: UTC with milliseconds, the form Raindrop gets.
+_CANONICAL_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 _TIMESTAMP_FIELDS = ("timestamp", "originalTimestamp", "receivedAt", "sentAt")
 _NOT_FORWARDED_TYPES = frozenset({"page", "screen", "group", "alias"})
 _M = TypeVar("_M", bound=BaseModel)
@@ -218,6 +221,14 @@ def normalise_timestamp(value: Any) -> str | None:
     """ISO 8601 in UTC with milliseconds, or None when ``value`` is not a timestamp."""
     if not isinstance(value, str) or not value:
         return None
+    if _CANONICAL_TIMESTAMP.fullmatch(value):
+        # What Segment's libraries send is already in the target form: only check the date
+        # is real (month 13 matches the pattern too).
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return value
     try:
         parsed = datetime.fromisoformat(value)
         parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)

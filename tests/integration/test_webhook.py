@@ -543,6 +543,8 @@ def test_logs_hold_no_secret_prompt_or_trait(
     assert isinstance(handler, logging.StreamHandler)
     buffer = io.StringIO()
     original = handler.setStream(buffer)
+    level = logger.log_level
+    logger.setLevel(logging.INFO)  # whatever an earlier test left, info lines must be read
     prompt, trait = "PROMPT-TEXT-7f3a", "TRAIT-VALUE-9c1d"
 
     def echoing(endpoint: str, items: list[Any]) -> str | None:
@@ -567,6 +569,7 @@ def test_logs_hold_no_secret_prompt_or_trait(
         assert invoke_webhook(b"{" + prompt.encode(), headers=bearer(aws)).status == 400
     finally:
         handler.setStream(original)
+        logger.setLevel(level)
     captured = capsys.readouterr()
     logs = buffer.getvalue() + captured.out + captured.err
     assert "request refused" in logs
