@@ -18,6 +18,7 @@ from bench.measure import median_seconds
 from segment_raindrop.auth import authenticate, sign
 from segment_raindrop.config import DeliveryConfig, MappingConfig
 from segment_raindrop.delivery import RaindropClient
+from segment_raindrop.mapping import map_events
 from segment_raindrop.pipeline import Forwarder
 from segment_raindrop.segment import parse_body
 
@@ -83,3 +84,12 @@ def run(sizes: tuple[int, ...] = SIZES) -> list[InProcessResult]:
     finally:
         forwarder.client.close()
     return results
+
+
+def parse_and_map_seconds(events: int = 4_000) -> tuple[int, float]:
+    """Body size and median time to parse a body and map its events (no delivery)."""
+    body = workload.body(events)
+    mapping = MappingConfig()
+    return len(body), median_seconds(
+        lambda: map_events(parse_body(body).events, mapping), repeat=15, warmup=2
+    )
