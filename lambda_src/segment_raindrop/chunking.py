@@ -30,6 +30,11 @@ class Chunk:
     def sources(self) -> set[int]:
         return {item.source for item in self.items}
 
+    @property
+    def required_sources(self) -> set[int]:
+        """The events whose fate depends on this chunk (optional enrichment left out)."""
+        return {item.source for item in self.items if not item.optional}
+
     def halves(self) -> tuple[Chunk, Chunk]:
         middle = len(self.items) // 2
         return (

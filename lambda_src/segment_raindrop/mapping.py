@@ -42,6 +42,9 @@ class MappedItem:
     endpoint: Endpoint
     payload: bytes
     source: int
+    # Enrichment (a user's traits taken from a track's context): if Raindrop does not take
+    # it, the event it came from is still delivered; it is never retried on its own account.
+    optional: bool = False
 
 
 @dataclass(slots=True)
@@ -159,20 +162,22 @@ class Mapper:
             if not flat:
                 return None
             identify = _validated(Identify, user_id=user_id, traits=flat)
-            item = _item(Endpoint.IDENTIFY, identify, index)
+            item = _item(Endpoint.IDENTIFY, identify, index, optional=True)
         except InvalidEvent:
             return None  # enrichment is a bonus: never lose the AI event over it
         self._enriched_users.add(user_id)
         return item
 
 
-def _item(endpoint: Endpoint, model: BaseModel, source: int) -> MappedItem:
+def _item(
+    endpoint: Endpoint, model: BaseModel, source: int, *, optional: bool = False
+) -> MappedItem:
     try:
         payload = model.__pydantic_serializer__.to_json(model, exclude_none=True)
     except ValueError:
         # Lone UTF-16 surrogates parse from JSON escapes but cannot be encoded as UTF-8.
         raise InvalidEvent("event holds text that cannot be encoded as UTF-8") from None
-    return MappedItem(endpoint=endpoint, payload=payload, source=source)
+    return MappedItem(endpoint=endpoint, payload=payload, source=source, optional=optional)
 
 
 def _validated(model_class: type[_M], /, **values: Any) -> _M:

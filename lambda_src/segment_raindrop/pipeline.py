@@ -123,7 +123,7 @@ def _failures_by_event(results: Sequence[ChunkResult]) -> dict[int, Failure]:
         failure = Failure(
             reason, chunk_result.http_status, chunk_result.error, chunk_result.attempts
         )
-        for index in chunk_result.chunk.sources:
+        for index in chunk_result.chunk.required_sources:
             known = failures.get(index)
             if known is None or _SEVERITY[reason] > _SEVERITY[known.reason]:
                 failures[index] = failure

@@ -247,6 +247,23 @@ def test_bad_request_from_raindrop_dead_letters_only_the_bad_item(
     assert "item 3 is not acceptable" in message["error"]
 
 
+@pytest.mark.parametrize("fault", [Fault(status=400), Fault(status=503)], ids=["400", "503"])
+def test_failed_enrichment_does_not_hold_back_its_event(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke, fault: Fault
+) -> None:
+    # The traits identify derived from context.traits is a bonus: the interaction it came
+    # with counts as forwarded (and is not sent again) whatever happens to it.
+    receiver.outage(fault, endpoint="users/identify")
+    event = se.chat(0)
+    event["context"] = {"traits": {"plan": "pro"}}
+    response = invoke_webhook([event], headers=bearer(aws))
+    assert response.status == 200
+    ledger = account(response, [event], receiver, aws)
+    assert ledger.delivered == {0}
+    assert receiver.requests_to("users/identify")
+    assert [item["event_id"] for item in receiver.accepted("events/track")] == ["trace-0"]
+
+
 def test_other_client_errors_are_permanent(
     aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke
 ) -> None:
