@@ -6,6 +6,9 @@ A request passes with any one of:
   server libraries use with a write key, so they can post ``{"batch": [...]}`` to us directly;
 - ``X-Signature``: hex HMAC-SHA1 of the raw body with Segment's shared secret or, for a
   batched request, of the raw text of the array's first element (all Segment signs today).
+  That covers element 0 only, so when a webhook token is configured (the stack always
+  generates one) a batch of several events signed that way must also carry the token
+  (WIRE.md §1); without a token, the first-element signature is all there is to check.
 
 With neither a token nor a shared secret configured every request is refused: the endpoint
 is never open by default. All comparisons are constant-time.
@@ -20,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from segment_raindrop.segment import first_array_element_text
+from segment_raindrop.segment import first_array_element_text, is_single_element_array
 
 
 class AuthMethod(StrEnum):
@@ -59,6 +62,10 @@ def authenticate(
             return AuthDecision(method)
     if shared_secret and signature:
         method = _check_signature(signature, body, shared_secret)
+        if method is AuthMethod.SIGNATURE_FIRST_ELEMENT and webhook_token and not _single(body):
+            # The signature covers element 0 only: anyone holding one signed event could
+            # append events of their own. With a token configured, such a batch must carry it.
+            return AuthDecision(None, "a batch signed over its first element only needs the token")
         if method is not None:
             return AuthDecision(method)
     if not authorization and not signature:
@@ -97,6 +104,10 @@ def _check_signature(signature: str, body: bytes, secret: str) -> AuthMethod | N
     if first is not None and _equal(given, _hmac_sha1(key, first.encode("utf-8"))):
         return AuthMethod.SIGNATURE_FIRST_ELEMENT
     return None
+
+
+def _single(body: bytes) -> bool:
+    return is_single_element_array(body.decode("utf-8"))
 
 
 def sign(body: bytes, secret: str) -> str:

@@ -295,8 +295,8 @@ def send_sample(
         str | None,
         typer.Option(
             "--signature-secret",
-            help="Sign like Segment (X-Signature) with this shared secret instead of sending "
-            "local mode's token.",
+            help="Sign like Segment (X-Signature) with this shared secret; single requests then "
+            "go without local mode's token (a batch keeps it, as Segment's batched mapping must).",
             show_default=False,
         ),
     ] = None,
@@ -326,8 +326,10 @@ def send_sample(
     """
     explicit_token = token
     url, token, local_state = _resolve_target(url, token, data_dir)
-    if signature_secret is not None and explicit_token is None:
-        token = None  # sign like Segment does, without local mode's token
+    if signature_secret is not None and explicit_token is None and not batch:
+        # Sign like Segment does, without local mode's token. A batch keeps the token: its
+        # signature covers the first event only, so Segment's batched mapping sends both.
+        token = None
     if token is None and signature_secret is None:
         _fail("pass --token (the webhook token) or --signature-secret")
     events = sample_conversation(

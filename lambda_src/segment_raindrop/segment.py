@@ -132,6 +132,17 @@ def first_array_element_text(text: str) -> str | None:
     serialisation of it; re-serialising in Python would format some numbers differently, so
     the verifier needs the original characters.
     """
+    span = _first_array_element_span(text)
+    return None if span is None else text[span[0] : span[1]]
+
+
+def is_single_element_array(text: str) -> bool:
+    """True when ``text`` is a JSON array of exactly one element (so element 0 is all of it)."""
+    span = _first_array_element_span(text)
+    return span is not None and text[span[1] :].strip(_WHITESPACE) == "]"
+
+
+def _first_array_element_span(text: str) -> tuple[int, int] | None:
     start = len(text) - len(text.lstrip(_WHITESPACE))
     if start >= len(text) or text[start] != "[":
         return None
@@ -144,7 +155,7 @@ def first_array_element_text(text: str) -> str | None:
         _, end = _DECODER.raw_decode(text, index)
     except json.JSONDecodeError:
         return None
-    return text[index:end]
+    return index, end
 
 
 def _json_type(value: Any) -> str:

@@ -460,16 +460,51 @@ def test_whole_body_signature(
     account(response, [event], receiver, aws)
 
 
-def test_first_element_signature_of_a_batch(
-    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke
-) -> None:
-    events = [se.chat(0), se.chat(1), se.noise(2)]
+def _first_element_signed_batch(aws: AwsEnv, events: list[dict[str, Any]]) -> tuple[bytes, str]:
     # JavaScript's JSON.stringify output: compact, and numbers like 1e+21 kept verbatim.
     first = json.dumps(events[0], separators=(",", ":"))
     first = first.replace('"input_tokens":12', '"input_tokens":1e+21')
     rest = ",".join(json.dumps(event, separators=(",", ":")) for event in events[1:])
     body = f"[{first},{rest}]".encode()
-    signature = sign(first.encode(), aws.segment_shared_secret)
+    return body, sign(first.encode(), aws.segment_shared_secret)
+
+
+def test_first_element_signature_of_a_batch_with_the_token(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke
+) -> None:
+    events = [se.chat(0), se.chat(1), se.noise(2)]
+    body, signature = _first_element_signed_batch(aws, events)
+    response = invoke_webhook(body, headers={"x-signature": signature, **bearer(aws)})
+    assert response.status == 200, response.body
+    account(response, events, receiver, aws)
+
+
+def test_first_element_signature_alone_refuses_a_batch_when_a_token_exists(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke
+) -> None:
+    # The signature covers event 0 only: a signed event with forged ones appended.
+    events = [se.chat(0), se.chat(1)]
+    body, signature = _first_element_signed_batch(aws, events)
+    response = invoke_webhook(body, headers={"x-signature": signature})
+    assert response.status == 401
+    _nothing_happened(receiver, aws)
+
+
+def test_first_element_signature_alone_with_only_a_shared_secret(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke
+) -> None:
+    # Without a token the first-element signature is all Segment can give: accepted.
+    aws.secretsmanager.put_secret_value(
+        SecretId=aws.resources.secret_id,
+        SecretString=json.dumps(
+            {
+                "raindrop_api_key": aws.raindrop_api_key,
+                "segment_shared_secret": aws.segment_shared_secret,
+            }
+        ),
+    )
+    events = [se.chat(0), se.chat(1), se.noise(2)]
+    body, signature = _first_element_signed_batch(aws, events)
     response = invoke_webhook(body, headers={"x-signature": signature})
     assert response.status == 200, response.body
     account(response, events, receiver, aws)

@@ -142,7 +142,7 @@ def test_signature_over_the_first_element_of_a_batch() -> None:
     events = samples.conversation(prompt_chars=50)
     body = samples.body(events)
     first = json.dumps(events[0], ensure_ascii=False, separators=(",", ":")).encode()
-    decision = auth({"x-signature": sign(first, SECRET)}, body)
+    decision = auth({"x-signature": sign(first, SECRET)}, body, token=None)
     assert decision.method is AuthMethod.SIGNATURE_FIRST_ELEMENT
 
 
@@ -155,24 +155,43 @@ def test_signature_over_raw_first_element_text(fixture_bytes: Callable[[str], by
     end = text.index("} ,\n") + 1
     raw_first = body[len(text[:start].encode()) : len(text[:end].encode())]
     assert json.dumps(json.loads(raw_first), separators=(",", ":")).encode() != raw_first
-    decision = auth({"x-signature": hmac_sha1(SECRET, raw_first)}, body)
+    decision = auth({"x-signature": hmac_sha1(SECRET, raw_first)}, body, token=None)
     assert decision.method is AuthMethod.SIGNATURE_FIRST_ELEMENT
     reserialised = json.dumps(json.loads(raw_first), separators=(",", ":"), ensure_ascii=False)
-    assert not auth({"x-signature": hmac_sha1(SECRET, reserialised.encode())}, body).ok
+    assert not auth({"x-signature": hmac_sha1(SECRET, reserialised.encode())}, body, token=None).ok
 
 
 def test_first_element_signature_with_leading_whitespace() -> None:
     element = '{"type":"track","n":1e21,"t":"[x],{y}"}'
     body = f'\n\t [  {element}\r\n,  {{"type":"page"}} ]'.encode()
-    assert auth({"x-signature": hmac_sha1(SECRET, element.encode())}, body).method is (
-        AuthMethod.SIGNATURE_FIRST_ELEMENT
-    )
+    signed = {"x-signature": hmac_sha1(SECRET, element.encode())}
+    assert auth(signed, body, token=None).method is AuthMethod.SIGNATURE_FIRST_ELEMENT
 
 
 def test_first_element_signature_with_unicode() -> None:
     element = '{"event":"AI Chat Completed","input":"日本語 🌍 \\u00e9"}'
     body = f"[{element},{{}}]".encode()
-    assert auth({"x-signature": hmac_sha1(SECRET, element.encode())}, body).ok
+    assert auth({"x-signature": hmac_sha1(SECRET, element.encode())}, body, token=None).ok
+
+
+def test_first_element_signature_of_a_batch_needs_the_token_when_one_is_configured() -> None:
+    # The signature covers element 0 only: a signed event with forged ones appended must not
+    # pass on the signature alone (WIRE.md §1: a batch also needs the header secret).
+    element = '{"type":"track","event":"AI Chat Completed"}'
+    body = f'[{element},{{"type":"track","event":"AI Forged"}}]'.encode()
+    signed = {"x-signature": hmac_sha1(SECRET, element.encode())}
+    refused = auth(signed, body)
+    assert not refused.ok
+    assert "token" in refused.reason
+    assert not auth({**signed, "authorization": "Bearer wrong"}, body).ok
+    assert auth({**signed, "authorization": f"Bearer {TOKEN}"}, body).method is AuthMethod.BEARER
+
+
+def test_single_element_array_signed_over_its_element_needs_nothing_else() -> None:
+    element = '{"type":"track","event":"AI Chat Completed"}'
+    body = f" [ {element} ] ".encode()
+    signed = {"x-signature": hmac_sha1(SECRET, element.encode())}
+    assert auth(signed, body).method is AuthMethod.SIGNATURE_FIRST_ELEMENT
 
 
 def test_signature_of_the_second_element_is_refused() -> None:
