@@ -4,7 +4,8 @@ Failure semantics, per answer from Raindrop:
 
 - 2xx: delivered.
 - Connection error, timeout, 408, 429, 5xx: retried with exponential backoff and full jitter,
-  honouring ``Retry-After`` (capped); still failing after ``max_attempts``: *transient*.
+  honouring ``Retry-After``; still failing after ``max_attempts``, or asked to wait longer
+  than ``retry_after_cap_seconds``: *transient* (the retry worker takes over).
 - 401 / 403: the secret is re-read once (the key may have been rotated) and the chunk
   retried; otherwise *rejected*.
 - 413: the chunk is split in two and each half sent; a single item: *rejected*.
@@ -109,7 +110,10 @@ class _ApiKey:
             if self._refreshed or self._refresh is None:
                 return False
             self._refreshed = True
-            fresh = self._refresh()
+            try:
+                fresh = self._refresh()
+            except Exception:  # an unreadable secret: the refusal stands
+                return False
             if fresh and fresh != refused:
                 self._key = fresh
                 return True
@@ -265,7 +269,12 @@ class RaindropClient:
                 return last
             if outcome.immediately:
                 continue
-            if attempts >= self._config.max_attempts:
+            if attempts >= self._config.max_attempts or (
+                outcome.retry_after is not None
+                and outcome.retry_after > self._config.retry_after_cap_seconds
+            ):
+                # Raindrop asked for more patience than we may spend here: queue the chunk for
+                # the retry worker rather than knock again before it is ready.
                 return _Attempt(ChunkStatus.TRANSIENT, attempts, last.http_status, last.error)
             delay = self._backoff(attempts, outcome.retry_after)
             if time.monotonic() + delay > deadline - MIN_ATTEMPT_SECONDS:
@@ -292,7 +301,9 @@ class RaindropClient:
         except httpx.TimeoutException:
             report.statuses["timeout"] += 1
             return _Retry(error="timeout")
-        except httpx.TransportError as exc:
+        except httpx.HTTPError as exc:
+            # Transport errors, and anything else httpx raises (an undecodable answer, say):
+            # the chunk's fate is unknown, so it is retried and, failing that, queued.
             report.statuses["connection_error"] += 1
             return _Retry(error=type(exc).__name__)
         report.latencies_ms.append((time.monotonic() - started) * 1000)
@@ -315,7 +326,7 @@ class RaindropClient:
     def _backoff(self, attempts: int, retry_after: float | None) -> float:
         config = self._config
         if retry_after is not None:
-            return min(retry_after, config.retry_after_cap_seconds)
+            return retry_after
         ceiling = min(config.backoff_cap_seconds, config.backoff_base_seconds * 2 ** (attempts - 1))
         return self._random.uniform(0, ceiling)
 

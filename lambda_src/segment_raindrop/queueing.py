@@ -238,14 +238,12 @@ class QueueWriter:
                 (result.omitted if entry.omitted else result.queued).update(entry.indices)
                 result.messages += 1
                 result.message_ids.append(success["MessageId"])
-        failed = {item["Id"] for item in response.get("Failed", [])}
-        # A sender fault (malformed entry) will not heal by resending; give up on it now.
-        permanent = {item["Id"] for item in response.get("Failed", []) if item.get("SenderFault")}
-        still = {entry_id: entry for entry_id, entry in pending.items() if entry_id in failed}
-        for entry_id in permanent:
-            entry = still.pop(entry_id)
-            result.unqueued.update(entry.indices)
-        return still
+        # Whatever SQS did not confirm is still to send (even an entry it failed to mention),
+        # except a sender fault (a malformed entry), which will not heal by resending.
+        for item in response.get("Failed", []):
+            if item.get("SenderFault") and item["Id"] in pending:
+                result.unqueued.update(pending.pop(item["Id"]).indices)
+        return pending
 
 
 def _batches(entries: Sequence[_Entry]) -> Iterable[list[_Entry]]:

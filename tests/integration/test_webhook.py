@@ -156,11 +156,29 @@ def test_429_retry_after_is_honoured(
     assert second.received_at - first.received_at >= 0.95
 
 
-def test_retry_after_beyond_budget_queues_instead_of_waiting(
+def test_retry_after_beyond_the_cap_queues_at_once(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke
+) -> None:
+    # Raindrop asks for 30 s, more than RETRY_AFTER_CAP_SECONDS (5): no second knock now.
+    receiver.inject(Fault(status=429, retry_after="30"), endpoint="events/track")
+    events = [se.chat(seq) for seq in range(3)]
+    started = time.monotonic()
+    response = invoke_webhook(events, headers=bearer(aws))
+    assert time.monotonic() - started < 2
+    assert response.status == 200
+    ledger = account(response, events, receiver, aws)
+    assert ledger.retry == {0, 1, 2}
+    assert len(receiver.requests_to("events/track")) == 1
+    [message] = ledger.retry_messages
+    assert message["reason"] == "transient"
+    assert message["status"] == 429
+
+
+def test_retry_after_beyond_the_budget_queues_instead_of_waiting(
     aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DELIVERY_BUDGET_SECONDS", "1")
-    receiver.inject(Fault(status=429, retry_after="30"), endpoint="events/track")
+    receiver.inject(Fault(status=429, retry_after="3"), endpoint="events/track")
     events = [se.chat(seq) for seq in range(3)]
     started = time.monotonic()
     response = invoke_webhook(events, headers=bearer(aws))
@@ -391,6 +409,26 @@ def test_rotated_raindrop_key_is_picked_up_after_401(
     assert response.status == 200
     assert account(response, events, new, aws).delivered == {1}
     assert [r.status for r in new.requests] == [401, 200]
+
+
+def test_401_with_an_unreadable_secret_is_a_rejection_not_a_crash(
+    aws: AwsEnv, receiver_factory: Any, invoke_webhook: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = receiver_factory(api_key=aws.raindrop_api_key, validator=check_raindrop_items)
+    monkeypatch.setenv("RAINDROP_API_URL", old.url)
+    assert invoke_webhook(se.chat(0), headers=bearer(aws)).status == 200  # secret now cached
+    aws.secretsmanager.delete_secret(
+        SecretId=aws.resources.secret_id, ForceDeleteWithoutRecovery=True
+    )
+    old.stop()
+    new = receiver_factory(api_key="rk-other", validator=check_raindrop_items, port=old.port)
+    aws.drain_retry_queue()
+    events = [se.chat(1)]
+    response = invoke_webhook(events, headers=bearer(aws))
+    assert response.status == 200
+    ledger = account(response, events, new, aws)
+    assert ledger.dead_letter == {1}
+    assert ledger.dlq_messages[0]["status"] == 401
 
 
 def test_wrong_raindrop_key_is_dead_lettered(
