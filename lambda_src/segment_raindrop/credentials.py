@@ -8,6 +8,7 @@ once after Raindrop answers 401, through ``refresh``).
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
@@ -61,6 +62,20 @@ class SecretStore:
         self._max_age = max_age_seconds
         self._provider = provider
         self._lock = threading.Lock()
+        self._last_forced: float | None = None
+
+    def refresh_if_due(self, min_interval_seconds: float) -> ForwarderSecret | None:
+        """A freshly read secret, unless one was forced less than ``min_interval`` ago.
+
+        For callers that suspect the cached copy is stale (credentials that no longer match)
+        without letting every bad request reach Secrets Manager.
+        """
+        with self._lock:
+            now = time.monotonic()
+            if self._last_forced is not None and now - self._last_forced < min_interval_seconds:
+                return None
+            self._last_forced = now
+        return self.get(refresh=True)
 
     def get(self, *, refresh: bool = False) -> ForwarderSecret:
         with self._lock:

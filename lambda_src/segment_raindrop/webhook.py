@@ -25,7 +25,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from segment_raindrop.auth import authenticate
+from segment_raindrop.auth import AuthDecision, authenticate
 from segment_raindrop.config import ConfigError
 from segment_raindrop.credentials import ForwarderSecret, SecretUnavailable
 from segment_raindrop.observability import (
@@ -40,6 +40,8 @@ from segment_raindrop.pipeline import ForwardResult, settle
 from segment_raindrop.runtime import LazyRuntime, Runtime
 from segment_raindrop.segment import BodyError, parse_body
 
+# Failed authentication re-reads the secret (a just-changed token) at most this often.
+AUTH_REFRESH_SECONDS = 30.0
 # Time kept back from the Lambda's remaining time for queueing and answering.
 QUEUEING_RESERVE_SECONDS = 1.5
 
@@ -86,7 +88,7 @@ def receive() -> Response[str]:
     started = time.monotonic()
     try:
         rt, secret, body = _admit()
-        auth = _authenticate(secret, body)
+        secret, auth = _authenticate(rt, secret, body)
         parsed = parse_body(body)
     except _Refusal as refusal:
         return _error(refusal.status, refusal.message)
@@ -116,14 +118,28 @@ def _admit() -> tuple[Runtime, ForwarderSecret, bytes]:
     return rt, secret, body
 
 
-def _authenticate(secret: ForwarderSecret, body: bytes) -> str:
+def _authenticate(rt: Runtime, secret: ForwarderSecret, body: bytes) -> tuple[ForwarderSecret, str]:
+    """The secret in force (it may have been re-read) and how the request authenticated."""
     headers = {name.lower(): value for name, value in (app.current_event.headers or {}).items()}
-    decision = authenticate(
-        headers,
-        body,
-        webhook_token=secret.webhook_token,
-        shared_secret=secret.segment_shared_secret,
-    )
+
+    def decide(current: ForwarderSecret) -> AuthDecision:
+        return authenticate(
+            headers,
+            body,
+            webhook_token=current.webhook_token,
+            shared_secret=current.segment_shared_secret,
+        )
+
+    decision = decide(secret)
+    if decision.method is None:
+        # The token or shared secret may have just been changed in Secrets Manager: Segment
+        # drops 401s, so re-read it (at most every AUTH_REFRESH_SECONDS) before refusing.
+        try:
+            fresh = rt.secrets.refresh_if_due(AUTH_REFRESH_SECONDS)
+        except SecretUnavailable:
+            fresh = None
+        if fresh is not None:
+            secret, decision = fresh, decide(fresh)
     if decision.method is None:
         metrics.add_metric(name="UnauthorizedRequests", unit=MetricUnit.Count, value=1)
         logger.warning("request refused", extra={"reason": decision.reason})
@@ -132,7 +148,7 @@ def _authenticate(secret: ForwarderSecret, body: bytes) -> str:
         # After authentication, so strangers cannot probe the set-up state.
         logger.error("the Raindrop API key in the secret is missing or a placeholder")
         raise _Refusal(503, "Raindrop API key is not configured yet")
-    return decision.method.value
+    return secret, decision.method.value
 
 
 def _forward(

@@ -568,6 +568,23 @@ def test_bad_credentials_are_401(
     _nothing_happened(receiver, aws)
 
 
+def test_a_just_changed_webhook_token_is_accepted_at_once(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke
+) -> None:
+    # Segment drops 401s: a token changed in Secrets Manager must not wait for the cache.
+    assert invoke_webhook([se.chat(0)], headers=bearer(aws)).status == 200  # cached
+    aws.secretsmanager.put_secret_value(
+        SecretId=aws.resources.secret_id,
+        SecretString=json.dumps({**aws.secret, "webhook_token": "wt-new"}),
+    )
+    events = [se.chat(1)]
+    response = invoke_webhook(events, headers={"Authorization": "Bearer wt-new"})
+    assert response.status == 200
+    assert response.body["forwarded"] == 1
+    # The old token is now refused, and a refused request does not re-read again at once.
+    assert invoke_webhook([se.chat(2)], headers=bearer(aws)).status == 401
+
+
 def test_no_credentials_configured_refuses_everything(
     aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke
 ) -> None:
