@@ -90,18 +90,29 @@ class _Tally:
 
 
 class _Worker:
-    def __init__(self, rt: Runtime, deadline: float) -> None:
+    def __init__(self, rt: Runtime, deadline: float, records: int) -> None:
         self._rt = rt
         self._deadline = deadline
+        self._records_left = max(records, 1)
         self.tally = _Tally()
 
+    def _record_deadline(self) -> float:
+        # An equal share of the time left for each record still to come: otherwise a slow
+        # first message would leave the others untried, each losing a receive towards the
+        # redrive to the dead-letter queue without one delivery attempt.
+        now = time.monotonic()
+        share = max(self._deadline - now, 0.0) / self._records_left
+        self._records_left = max(self._records_left - 1, 1)
+        return now + share
+
     def process(self, record: SQSRecord) -> None:
+        deadline = self._record_deadline()
         receive_count = _receive_count(record)
         retries = 0
         try:
             message = _parse(record, receive_count)
             retries = message.retries
-            self._retry(record, message, receive_count)
+            self._retry(record, message, receive_count, deadline)
         except Exception as exc:
             # Every failed record comes back after a back-off that grows with its receives.
             self.tally.messages["failed"] += 1
@@ -127,7 +138,13 @@ class _Worker:
             raise
         self.tally.messages["settled"] += 1
 
-    def _retry(self, record: SQSRecord, message: FailedEventsMessage, receive_count: int) -> None:
+    def _retry(
+        self,
+        record: SQSRecord,
+        message: FailedEventsMessage,
+        receive_count: int,
+        deadline: float,
+    ) -> None:
         rt = self._rt
         if message.omitted:
             # Only dead-letter messages hold omitted summaries: nothing here can deliver them.
@@ -148,7 +165,7 @@ class _Worker:
         result = rt.forwarder.forward(
             events,
             api_key=secret.raindrop_api_key,
-            deadline=self._deadline,
+            deadline=deadline,
             refresh_key=refresh_key,
         )
         tally = self.tally
@@ -281,7 +298,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
         raise
     remaining = context.get_remaining_time_in_millis() / 1000
     budget = min(rt.config.delivery.budget_seconds, remaining - DEADLINE_RESERVE_SECONDS)
-    worker = _Worker(rt, started + max(budget, 0.0))
+    worker = _Worker(rt, started + max(budget, 0.0), records=len(event.get("Records") or []))
     # Every record gets its own verdict, even when all fail: their visibility is already set.
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     response = process_partial_response(

@@ -276,3 +276,24 @@ def test_backoff_grows_with_the_receive_count_and_is_capped() -> None:
         assert ceiling / 2 - 1 <= delay <= ceiling
     assert backoff_seconds(30, 500, 900) <= 900
     assert backoff_seconds(0, 5, 900) == 0
+
+
+def test_a_slow_message_does_not_starve_the_others_in_its_batch(
+    aws: Any, receiver: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each record gets a share of the time left: a first message stuck on a slow endpoint
+    # must not leave the next ones to fail untried (each such failure costs a receive).
+    monkeypatch.setenv("DELIVERY_BUDGET_SECONDS", "3")
+    monkeypatch.setenv("RAINDROP_READ_TIMEOUT_SECONDS", "10")  # the wait is the budget's to cut
+    put_message(aws, QueueTarget.RETRY, [ai_event(1)])
+    put_message(aws, QueueTarget.RETRY, [identify_event(2)])
+    put_message(aws, QueueTarget.RETRY, [identify_event(3)])
+    receiver.outage(Fault(status=503, delay=10), endpoint="events/track")
+
+    run = run_retry_worker(aws)
+
+    assert (run.received, run.failed) == (3, 1)
+    delivered = {item["user_id"] for item in receiver.accepted("users/identify")}
+    assert len(delivered) == 2
+    remaining = bodies(drain_messages(aws.sqs, _retry_url(aws)))
+    assert [message.events for message in remaining] == [[ai_event(1)]]
