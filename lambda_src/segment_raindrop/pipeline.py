@@ -186,8 +186,12 @@ def settle(
     *,
     request_id: str | None,
     retry_delay_seconds: int = 0,
+    deadline: float | None = None,
 ) -> Settlement:
-    """Permanent failures to the dead-letter queue; the rest to the retry queue."""
+    """Permanent failures to the dead-letter queue; the rest to the retry queue.
+
+    What cannot be queued by ``deadline`` is reported unqueued (the webhook then answers 503).
+    """
     settlement = Settlement()
     permanent = result.failed(FailureReason.INVALID, FailureReason.REJECTED)
     transient = result.failed(FailureReason.TRANSIENT, FailureReason.DEADLINE)
@@ -196,6 +200,7 @@ def settle(
             QueueTarget.DEAD_LETTER,
             group_failures(result.events, permanent),
             request_id=request_id,
+            deadline=deadline,
         )
     if transient:
         settlement.retry = writer.send(
@@ -203,6 +208,7 @@ def settle(
             group_failures(result.events, transient),
             request_id=request_id,
             delay_seconds=retry_delay_seconds,
+            deadline=deadline,
         )
     return settlement
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -134,6 +136,9 @@ class QueueWriter:
         self._urls = {QueueTarget.RETRY: retry_queue_url, QueueTarget.DEAD_LETTER: dlq_url}
         self._source = source
         self._max_bytes = max_message_bytes
+        # SQS calls run here so that a caller's deadline bounds them, whatever botocore's own
+        # timeouts and retries would add up to against an SQS that hangs.
+        self._calls = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqs")
 
     def send(
         self,
@@ -142,14 +147,19 @@ class QueueWriter:
         *,
         request_id: str | None,
         delay_seconds: int = 0,
+        deadline: float | None = None,
     ) -> QueueResult:
+        """Send ``groups``; after ``deadline`` (``time.monotonic()``) no batch is started or
+        resent, and what is left is reported ``unqueued`` for the caller to answer for."""
         result = QueueResult()
         entries: list[_Entry] = []
         now = utc_now()
         for group in groups:
             entries.extend(self._pack(target, group, request_id, now, delay_seconds))
         for url in {entry.url for entry in entries}:
-            self._send_entries(url, [entry for entry in entries if entry.url == url], result)
+            self._send_entries(
+                url, [entry for entry in entries if entry.url == url], result, deadline
+            )
         return result
 
     def _pack(
@@ -199,20 +209,24 @@ class QueueWriter:
             )
         return entries
 
-    def _send_entries(self, url: str, entries: Sequence[_Entry], result: QueueResult) -> None:
+    def _send_entries(
+        self, url: str, entries: Sequence[_Entry], result: QueueResult, deadline: float | None
+    ) -> None:
         for batch in _batches(entries):
             pending = {f"m{number}": entry for number, entry in enumerate(batch)}
             for round_number in range(_SEND_ROUNDS):
-                if round_number:
-                    time.sleep(0.1 * 2**round_number)
-                pending = self._send_batch(url, pending, result)
+                pause = 0.1 * 2**round_number if round_number else 0.0
+                if deadline is not None and time.monotonic() + pause > deadline:
+                    break
+                time.sleep(pause)
+                pending = self._send_batch(url, pending, result, deadline)
                 if not pending:
                     break
             for entry in pending.values():
                 result.unqueued.update(entry.indices)
 
     def _send_batch(
-        self, url: str, pending: dict[str, _Entry], result: QueueResult
+        self, url: str, pending: dict[str, _Entry], result: QueueResult, deadline: float | None
     ) -> dict[str, _Entry]:
         """Send one batch; returns the entries still to send."""
         request: list[SendMessageBatchRequestEntryTypeDef] = [
@@ -228,8 +242,14 @@ class QueueWriter:
             }
             for entry_id, entry in pending.items()
         ]
+        call = self._calls.submit(self._sqs.send_message_batch, QueueUrl=url, Entries=request)
+        wait = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
-            response = self._sqs.send_message_batch(QueueUrl=url, Entries=request)
+            response = call.result(timeout=wait)
+        except FutureTimeout:
+            # No answer in the time left: these events are answered for now (unqueued). Should
+            # the call still succeed, they arrive twice, never zero times.
+            return pending
         except (BotoCoreError, ClientError):
             return pending
         for success in response.get("Successful", []):

@@ -25,9 +25,9 @@ if TYPE_CHECKING:
 
 # SQS calls sit inside Segment's 10 s window: fail fast and let the caller answer 503.
 _SQS_CONFIG = Config(
-    connect_timeout=2,
-    read_timeout=5,
-    retries={"mode": "standard", "total_max_attempts": 3},
+    connect_timeout=1,
+    read_timeout=2,
+    retries={"mode": "standard", "total_max_attempts": 2},
 )
 
 

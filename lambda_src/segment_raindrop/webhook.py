@@ -8,7 +8,9 @@ What Segment is told, and why (it retries 5xx, 408 and 429 for four hours and dr
 - 413: the body is larger than ``MAX_BODY_BYTES``.
 - 503: we could not take responsibility for the events: the configuration or the secret is
   unusable, the Raindrop key is not set yet, or SQS was unreachable while events needed
-  queueing. Segment resends, so a half-finished set-up or an outage loses nothing.
+  queueing. Segment resends, so a half-finished set-up or an outage loses nothing. (An SQS
+  that hangs rather than refuses can outlast even the time kept for queueing; API Gateway then
+  answers 504 when the function times out, which Segment retries too.)
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ from segment_raindrop.segment import BodyError, parse_body
 # Failed authentication re-reads the secret (a just-changed token) at most this often.
 AUTH_REFRESH_SECONDS = 30.0
 # Time kept back from the Lambda's remaining time for queueing and answering.
-QUEUEING_RESERVE_SECONDS = 1.5
+QUEUEING_RESERVE_SECONDS = 2.5
+# Time kept back from the Lambda's remaining time to answer once queueing gives up.
+ANSWER_RESERVE_SECONDS = 0.5
 
 app = APIGatewayRestResolver()
 runtime = LazyRuntime(source="webhook")
@@ -163,6 +167,8 @@ def _forward(
     remaining = app.lambda_context.get_remaining_time_in_millis() / 1000
     budget = min(rt.config.delivery.budget_seconds, remaining - QUEUEING_RESERVE_SECONDS)
     deadline = started + max(budget, 0.0)
+    # Past this, SQS is not asked again: the events left are answered for with a 503.
+    queueing_deadline = time.monotonic() + remaining - ANSWER_RESERVE_SECONDS
 
     def refresh_key() -> str | None:
         return rt.secrets.get(refresh=True).raindrop_api_key
@@ -175,6 +181,7 @@ def _forward(
         rt.writer,
         request_id=app.lambda_context.aws_request_id,
         retry_delay_seconds=min(rt.config.retry_base_delay_seconds, 900),
+        deadline=queueing_deadline,
     )
     counts = {
         "received": len(events),

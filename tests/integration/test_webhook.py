@@ -10,6 +10,7 @@ import base64
 import io
 import json
 import logging
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -379,6 +380,23 @@ def test_sqs_down_asks_segment_to_resend(
     assert response.body["unqueued"] == 2
     assert receiver.accepted() == []
     assert aws.drain_retry_queue() == aws.drain_dlq() == []
+
+
+def test_a_hanging_sqs_still_gets_an_answer_before_the_lambda_times_out(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A port that takes connections and never answers: every SQS call runs into its timeouts.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        receiver.outage(Fault(status=500))
+        started = time.monotonic()
+        response = invoke_webhook([se.chat(0), se.chat(1)], headers=bearer(aws), timeout=5.0)
+        elapsed = time.monotonic() - started
+    assert response.status == 503
+    assert response.body["unqueued"] == 2
+    assert elapsed < 5.0  # the Lambda timeout
 
 
 def test_sqs_down_does_not_matter_when_everything_is_delivered(
