@@ -31,6 +31,7 @@ from segment_raindrop.local.aws import (
     drain_queue,
     peek_queue,
     provision,
+    queue_depth,
     secretsmanager_client,
     sqs_client,
     start_moto_server,
@@ -172,15 +173,7 @@ class AwsEnv:
 
     def queue_depth(self, queue_url: str) -> int:
         """Messages visible, in flight or delayed: everything still on the queue."""
-        attributes = self.sqs.get_queue_attributes(
-            QueueUrl=queue_url,
-            AttributeNames=[
-                "ApproximateNumberOfMessages",
-                "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed",
-            ],
-        )["Attributes"]
-        return sum(int(value) for value in attributes.values())
+        return queue_depth(self.sqs, queue_url)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from segment_raindrop.local.aws import queue_depth
 from segment_raindrop.local.receiver import RaindropReceiver
 from segment_raindrop.local.runner import LocalEndpoints, LocalMode, LocalOptions
 
@@ -57,15 +58,7 @@ class Local:
             )
 
     def queue_depth(self, queue_url: str) -> int:
-        attributes = self.mode.resources.sqs_client().get_queue_attributes(
-            QueueUrl=queue_url,
-            AttributeNames=[
-                "ApproximateNumberOfMessages",
-                "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed",
-            ],
-        )["Attributes"]
-        return sum(int(value) for value in attributes.values())
+        return queue_depth(self.mode.resources.sqs_client(), queue_url)
 
     def printed(self, fragment: str) -> list[str]:
         return [line for line in list(self.lines) if fragment in line]

@@ -12,6 +12,7 @@ from segment_raindrop.local.aws import (
     peek_messages,
     peek_queue,
     provision,
+    queue_depth,
     start_moto_server,
 )
 from segment_raindrop.local.receiver import (
@@ -35,5 +36,6 @@ __all__ = [
     "peek_messages",
     "peek_queue",
     "provision",
+    "queue_depth",
     "start_moto_server",
 ]

@@ -360,3 +360,16 @@ def drain_queue(client: SQSClient, queue_url: str) -> list[dict[str, Any]]:
 def peek_queue(client: SQSClient, queue_url: str) -> list[dict[str, Any]]:
     """Like :func:`peek_messages`, returning the parsed JSON bodies."""
     return [_body(message) for message in peek_messages(client, queue_url)]
+
+
+def queue_depth(client: SQSClient, queue_url: str) -> int:
+    """Messages visible, in flight or delayed: everything still on the queue."""
+    attributes = client.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
+    )["Attributes"]
+    return sum(int(value) for value in attributes.values())
