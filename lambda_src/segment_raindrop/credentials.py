@@ -77,6 +77,14 @@ class SecretStore:
             self._last_forced = now
         return self.get(refresh=True)
 
+    def fresh_raindrop_key(self) -> str | None:
+        """The Raindrop key re-read from Secrets Manager (after Raindrop refused the cached
+        one); None when the secret cannot be read."""
+        try:
+            return self.get(refresh=True).raindrop_api_key
+        except SecretUnavailable:
+            return None
+
     def get(self, *, refresh: bool = False) -> ForwarderSecret:
         with self._lock:
             if self._provider is None:

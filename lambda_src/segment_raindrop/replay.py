@@ -495,7 +495,7 @@ class Replayer:
             message.events,
             api_key=api_key,
             deadline=time.monotonic() + max(budget, 0.0),
-            refresh_key=self._refresh_key,
+            refresh_key=self._secrets.fresh_raindrop_key,
         )
         summary.raindrop_requests += result.delivery.requests
         summary.events_forwarded += len(result.forwarded)
@@ -553,12 +553,6 @@ class Replayer:
                 "still a placeholder; set raindrop_api_key in the secret first"
             )
         return secret.raindrop_api_key
-
-    def _refresh_key(self) -> str | None:
-        try:
-            return self._secrets.get(refresh=True).raindrop_api_key
-        except SecretUnavailable:
-            return None
 
     def _progress(
         self, message_id: str, outcome: Outcome, events: int, summary: ReplaySummary

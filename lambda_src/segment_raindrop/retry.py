@@ -158,15 +158,12 @@ class _Worker:
             logger.error("the Raindrop API key in the secret is missing or a placeholder")
             raise RetryLater("the Raindrop API key is not configured")
 
-        def refresh_key() -> str | None:
-            return rt.secrets.get(refresh=True).raindrop_api_key
-
         events = message.events
         result = rt.forwarder.forward(
             events,
             api_key=secret.raindrop_api_key,
             deadline=deadline,
-            refresh_key=refresh_key,
+            refresh_key=rt.secrets.fresh_raindrop_key,
         )
         tally = self.tally
         tally.delivery.merge(result.delivery)

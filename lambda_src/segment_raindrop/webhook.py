@@ -170,11 +170,11 @@ def _forward(
     # Past this, SQS is not asked again: the events left are answered for with a 503.
     queueing_deadline = time.monotonic() + remaining - ANSWER_RESERVE_SECONDS
 
-    def refresh_key() -> str | None:
-        return rt.secrets.get(refresh=True).raindrop_api_key
-
     result = rt.forwarder.forward(
-        events, api_key=secret.raindrop_api_key, deadline=deadline, refresh_key=refresh_key
+        events,
+        api_key=secret.raindrop_api_key,
+        deadline=deadline,
+        refresh_key=rt.secrets.fresh_raindrop_key,
     )
     settlement = settle(
         result,
