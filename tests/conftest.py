@@ -2,29 +2,33 @@
 
 - ``moto_server`` (session): one moto server on 127.0.0.1 for the whole run.
 - ``aws``: moto reset, the forwarder's secret and queues provisioned with fresh random secret
-  values, and the forwarder's environment set (``AwsEnv``).
+  values, and a ``ForwarderConfig`` for them (``AwsEnv``); the webhook, retry and replay
+  handlers build their runtimes from that configuration and clients bound to moto.
 - ``receiver``: a started ``RaindropReceiver`` expecting ``aws``'s Raindrop key, validating items
-  like Raindrop (``check_raindrop_items``), with ``RAINDROP_API_URL`` pointing at it.
+  like Raindrop (``check_raindrop_items``), configured as the forwarder's Raindrop API.
 - ``receiver_factory``: more receivers with other settings, stopped after the test.
 - ``sqs_unreachable`` / ``secretsmanager_unreachable``: that service's endpoint refuses
   connections for the test; ``closed_port``, ``free_port``: ports for such tricks.
 
-Every test starts from a sanitised environment (no AWS profile, real credentials, forwarder
-settings or proxies for 127.0.0.1 inherited from the shell) and the whole ``os.environ`` is
-restored afterwards, even when the code under test wrote to it directly.
+Every test starts from a sanitised environment (no AWS profile, real credentials or proxies for
+127.0.0.1 inherited from the shell: a test must never reach real AWS) and the whole
+``os.environ`` is restored afterwards, even when the code under test wrote to it directly.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import socket
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from segment_raindrop import replay, retry, webhook
+from segment_raindrop.config import ForwarderConfig
 from segment_raindrop.local.aws import (
     LocalResources,
     MotoServer,
@@ -37,31 +41,18 @@ from segment_raindrop.local.aws import (
     start_moto_server,
 )
 from segment_raindrop.local.receiver import RaindropReceiver, check_raindrop_items
+from segment_raindrop.runtime import AwsClients, Runtime, build_runtime
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
 
 REGION = "us-east-1"
+HANDLER_MODULES = (webhook, retry, replay)
 
-# Variables that would let a test reach real AWS, or leak one test's forwarder settings into
-# the next. AWS_CA_BUNDLE stays: some machines need it for any TLS at all.
-_SCRUBBED_PREFIXES = (
-    "AWS_",
-    "RAINDROP_",
-    "POWERTOOLS_",
-    "CHUNK_",
-    "DELIVERY_",
-    "DLQ_",
-    "ENRICH_",
-    "EVENT_",
-    "FEEDBACK_",
-    "FORWARD_",
-    "MAX_BODY_",
-    "RETRY_",
-    "SECRET_",
-    "_X_AMZN_",
-)
+# Variables that would let a test reach real AWS or a shell's X-Ray daemon. AWS_CA_BUNDLE
+# stays: some machines need it for any TLS at all.
+_SCRUBBED_PREFIXES = ("AWS_", "POWERTOOLS_", "_X_AMZN_")
 _KEPT = frozenset({"AWS_CA_BUNDLE"})
 
 
@@ -139,16 +130,36 @@ def _moto_clients(moto_server: MotoServer) -> MotoClients:
     )
 
 
-@dataclass(frozen=True)
 class AwsEnv:
-    """The provisioned resources, the secret's values and clients bound to moto."""
+    """The provisioned resources, the secret's values, clients bound to moto, and the
+    forwarder's configuration, which the handlers' runtimes are built from (never from
+    ``os.environ``).
 
-    resources: LocalResources
-    secret: dict[str, str]
-    endpoint_url: str
-    sqs: SQSClient
-    secretsmanager: SecretsManagerClient
-    environment: dict[str, str] = field(default_factory=dict)
+    ``configure`` changes the configuration; each handler builds its runtime afresh on its next
+    invocation. ``unreachable(service, url)`` points that service's clients at a dead endpoint.
+    """
+
+    def __init__(
+        self,
+        *,
+        resources: LocalResources,
+        secret: dict[str, str],
+        endpoint_url: str,
+        sqs: SQSClient,
+        secretsmanager: SecretsManagerClient,
+    ) -> None:
+        self.resources = resources
+        self.secret = secret
+        self.endpoint_url = endpoint_url
+        self.sqs = sqs
+        self.secretsmanager = secretsmanager
+        self.config = ForwarderConfig(
+            secret_id=resources.secret_id,
+            retry_queue_url=resources.retry_queue_url,
+            dlq_url=resources.dlq_url,
+            retry_max_attempts=resources.retry_max_receives,
+        )
+        self._endpoints: dict[str, str] = {}
 
     @property
     def raindrop_api_key(self) -> str:
@@ -161,6 +172,38 @@ class AwsEnv:
     @property
     def segment_shared_secret(self) -> str:
         return self.secret["segment_shared_secret"]
+
+    def configure(
+        self,
+        *,
+        mapping: dict[str, Any] | None = None,
+        delivery: dict[str, Any] | None = None,
+        **fields: Any,
+    ) -> ForwarderConfig:
+        """Update the configuration (nested ``mapping``/``delivery`` fields merge), validated."""
+        values = self.config.model_dump()
+        values.update(fields)
+        values["mapping"] = {**values["mapping"], **(mapping or {})}
+        values["delivery"] = {**values["delivery"], **(delivery or {})}
+        self.config = ForwarderConfig.model_validate(values)
+        reset_handler_runtimes()
+        return self.config
+
+    def unreachable(self, service: str, url: str) -> None:
+        self._endpoints[service] = url
+        reset_handler_runtimes()
+
+    def clients(self) -> AwsClients:
+        return AwsClients(
+            sqs=sqs_client(self._endpoints.get("sqs", self.endpoint_url), REGION),
+            secretsmanager=secretsmanager_client(
+                self._endpoints.get("secretsmanager", self.endpoint_url), REGION
+            ),
+        )
+
+    def runtime(self, source: str) -> Runtime:
+        """A runtime as a handler builds it, from this configuration."""
+        return build_runtime(self.config, source=source, aws=self.clients())
 
     def drain_retry_queue(self) -> list[dict[str, Any]]:
         return drain_queue(self.sqs, self.resources.retry_queue_url)
@@ -176,11 +219,14 @@ class AwsEnv:
         return queue_depth(self.sqs, queue_url)
 
 
+def reset_handler_runtimes() -> None:
+    for handler in HANDLER_MODULES:
+        handler.runtime.reset()
+
+
 @pytest.fixture
-def aws(
-    moto_server: MotoServer, _moto_clients: MotoClients, monkeypatch: pytest.MonkeyPatch
-) -> AwsEnv:
-    """Fresh forwarder resources in moto and the forwarder's AWS environment variables."""
+def aws(moto_server: MotoServer, _moto_clients: MotoClients) -> Iterator[AwsEnv]:
+    """Fresh forwarder resources in moto; the handlers build their runtimes from ``aws.config``."""
     moto_server.reset()
     secret = {
         "raindrop_api_key": f"rk-{secrets.token_urlsafe(16)}",
@@ -188,17 +234,20 @@ def aws(
         "segment_shared_secret": f"ss-{secrets.token_urlsafe(16)}",
     }
     resources = provision(endpoint_url=moto_server.endpoint_url, region=REGION, secret=secret)
-    environment = resources.environment()
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
-    return AwsEnv(
+    env = AwsEnv(
         resources=resources,
         secret=secret,
         endpoint_url=moto_server.endpoint_url,
         sqs=_moto_clients.sqs,
         secretsmanager=_moto_clients.secretsmanager,
-        environment=environment,
     )
+    for handler in HANDLER_MODULES:
+        handler.runtime.use(functools.partial(env.runtime, handler.runtime.source))
+    try:
+        yield env
+    finally:
+        for handler in HANDLER_MODULES:
+            handler.runtime.use(None)
 
 
 @pytest.fixture
@@ -217,35 +266,24 @@ def receiver_factory() -> Iterator[Callable[..., RaindropReceiver]]:
 
 
 @pytest.fixture
-def receiver(
-    aws: AwsEnv,
-    receiver_factory: Callable[..., RaindropReceiver],
-    monkeypatch: pytest.MonkeyPatch,
-) -> RaindropReceiver:
-    """The Raindrop stand-in the forwarder is configured to use (``RAINDROP_API_URL``)."""
+def receiver(aws: AwsEnv, receiver_factory: Callable[..., RaindropReceiver]) -> RaindropReceiver:
+    """The Raindrop stand-in the forwarder is configured to use (``delivery.api_url``)."""
     started = receiver_factory(api_key=aws.raindrop_api_key, validator=check_raindrop_items)
-    monkeypatch.setenv("RAINDROP_API_URL", started.url)
+    aws.configure(delivery={"api_url": started.url})
     return started
 
 
-def _make_unreachable(
-    monkeypatch: pytest.MonkeyPatch, closed_port: int, service_variable: str
-) -> str:
-    # botocore gives a service-specific AWS_ENDPOINT_URL_<SERVICE> precedence over the global
-    # AWS_ENDPOINT_URL, so only this service breaks. Clients already built keep their endpoint:
-    # code that caches clients must rebuild them after this fixture runs.
+@pytest.fixture
+def sqs_unreachable(aws: AwsEnv, closed_port: int) -> str:
+    """The forwarder's SQS client gets connection refused; returns its URL."""
     url = f"http://127.0.0.1:{closed_port}"
-    monkeypatch.setenv(service_variable, url)
+    aws.unreachable("sqs", url)
     return url
 
 
 @pytest.fixture
-def sqs_unreachable(monkeypatch: pytest.MonkeyPatch, closed_port: int) -> str:
-    """SQS clients built from the environment get connection refused; returns their URL."""
-    return _make_unreachable(monkeypatch, closed_port, "AWS_ENDPOINT_URL_SQS")
-
-
-@pytest.fixture
-def secretsmanager_unreachable(monkeypatch: pytest.MonkeyPatch, closed_port: int) -> str:
-    """Secrets Manager clients built from the environment get connection refused."""
-    return _make_unreachable(monkeypatch, closed_port, "AWS_ENDPOINT_URL_SECRETS_MANAGER")
+def secretsmanager_unreachable(aws: AwsEnv, closed_port: int) -> str:
+    """The forwarder's Secrets Manager client gets connection refused; returns its URL."""
+    url = f"http://127.0.0.1:{closed_port}"
+    aws.unreachable("secretsmanager", url)
+    return url

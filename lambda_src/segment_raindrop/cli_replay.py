@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import boto3
 import typer
-from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
@@ -36,9 +35,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from segment_raindrop.config import ConfigError, ForwarderConfig, load_config
+from segment_raindrop.config import ConfigError, ReplayConfig
 from segment_raindrop.credentials import SecretStore
 from segment_raindrop.delivery import RaindropClient
+from segment_raindrop.environment import read_replay_config
 from segment_raindrop.observability import logger
 from segment_raindrop.pipeline import Forwarder
 from segment_raindrop.queueing import FailureReason
@@ -49,9 +49,10 @@ from segment_raindrop.replay import (
     ReplayRefused,
     ReplaySummary,
 )
+from segment_raindrop.runtime import aws_clients
 
 if TYPE_CHECKING:
-    from mypy_boto3_sqs.client import SQSClient
+    pass
 
 EXIT_OK = 0
 EXIT_INCOMPLETE = 1
@@ -60,10 +61,7 @@ EXIT_ABORTED = 130
 
 # Stack outputs the CLI reads (infra/stack.py).
 OUTPUT_DLQ_URL = "DeadLetterQueueUrl"
-OUTPUT_RETRY_QUEUE_URL = "RetryQueueUrl"
 OUTPUT_SECRET_ARN = "SecretArn"  # noqa: S105 - an output name, not a secret
-# A dry run reads no secret; the configuration still wants a secret id.
-_NO_SECRET = "(not read in a dry run)"  # noqa: S105 - a stand-in id, not a secret
 
 _AWS_CONFIG = Config(
     connect_timeout=5, read_timeout=30, retries={"mode": "standard", "total_max_attempts": 5}
@@ -111,57 +109,46 @@ def _configuration(
     region: str | None,
     secret_id: str | None,
     dry_run: bool,
-) -> ForwarderConfig:
-    retry_queue_url = None
+) -> ReplayConfig:
     if stack is not None:
         outputs = stack_outputs(stack, region)
         queue_url = queue_url or outputs.get(OUTPUT_DLQ_URL)
-        retry_queue_url = outputs.get(OUTPUT_RETRY_QUEUE_URL)
         secret_id = secret_id or outputs.get(OUTPUT_SECRET_ARN)
         if queue_url is None:
             _fail(f"stack {stack!r} has no {OUTPUT_DLQ_URL} output; pass --queue-url")
+    # The mapping and delivery settings, and the queue and secret when no option names them,
+    # come from the same variables the functions read.
     env = dict(os.environ)
-    queue_url = queue_url or env.get("DLQ_URL") or None
-    secret_id = secret_id or env.get("RAINDROP_SECRET_ID") or None
-    if queue_url is None:
+    if queue_url:
+        env["DLQ_URL"] = queue_url
+    if secret_id:
+        env["RAINDROP_SECRET_ID"] = secret_id
+    if not env.get("DLQ_URL"):
         _fail("which dead-letter queue? Pass --queue-url URL or --stack NAME")
-    if secret_id is None:
-        if not dry_run:
-            _fail(
-                "which secret holds the Raindrop key? Pass --secret-id, --stack NAME, "
-                "or set RAINDROP_SECRET_ID"
-            )
-        secret_id = _NO_SECRET
-    env |= {
-        "DLQ_URL": queue_url,
-        # Replay writes only to the dead-letter queue; the setting is required all the same.
-        "RETRY_QUEUE_URL": retry_queue_url or env.get("RETRY_QUEUE_URL") or queue_url,
-        "RAINDROP_SECRET_ID": secret_id,
-    }
+    if not dry_run and not env.get("RAINDROP_SECRET_ID"):
+        _fail(
+            "which secret holds the Raindrop key? Pass --secret-id, --stack NAME, "
+            "or set RAINDROP_SECRET_ID"
+        )
     try:
-        return load_config(env)
+        return read_replay_config(env)
     except ConfigError as exc:
         _fail(f"configuration is invalid: {exc}")
 
 
-def build_replayer(
-    config: ForwarderConfig, options: ReplayOptions, *, region: str | None
-) -> Replayer:
-    sqs: SQSClient = boto3.client("sqs", region_name=region, config=_AWS_CONFIG)
-    secrets = SecretStore(
-        config.secret_id,
-        max_age_seconds=config.secret_max_age_seconds,
-        provider=SecretsProvider(
-            boto3_client=boto3.client("secretsmanager", region_name=region, config=_AWS_CONFIG)
-        ),
-    )
+def build_replayer(config: ReplayConfig, options: ReplayOptions, *, region: str | None) -> Replayer:
+    clients = aws_clients(region=region, config=_AWS_CONFIG)
     return Replayer(
-        sqs=sqs,
+        sqs=clients.sqs,
         queue_url=config.dlq_url,
         forwarder=Forwarder(config.mapping, config.delivery, RaindropClient(config.delivery)),
-        secrets=secrets,
+        # A dry run reads no secret: without an id, a real run was refused above.
+        secrets=SecretStore(
+            config.secret_id or "",
+            max_age_seconds=config.secret_max_age_seconds,
+            client=clients.secretsmanager,
+        ),
         options=options,
-        retry_queue_url=config.retry_queue_url,
     )
 
 
@@ -194,7 +181,7 @@ def _quiet_logs() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _confirm(config: ForwarderConfig, depth: int, options: ReplayOptions) -> None:
+def _confirm(config: ReplayConfig, depth: int, options: ReplayOptions) -> None:
     if not sys.stdin.isatty():
         _fail(
             "refusing to replay without confirmation: stdin is not a terminal. "

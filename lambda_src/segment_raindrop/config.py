@@ -1,17 +1,18 @@
-"""Every setting of the forwarder, read from environment variables and validated once.
+"""Every setting of the forwarder, as validated values.
 
-A bad value fails loudly with the name of the variable, so a mistyped CDK context or local
-override is caught at start-up instead of silently forwarding the wrong events.
+The models are the configuration; where the values come from is someone else's concern: the
+Lambda functions read them from environment variables (:mod:`segment_raindrop.environment`,
+which also writes that environment for the stack), local mode, the CLI and the tests build them
+directly. Each field's alias is its environment variable, so errors name the variable.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from segment_raindrop.contract import DEFAULT_RETRY_MAX_RECEIVES
 
 DEFAULT_RAINDROP_API_URL = "https://api.raindrop.ai/v1"
 
@@ -19,11 +20,11 @@ NonEmptyStr = Annotated[str, Field(min_length=1)]
 
 
 class ConfigError(ValueError):
-    """A setting is missing or malformed; the message names the environment variable."""
+    """A setting is missing or malformed; the message names the setting (variable or key)."""
 
 
 class MappingConfig(BaseModel):
-    """Which Segment events are forwarded and how they are named (WIRE.md §3)."""
+    """Which Segment events are forwarded and how they are named (docs/wire.md §3)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -96,7 +97,7 @@ class DeliveryConfig(BaseModel):
 
 
 class ForwarderConfig(BaseModel):
-    """Everything one function needs; loaded by :func:`load_config`."""
+    """Everything the webhook, the retry worker and the replay Lambda need."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -112,75 +113,24 @@ class ForwarderConfig(BaseModel):
     retry_base_delay_seconds: int = Field(
         default=30, ge=0, le=43_200, validation_alias="RETRY_BASE_DELAY_SECONDS"
     )
+    # Receives before SQS's redrive; the same number as the queue's redrive policy.
     retry_max_attempts: int = Field(
-        default=8, ge=1, le=1_000, validation_alias="RETRY_MAX_ATTEMPTS"
+        default=DEFAULT_RETRY_MAX_RECEIVES, ge=1, le=1_000, validation_alias="RETRY_MAX_ATTEMPTS"
     )
     mapping: MappingConfig = Field(default_factory=MappingConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
 
 
-# Variables whose value is JSON (lists and objects): a comma-separated form would make the
-# default prefix "AI " (with its meaningful trailing space) impossible to write.
-_JSON_VARIABLES = frozenset(
-    {"FORWARD_EVENT_PREFIXES", "FORWARD_EVENT_NAMES", "EVENT_RENAMES", "FEEDBACK_EVENT_NAMES"}
-)
+class ReplayConfig(BaseModel):
+    """What an operator's replay needs: the dead-letter queue and, unless it is a dry run, the
+    secret. Replay writes only to the queue it replays, so no retry queue is asked for."""
 
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-def _aliases(model: type[BaseModel]) -> list[str]:
-    return [
-        field.validation_alias
-        for field in model.model_fields.values()
-        if isinstance(field.validation_alias, str)
-    ]
-
-
-def _read(env: Mapping[str, str], model: type[BaseModel]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for name in _aliases(model):
-        raw = env.get(name)
-        if raw is None or raw.strip() == "":
-            continue
-        if name in _JSON_VARIABLES:
-            try:
-                values[name] = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{name}: not valid JSON ({exc.msg})") from None
-        else:
-            values[name] = raw
-    return values
-
-
-def _describe(exc: ValidationError) -> str:
-    problems = []
-    for error in exc.errors(include_url=False, include_input=False):
-        loc = [str(part) for part in error["loc"]]
-        problems.append(f"{'.'.join(loc) or 'configuration'}: {error['msg']}")
-    return "; ".join(problems)
-
-
-def load_mapping_config(env: Mapping[str, str] | None = None) -> MappingConfig:
-    source = os.environ if env is None else env
-    try:
-        return MappingConfig.model_validate(_read(source, MappingConfig))
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
-
-
-def load_delivery_config(env: Mapping[str, str] | None = None) -> DeliveryConfig:
-    source = os.environ if env is None else env
-    try:
-        return DeliveryConfig.model_validate(_read(source, DeliveryConfig))
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
-
-
-def load_config(env: Mapping[str, str] | None = None) -> ForwarderConfig:
-    """Read and validate the whole configuration; raises :class:`ConfigError`."""
-    source = os.environ if env is None else env
-    values = _read(source, ForwarderConfig)
-    values["mapping"] = load_mapping_config(source)
-    values["delivery"] = load_delivery_config(source)
-    try:
-        return ForwarderConfig.model_validate(values)
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
+    dlq_url: NonEmptyStr = Field(validation_alias="DLQ_URL")
+    secret_id: NonEmptyStr | None = Field(default=None, validation_alias="RAINDROP_SECRET_ID")
+    secret_max_age_seconds: int = Field(
+        default=300, ge=0, le=86_400, validation_alias="SECRET_MAX_AGE_SECONDS"
+    )
+    mapping: MappingConfig = Field(default_factory=MappingConfig)
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import (
@@ -18,12 +18,22 @@ from aws_lambda_powertools.utilities.parameters.exceptions import (
 )
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
 # What the stack writes before the user sets the real key, and other obvious stand-ins.
 PLACEHOLDER_KEYS = frozenset({"", "REPLACE_ME", "REPLACE-ME", "CHANGE_ME", "CHANGEME", "TODO"})
 
 
 class SecretUnavailable(Exception):
     """The secret could not be read or is malformed. The message is safe to log."""
+
+
+class RaindropKeyNotSet(SecretUnavailable):
+    """The secret is readable but its Raindrop key is missing or still a placeholder."""
+
+    def __init__(self) -> None:
+        super().__init__("the Raindrop API key in the secret is missing or a placeholder")
 
 
 class ForwarderSecret(BaseModel):
@@ -38,6 +48,12 @@ class ForwarderSecret(BaseModel):
         key = self.raindrop_api_key.strip()
         return key.upper() not in PLACEHOLDER_KEYS and not key.startswith("<")
 
+    def require_raindrop_key(self) -> str:
+        """The Raindrop key, or :class:`RaindropKeyNotSet`: the one test of "ready to send"."""
+        if not self.raindrop_key_configured:
+            raise RaindropKeyNotSet
+        return self.raindrop_api_key
+
     def __repr__(self) -> str:  # never let a stray log line print the values
         return (
             f"ForwarderSecret(raindrop_api_key={'set' if self.raindrop_api_key else 'unset'}, "
@@ -49,20 +65,30 @@ class ForwarderSecret(BaseModel):
 
 
 class SecretStore:
-    """Cached access to one secret; safe to share between threads."""
+    """Cached access to one secret; safe to share between threads.
+
+    ``client`` is the Secrets Manager client to read with (the composition root bounds its
+    timeouts); without one, Powertools builds its own on first use.
+    """
 
     def __init__(
         self,
         secret_id: str,
         *,
         max_age_seconds: int = 300,
-        provider: SecretsProvider | None = None,
+        client: SecretsManagerClient | None = None,
     ) -> None:
         self._secret_id = secret_id
         self._max_age = max_age_seconds
-        self._provider = provider
+        self._client = client
+        self._provider: SecretsProvider | None = None
         self._lock = threading.Lock()
         self._last_forced: float | None = None
+
+    def ready_key(self) -> str:
+        """The Raindrop key to send with; raises :class:`SecretUnavailable` (or its subclass
+        :class:`RaindropKeyNotSet`) when there is none to use yet."""
+        return self.get().require_raindrop_key()
 
     def refresh_if_due(self, min_interval_seconds: float) -> ForwarderSecret | None:
         """A freshly read secret, unless one was forced less than ``min_interval`` ago.
@@ -88,7 +114,7 @@ class SecretStore:
     def get(self, *, refresh: bool = False) -> ForwarderSecret:
         with self._lock:
             if self._provider is None:
-                self._provider = SecretsProvider()
+                self._provider = SecretsProvider(boto3_client=self._client)
             provider = self._provider
         try:
             value: Any = provider.get(

@@ -1,14 +1,15 @@
-"""The pipeline every entry point shares: map → chunk → deliver → settle each event.
+"""The pipeline every entry point shares: map → chunk → deliver, one outcome per event.
 
 ``Forwarder.forward`` decides, for every Segment event, one outcome: forwarded, filtered, or a
-failure with its reason. ``settle`` then puts failures on the queue each reason belongs to.
-The webhook, the retry worker, the replay Lambda, the replay CLI and local mode all use these
-two steps; they differ only in where they route failures and what they tell their caller.
+failure with its reason. :mod:`segment_raindrop.settlement` then puts the failures on the
+queue each belongs to. The webhook, the retry worker, the replay Lambda, the replay CLI and
+local mode all use these two steps; they differ only in where they route failures (a
+``Routing``) and what they tell their caller.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,14 +23,7 @@ from segment_raindrop.delivery import (
     RaindropClient,
 )
 from segment_raindrop.mapping import Mapper, MapResult
-from segment_raindrop.queueing import (
-    FailedEventsMessage,
-    FailureGroup,
-    FailureReason,
-    QueueResult,
-    QueueTarget,
-    QueueWriter,
-)
+from segment_raindrop.queueing import FailureReason
 
 # When several of an event's items fail differently, the event takes the most severe reason:
 # a rejection will not heal by retrying, so it goes to the dead-letter queue at once.
@@ -128,110 +122,3 @@ def _failures_by_event(results: Sequence[ChunkResult]) -> dict[int, Failure]:
             if known is None or _SEVERITY[reason] > _SEVERITY[known.reason]:
                 failures[index] = failure
     return failures
-
-
-def group_failures(
-    events: Sequence[Any],
-    failures: Mapping[int, Failure],
-    *,
-    attempts: Callable[[Failure], int] = lambda failure: failure.attempts,
-    first_failure_at: str | None = None,
-    retries: int = 0,
-) -> list[FailureGroup]:
-    """One group per distinct (reason, status, error), so each message has one reason."""
-    groups: dict[tuple[FailureReason, int | None, str | None], FailureGroup] = {}
-    for index in sorted(failures):
-        failure = failures[index]
-        key = (failure.reason, failure.status, failure.error)
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = FailureGroup(
-                reason=failure.reason,
-                events=[],
-                status=failure.status,
-                error=failure.error,
-                attempts=attempts(failure),
-                first_failure_at=first_failure_at,
-                retries=retries,
-            )
-        else:
-            group.attempts = max(group.attempts, attempts(failure))
-        group.events.append((index, events[index]))
-    return list(groups.values())
-
-
-@dataclass(slots=True)
-class Settlement:
-    """Where each failed event went."""
-
-    retry: QueueResult = field(default_factory=QueueResult)
-    dead_letter: QueueResult = field(default_factory=QueueResult)
-
-    @property
-    def queued(self) -> int:
-        return len(self.retry.queued)
-
-    @property
-    def dead_lettered(self) -> int:
-        return len(self.dead_letter.queued | self.dead_letter.omitted | self.retry.omitted)
-
-    @property
-    def unqueued(self) -> set[int]:
-        return self.retry.unqueued | self.dead_letter.unqueued
-
-
-def settle(
-    result: ForwardResult,
-    writer: QueueWriter,
-    *,
-    request_id: str | None,
-    retry_delay_seconds: int = 0,
-    deadline: float | None = None,
-) -> Settlement:
-    """Permanent failures to the dead-letter queue; the rest to the retry queue.
-
-    What cannot be queued by ``deadline`` is reported unqueued (the webhook then answers 503).
-    """
-    settlement = Settlement()
-    permanent = result.failed(FailureReason.INVALID, FailureReason.REJECTED)
-    transient = result.failed(FailureReason.TRANSIENT, FailureReason.DEADLINE)
-    if permanent:
-        settlement.dead_letter = writer.send(
-            QueueTarget.DEAD_LETTER,
-            group_failures(result.events, permanent),
-            request_id=request_id,
-            deadline=deadline,
-        )
-    if transient:
-        settlement.retry = writer.send(
-            QueueTarget.RETRY,
-            group_failures(result.events, transient),
-            request_id=request_id,
-            delay_seconds=retry_delay_seconds,
-            deadline=deadline,
-        )
-    return settlement
-
-
-def requeue(
-    writer: QueueWriter,
-    target: QueueTarget,
-    message: FailedEventsMessage,
-    failures: Mapping[int, Failure],
-    *,
-    retries: int,
-    delay_seconds: int = 0,
-) -> QueueResult:
-    """Queue the still-failing events of a queued ``message`` again, keeping its history.
-
-    Attempts accumulate and the first failure time and request id carry over, so a message
-    on the dead-letter queue tells the whole story however many times it went round.
-    """
-    groups = group_failures(
-        message.events,
-        failures,
-        attempts=lambda failure: message.attempts + failure.attempts,
-        first_failure_at=message.first_failure_at,
-        retries=retries,
-    )
-    return writer.send(target, groups, request_id=message.request_id, delay_seconds=delay_seconds)

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
+from segment_raindrop.contract import SQS_BATCH_ENTRIES, SQS_MAX_MESSAGE_BYTES
+
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
     from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
@@ -29,9 +31,9 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 1
 # SQS allows 1 MiB per message and per SendMessageBatch call, attributes included; the margin
 # covers the attributes and the entry framing.
-SQS_MAX_BYTES = 1_048_576
+SQS_MAX_BYTES = SQS_MAX_MESSAGE_BYTES
 _MESSAGE_BUDGET = SQS_MAX_BYTES - 8_192
-_BATCH_ENTRIES = 10
+_BATCH_ENTRIES = SQS_BATCH_ENTRIES
 _SEND_ROUNDS = 3
 _SUMMARY_KEYS = ("type", "event", "messageId", "userId", "anonymousId", "timestamp")
 
@@ -127,13 +129,16 @@ class QueueWriter:
         self,
         sqs: SQSClient,
         *,
-        retry_queue_url: str,
+        retry_queue_url: str | None,
         dlq_url: str,
         source: str,
         max_message_bytes: int = _MESSAGE_BUDGET,
     ) -> None:
         self._sqs = sqs
-        self._urls = {QueueTarget.RETRY: retry_queue_url, QueueTarget.DEAD_LETTER: dlq_url}
+        # Replay has no retry queue: it only ever writes back to the dead-letter queue.
+        self._urls = {QueueTarget.DEAD_LETTER: dlq_url}
+        if retry_queue_url is not None:
+            self._urls[QueueTarget.RETRY] = retry_queue_url
         self._source = source
         self._max_bytes = max_message_bytes
         # SQS calls run here so that a caller's deadline bounds them, whatever botocore's own

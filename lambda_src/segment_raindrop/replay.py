@@ -35,23 +35,24 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Self
 
-from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from segment_raindrop.config import ConfigError
-from segment_raindrop.credentials import SecretStore, SecretUnavailable
+from segment_raindrop.contract import Metric
+from segment_raindrop.credentials import RaindropKeyNotSet, SecretStore, SecretUnavailable
 from segment_raindrop.mapping import map_events
-from segment_raindrop.observability import logger, metrics, record_counts, tracer
-from segment_raindrop.pipeline import Forwarder, requeue
+from segment_raindrop.observability import count, logger, metrics, tracer
+from segment_raindrop.pipeline import Forwarder
 from segment_raindrop.queueing import (
     FailedEventsMessage,
     FailureReason,
-    QueueTarget,
     QueueWriter,
     parse_message,
 )
 from segment_raindrop.runtime import LazyRuntime, Runtime
+from segment_raindrop.settlement import Routing, Tally, settle
+from segment_raindrop.timing import deadline_within
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -147,17 +148,31 @@ class ReplaySummary:
     messages_kept: int = 0
     messages_skipped: int = 0
     messages_unparseable: int = 0
-    events_forwarded: int = 0
-    events_filtered: int = 0
-    events_failed: Counter[str] = field(default_factory=Counter)
+    # The events' outcomes, counted as every entry point counts them.
+    tally: Tally = field(default_factory=Tally)
     # Events too large for SQS, recorded only by their identifying fields: not replayable.
     events_omitted: int = 0
     would_send: Counter[str] = field(default_factory=Counter)
-    raindrop_requests: int = 0
     unparseable_message_ids: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     stopped: bool = False
     stop_reason: str | None = None
+
+    @property
+    def events_forwarded(self) -> int:
+        return self.tally.events["forwarded"]
+
+    @property
+    def events_filtered(self) -> int:
+        return self.tally.events["filtered"]
+
+    @property
+    def events_failed(self) -> Counter[str]:
+        return self.tally.failed_by_reason
+
+    @property
+    def raindrop_requests(self) -> int:
+        return self.tally.delivery.requests
 
     @property
     def messages_deleted(self) -> int:
@@ -231,7 +246,6 @@ class Replayer:
         secrets: SecretStore,
         options: ReplayOptions | None = None,
         on_progress: ProgressCallback | None = None,
-        retry_queue_url: str | None = None,
     ) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
@@ -240,9 +254,7 @@ class Replayer:
         self.options = options or ReplayOptions()
         self._on_progress = on_progress
         # Replacement messages go back to the queue being replayed.
-        self._writer = QueueWriter(
-            sqs, retry_queue_url=retry_queue_url or queue_url, dlq_url=queue_url, source="replay"
-        )
+        self._writer = QueueWriter(sqs, retry_queue_url=None, dlq_url=queue_url, source="replay")
         self._stop = threading.Event()
         # Oldest renewal first, so renewing looks only at the head.
         self._leases: OrderedDict[str, _Lease] = OrderedDict()
@@ -269,7 +281,6 @@ class Replayer:
             secrets=rt.secrets,
             options=options,
             on_progress=on_progress,
-            retry_queue_url=rt.config.retry_queue_url,
         )
 
     @property
@@ -469,10 +480,10 @@ class Replayer:
         mapped = map_events(message.events, self._forwarder.mapping)
         for item in mapped.items:
             summary.would_send[item.endpoint.value] += 1
-        summary.events_forwarded += len(mapped.mapped)
-        summary.events_filtered += len(mapped.filtered)
+        summary.tally.events["forwarded"] += len(mapped.mapped)
+        summary.tally.events["filtered"] += len(mapped.filtered)
         if mapped.invalid:
-            summary.events_failed[FailureReason.INVALID.value] += len(mapped.invalid)
+            summary.tally.failed_by_reason[FailureReason.INVALID.value] += len(mapped.invalid)
         summary.events_omitted += len(message.omitted)
         return Outcome.WOULD_KEEP if mapped.invalid or message.omitted else Outcome.WOULD_REPLAY
 
@@ -488,30 +499,29 @@ class Replayer:
             # Only summaries of events too large for SQS: nothing to send, nothing to delete.
             summary.events_omitted += len(message.omitted)
             return Outcome.KEPT
-        budget = self.message_budget_seconds
-        if time_left is not None:
-            budget = min(budget, time_left() - LAMBDA_RESERVE_SECONDS)
+        deadline = deadline_within(
+            time.monotonic(),
+            budget=self.message_budget_seconds,
+            remaining=float("inf") if time_left is None else time_left(),
+            reserve=LAMBDA_RESERVE_SECONDS,
+        )
         result = self._forwarder.forward(
             message.events,
             api_key=api_key,
-            deadline=time.monotonic() + max(budget, 0.0),
+            deadline=deadline,
             refresh_key=self._secrets.fresh_raindrop_key,
         )
-        summary.raindrop_requests += result.delivery.requests
-        summary.events_forwarded += len(result.forwarded)
-        summary.events_filtered += len(result.filtered)
+        summary.tally.forwarded(result)
         failures = result.failures
-        for failure in failures.values():
-            summary.events_failed[failure.reason.value] += 1
         if not failures:
             return Outcome.REPLAYED if self._delete(message_id, summary) else Outcome.KEPT
         if len(failures) == len(message.events):
             return Outcome.KEPT
-        queued = requeue(
-            self._writer, QueueTarget.DEAD_LETTER, message, failures, retries=message.retries
+        settlement = settle(
+            result, self._writer, Routing.replay(message), request_id=message.request_id
         )
-        self._written.update(queued.message_ids)
-        if queued.unqueued or queued.omitted:
+        self._written.update(settlement.message_ids)
+        if settlement.unqueued or settlement.dead_letter.omitted:
             summary.errors.append(
                 f"message {message_id}: the events still failing could not be re-queued; "
                 "the original is kept (its delivered events will be sent again next time)"
@@ -544,15 +554,14 @@ class Replayer:
 
     def _api_key(self) -> str:
         try:
-            secret = self._secrets.get()
-        except SecretUnavailable as exc:
-            raise ReplayRefused(f"cannot replay: {exc}") from None
-        if not secret.raindrop_key_configured:
+            return self._secrets.ready_key()
+        except RaindropKeyNotSet:
             raise ReplayRefused(
                 "cannot replay: the Raindrop API key in the forwarder's secret is missing or "
                 "still a placeholder; set raindrop_api_key in the secret first"
-            )
-        return secret.raindrop_api_key
+            ) from None
+        except SecretUnavailable as exc:
+            raise ReplayRefused(f"cannot replay: {exc}") from None
 
     def _progress(
         self, message_id: str, outcome: Outcome, events: int, summary: ReplaySummary
@@ -646,9 +655,7 @@ def handler(event: dict[str, Any] | None, context: LambdaContext) -> dict[str, A
     """Event: :class:`ReplayOptions` as JSON (``{}`` replays everything); returns the summary."""
     result = _replay_from_lambda(event, context)
     # Always one data point, so failed and dry runs show on the dashboard as zero.
-    metrics.add_metric(
-        name="MessagesReplayed", unit=MetricUnit.Count, value=result.get("messages_deleted", 0)
-    )
+    count(Metric.MESSAGES_REPLAYED, result.get("messages_deleted", 0))
     return result
 
 
@@ -674,5 +681,5 @@ def _replay_from_lambda(event: dict[str, Any] | None, context: LambdaContext) ->
         logger.error("replay refused", extra={"problem": str(exc)})
         return _failure(str(exc))
     if not summary.dry_run:
-        record_counts({"forwarded": summary.events_forwarded, "filtered": summary.events_filtered})
+        summary.tally.publish("forwarded", "filtered")
     return summary.as_dict()

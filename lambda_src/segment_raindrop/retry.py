@@ -19,11 +19,9 @@ one queue message (``FailedEventsMessage``) and ends in one of these ways:
 
 from __future__ import annotations
 
-import random
 import time
 import traceback
 from collections import Counter
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
@@ -37,56 +35,22 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
 from segment_raindrop.config import ConfigError
+from segment_raindrop.contract import SQS_MAX_VISIBILITY_SECONDS
 from segment_raindrop.credentials import SecretUnavailable
-from segment_raindrop.delivery import DeliveryReport
-from segment_raindrop.observability import (
-    logger,
-    metrics,
-    record_counts,
-    record_dead_letters,
-    record_delivery,
-    tracer,
-)
-from segment_raindrop.pipeline import requeue
-from segment_raindrop.queueing import (
-    FailedEventsMessage,
-    FailureReason,
-    QueueResult,
-    QueueTarget,
-    parse_message,
-)
+from segment_raindrop.observability import logger, metrics, tracer
+from segment_raindrop.queueing import FailedEventsMessage, FailureReason, parse_message
 from segment_raindrop.runtime import LazyRuntime, Runtime
+from segment_raindrop.settlement import Routing, Tally, settle
+from segment_raindrop.timing import backoff_seconds, deadline_within
 
 # Kept back from the Lambda's remaining time to queue what failed and answer the event source.
 DEADLINE_RESERVE_SECONDS = 3.0
-# SQS refuses a visibility timeout reaching past 12 hours after the receive; stay clear of it.
-MAX_VISIBILITY_SECONDS = 43_000
-# SendMessage's largest DelaySeconds.
-MAX_DELAY_SECONDS = 900
-_MAX_EXPONENT = 40
 
 runtime = LazyRuntime(source="retry")
-_random = random.SystemRandom()
 
 
 class RetryLater(Exception):
     """The record fails (a batch item failure) and comes back. The message is safe to log."""
-
-
-def backoff_seconds(base: float, exponent: int, cap: int) -> int:
-    """``base * 2**(exponent - 1)`` capped at ``cap``, with equal jitter (half to all of it)."""
-    ceiling = min(float(cap), base * 2 ** min(max(exponent - 1, 0), _MAX_EXPONENT))
-    return min(cap, round(_random.uniform(ceiling / 2, ceiling)))
-
-
-@dataclass(slots=True)
-class _Tally:
-    """What one invocation did, for the metrics and the summary log line."""
-
-    events: Counter[str] = field(default_factory=Counter)
-    dead_by_reason: Counter[str] = field(default_factory=Counter)
-    delivery: DeliveryReport = field(default_factory=DeliveryReport)
-    messages: Counter[str] = field(default_factory=Counter)
 
 
 class _Worker:
@@ -94,7 +58,8 @@ class _Worker:
         self._rt = rt
         self._deadline = deadline
         self._records_left = max(records, 1)
-        self.tally = _Tally()
+        self.tally = Tally()
+        self.messages: Counter[str] = Counter()
 
     def _record_deadline(self) -> float:
         # An equal share of the time left for each record still to come: otherwise a slow
@@ -115,7 +80,7 @@ class _Worker:
             self._retry(record, message, receive_count, deadline)
         except Exception as exc:
             # Every failed record comes back after a back-off that grows with its receives.
-            self.tally.messages["failed"] += 1
+            self.messages["failed"] += 1
             delay = self._back_off(record, retries + receive_count)
             details = {
                 "message_id": record.message_id,
@@ -136,7 +101,7 @@ class _Worker:
                     },
                 )
             raise
-        self.tally.messages["settled"] += 1
+        self.messages["settled"] += 1
 
     def _retry(
         self,
@@ -150,81 +115,45 @@ class _Worker:
             # Only dead-letter messages hold omitted summaries: nothing here can deliver them.
             raise RetryLater("the message holds omitted events; it belongs on the DLQ")
         try:
-            secret = rt.secrets.get()
+            api_key = rt.secrets.ready_key()
         except SecretUnavailable as exc:
-            logger.error("secret unavailable", extra={"problem": str(exc)})
-            raise RetryLater("the secret is unavailable") from None
-        if not secret.raindrop_key_configured:
-            logger.error("the Raindrop API key in the secret is missing or a placeholder")
-            raise RetryLater("the Raindrop API key is not configured")
+            logger.error("secret not ready", extra={"problem": str(exc)})
+            raise RetryLater(str(exc)) from None
 
-        events = message.events
         result = rt.forwarder.forward(
-            events,
-            api_key=secret.raindrop_api_key,
+            message.events,
+            api_key=api_key,
             deadline=deadline,
             refresh_key=rt.secrets.fresh_raindrop_key,
         )
-        tally = self.tally
-        tally.delivery.merge(result.delivery)
-        tally.events["forwarded"] += len(result.forwarded)
-        tally.events["filtered"] += len(result.filtered)
-        permanent = result.failed(FailureReason.INVALID, FailureReason.REJECTED)
+        self.tally.forwarded(result)
         transient = result.failed(FailureReason.TRANSIENT, FailureReason.DEADLINE)
-        if transient and len(transient) == len(events):
+        if transient and len(transient) == len(message.events):
             raise RetryLater("no event of the message was delivered")
-
-        retries = message.retries + receive_count
-        writer = rt.writer
-        dead_letter = QueueResult()
-        retry = QueueResult()
-        if permanent:
-            dead_letter = requeue(
-                writer, QueueTarget.DEAD_LETTER, message, permanent, retries=retries
-            )
-        if transient:
-            if retries >= rt.config.retry_max_attempts:
-                exhausted = {
-                    index: replace(failure, reason=FailureReason.TRANSIENT)
-                    for index, failure in transient.items()
-                }
-                extra = requeue(
-                    writer, QueueTarget.DEAD_LETTER, message, exhausted, retries=retries
-                )
-                dead_letter.queued |= extra.queued
-                dead_letter.omitted |= extra.omitted
-                dead_letter.unqueued |= extra.unqueued
-            else:
-                delay = backoff_seconds(
-                    rt.config.retry_base_delay_seconds, retries, MAX_DELAY_SECONDS
-                )
-                retry = requeue(
-                    writer,
-                    QueueTarget.RETRY,
-                    message,
-                    transient,
-                    retries=retries,
-                    delay_seconds=delay,
-                )
-        tally.events["queued"] += len(retry.queued)
-        dead = dead_letter.queued | dead_letter.omitted | retry.omitted
-        tally.events["dead_lettered"] += len(dead)
-        for index in dead:
-            failure = permanent.get(index) or transient[index]
-            reason = failure.reason if failure.reason.permanent else FailureReason.TRANSIENT
-            tally.dead_by_reason[reason.value] += 1
-        unqueued = dead_letter.unqueued | retry.unqueued
-        if unqueued:
+        routing = Routing.retry_worker(
+            message,
+            receive_count=receive_count,
+            max_receives=rt.config.retry_max_attempts,
+            base_delay_seconds=rt.config.retry_base_delay_seconds,
+        )
+        settlement = settle(result, rt.writer, routing, request_id=message.request_id)
+        self.tally.settled(settlement)
+        if settlement.unqueued:
             logger.error(
                 "events could be neither delivered nor queued; the message comes back",
-                extra={"message_id": record.message_id, "unqueued": len(unqueued)},
+                extra={"message_id": record.message_id, "unqueued": len(settlement.unqueued)},
             )
-            raise RetryLater(f"{len(unqueued)} events could not be queued")
+            raise RetryLater(f"{len(settlement.unqueued)} events could not be queued")
 
     def _back_off(self, record: SQSRecord, exponent: int) -> int:
         rt = self._rt
-        delay = backoff_seconds(
-            rt.config.retry_base_delay_seconds, exponent, MAX_VISIBILITY_SECONDS
+        delay = round(
+            backoff_seconds(
+                rt.config.retry_base_delay_seconds,
+                exponent,
+                SQS_MAX_VISIBILITY_SECONDS,
+                jitter="equal",
+            )
         )
         try:
             rt.sqs.change_message_visibility(
@@ -261,19 +190,13 @@ def _receive_count(record: SQSRecord) -> int:
 
 def _observe(worker: _Worker, response: PartialItemFailureResponse, started: float) -> None:
     tally = worker.tally
-    counts = {
-        name: tally.events[name] for name in ("forwarded", "filtered", "queued", "dead_lettered")
-    }
-    record_counts(counts)
-    record_dead_letters(tally.dead_by_reason)
-    record_delivery(
-        tally.delivery.requests, tally.delivery.failed_requests, tally.delivery.latencies_ms
-    )
+    names = ("forwarded", "filtered", "queued", "dead_lettered")
+    tally.publish(*names)
     logger.info(
         "retry batch processed",
         extra={
-            **counts,
-            "messages_settled": tally.messages["settled"],
+            **tally.counts(*names),
+            "messages_settled": worker.messages["settled"],
             "messages_failed": len(response.get("batchItemFailures", [])),
             "raindrop_requests": tally.delivery.requests,
             "raindrop_statuses": dict(tally.delivery.statuses),
@@ -293,9 +216,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailure
         # The whole batch comes back after the queue's visibility timeout.
         logger.error("configuration is invalid", extra={"problem": str(exc)})
         raise
-    remaining = context.get_remaining_time_in_millis() / 1000
-    budget = min(rt.config.delivery.budget_seconds, remaining - DEADLINE_RESERVE_SECONDS)
-    worker = _Worker(rt, started + max(budget, 0.0), records=len(event.get("Records") or []))
+    deadline = deadline_within(
+        started,
+        budget=rt.config.delivery.budget_seconds,
+        remaining=context.get_remaining_time_in_millis() / 1000,
+        reserve=DEADLINE_RESERVE_SECONDS,
+    )
+    worker = _Worker(rt, deadline, records=len(event.get("Records") or []))
     # Every record gets its own verdict, even when all fail: their visibility is already set.
     processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     response = process_partial_response(

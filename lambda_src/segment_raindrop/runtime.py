@@ -1,34 +1,63 @@
-"""The long-lived objects a function reuses across invocations, built once per process.
+"""The composition root: the long-lived objects a function reuses, built from values.
 
-Built lazily on the first invocation rather than at import: importing a handler must not read
-configuration or touch AWS, so tests and the bundler can import it anywhere.
+:func:`build_runtime` takes a validated configuration and, optionally, the collaborators to use
+(AWS clients, an HTTP transport); whatever is not given is built here with bounded timeouts.
+Local mode, the CLI, the tests and the benchmarks call it (or install a runtime into a handler
+with :meth:`LazyRuntime.use`) and never go through the process environment.
+
+In Lambda each handler module holds a :class:`LazyRuntime`, which reads the environment once, on
+the first invocation rather than at import: importing a handler must not read configuration or
+touch AWS, so the bundler and the tests can import it anywhere.
 """
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import boto3
+import httpx
 from botocore.config import Config
 
-from segment_raindrop.config import ForwarderConfig, load_config
+from segment_raindrop.config import ForwarderConfig
 from segment_raindrop.credentials import SecretStore
 from segment_raindrop.delivery import RaindropClient
+from segment_raindrop.environment import read_config
 from segment_raindrop.pipeline import Forwarder
 from segment_raindrop.queueing import QueueWriter
 
 if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs.client import SQSClient
 
-# SQS calls sit inside Segment's 10 s window: fail fast and let the caller answer 503.
-_SQS_CONFIG = Config(
+# AWS calls sit inside Segment's 10 s window: fail fast and let the caller answer 503 (or let
+# the message come back) rather than wait on botocore's default 60 s reads and retries.
+AWS_CLIENT_CONFIG = Config(
     connect_timeout=1,
     read_timeout=2,
     retries={"mode": "standard", "total_max_attempts": 2},
 )
+
+
+@dataclass(frozen=True, slots=True)
+class AwsClients:
+    sqs: SQSClient
+    secretsmanager: SecretsManagerClient
+
+
+def aws_clients(
+    *, endpoint_url: str | None = None, region: str | None = None, config: Config | None = None
+) -> AwsClients:
+    """SQS and Secrets Manager clients sharing one session; ``endpoint_url`` for emulators."""
+    session = boto3.session.Session(region_name=region)
+    settings = config or AWS_CLIENT_CONFIG
+    return AwsClients(
+        sqs=session.client("sqs", endpoint_url=endpoint_url, config=settings),
+        secretsmanager=session.client("secretsmanager", endpoint_url=endpoint_url, config=settings),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,33 +72,69 @@ class Runtime:
         self.forwarder.client.close()
 
 
-def build_runtime(*, source: str, env: Mapping[str, str] | None = None) -> Runtime:
-    config = load_config(env)
-    sqs: SQSClient = boto3.client("sqs", config=_SQS_CONFIG)
+def build_runtime(
+    config: ForwarderConfig,
+    *,
+    source: str,
+    aws: AwsClients | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> Runtime:
+    """Everything one function needs, from ``config`` and the collaborators given.
+
+    ``source`` names the entry point in the queue messages it writes (webhook, retry, replay).
+    """
+    clients = aws or aws_clients()
     return Runtime(
         config=config,
-        secrets=SecretStore(config.secret_id, max_age_seconds=config.secret_max_age_seconds),
-        forwarder=Forwarder(config.mapping, config.delivery, RaindropClient(config.delivery)),
-        writer=QueueWriter(
-            sqs, retry_queue_url=config.retry_queue_url, dlq_url=config.dlq_url, source=source
+        secrets=SecretStore(
+            config.secret_id,
+            max_age_seconds=config.secret_max_age_seconds,
+            client=clients.secretsmanager,
         ),
-        sqs=sqs,
+        forwarder=Forwarder(
+            config.mapping, config.delivery, RaindropClient(config.delivery, transport=transport)
+        ),
+        writer=QueueWriter(
+            clients.sqs,
+            retry_queue_url=config.retry_queue_url,
+            dlq_url=config.dlq_url,
+            source=source,
+        ),
+        sqs=clients.sqs,
     )
 
 
+RuntimeFactory = Callable[[], Runtime]
+
+
 class LazyRuntime:
-    """A per-process :class:`Runtime`, built on first use; ``reset`` drops it (tests, reloads)."""
+    """A handler's per-process :class:`Runtime`, built on first use.
+
+    By default it is built from the process environment (Lambda). :meth:`use` gives another
+    way to build it (local mode, tests); :meth:`reset` drops the one built so the next
+    invocation builds afresh.
+    """
 
     def __init__(self, source: str) -> None:
-        self._source = source
+        self.source = source
         self._runtime: Runtime | None = None
+        self._factory: RuntimeFactory | None = None
         self._lock = threading.Lock()
+
+    def _from_environment(self) -> Runtime:
+        return build_runtime(read_config(os.environ), source=self.source)
 
     def get(self) -> Runtime:
         with self._lock:
             if self._runtime is None:
-                self._runtime = build_runtime(source=self._source)
+                self._runtime = (self._factory or self._from_environment)()
             return self._runtime
+
+    def use(self, factory: RuntimeFactory | None) -> None:
+        """Build the runtime with ``factory`` from now on (None: from the environment again)."""
+        self.reset()
+        with self._lock:
+            self._factory = factory
 
     def reset(self) -> None:
         with self._lock:

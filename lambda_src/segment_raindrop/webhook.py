@@ -1,6 +1,7 @@
 """Lambda handler for Segment's webhook requests (API Gateway REST, ``POST /segment``).
 
-What Segment is told, and why (it retries 5xx, 408 and 429 for four hours and drops 4xx):
+What Segment is told, and why (it retries 5xx, 408 and 429 for four hours and drops 4xx;
+docs/wire.md §6):
 
 - 200 with counts: every event was forwarded, filtered, or durably queued by us.
 - 400: the body is not JSON, or not an event, an array or a batch envelope.
@@ -11,6 +12,9 @@ What Segment is told, and why (it retries 5xx, 408 and 429 for four hours and dr
   queueing. Segment resends, so a half-finished set-up or an outage loses nothing. (An SQS
   that hangs rather than refuses can outlast even the time kept for queueing; API Gateway then
   answers 504 when the function times out, which Segment retries too.)
+
+The route only admits, authenticates and parses; the pipeline does the rest, and every refusal
+is an exception turned into its answer by one of the ``@app.exception_handler`` functions.
 """
 
 from __future__ import annotations
@@ -19,28 +23,23 @@ import base64
 import binascii
 import json
 import time
-from collections import Counter
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from segment_raindrop.auth import AuthDecision, authenticate
 from segment_raindrop.config import ConfigError
-from segment_raindrop.credentials import ForwarderSecret, SecretUnavailable
-from segment_raindrop.observability import (
-    logger,
-    metrics,
-    record_counts,
-    record_dead_letters,
-    record_delivery,
-    tracer,
-)
-from segment_raindrop.pipeline import ForwardResult, settle
+from segment_raindrop.contract import Metric
+from segment_raindrop.credentials import ForwarderSecret, RaindropKeyNotSet, SecretUnavailable
+from segment_raindrop.observability import count, logger, metrics, tracer
+from segment_raindrop.pipeline import ForwardResult
 from segment_raindrop.runtime import LazyRuntime, Runtime
 from segment_raindrop.segment import BodyError, parse_body
+from segment_raindrop.settlement import Routing, Tally, settle
+from segment_raindrop.timing import deadline_within
 
 # Failed authentication re-reads the secret (a just-changed token) at most this often.
 AUTH_REFRESH_SECONDS = 30.0
@@ -53,6 +52,15 @@ app = APIGatewayRestResolver()
 runtime = LazyRuntime(source="webhook")
 
 
+class Refusal(Exception):
+    """Ends a request early with ``status`` and a short message safe to show the caller."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
 def _json(status: int, body: dict[str, Any]) -> Response[str]:
     return Response(
         status_code=status,
@@ -61,9 +69,69 @@ def _json(status: int, body: dict[str, Any]) -> Response[str]:
     )
 
 
-def _error(status: int, message: str) -> Response[str]:
-    metrics.add_metric(name="RequestsRefused", unit=MetricUnit.Count, value=1)
+def _refuse(status: int, message: str) -> Response[str]:
+    count(Metric.REQUESTS_REFUSED)
     return _json(status, {"error": message})
+
+
+_Handler = TypeVar("_Handler", bound=Callable[..., Response[str]])
+
+
+def _handles(exc_class: type[Exception]) -> Callable[[_Handler], _Handler]:
+    """``app.exception_handler``, typed."""
+
+    def register(function: _Handler) -> _Handler:
+        app.exception_handler(exc_class)(function)
+        return function
+
+    return register
+
+
+@_handles(Refusal)
+def _refused(refusal: Refusal) -> Response[str]:
+    return _refuse(refusal.status, refusal.message)
+
+
+@_handles(BodyError)
+def _bad_body(exc: BodyError) -> Response[str]:
+    logger.warning("bad request body", extra={"problem": str(exc)})
+    return _refuse(400, str(exc))
+
+
+@_handles(ConfigError)
+def _bad_configuration(exc: ConfigError) -> Response[str]:
+    logger.error("configuration is invalid", extra={"problem": str(exc)})
+    return _refuse(503, f"forwarder configuration is invalid: {exc}")
+
+
+@_handles(RaindropKeyNotSet)
+def _key_not_set(exc: RaindropKeyNotSet) -> Response[str]:
+    logger.error(str(exc))
+    return _refuse(503, "Raindrop API key is not configured yet")
+
+
+@_handles(SecretUnavailable)
+def _secret_unavailable(exc: SecretUnavailable) -> Response[str]:
+    logger.error("secret unavailable", extra={"problem": str(exc)})
+    return _refuse(503, "forwarder secret is unavailable")
+
+
+@app.post("/segment")
+@app.post("/v1/batch")  # where Segment's server libraries post; the stack routes it here too
+def receive() -> Response[str]:
+    started = time.monotonic()
+    body = _raw_body()
+    rt = runtime.get()
+    if len(body) > rt.config.max_body_bytes:
+        logger.warning(
+            "request body too large", extra={"bytes": len(body), "limit": rt.config.max_body_bytes}
+        )
+        raise Refusal(413, f"body is larger than {rt.config.max_body_bytes} bytes")
+    secret, auth = _authenticate(rt, rt.secrets.get(), body)
+    # After authentication, so strangers cannot probe the set-up state.
+    api_key = secret.require_raindrop_key()
+    parsed = parse_body(body)
+    return _forward(rt, api_key, parsed.events, started, shape=parsed.shape, auth=auth)
 
 
 def _raw_body() -> bytes:
@@ -77,54 +145,9 @@ def _raw_body() -> bytes:
     return body.encode("utf-8")
 
 
-class _Refusal(Exception):
-    """Ends a request early with ``status`` and a short message safe to show the caller."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-@app.post("/segment")
-@app.post("/v1/batch")  # where Segment's server libraries post; the stack routes it here too
-def receive() -> Response[str]:
-    started = time.monotonic()
-    try:
-        rt, secret, body = _admit()
-        secret, auth = _authenticate(rt, secret, body)
-        parsed = parse_body(body)
-    except _Refusal as refusal:
-        return _error(refusal.status, refusal.message)
-    except BodyError as exc:
-        logger.warning("bad request body", extra={"problem": str(exc)})
-        return _error(400, str(exc))
-    return _forward(rt, secret, parsed.events, started, shape=parsed.shape, auth=auth)
-
-
-def _admit() -> tuple[Runtime, ForwarderSecret, bytes]:
-    body = _raw_body()
-    try:
-        rt = runtime.get()
-    except ConfigError as exc:
-        logger.error("configuration is invalid", extra={"problem": str(exc)})
-        raise _Refusal(503, f"forwarder configuration is invalid: {exc}") from None
-    if len(body) > rt.config.max_body_bytes:
-        logger.warning(
-            "request body too large", extra={"bytes": len(body), "limit": rt.config.max_body_bytes}
-        )
-        raise _Refusal(413, f"body is larger than {rt.config.max_body_bytes} bytes")
-    try:
-        secret = rt.secrets.get()
-    except SecretUnavailable as exc:
-        logger.error("secret unavailable", extra={"problem": str(exc)})
-        raise _Refusal(503, "forwarder secret is unavailable") from None
-    return rt, secret, body
-
-
 def _authenticate(rt: Runtime, secret: ForwarderSecret, body: bytes) -> tuple[ForwarderSecret, str]:
     """The secret in force (it may have been re-read) and how the request authenticated."""
-    headers = {name.lower(): value for name, value in (app.current_event.headers or {}).items()}
+    headers = app.current_event.headers  # Powertools' case-insensitive view
 
     def decide(current: ForwarderSecret) -> AuthDecision:
         return authenticate(
@@ -145,19 +168,15 @@ def _authenticate(rt: Runtime, secret: ForwarderSecret, body: bytes) -> tuple[Fo
         if fresh is not None:
             secret, decision = fresh, decide(fresh)
     if decision.method is None:
-        metrics.add_metric(name="UnauthorizedRequests", unit=MetricUnit.Count, value=1)
+        count(Metric.UNAUTHORIZED_REQUESTS)
         logger.warning("request refused", extra={"reason": decision.reason})
-        raise _Refusal(401, "unauthorized")
-    if not secret.raindrop_key_configured:
-        # After authentication, so strangers cannot probe the set-up state.
-        logger.error("the Raindrop API key in the secret is missing or a placeholder")
-        raise _Refusal(503, "Raindrop API key is not configured yet")
+        raise Refusal(401, "unauthorized")
     return secret, decision.method.value
 
 
 def _forward(
     rt: Runtime,
-    secret: ForwarderSecret,
+    api_key: str,
     events: list[Any],
     started: float,
     *,
@@ -165,32 +184,32 @@ def _forward(
     auth: str,
 ) -> Response[str]:
     remaining = app.lambda_context.get_remaining_time_in_millis() / 1000
-    budget = min(rt.config.delivery.budget_seconds, remaining - QUEUEING_RESERVE_SECONDS)
-    deadline = started + max(budget, 0.0)
+    deadline = deadline_within(
+        started,
+        budget=rt.config.delivery.budget_seconds,
+        remaining=remaining,
+        reserve=QUEUEING_RESERVE_SECONDS,
+    )
     # Past this, SQS is not asked again: the events left are answered for with a 503.
     queueing_deadline = time.monotonic() + remaining - ANSWER_RESERVE_SECONDS
 
     result = rt.forwarder.forward(
-        events,
-        api_key=secret.raindrop_api_key,
-        deadline=deadline,
-        refresh_key=rt.secrets.fresh_raindrop_key,
+        events, api_key=api_key, deadline=deadline, refresh_key=rt.secrets.fresh_raindrop_key
     )
     settlement = settle(
         result,
         rt.writer,
+        Routing.webhook(retry_delay_seconds=rt.config.retry_base_delay_seconds),
         request_id=app.lambda_context.aws_request_id,
-        retry_delay_seconds=min(rt.config.retry_base_delay_seconds, 900),
         deadline=queueing_deadline,
     )
-    counts = {
-        "received": len(events),
-        "forwarded": len(result.forwarded),
-        "filtered": len(result.filtered),
-        "queued": settlement.queued,
-        "dead_lettered": settlement.dead_lettered,
-    }
-    _observe(result, counts, started, shape=shape, auth=auth)
+    tally = Tally()
+    tally.events["received"] = len(events)
+    tally.forwarded(result)
+    tally.settled(settlement)
+    counts = tally.counts("received", "forwarded", "filtered", "queued", "dead_lettered")
+    tally.publish(*counts)
+    _log(result, tally, counts, started, shape=shape, auth=auth)
     if settlement.unqueued:
         logger.error(
             "events could be neither delivered nor queued; asking Segment to resend",
@@ -200,8 +219,9 @@ def _forward(
     return _json(200, counts)
 
 
-def _observe(
+def _log(
     result: ForwardResult,
+    tally: Tally,
     counts: dict[str, int],
     started: float,
     *,
@@ -209,12 +229,6 @@ def _observe(
     auth: str,
 ) -> None:
     report = result.delivery
-    record_counts(counts)
-    record_delivery(report.requests, report.failed_requests, report.latencies_ms)
-    by_reason = Counter(failure.reason.value for failure in result.failures.values())
-    record_dead_letters(
-        {reason: by_reason[reason] for reason in ("invalid", "rejected") if by_reason[reason]}
-    )
     for user_hash in result.mapped.deletions:
         logger.info(
             "user deletion request received (not forwarded)", extra={"user_hash": user_hash}
@@ -225,8 +239,8 @@ def _observe(
             **counts,
             "shape": shape,
             "auth": auth,
-            "failures_by_reason": dict(by_reason),
-            "filtered_by_reason": dict(Counter(result.filtered.values())),
+            "failures_by_reason": dict(tally.failed_by_reason),
+            "filtered_by_reason": dict(tally.filtered_by_reason),
             "raindrop_requests": report.requests,
             "raindrop_statuses": dict(report.statuses),
             "duration_ms": round((time.monotonic() - started) * 1000, 1),

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from collections.abc import Callable
 
-import boto3
 import httpx
 import pytest
 from botocore.config import Config
 from botocore.exceptions import EndpointConnectionError
 
+from segment_raindrop import retry, webhook
 from segment_raindrop.local.receiver import RaindropReceiver
 from tests.conftest import AwsEnv
 
@@ -21,18 +20,29 @@ ONE_ATTEMPT = Config(retries={"mode": "standard", "total_max_attempts": 1}, conn
 IDENTIFY = [{"user_id": "u1", "traits": {"plan": "pro"}}]
 
 
-def test_aws_fixture_configures_clients_built_from_the_environment(aws: AwsEnv) -> None:
-    assert os.environ["RAINDROP_SECRET_ID"] == aws.resources.secret_id
-    assert os.environ["RETRY_QUEUE_URL"] == aws.resources.retry_queue_url
-    assert os.environ["DLQ_URL"] == aws.resources.dlq_url
-    assert os.environ["AWS_ENDPOINT_URL"] == aws.endpoint_url
-    # No endpoint, region or credentials passed: all of it comes from the environment.
-    secrets = boto3.client("secretsmanager")
-    value = secrets.get_secret_value(SecretId=os.environ["RAINDROP_SECRET_ID"])["SecretString"]
-    assert json.loads(value) == aws.secret
-    sqs = boto3.client("sqs")
-    sqs.send_message(QueueUrl=os.environ["RETRY_QUEUE_URL"], MessageBody='{"x": 1}')
+def test_aws_fixture_configures_the_forwarder_without_the_environment(aws: AwsEnv) -> None:
+    assert aws.config.secret_id == aws.resources.secret_id
+    assert aws.config.retry_queue_url == aws.resources.retry_queue_url
+    assert aws.config.dlq_url == aws.resources.dlq_url
+    assert not {"RAINDROP_SECRET_ID", "RETRY_QUEUE_URL", "DLQ_URL", "AWS_ENDPOINT_URL"} & set(
+        os.environ
+    )
+    # The handlers build their runtimes from that configuration and clients bound to moto.
+    rt = webhook.runtime.get()
+    assert rt.config == aws.config
+    assert rt.secrets.get().raindrop_api_key == aws.raindrop_api_key
+    rt.sqs.send_message(QueueUrl=rt.config.retry_queue_url, MessageBody='{"x": 1}')
     assert aws.drain_retry_queue() == [{"x": 1}]
+
+
+def test_configure_rebuilds_the_handlers_runtimes(aws: AwsEnv) -> None:
+    before = retry.runtime.get()
+    aws.configure(delivery={"budget_seconds": 1.5}, mapping={"forward_identify": False})
+    after = retry.runtime.get()
+    assert after is not before
+    assert after.config.delivery.budget_seconds == 1.5
+    assert after.config.mapping.forward_identify is False
+    assert after.config.dlq_url == aws.resources.dlq_url
 
 
 def test_aws_fixture_gives_each_test_fresh_secrets_and_empty_queues(aws: AwsEnv) -> None:
@@ -50,7 +60,7 @@ def test_aws_fixture_again_starts_empty(aws: AwsEnv) -> None:
 
 
 def test_receiver_fixture_expects_the_secret_key(aws: AwsEnv, receiver: RaindropReceiver) -> None:
-    assert os.environ["RAINDROP_API_URL"] == receiver.url
+    assert aws.config.delivery.api_url == receiver.url
     with httpx.Client(base_url=receiver.url, trust_env=False, verify=False) as client:
         ok = client.post(
             "/users/identify",
@@ -72,26 +82,25 @@ def test_receiver_fixture_expects_the_secret_key(aws: AwsEnv, receiver: Raindrop
     assert receiver.accepted("users/identify") == IDENTIFY
 
 
-def test_sqs_unreachable_breaks_only_sqs_clients_from_the_environment(
+def test_sqs_unreachable_breaks_only_the_forwarders_sqs_client(
     aws: AwsEnv, sqs_unreachable: str
 ) -> None:
-    sqs = boto3.client("sqs", config=ONE_ATTEMPT)
-    assert sqs.meta.endpoint_url == sqs_unreachable
+    clients = aws.clients()
+    assert clients.sqs.meta.endpoint_url == sqs_unreachable
     with pytest.raises(EndpointConnectionError):
-        sqs.send_message(QueueUrl=aws.resources.retry_queue_url, MessageBody="{}")
+        clients.sqs.send_message(QueueUrl=aws.resources.retry_queue_url, MessageBody="{}")
     # Secrets Manager still reaches moto, and so do the fixture's pinned clients.
-    secrets = boto3.client("secretsmanager", config=ONE_ATTEMPT)
-    assert secrets.get_secret_value(SecretId=aws.resources.secret_id)["ARN"]
+    assert clients.secretsmanager.get_secret_value(SecretId=aws.resources.secret_id)["ARN"]
     aws.sqs.send_message(QueueUrl=aws.resources.dlq_url, MessageBody='{"ok": true}')
     assert aws.drain_dlq() == [{"ok": True}]
 
 
 def test_secretsmanager_unreachable(aws: AwsEnv, secretsmanager_unreachable: str) -> None:
-    secrets = boto3.client("secretsmanager", config=ONE_ATTEMPT)
-    assert secrets.meta.endpoint_url == secretsmanager_unreachable
+    clients = aws.clients()
+    assert clients.secretsmanager.meta.endpoint_url == secretsmanager_unreachable
     with pytest.raises(EndpointConnectionError):
-        secrets.get_secret_value(SecretId=aws.resources.secret_id)
-    boto3.client("sqs", config=ONE_ATTEMPT).get_queue_url(QueueName="segment-raindrop-retry")
+        clients.secretsmanager.get_secret_value(SecretId=aws.resources.secret_id)
+    clients.sqs.get_queue_url(QueueName="segment-raindrop-retry")
 
 
 def test_closed_port_refuses_connections(closed_port: int) -> None:
@@ -117,10 +126,10 @@ def test_environment_is_scrubbed_of_real_aws_settings() -> None:
 def test_leaky_test_writes_the_environment_directly(monkeypatch: pytest.MonkeyPatch) -> None:
     os.environ["RAINDROP_API_URL"] = "http://leak.invalid"
     os.environ["UNRELATED_LEAK"] = "1"
-    monkeypatch.setenv("RETRY_QUEUE_URL", "leak")
+    monkeypatch.setenv("AWS_PROFILE", "leak")
 
 
 def test_next_test_does_not_see_the_leak() -> None:
     assert "RAINDROP_API_URL" not in os.environ
     assert "UNRELATED_LEAK" not in os.environ
-    assert "RETRY_QUEUE_URL" not in os.environ
+    assert "AWS_PROFILE" not in os.environ

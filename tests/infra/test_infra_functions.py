@@ -7,7 +7,7 @@ import json
 from aws_cdk import assertions
 
 from infra.config import WEBHOOK_TIMEOUT_SECONDS
-from segment_raindrop.config import load_config
+from segment_raindrop.environment import read_config
 from tests.infra.support import (
     HANDLERS,
     REPLAY_HANDLER,
@@ -123,7 +123,7 @@ def test_the_forwarder_accepts_the_environment(custom_template: assertions.Templ
             name: value if isinstance(value, str) else f"resolved-{name.lower()}"
             for name, value in environment(custom_template, handler).items()
         }
-        config = load_config(variables)
+        config = read_config(variables)
         assert config.mapping.forward_event_prefixes == ("AI ", "LLM ")
         assert config.mapping.forward_identify is False
         assert config.retry_max_attempts == 5

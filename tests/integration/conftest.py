@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,18 +14,11 @@ from segment_raindrop.local.apigw import LocalContext, rest_proxy_event
 
 
 @pytest.fixture(autouse=True)
-def _immediate_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+def _immediate_retries(request: pytest.FixtureRequest) -> None:
     # Messages on the retry queue are normally delayed (RETRY_BASE_DELAY_SECONDS); tests read
     # them at once. test_retry_queue_messages_are_delayed covers the delay itself.
-    monkeypatch.setenv("RETRY_BASE_DELAY_SECONDS", "0")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_webhook_runtime() -> Iterator[None]:
-    # Each test sets its own environment; the handler must build its runtime from it.
-    webhook.runtime.reset()
-    yield
-    webhook.runtime.reset()
+    if "aws" in request.fixturenames:
+        request.getfixturevalue("aws").configure(retry_base_delay_seconds=0)
 
 
 @dataclass(frozen=True)

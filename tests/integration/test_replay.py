@@ -152,7 +152,7 @@ def test_rejected_and_invalid_events_stay_with_their_reason_while_neighbours_go(
         return check_raindrop_items(endpoint, items)
 
     receiver = receiver_factory(api_key=aws.raindrop_api_key, validator=refuse_trace_2)
-    monkeypatch.setenv("RAINDROP_API_URL", receiver.url)
+    aws.configure(delivery={"api_url": receiver.url})
     put_message(
         aws,
         QueueTarget.DEAD_LETTER,

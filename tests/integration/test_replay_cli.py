@@ -6,11 +6,11 @@ Against moto's server (SQS, Secrets Manager, CloudFormation for ``--stack``) and
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -25,12 +25,38 @@ from tests.integration.test_replay_support import (
     fast,
     fresh_runtimes,
     invalid_event,
+    operator_shell,
     put_message,
     raw_dlq,
 )
 
-pytestmark = pytest.mark.usefixtures("fast", "fresh_runtimes")
+pytestmark = pytest.mark.usefixtures("fast", "fresh_runtimes", "shell")
 __all__ = ["fast", "fresh_runtimes"]  # fixtures, imported for use by name
+
+# Changes a test makes to the operator's environment (None: unset), and that environment's
+# resources; the CLI runs with ``_shell()``, built when it starts.
+SHELL: dict[str, str | None] = {}
+_RESOURCES: list[Any] = []
+
+
+@pytest.fixture
+def shell(aws: Any) -> Iterator[None]:
+    SHELL.clear()
+    _RESOURCES[:] = [aws]
+    yield
+    SHELL.clear()
+    _RESOURCES.clear()
+
+
+def _shell() -> dict[str, str]:
+    env = operator_shell(_RESOURCES[0])
+    for name, value in SHELL.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
 
 runner = CliRunner()
 
@@ -47,7 +73,7 @@ def _seed(aws: Any, messages: int, per_message: int = 2) -> list[str]:
 def _replay(*args: str, long_poll: bool = False) -> Any:
     # Short polls against moto, except where the default (1 s long polls) is under test.
     polling = [] if long_poll else ["--wait-seconds", "0"]
-    return runner.invoke(app, ["replay", *args, *polling], catch_exceptions=False)
+    return runner.invoke(app, ["replay", *args, *polling], env=_shell(), catch_exceptions=False)
 
 
 def _summary(result: Any) -> dict[str, Any]:
@@ -183,7 +209,7 @@ def test_usage_problems_exit_2(aws: Any, receiver: Any, monkeypatch: pytest.Monk
     assert backwards.exit_code == 2
     assert "since must be earlier than until" in backwards.stderr
 
-    monkeypatch.delenv("DLQ_URL")
+    SHELL["DLQ_URL"] = None
     no_queue = _replay("--yes")
     assert no_queue.exit_code == 2
     assert "--queue-url" in no_queue.stderr
@@ -218,7 +244,7 @@ def test_stack_outputs_give_the_queue_and_the_secret(
     ids = _seed(aws, 2)
     _create_stack(aws, "segment-raindrop-test")
     for name in ("DLQ_URL", "RETRY_QUEUE_URL", "RAINDROP_SECRET_ID"):
-        monkeypatch.delenv(name)
+        SHELL[name] = None
 
     result = _replay("--stack", "segment-raindrop-test", "--region", "us-east-1", "--yes", "--json")
 
@@ -238,7 +264,7 @@ def test_stack_outputs_give_the_queue_and_the_secret(
 def _start_cli(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "segment_raindrop.cli", "replay", *args],
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "120"},
+        env={**_shell(), "PYTHONUNBUFFERED": "1", "COLUMNS": "120"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -290,8 +316,7 @@ def test_a_second_ctrl_c_aborts_and_loses_nothing(
     _seed(aws, 3)
     before = raw_dlq(aws)
     receiver.set_latency(2)  # the first delivery hangs while we press Ctrl-C twice
-    monkeypatch.setenv("DELIVERY_BUDGET_SECONDS", "10")
-    monkeypatch.setenv("RAINDROP_READ_TIMEOUT_SECONDS", "10")
+    SHELL.update(DELIVERY_BUDGET_SECONDS="10", RAINDROP_READ_TIMEOUT_SECONDS="10")
     process = _start_cli("--queue-url", aws.resources.dlq_url, "--yes")
     try:
         deadline = time.monotonic() + 30

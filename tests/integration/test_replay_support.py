@@ -9,6 +9,7 @@ are read back from the receiver's recordings.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from segment_raindrop import replay, retry
+from segment_raindrop.environment import to_environment
 from segment_raindrop.local.apigw import LocalContext
 from segment_raindrop.local.aws import peek_messages
 from segment_raindrop.local.receiver import RaindropReceiver
@@ -28,42 +30,50 @@ from segment_raindrop.queueing import (
     QueueWriter,
 )
 from segment_raindrop.replay import Replayer, ReplayOptions, ReplaySummary
-from segment_raindrop.runtime import build_runtime
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.type_defs import MessageTypeDef
 
 # Small budgets and back-offs keep the suite fast; the logic under test is the same.
-FAST_SETTINGS = {
-    "DELIVERY_BUDGET_SECONDS": "2",
-    "DELIVERY_MAX_ATTEMPTS": "2",
-    "RETRY_BACKOFF_BASE_SECONDS": "0.01",
-    "RETRY_BACKOFF_CAP_SECONDS": "0.02",
-    "RETRY_AFTER_CAP_SECONDS": "0.05",
-    "RAINDROP_READ_TIMEOUT_SECONDS": "1",
-    "RAINDROP_CONNECT_TIMEOUT_SECONDS": "1",
-    # 0: a failed retry-queue message is visible again at once (no waiting in tests).
-    "RETRY_BASE_DELAY_SECONDS": "0",
-    "POWERTOOLS_TRACE_DISABLED": "true",
-    "POWERTOOLS_METRICS_NAMESPACE": "SegmentRaindropTests",
+FAST_DELIVERY = {
+    "budget_seconds": 2,
+    "max_attempts": 2,
+    "backoff_base_seconds": 0.01,
+    "backoff_cap_seconds": 0.02,
+    "retry_after_cap_seconds": 0.05,
+    "read_timeout_seconds": 1,
+    "connect_timeout_seconds": 1,
 }
 FIRST_FAILURE = "2026-11-20T10:00:00.000Z"
 
 
 @pytest.fixture
-def fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in FAST_SETTINGS.items():
-        monkeypatch.setenv(name, value)
+def fast(aws: Any) -> None:
+    # 0: a failed retry-queue message is visible again at once (no waiting in tests).
+    aws.configure(delivery=FAST_DELIVERY, retry_base_delay_seconds=0)
 
 
 @pytest.fixture
 def fresh_runtimes() -> Iterator[None]:
-    """The handlers' per-process runtimes rebuilt from each test's environment."""
+    """The handlers' per-process runtimes rebuilt for each test."""
     retry.runtime.reset()
     replay.runtime.reset()
     yield
     retry.runtime.reset()
     replay.runtime.reset()
+
+
+def operator_shell(aws: Any) -> dict[str, str]:
+    """The environment an operator runs ``segment-raindrop replay`` in against these resources:
+    the forwarder's variables (the same contract the functions read) and moto's endpoint."""
+    return {
+        **os.environ,
+        **to_environment(aws.config),
+        "AWS_ENDPOINT_URL": aws.endpoint_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
 
 
 # Segment events
@@ -257,14 +267,14 @@ def run_retry_worker(aws: Any, *, timeout: float = 60.0) -> WorkerRun:
 
 
 @pytest.fixture
-def make_replayer() -> Iterator[Any]:
-    """``make_replayer(**ReplayOptions)`` → a Replayer built from the environment, as the replay
+def make_replayer(aws: Any) -> Iterator[Any]:
+    """``make_replayer(**ReplayOptions)`` → a Replayer built from ``aws.config``, as the replay
     Lambda builds it (short polls unless told otherwise); closed after the test."""
     runtimes: list[Any] = []
 
     def factory(*, on_progress: Any = None, **options: Any) -> Replayer:
         options.setdefault("wait_seconds", 0)
-        rt = build_runtime(source="replay")
+        rt = aws.runtime("replay")
         runtimes.append(rt)
         return Replayer.from_runtime(rt, ReplayOptions(**options), on_progress=on_progress)
 

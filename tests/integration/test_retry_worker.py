@@ -17,7 +17,6 @@ import pytest
 from segment_raindrop.local.aws import drain_messages, peek_messages
 from segment_raindrop.local.receiver import Fault, check_raindrop_items
 from segment_raindrop.queueing import FailureReason, QueueTarget
-from segment_raindrop.retry import backoff_seconds
 from tests.integration.test_replay_support import (
     FIRST_FAILURE,
     ai_event,
@@ -71,7 +70,7 @@ def test_heals_a_transient_outage(aws: Any, receiver: Any) -> None:
 def test_a_failed_message_comes_back_after_its_back_off(
     aws: Any, receiver: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("RETRY_BASE_DELAY_SECONDS", "2")  # first receive: 1 to 2 s
+    aws.configure(retry_base_delay_seconds=2)  # first receive: 1 to 2 s
     put_message(aws, QueueTarget.RETRY, [ai_event(1)])
     receiver.outage()
 
@@ -138,7 +137,7 @@ def test_rejected_events_go_to_the_dead_letter_queue_with_their_reason(
         return check_raindrop_items(endpoint, items)
 
     receiver = receiver_factory(api_key=aws.raindrop_api_key, validator=refuse_trace_2)
-    monkeypatch.setenv("RAINDROP_API_URL", receiver.url)
+    aws.configure(delivery={"api_url": receiver.url})
     put_message(aws, QueueTarget.RETRY, [ai_event(1), ai_event(2), ai_event(3)], attempts=2)
 
     run = run_retry_worker(aws)
@@ -269,22 +268,12 @@ def test_several_messages_in_one_batch_get_their_own_verdicts(aws: Any, receiver
     assert [message.events for message in remaining] == [[identify_event(2)]]
 
 
-def test_backoff_grows_with_the_receive_count_and_is_capped() -> None:
-    for exponent in range(1, 12):
-        delay = backoff_seconds(30, exponent, 43_000)
-        ceiling = min(43_000, 30 * 2 ** (exponent - 1))
-        assert ceiling / 2 - 1 <= delay <= ceiling
-    assert backoff_seconds(30, 500, 900) <= 900
-    assert backoff_seconds(0, 5, 900) == 0
-
-
 def test_a_slow_message_does_not_starve_the_others_in_its_batch(
     aws: Any, receiver: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Each record gets a share of the time left: a first message stuck on a slow endpoint
     # must not leave the next ones to fail untried (each such failure costs a receive).
-    monkeypatch.setenv("DELIVERY_BUDGET_SECONDS", "3")
-    monkeypatch.setenv("RAINDROP_READ_TIMEOUT_SECONDS", "10")  # the wait is the budget's to cut
+    aws.configure(delivery={"budget_seconds": 3, "read_timeout_seconds": 10})
     put_message(aws, QueueTarget.RETRY, [ai_event(1)])
     put_message(aws, QueueTarget.RETRY, [identify_event(2)])
     put_message(aws, QueueTarget.RETRY, [identify_event(3)])

@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 
+from segment_raindrop import webhook
 from segment_raindrop.auth import sign
+from segment_raindrop.environment import to_environment
 from segment_raindrop.local.receiver import Fault, RaindropReceiver, check_raindrop_items
 from segment_raindrop.observability import logger
 from tests.conftest import AwsEnv
@@ -178,7 +180,7 @@ def test_retry_after_beyond_the_cap_queues_at_once(
 def test_retry_after_beyond_the_budget_queues_instead_of_waiting(
     aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DELIVERY_BUDGET_SECONDS", "1")
+    aws.configure(delivery={"budget_seconds": 1})
     receiver.inject(Fault(status=429, retry_after="3"), endpoint="events/track")
     events = [se.chat(seq) for seq in range(3)]
     started = time.monotonic()
@@ -195,7 +197,7 @@ def test_retry_after_beyond_the_budget_queues_instead_of_waiting(
 def test_retry_queue_messages_are_delayed(
     aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("RETRY_BASE_DELAY_SECONDS", "60")
+    aws.configure(retry_base_delay_seconds=60)
     receiver.outage(Fault(status=503))
     response = invoke_webhook([se.chat(0)], headers=bearer(aws))
     assert response.body["queued"] == 1
@@ -253,7 +255,7 @@ def test_bad_request_from_raindrop_dead_letters_only_the_bad_item(
         return check_raindrop_items(endpoint, items)
 
     receiver = receiver_factory(api_key=aws.raindrop_api_key, validator=picky)
-    monkeypatch.setenv("RAINDROP_API_URL", receiver.url)
+    aws.configure(delivery={"api_url": receiver.url})
     events = [se.chat(seq) for seq in range(8)]
     response = invoke_webhook(events, headers=bearer(aws))
     assert response.status == 200
@@ -301,7 +303,7 @@ def test_payload_too_large_splits_the_chunk(
     receiver = receiver_factory(
         api_key=aws.raindrop_api_key, validator=check_raindrop_items, max_body_bytes=2_000
     )
-    monkeypatch.setenv("RAINDROP_API_URL", receiver.url)
+    aws.configure(delivery={"api_url": receiver.url})
     events = [se.chat(seq) for seq in range(12)]
     response = invoke_webhook(events, headers=bearer(aws))
     assert response.status == 200
@@ -326,7 +328,7 @@ def test_invalid_events_are_dead_lettered_with_their_reason(
 def test_slow_receiver_answers_within_budget_and_queues_the_rest(
     aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DELIVERY_BUDGET_SECONDS", "1")
+    aws.configure(delivery={"budget_seconds": 1})
     receiver.set_latency(5)
     events = [se.chat(seq) for seq in range(30)]
     started = time.monotonic()
@@ -359,7 +361,7 @@ def test_connection_refused_goes_to_the_retry_queue(
     monkeypatch: pytest.MonkeyPatch,
     closed_port: int,
 ) -> None:
-    monkeypatch.setenv("RAINDROP_API_URL", f"http://127.0.0.1:{closed_port}/v1")
+    aws.configure(delivery={"api_url": f"http://127.0.0.1:{closed_port}/v1"})
     events = [se.chat(0), se.chat(1)]
     response = invoke_webhook(events, headers=bearer(aws))
     assert response.status == 200
@@ -389,7 +391,7 @@ def test_a_hanging_sqs_still_gets_an_answer_before_the_lambda_times_out(
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)
-        monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        aws.unreachable("sqs", f"http://127.0.0.1:{silent.getsockname()[1]}")
         receiver.outage(Fault(status=500))
         started = time.monotonic()
         response = invoke_webhook([se.chat(0), se.chat(1)], headers=bearer(aws), timeout=5.0)
@@ -413,7 +415,7 @@ def test_rotated_raindrop_key_is_picked_up_after_401(
 ) -> None:
     # Warm the cache with the old key, then rotate it in Secrets Manager and at Raindrop.
     old = receiver_factory(api_key=aws.raindrop_api_key, validator=check_raindrop_items)
-    monkeypatch.setenv("RAINDROP_API_URL", old.url)
+    aws.configure(delivery={"api_url": old.url})
     assert invoke_webhook(se.chat(0), headers=bearer(aws)).status == 200
     rotated = {**aws.secret, "raindrop_api_key": "rk-rotated"}
     aws.secretsmanager.put_secret_value(
@@ -433,7 +435,7 @@ def test_401_with_an_unreadable_secret_is_a_rejection_not_a_crash(
     aws: AwsEnv, receiver_factory: Any, invoke_webhook: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     old = receiver_factory(api_key=aws.raindrop_api_key, validator=check_raindrop_items)
-    monkeypatch.setenv("RAINDROP_API_URL", old.url)
+    aws.configure(delivery={"api_url": old.url})
     assert invoke_webhook(se.chat(0), headers=bearer(aws)).status == 200  # secret now cached
     aws.secretsmanager.delete_secret(
         SecretId=aws.resources.secret_id, ForceDeleteWithoutRecovery=True
@@ -453,7 +455,7 @@ def test_wrong_raindrop_key_is_dead_lettered(
     aws: AwsEnv, receiver_factory: Any, invoke_webhook: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     receiver = receiver_factory(api_key="some-other-key", validator=check_raindrop_items)
-    monkeypatch.setenv("RAINDROP_API_URL", receiver.url)
+    aws.configure(delivery={"api_url": receiver.url})
     events = [se.chat(0)]
     response = invoke_webhook(events, headers=bearer(aws))
     assert response.status == 200
@@ -499,7 +501,10 @@ def test_placeholder_raindrop_key_is_503(
 def test_bad_configuration_is_503_naming_the_variable(
     aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("CHUNK_MAX_ITEMS", "lots")
+    # The environment reader, as Lambda runs it, with one bad variable.
+    for name, value in {**to_environment(aws.config), "CHUNK_MAX_ITEMS": "lots"}.items():
+        monkeypatch.setenv(name, value)
+    webhook.runtime.use(None)
     response = invoke_webhook(se.chat(0), headers=bearer(aws))
     assert response.status == 503
     assert "CHUNK_MAX_ITEMS" in response.body["error"]
@@ -638,7 +643,7 @@ def test_malformed_bodies_are_400(
 def test_oversized_body_is_413(
     aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("MAX_BODY_BYTES", "4096")
+    aws.configure(max_body_bytes=4096)
     events = [se.chat(seq) for seq in range(20)]
     response = invoke_webhook(events, headers=bearer(aws))
     assert response.status == 413
@@ -679,7 +684,7 @@ def test_logs_hold_no_secret_prompt_or_trait(
         return check_raindrop_items(endpoint, items)
 
     receiver = receiver_factory(api_key=aws.raindrop_api_key, validator=echoing)
-    monkeypatch.setenv("RAINDROP_API_URL", receiver.url)
+    aws.configure(delivery={"api_url": receiver.url})
     chat = se.chat(0)
     chat["properties"]["ai_data"]["input"] = prompt
     chat["context"] = {"traits": {"email": trait}}

@@ -1,4 +1,4 @@
-"""Settings from environment variables (docs/architecture.md; defaults are WIRE.md §3)."""
+"""Settings from environment variables (docs/architecture.md; defaults are docs/wire.md §3)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,14 @@ from segment_raindrop.config import (
     DeliveryConfig,
     ForwarderConfig,
     MappingConfig,
-    load_config,
-    load_delivery_config,
-    load_mapping_config,
 )
+from segment_raindrop.environment import (
+    read_config,
+    read_delivery_config,
+    read_mapping_config,
+    to_environment,
+)
+from segment_raindrop.runtime import LazyRuntime
 
 REQUIRED = {
     "RAINDROP_SECRET_ID": "segment-raindrop/forwarder",
@@ -32,7 +36,7 @@ def env(**values: str) -> dict[str, str]:
 
 
 def test_mapping_defaults_are_wire_section_3() -> None:
-    config = load_mapping_config({})
+    config = read_mapping_config({})
     assert config.forward_event_prefixes == ("AI ",)
     assert config.forward_event_names == frozenset()
     assert config.event_renames == {"AI Chat Completed": "ai_interaction"}
@@ -43,7 +47,7 @@ def test_mapping_defaults_are_wire_section_3() -> None:
 
 
 def test_forwarder_defaults_match_the_architecture_table() -> None:
-    config = load_config(REQUIRED)
+    config = read_config(REQUIRED)
     assert config.secret_id == REQUIRED["RAINDROP_SECRET_ID"]
     assert config.retry_queue_url == REQUIRED["RETRY_QUEUE_URL"]
     assert config.dlq_url == REQUIRED["DLQ_URL"]
@@ -78,7 +82,7 @@ def test_feedback_names_are_forwarded_without_a_prefix() -> None:
 
 
 def test_empty_or_blank_variables_mean_default() -> None:
-    config = load_config(
+    config = read_config(
         env(FORWARD_EVENT_PREFIXES="", CHUNK_MAX_ITEMS="  ", RAINDROP_PROJECT_ID="")
     )
     assert config.mapping.forward_event_prefixes == ("AI ",)
@@ -87,12 +91,12 @@ def test_empty_or_blank_variables_mean_default() -> None:
 
 
 def test_unrelated_variables_are_ignored() -> None:
-    config = load_config(env(PATH="/usr/bin", AWS_REGION="eu-west-1", forward_identify="false"))
+    config = read_config(env(PATH="/usr/bin", AWS_REGION="eu-west-1", forward_identify="false"))
     assert config.mapping.forward_identify is True
 
 
 def test_models_are_frozen() -> None:
-    config = load_config(REQUIRED)
+    config = read_config(REQUIRED)
     with pytest.raises(ValueError):
         config.mapping.forward_identify = False  # type: ignore[misc]
 
@@ -134,12 +138,12 @@ def test_models_are_frozen() -> None:
     ],
 )
 def test_mapping_variables(variable: str, raw: str, attribute: str, expected: Any) -> None:
-    assert getattr(load_mapping_config({variable: raw}), attribute) == expected
-    assert getattr(load_config(env(**{variable: raw})).mapping, attribute) == expected
+    assert getattr(read_mapping_config({variable: raw}), attribute) == expected
+    assert getattr(read_config(env(**{variable: raw})).mapping, attribute) == expected
 
 
 def test_prefix_with_meaningful_trailing_space_survives() -> None:
-    config = load_mapping_config({"FORWARD_EVENT_PREFIXES": '["AI "]'})
+    config = read_mapping_config({"FORWARD_EVENT_PREFIXES": '["AI "]'})
     assert config.is_forwarded_track("AI Chat Completed")
     assert not config.is_forwarded_track("AIR Ticket Booked")
 
@@ -174,8 +178,8 @@ def test_prefix_with_meaningful_trailing_space_survives() -> None:
     ],
 )
 def test_delivery_variables(variable: str, raw: str, attribute: str, expected: Any) -> None:
-    assert getattr(load_delivery_config({variable: raw}), attribute) == expected
-    assert getattr(load_config(env(**{variable: raw})).delivery, attribute) == expected
+    assert getattr(read_delivery_config({variable: raw}), attribute) == expected
+    assert getattr(read_config(env(**{variable: raw})).delivery, attribute) == expected
 
 
 @pytest.mark.parametrize(
@@ -189,20 +193,53 @@ def test_delivery_variables(variable: str, raw: str, attribute: str, expected: A
     ],
 )
 def test_forwarder_variables(variable: str, raw: str, attribute: str, expected: Any) -> None:
-    assert getattr(load_config(env(**{variable: raw})), attribute) == expected
+    assert getattr(read_config(env(**{variable: raw})), attribute) == expected
 
 
-def test_load_config_reads_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_handler_reads_os_environ_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The one place the process environment composes a runtime: a Lambda handler's first call.
     for name, value in REQUIRED.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("FORWARD_IDENTIFY", "false")
     monkeypatch.setenv("CHUNK_MAX_ITEMS", "25")
-    config = load_config()
+    lazy = LazyRuntime(source="webhook")
+    try:
+        config = lazy.get().config
+        monkeypatch.setenv("CHUNK_MAX_ITEMS", "50")
+        assert lazy.get().config is config
+    finally:
+        lazy.reset()
     assert isinstance(config, ForwarderConfig)
     assert config.mapping.forward_identify is False
     assert config.delivery.chunk_max_items == 25
-    assert load_mapping_config().forward_identify is False
-    assert isinstance(load_delivery_config(), DeliveryConfig)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        ForwarderConfig(secret_id="s", retry_queue_url="r", dlq_url="d"),
+        ForwarderConfig(
+            secret_id="arn:aws:secretsmanager:eu-west-1:123456789012:secret:x",
+            retry_queue_url="https://sqs/retry",
+            dlq_url="https://sqs/dlq",
+            max_body_bytes=4096,
+            retry_max_attempts=3,
+            mapping=MappingConfig(
+                forward_event_prefixes=("AI ", "LLM "),
+                forward_event_names=frozenset({"Chat Started"}),
+                event_renames={"AI Chat Completed": "chat", "Ünïcode": "ok"},
+                forward_identify=False,
+            ),
+            delivery=DeliveryConfig(
+                api_url="http://127.0.0.1:9/v1", project_id="acme", budget_seconds=6.5
+            ),
+        ),
+    ],
+)
+def test_the_environment_written_reads_back_as_the_same_config(config: ForwarderConfig) -> None:
+    environment = to_environment(config)
+    assert all(isinstance(value, str) for value in environment.values())
+    assert read_config(environment) == config
 
 
 # -- bad values fail naming the variable -----------------------------------------------------
@@ -237,14 +274,14 @@ def test_load_config_reads_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
 )
 def test_bad_mapping_values_name_the_variable(variable: str, raw: str) -> None:
     with pytest.raises(ConfigError, match=variable):
-        load_mapping_config({variable: raw})
+        read_mapping_config({variable: raw})
     with pytest.raises(ConfigError, match=variable):
-        load_config(env(**{variable: raw}))
+        read_config(env(**{variable: raw}))
 
 
 def test_bad_json_says_it_is_not_json() -> None:
     with pytest.raises(ConfigError, match=r"^FORWARD_EVENT_NAMES: not valid JSON \(.+\)$"):
-        load_mapping_config({"FORWARD_EVENT_NAMES": "Prompt Sent"})
+        read_mapping_config({"FORWARD_EVENT_NAMES": "Prompt Sent"})
 
 
 @pytest.mark.parametrize(
@@ -273,9 +310,9 @@ def test_bad_json_says_it_is_not_json() -> None:
 )
 def test_bad_delivery_values_name_the_variable(variable: str, raw: str) -> None:
     with pytest.raises(ConfigError, match=variable):
-        load_delivery_config({variable: raw})
+        read_delivery_config({variable: raw})
     with pytest.raises(ConfigError, match=variable):
-        load_config(env(**{variable: raw}))
+        read_config(env(**{variable: raw}))
 
 
 @pytest.mark.parametrize(
@@ -293,14 +330,14 @@ def test_bad_delivery_values_name_the_variable(variable: str, raw: str) -> None:
 )
 def test_bad_forwarder_values_name_the_variable(variable: str, raw: str) -> None:
     with pytest.raises(ConfigError, match=variable):
-        load_config(env(**{variable: raw}))
+        read_config(env(**{variable: raw}))
 
 
 @pytest.mark.parametrize("missing", sorted(REQUIRED))
 def test_missing_required_variable_is_named(missing: str) -> None:
     values = {name: value for name, value in REQUIRED.items() if name != missing}
     with pytest.raises(ConfigError, match=missing) as caught:
-        load_config(values)
+        read_config(values)
     for present in set(REQUIRED) - {missing}:
         assert present not in str(caught.value)
 
@@ -308,12 +345,12 @@ def test_missing_required_variable_is_named(missing: str) -> None:
 @pytest.mark.parametrize("missing", sorted(REQUIRED))
 def test_blank_required_variable_counts_as_missing(missing: str) -> None:
     with pytest.raises(ConfigError, match=missing):
-        load_config(env(**{missing: "   "}))
+        read_config(env(**{missing: "   "}))
 
 
 def test_every_problem_is_reported_at_once() -> None:
     with pytest.raises(ConfigError) as caught:
-        load_config({"RAINDROP_SECRET_ID": "x"})
+        read_config({"RAINDROP_SECRET_ID": "x"})
     assert "RETRY_QUEUE_URL" in str(caught.value)
     assert "DLQ_URL" in str(caught.value)
 
@@ -321,7 +358,7 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_config_error_does_not_echo_the_value() -> None:
     # Messages go to logs; a mistyped value could be a secret pasted in the wrong place.
     with pytest.raises(ConfigError) as caught:
-        load_delivery_config({"CHUNK_MAX_ITEMS": "sk-live-123456"})
+        read_delivery_config({"CHUNK_MAX_ITEMS": "sk-live-123456"})
     assert "sk-live-123456" not in str(caught.value)
 
 

@@ -1,0 +1,80 @@
+"""The numbers and names the forwarder, the stack and the tools must agree on, written once.
+
+Limits come from Segment, Lambda and SQS (docs/wire.md §1 and §5); metric names are what the
+handlers publish and what the stack's alarms and dashboard read. The CDK app imports this module
+(it is plain Python, with no AWS SDK), so a changed number cannot drift between the two sides.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+# --- Segment (docs/wire.md §1) -----------------------------------------------------------------
+# Segment's HTTP client gives up on a webhook call after this long, so the webhook may not run
+# longer (it is also the webhook function's timeout).
+SEGMENT_TIMEOUT_SECONDS: Final = 10
+
+# --- Lambda and API Gateway (docs/wire.md §5) ------------------------------------------------
+WEBHOOK_TIMEOUT_SECONDS: Final = SEGMENT_TIMEOUT_SECONDS
+# The retry worker has no caller waiting: a minute covers a slow Raindrop for a batch of ten,
+# and its delivery budget leaves ~10 s to put back on the queue what did not get through.
+RETRY_TIMEOUT_SECONDS: Final = 60
+RETRY_BUDGET_SECONDS: Final = 50
+RETRY_BATCH_SIZE: Final = 10
+# Replay drains the dead-letter queue in one long run (Lambda's maximum).
+REPLAY_TIMEOUT_SECONDS: Final = 900
+REPLAY_BUDGET_SECONDS: Final = RETRY_BUDGET_SECONDS
+# API Gateway refuses larger payloads before any function sees them.
+API_GATEWAY_MAX_BODY_BYTES: Final = 10 * 1024 * 1024
+
+# --- SQS (docs/wire.md §5) ------------------------------------------------------------------
+# One message, and one SendMessageBatch call, attributes included.
+SQS_MAX_MESSAGE_BYTES: Final = 1_048_576
+SQS_BATCH_ENTRIES: Final = 10
+# The largest DelaySeconds of SendMessage.
+SQS_MAX_DELAY_SECONDS: Final = 900
+# SQS refuses a visibility timeout reaching past 12 hours after the receive; stay clear of it.
+SQS_MAX_VISIBILITY_SECONDS: Final = 43_000
+# Receives of a retry message before SQS's redrive moves it to the dead-letter queue; the retry
+# worker reads the same number (RETRY_MAX_ATTEMPTS) to know when it holds the last receive.
+DEFAULT_RETRY_MAX_RECEIVES: Final = 8
+# A dead-letter queue keeps messages for the SQS maximum: the most time to replay.
+DLQ_RETENTION_DAYS: Final = 14
+# A message keeps its original enqueue time when moved to the dead-letter queue, so the retry
+# queue must keep messages for less time than the dead-letter queue does.
+RETRY_RETENTION_DAYS: Final = 4
+# AWS's guidance for SQS event sources: at least six times the function timeout.
+VISIBILITY_TO_TIMEOUT_RATIO: Final = 6
+
+# --- Observability ----------------------------------------------------------------------------
+SERVICE_NAME: Final = "segment-raindrop"
+METRICS_NAMESPACE: Final = "SegmentRaindrop"
+
+
+class Metric(StrEnum):
+    """Every metric the forwarder publishes (namespace METRICS_NAMESPACE, dimension service)."""
+
+    EVENTS_RECEIVED = "EventsReceived"
+    EVENTS_FORWARDED = "EventsForwarded"
+    EVENTS_FILTERED = "EventsFiltered"
+    EVENTS_QUEUED = "EventsQueued"
+    EVENTS_DEAD_LETTERED = "EventsDeadLettered"
+    # With a second dimension, reason (invalid, rejected, transient).
+    EVENTS_DEAD_LETTERED_BY_REASON = "EventsDeadLetteredByReason"
+    RAINDROP_REQUESTS = "RaindropRequests"
+    RAINDROP_REQUEST_FAILURES = "RaindropRequestFailures"
+    RAINDROP_LATENCY = "RaindropLatency"
+    REQUESTS_REFUSED = "RequestsRefused"
+    UNAUTHORIZED_REQUESTS = "UnauthorizedRequests"
+    MESSAGES_REPLAYED = "MessagesReplayed"
+
+
+# The per-event outcomes a webhook answer and the metrics count, in the order they are shown.
+EVENT_METRICS: Final = (
+    Metric.EVENTS_RECEIVED,
+    Metric.EVENTS_FORWARDED,
+    Metric.EVENTS_FILTERED,
+    Metric.EVENTS_QUEUED,
+    Metric.EVENTS_DEAD_LETTERED,
+)

@@ -1,0 +1,135 @@
+"""The Lambda environment contract: configuration to and from environment variables.
+
+Written once, in both directions: the stack calls :func:`to_environment` to set each function's
+variables, and a function calls :func:`read_config` on its first invocation. Every variable name
+is a field alias of a model in :mod:`segment_raindrop.config`, so none is spelled twice.
+
+Lists and objects are JSON: a comma-separated form could not express the default prefix
+``"AI "`` with its meaningful trailing space.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any, TypeVar, get_origin
+
+from pydantic import BaseModel, ValidationError
+
+from segment_raindrop.config import (
+    ConfigError,
+    DeliveryConfig,
+    ForwarderConfig,
+    MappingConfig,
+    ReplayConfig,
+)
+
+_M = TypeVar("_M", bound=BaseModel)
+# Fields that are whole models of their own: their variables sit at the top level.
+_NESTED: dict[str, type[BaseModel]] = {"mapping": MappingConfig, "delivery": DeliveryConfig}
+
+
+def _variables(model: type[BaseModel]) -> Iterator[tuple[str, str, Any]]:
+    """(field name, variable name, annotation) of each field read from one variable."""
+    for name, field in model.model_fields.items():
+        if isinstance(field.validation_alias, str):
+            yield name, field.validation_alias, field.annotation
+
+
+def _is_structured(annotation: Any) -> bool:
+    return get_origin(annotation) in (tuple, frozenset, dict, list, set)
+
+
+def _read_values(env: Mapping[str, str], model: type[BaseModel]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for _, variable, annotation in _variables(model):
+        raw = env.get(variable)
+        if raw is None or raw.strip() == "":
+            continue
+        if _is_structured(annotation):
+            try:
+                values[variable] = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{variable}: not valid JSON ({exc.msg})") from None
+        else:
+            values[variable] = raw
+    return values
+
+
+def describe(exc: ValidationError, *, model: type[BaseModel] | None = None) -> str:
+    """A ValidationError as ``NAME: problem; ...``, naming variables rather than fields."""
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = [str(part) for part in error["loc"]]
+        if model is not None and loc and loc[0] in model.model_fields:
+            alias = model.model_fields[loc[0]].validation_alias
+            loc[0] = alias if isinstance(alias, str) else loc[0]
+        problems.append(f"{'.'.join(loc) or 'configuration'}: {error['msg']}")
+    return "; ".join(problems)
+
+
+def _validated(model: type[_M], values: dict[str, Any]) -> _M:
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(describe(exc, model=model)) from None
+
+
+def _read(env: Mapping[str, str], model: type[_M]) -> _M:
+    values = _read_values(env, model)
+    for name, nested in _NESTED.items():
+        if name in model.model_fields:
+            values[name] = _validated(nested, _read_values(env, nested))
+    return _validated(model, values)
+
+
+def read_config(env: Mapping[str, str]) -> ForwarderConfig:
+    """The functions' configuration from ``env``; raises :class:`ConfigError`."""
+    return _read(env, ForwarderConfig)
+
+
+def read_replay_config(env: Mapping[str, str]) -> ReplayConfig:
+    """An operator's replay configuration from ``env`` (plus the CLI's own options)."""
+    return _read(env, ReplayConfig)
+
+
+def read_mapping_config(env: Mapping[str, str]) -> MappingConfig:
+    return _read(env, MappingConfig)
+
+
+def to_environment(config: BaseModel) -> dict[str, str]:
+    """The variables that :func:`read_config` turns back into ``config``.
+
+    Values equal to their default are left out (Lambda allows 4 KB of variables per function,
+    and the event lists need most of it); reading them back gives the default all the same.
+    """
+    environment: dict[str, str] = {}
+    fields = type(config).model_fields
+    for name, variable, annotation in _variables(type(config)):
+        value = getattr(config, name)
+        if value is None or value == fields[name].get_default(call_default_factory=True):
+            continue
+        environment[variable] = _text(value, structured=_is_structured(annotation))
+    for name in _NESTED:
+        nested = getattr(config, name, None)
+        if isinstance(nested, BaseModel):
+            environment |= to_environment(nested)
+    return environment
+
+
+def _text(value: Any, *, structured: bool) -> str:
+    if structured:
+        if isinstance(value, frozenset):
+            value = sorted(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def read_delivery_config(env: Mapping[str, str]) -> DeliveryConfig:
+    return _read(env, DeliveryConfig)
