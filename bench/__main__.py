@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import coldstart, cost, endtoend, footprint, inprocess, report
+from bench import coldstart, cost, endtoend, footprint, inprocess, outage, report
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -22,6 +22,8 @@ def main() -> int:
     print("end-to-end delivery ...", flush=True)
     end_to_end = endtoend.run()
     by_size = endtoend.ours_by_size(inprocess.SIZES, latency=0.05)
+    print("outage and refusals ...", flush=True)
+    failures = outage.run()
     print("cold start ...", flush=True)
     cold = coldstart.run()
     print("bundle and memory ...", flush=True)
@@ -32,7 +34,7 @@ def main() -> int:
         f"{datetime.now(UTC):%Y-%m-%d}"
     )
     markdown = report.markdown(
-        in_process, parse_map, end_to_end, cold, sizes, costs, machine=machine
+        in_process, parse_map, end_to_end, cold, sizes, costs, outage=failures, machine=machine
     )
     DOCS.mkdir(exist_ok=True)
     (DOCS / "benchmarks.md").write_text(markdown, encoding="utf-8")

@@ -10,6 +10,7 @@ from bench.cost import CostRow
 from bench.endtoend import EndToEndResult, Timing
 from bench.footprint import FootprintResult
 from bench.inprocess import InProcessResult
+from bench.outage import Call, OutageResult
 
 
 def _verdict(ok: bool) -> str:
@@ -21,6 +22,37 @@ def _timing(timing: Timing) -> str:
     return f"{timing.seconds:.3f} s / {timing.requests} req{mark}"
 
 
+def _call(name: str, call: Call) -> str:
+    return (
+        f"| {name} | {call.seconds:.3f} s | {call.requests} | {call.forwarded} | {call.queued}"
+        f" | {call.dead_lettered} |"
+    )
+
+
+def _outage_section(outage: OutageResult) -> list[str]:
+    return [
+        "",
+        "## 6. Raindrop down or refusing everything",
+        "",
+        f"One warm client, consecutive calls of {outage.events} AI events (5 chunks of 100).",
+        "Default delivery settings (7 s budget, 5 s read timeout, breaker after 5 failures)",
+        f"except a {outage.cooldown_seconds:.0f} s breaker cool-down. Raindrop first accepts",
+        "connections and never answers, then heals; queued events go to the retry worker.",
+        "",
+        "| call | duration | requests | forwarded | queued for retry | dead-lettered |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        _call("1. Raindrop hanging: timeouts open the breaker", outage.spending),
+        _call("2. Raindrop hanging, breaker open", outage.open),
+        _call("3. healed, after the cool-down: one probe", outage.probing),
+        _call("4. the next call", outage.recovered),
+        "",
+        f"Raindrop answering 400 to every request after 50 ms: {outage.events} events cost",
+        f"{outage.refused.requests} requests in {outage.refused.seconds:.2f} s and"
+        f" {outage.refused.dead_lettered} are dead-lettered; bisecting without a budget took",
+        f"{outage.refused_unbudgeted_requests} requests.",
+    ]
+
+
 def markdown(
     in_process: Sequence[InProcessResult],
     parse_map: tuple[int, float],
@@ -29,6 +61,7 @@ def markdown(
     sizes: FootprintResult,
     costs: Sequence[CostRow],
     *,
+    outage: OutageResult,
     machine: str,
 ) -> str:
     lines = [
@@ -128,6 +161,7 @@ def markdown(
             f" | {row.lambda_dollars_per_million:.2f} | {row.api_gateway_dollars_per_million:.2f}"
             f" | {row.total_dollars_per_million:.2f} |"
         )
+    lines += _outage_section(outage)
     largest = max(in_process, key=lambda row: row.events)
     at_50 = next((row for row in end_to_end if abs(row.latency - 0.05) < 1e-9), None)
     lines += ["", "## Targets", "", "| target | measured | |", "| --- | ---: | --- |"]
@@ -149,6 +183,15 @@ def markdown(
             f"| ≥ 40× faster than the sequential SDK style | {speedup:.0f}× |"
             f" {_verdict(speedup >= 40)} |"
         )
+    lines.append(
+        f"| a call with the breaker open answers in < 1 s, all queued | {outage.open.seconds:.3f} s"
+        f" | {_verdict(outage.open.seconds < 1 and outage.open.queued == outage.events)} |"
+    )
+    refusal_bound = outage.events // 100 * 15
+    lines.append(
+        f"| 500 refused events cost ≤ {refusal_bound} requests | {outage.refused.requests} |"
+        f" {_verdict(outage.refused.requests <= refusal_bound)} |"
+    )
     lines.append(
         f"| webhook import ≤ 1.5× `import boto3` | {cold.ratio:.2f}× |"
         f" {_verdict(cold.ratio <= 1.5)} |"

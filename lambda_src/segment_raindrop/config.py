@@ -87,6 +87,14 @@ class DeliveryConfig(BaseModel):
     retry_after_cap_seconds: float = Field(
         default=5.0, ge=0, le=900, validation_alias="RETRY_AFTER_CAP_SECONDS"
     )
+    # Consecutive transient request failures (timeouts, connection errors, 5xx) that open the
+    # circuit breaker; 0 disables it. See segment_raindrop.breaker.
+    breaker_failure_threshold: int = Field(
+        default=5, ge=0, le=1_000, validation_alias="BREAKER_FAILURE_THRESHOLD"
+    )
+    breaker_cooldown_seconds: float = Field(
+        default=30.0, gt=0, le=3_600, validation_alias="BREAKER_COOLDOWN_SECONDS"
+    )
 
     @field_validator("api_url")
     @classmethod

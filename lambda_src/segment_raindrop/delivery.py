@@ -10,11 +10,24 @@ Failure semantics, per answer from Raindrop:
   retried; otherwise *rejected*.
 - 413: the chunk is split in two and each half sent; a single item: *rejected*.
 - 400 / 422 with several items: split in two to isolate the item Raindrop refuses, so one bad
-  item does not sink its neighbours; a single item: *rejected*.
+  item does not sink its neighbours; a single item: *rejected*. Bisection has a budget: a
+  chunk of ``n`` items as submitted may be split on 400/422 at most ``ceil(log2(n))`` times
+  in all, so refusals add at most ``2 * ceil(log2(n))`` requests to its first one (15 requests
+  in all for 100 items, against 199 without a budget when Raindrop refuses everything). That
+  is exactly enough to isolate one bad item; a refused part that finds the budget spent is
+  *rejected* whole, with Raindrop's answer about it.
+- 3xx: a redirect means ``RAINDROP_API_URL`` is wrong, not that the items are: *transient*
+  (queued for the retry worker, never dead-lettered as rejected), not retried here, and
+  counted in ``DeliveryReport.redirects`` for an alarm. Redirects are never followed: the
+  request carries the API key.
 - Any other status: *rejected* (permanent).
 - No time left before the deadline: *deadline*.
+- The circuit breaker (:mod:`segment_raindrop.breaker`) open: *transient* at once, with the
+  error ``circuit open`` and no request. Timeouts, connection errors, 408 and 5xx count as
+  breaker failures; any other answer (429 included: Raindrop is alive) as a success.
 
-Every attempt's timeouts are clipped to the time left, so ``deliver`` returns by the deadline.
+Every attempt's timeouts are clipped to the time left, so a session's ``wait`` returns by the
+deadline.
 """
 
 from __future__ import annotations
@@ -24,7 +37,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -33,12 +46,14 @@ from importlib.metadata import PackageNotFoundError, version
 
 import httpx
 
+from segment_raindrop.breaker import CircuitBreaker, Permit
 from segment_raindrop.chunking import Chunk
 from segment_raindrop.config import DeliveryConfig
 
 # Below this much time left, an attempt cannot reasonably complete: stop and queue instead.
 MIN_ATTEMPT_SECONDS = 0.05
 _ERROR_TEXT_LIMIT = 300
+CIRCUIT_OPEN_ERROR = "circuit open"
 
 
 def _user_agent() -> str:
@@ -71,6 +86,10 @@ class DeliveryReport:
     results: list[ChunkResult] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
     statuses: Counter[str] = field(default_factory=Counter)
+    # Answers that were redirects: RAINDROP_API_URL needs fixing (an alarm's metric).
+    redirects: int = 0
+    # Chunks answered "circuit open" without a request.
+    short_circuited: int = 0
 
     @property
     def requests(self) -> int:
@@ -84,6 +103,8 @@ class DeliveryReport:
         self.results.extend(other.results)
         self.latencies_ms.extend(other.latencies_ms)
         self.statuses.update(other.statuses)
+        self.redirects += other.redirects
+        self.short_circuited += other.short_circuited
 
 
 KeyRefresher = Callable[[], str | None]
@@ -177,18 +198,31 @@ class DeliverySession:
 
 
 class RaindropClient:
-    """One pooled HTTP client and worker pool, reused across invocations of a warm function."""
+    """One pooled HTTP client, worker pool and circuit breaker, reused across invocations of a
+    warm function (and shared by the webhook's and the retry worker's deliveries).
+
+    ``breaker`` defaults to one built from ``config``; pass your own to watch its state changes
+    (``CircuitBreaker.from_config(config, on_state_change=...)``) or to give it a clock.
+    """
 
     def __init__(
-        self, config: DeliveryConfig, *, transport: httpx.BaseTransport | None = None
+        self,
+        config: DeliveryConfig,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self._config = config
+        self._breaker = breaker if breaker is not None else CircuitBreaker.from_config(config)
         headers = {"Content-Type": "application/json", "User-Agent": _user_agent()}
         if config.project_id:
             headers["X-Raindrop-Project-Id"] = config.project_id
         self._http = httpx.Client(
             headers=headers,
             transport=transport,
+            # A redirect is a configuration fault to report, and following it would hand the
+            # API key to whatever host it names.
+            follow_redirects=False,
             limits=httpx.Limits(
                 max_connections=config.concurrency,
                 max_keepalive_connections=config.concurrency,
@@ -202,31 +236,22 @@ class RaindropClient:
         )
         self._random = random.SystemRandom()
 
+    @property
+    def breaker(self) -> CircuitBreaker:
+        return self._breaker
+
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._http.close()
 
-    def deliver(
-        self,
-        chunks: Iterable[Chunk],
-        *,
-        api_key: str,
-        deadline: float,
-        refresh_key: KeyRefresher | None = None,
-    ) -> DeliveryReport:
-        """Send every chunk, returning one result per (possibly split) chunk.
-
-        ``deadline`` is a ``time.monotonic()`` instant.
-        """
-        session = self.session(api_key=api_key, deadline=deadline, refresh_key=refresh_key)
-        for chunk in chunks:
-            session.submit(chunk)
-        return session.wait()
-
     def session(
         self, *, api_key: str, deadline: float, refresh_key: KeyRefresher | None = None
     ) -> DeliverySession:
-        """A delivery that takes chunks as they are built, so sending overlaps mapping."""
+        """A delivery that takes chunks as they are built, so sending overlaps mapping.
+
+        ``deadline`` is a ``time.monotonic()`` instant; ``wait`` returns one result per
+        (possibly split) chunk.
+        """
         return DeliverySession(self, _ApiKey(api_key, refresh_key), deadline)
 
     def submit_chunk(self, chunk: Chunk, key: _ApiKey, deadline: float) -> Future[DeliveryReport]:
@@ -234,18 +259,27 @@ class RaindropClient:
 
     def _send_chunk(self, chunk: Chunk, key: _ApiKey, deadline: float) -> DeliveryReport:
         report = DeliveryReport()
+        refusal_splits_left = _refusal_split_budget(len(chunk.items))
         pending = [chunk]
         while pending:
             current = pending.pop()
             outcome = self._attempt_chunk(current, key, deadline, report)
-            if outcome.status is None:
+            status = outcome.status
+            if status is None and outcome.http_status != 413:
+                # Refused (400/422): split only while the budget lasts, so a Raindrop that
+                # refuses everything costs a few requests per chunk, not two per item.
+                if refusal_splits_left > 0:
+                    refusal_splits_left -= 1
+                else:
+                    status = ChunkStatus.REJECTED
+            if status is None:
                 first, second = current.halves()
                 pending.extend((second, first))
                 continue
             report.results.append(
                 ChunkResult(
                     current,
-                    outcome.status,
+                    status,
                     attempts=outcome.attempts,
                     http_status=outcome.http_status,
                     error=outcome.error,
@@ -262,8 +296,16 @@ class RaindropClient:
             remaining = deadline - time.monotonic()
             if remaining <= MIN_ATTEMPT_SECONDS:
                 return _Attempt(ChunkStatus.DEADLINE, attempts, last.http_status, last.error)
+            # Acquired only once the request is certain to be made: a probe permit that is
+            # never reported back would keep the breaker half-open for good.
+            permit = self._breaker.acquire()
+            if permit is None:
+                report.short_circuited += 1
+                return _Attempt(
+                    ChunkStatus.TRANSIENT, attempts, last.http_status, CIRCUIT_OPEN_ERROR
+                )
             attempts += 1
-            outcome = self._post(chunk, key, remaining, report)
+            outcome = self._post_and_report(chunk, key, remaining, report, permit)
             last = _Attempt(outcome.status, attempts, outcome.http_status, outcome.error)
             if isinstance(outcome, _Final):
                 return last
@@ -280,6 +322,26 @@ class RaindropClient:
             if time.monotonic() + delay > deadline - MIN_ATTEMPT_SECONDS:
                 return _Attempt(ChunkStatus.DEADLINE, attempts, last.http_status, last.error)
             time.sleep(delay)
+
+    def _post_and_report(
+        self,
+        chunk: Chunk,
+        key: _ApiKey,
+        remaining: float,
+        report: DeliveryReport,
+        permit: Permit,
+    ) -> _Final | _Retry:
+        """``_post``, with its outcome told to the breaker whatever happens."""
+        try:
+            outcome = self._post(chunk, key, remaining, report)
+        except BaseException:
+            self._breaker.record_failure(permit)
+            raise
+        if _raindrop_unavailable(outcome):
+            self._breaker.record_failure(permit)
+        else:
+            self._breaker.record_success(permit)
+        return outcome
 
     def _post(
         self, chunk: Chunk, key: _ApiKey, remaining: float, report: DeliveryReport
@@ -311,6 +373,9 @@ class RaindropClient:
         report.statuses[str(status)] += 1
         if response.is_success:
             return _Final(ChunkStatus.DELIVERED, status)
+        if 300 <= status < 400:
+            report.redirects += 1
+            return _Final(ChunkStatus.TRANSIENT, status, _describe_redirect(response))
         error = _describe(response)
         if status in (401, 403):
             if key.replace_after_refusal(api_key):
@@ -331,13 +396,32 @@ class RaindropClient:
         return self._random.uniform(0, ceiling)
 
 
+def _refusal_split_budget(items: int) -> int:
+    """``ceil(log2(items))``: the depth of the deepest item when halving down to single ones."""
+    return max(0, items - 1).bit_length()
+
+
 def _retryable(status: int) -> bool:
     return status in (408, 429) or status >= 500
+
+
+def _raindrop_unavailable(outcome: _Final | _Retry) -> bool:
+    """A breaker failure: no answer, or an answer saying Raindrop cannot serve right now."""
+    if not isinstance(outcome, _Retry):
+        return False
+    status = outcome.http_status
+    return status is None or status == 408 or status >= 500
 
 
 def _describe(response: httpx.Response) -> str:
     text = response.text[:_ERROR_TEXT_LIMIT].strip()
     return f"HTTP {response.status_code}" + (f": {text}" if text else "")
+
+
+def _describe_redirect(response: httpx.Response) -> str:
+    location = response.headers.get("location", "")[:_ERROR_TEXT_LIMIT]
+    target = f" to {location}" if location else ""
+    return f"HTTP {response.status_code}: redirected{target}; check RAINDROP_API_URL"
 
 
 def _retry_after_seconds(value: str | None) -> float | None:
