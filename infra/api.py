@@ -16,6 +16,16 @@ from infra.functions import log_retention
 
 PATH: Final = "segment"
 
+# Every request body reaches the function base64-encoded (isBase64Encoded: true), whatever its
+# Content-Type. A REST API passes a body as text unless its Content-Type matches one of these,
+# and Segment's libraries send gzip bodies (Content-Encoding: gzip) as application/json: as text
+# they arrive mangled. The cost: the Lambda invoke payload carries the body as base64, 4/3 of
+# its size (plus headers and request context), against Lambda's 6 MiB synchronous payload
+# limit, so the largest body the webhook can be sent is a little under 4.5 MiB (6 MiB x 3/4).
+# Responses are unaffected: the function answers text (isBase64Encoded: false), which API
+# Gateway passes through as is.
+BINARY_MEDIA_TYPES: Final = ("*/*",)
+
 # One JSON object per request (CloudWatch Logs Insights discovers the fields). Beyond the
 # standard fields: latencies, the integration's status and error, and the X-Ray trace id, which
 # is what tells a Lambda timeout from a Segment retry storm. No headers: they carry the token.
@@ -74,6 +84,7 @@ class WebhookApi(Construct):
             rest_api_name=f"segment-raindrop-{config.stage}",
             description="Receives Segment webhook events and forwards them to Raindrop",
             endpoint_types=[apigateway.EndpointType.REGIONAL],
+            binary_media_types=list(BINARY_MEDIA_TYPES),
             # Access and execution logging need the account-wide API Gateway CloudWatch role;
             # CDK creates it and, on destroy, keeps it because other APIs may rely on it.
             cloud_watch_role=True,

@@ -26,6 +26,10 @@ RETRY_MAX_AGE_SECONDS: Final = 3600
 # Segment always sends the same credentials, so a burst of 401s is a misconfiguration (token
 # rotated on one side only) or someone probing the endpoint.
 UNAUTHORIZED_PER_PERIOD: Final = 10
+# Published by the webhook when a batch signed over its first element arrives and the secret
+# has no webhook_token to demand: the set-up cannot verify Segment's batches, and each one is
+# answered 503 (Segment retries for 4 hours). One is enough to act on.
+UNVERIFIABLE_BATCHES_METRIC: Final = "UnverifiableBatches"
 
 
 class Monitoring(Construct):
@@ -89,6 +93,16 @@ class Monitoring(Construct):
             forwarder_metric("UnauthorizedRequests", period=PERIOD),
             threshold=UNAUTHORIZED_PER_PERIOD,
             description="Many rejected requests: check the token/shared secret in Segment.",
+        )
+        self._alarm(
+            "UnverifiableBatches",
+            forwarder_metric(UNVERIFIABLE_BATCHES_METRIC, period=PERIOD),
+            threshold=1,
+            description=(
+                "Segment sent batches the forwarder cannot verify and they are being refused "
+                "(503, retried by Segment for 4 hours): add webhook_token to the secret and an "
+                "Authorization: Bearer header to the Segment mapping."
+            ),
         )
 
         self.topic = self._notify(config.alarm_email) if config.alarm_email else None

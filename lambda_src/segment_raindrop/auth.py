@@ -6,12 +6,20 @@ A request passes with any one of:
   server libraries use with a write key, so they can post ``{"batch": [...]}`` to us directly;
 - ``X-Signature``: hex HMAC-SHA1 of the raw body with Segment's shared secret or, for a
   batched request, of the raw text of the array's first element (all Segment signs today).
-  That covers element 0 only, so when a webhook token is configured (the stack always
-  generates one) a batch of several events signed that way must also carry the token
-  (WIRE.md §1); without a token, the first-element signature is all there is to check.
+
+A first-element signature covers element 0 only: anyone holding one signed event could append
+events of their own. So it authenticates a one-element array (element 0 is the whole body) and
+never a batch of several events on its own:
+- with a webhook token configured, such a batch must also carry the token (else refused);
+- with only a shared secret configured, the forwarder has no way to verify the batch. That is a
+  set-up fault, not a stranger: the decision is ``unverifiable`` so the webhook answers 5xx with
+  the fix (Segment keeps the events and retries for hours) instead of a 401 Segment would drop.
 
 With neither a token nor a shared secret configured every request is refused: the endpoint
 is never open by default. All comparisons are constant-time.
+
+Signatures are over the JSON Segment serialised, so ``body`` must be the decoded body (after
+any ``Content-Encoding``, see encoding.py), never the compressed bytes.
 """
 
 from __future__ import annotations
@@ -22,8 +30,15 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
 
 from segment_raindrop.segment import first_array_element_text, is_single_element_array
+
+# Safe to show Segment and to log: it names the fix, never a credential.
+UNVERIFIABLE_BATCH_REASON: Final = (
+    "cannot verify a batch signed over its first element only: add webhook_token to the "
+    "secret and an Authorization: Bearer header to the Segment mapping"
+)
 
 
 class AuthMethod(StrEnum):
@@ -38,6 +53,9 @@ class AuthDecision:
     method: AuthMethod | None
     # Why a request was refused; fixed phrases, safe to log and to answer with.
     reason: str = ""
+    # Refused because the configuration cannot verify it (a multi-event batch signed over its
+    # first element, and no webhook token to demand): answer 503 and alert, not 401.
+    unverifiable: bool = False
 
     @property
     def ok(self) -> bool:
@@ -51,7 +69,12 @@ def authenticate(
     webhook_token: str | None,
     shared_secret: str | None,
 ) -> AuthDecision:
-    """Decide whether the request is Segment's. ``headers`` must have lower-case names."""
+    """Decide whether the request is Segment's. ``headers`` must have lower-case names.
+
+    ``body`` is the decoded body (``encoding.decode_body``). A refused decision with
+    ``unverifiable`` set is a configuration fault to answer with 503 and
+    ``UNVERIFIABLE_BATCH_REASON``; any other refusal is a 401.
+    """
     if not webhook_token and not shared_secret:
         return AuthDecision(None, "no webhook_token or segment_shared_secret is configured")
     authorization = headers.get("authorization", "")
@@ -62,10 +85,12 @@ def authenticate(
             return AuthDecision(method)
     if shared_secret and signature:
         method = _check_signature(signature, body, shared_secret)
-        if method is AuthMethod.SIGNATURE_FIRST_ELEMENT and webhook_token and not _single(body):
-            # The signature covers element 0 only: anyone holding one signed event could
-            # append events of their own. With a token configured, such a batch must carry it.
-            return AuthDecision(None, "a batch signed over its first element only needs the token")
+        if method is AuthMethod.SIGNATURE_FIRST_ELEMENT and not _single(body):
+            if webhook_token:
+                return AuthDecision(
+                    None, "a batch signed over its first element only needs the token"
+                )
+            return AuthDecision(None, UNVERIFIABLE_BATCH_REASON, unverifiable=True)
         if method is not None:
             return AuthDecision(method)
     if not authorization and not signature:

@@ -28,6 +28,12 @@ def test_one_regional_rest_api(template: assertions.Template) -> None:
     assert api["Properties"]["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
 
 
+def test_every_body_reaches_the_function_base64_encoded(template: assertions.Template) -> None:
+    # gzip bodies come as application/json: only a wildcard keeps them from being read as text.
+    _, api = only(template, "AWS::ApiGateway::RestApi")
+    assert api["Properties"]["BinaryMediaTypes"] == ["*/*"]
+
+
 def test_post_segment_and_sdk_batch_are_proxied_to_the_webhook(
     template: assertions.Template,
 ) -> None:

@@ -81,6 +81,18 @@ def test_api_5xx_and_unauthorized_spike(template: assertions.Template) -> None:
     assert spike["Threshold"] > 1
 
 
+def test_unverifiable_batches_alarm_on_the_first_one(template: assertions.Template) -> None:
+    # Published by the webhook (auth.UNVERIFIABLE_BATCH_REASON): the set-up lacks a token.
+    alarm = _alarms(template)["UnverifiableBatches"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("SegmentRaindrop", "UnverifiableBatches")
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "segment-raindrop"}]
+    assert alarm["Statistic"] == "Sum"
+    assert alarm["Period"] == 300
+    assert alarm["Threshold"] == 1
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert "webhook_token" in alarm["AlarmDescription"]
+
+
 def test_alarms_treat_missing_data_as_healthy(template: assertions.Template) -> None:
     for alarm in _alarms(template).values():
         assert alarm["TreatMissingData"] == "notBreaching"
@@ -104,7 +116,7 @@ def test_alarm_email_subscribes_to_a_tls_only_topic(custom_template: assertions.
         for s in statements
     )
     alarms = _alarms(custom_template)
-    assert len(alarms) == 11
+    assert len(alarms) == 12
     for alarm in alarms.values():
         assert [ref_or_att(action) for action in alarm["AlarmActions"]] == [topic_id]
         assert [ref_or_att(action) for action in alarm["OKActions"]] == [topic_id]

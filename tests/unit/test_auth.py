@@ -11,7 +11,13 @@ from collections.abc import Callable
 import pytest
 
 from segment_raindrop import samples
-from segment_raindrop.auth import AuthDecision, AuthMethod, authenticate, sign
+from segment_raindrop.auth import (
+    UNVERIFIABLE_BATCH_REASON,
+    AuthDecision,
+    AuthMethod,
+    authenticate,
+    sign,
+)
 
 TOKEN = "whk_3f9a8b7c6d5e4f3a2b1c"
 SECRET = "segment-shared-secret-☃"
@@ -138,12 +144,21 @@ def test_signature_over_whole_batch_body_is_also_accepted() -> None:
     assert auth({"x-signature": sign(body, SECRET)}, body).method is AuthMethod.SIGNATURE
 
 
-def test_signature_over_the_first_element_of_a_batch() -> None:
-    events = samples.conversation(prompt_chars=50)
+def test_signature_over_the_first_element_of_a_one_event_batch() -> None:
+    events = samples.conversation(prompt_chars=50)[:1]
     body = samples.body(events)
     first = json.dumps(events[0], ensure_ascii=False, separators=(",", ":")).encode()
     decision = auth({"x-signature": sign(first, SECRET)}, body, token=None)
     assert decision.method is AuthMethod.SIGNATURE_FIRST_ELEMENT
+
+
+# Without a token, a valid first-element signature on several events is recognised but cannot
+# be trusted: the decision is `unverifiable`; an invalid one is plain "invalid credentials".
+# The next tests use that to show which bytes the signature was checked against.
+
+
+def _recognised(decision: AuthDecision) -> bool:
+    return decision.unverifiable and not decision.ok
 
 
 def test_signature_over_raw_first_element_text(fixture_bytes: Callable[[str], bytes]) -> None:
@@ -155,23 +170,27 @@ def test_signature_over_raw_first_element_text(fixture_bytes: Callable[[str], by
     end = text.index("} ,\n") + 1
     raw_first = body[len(text[:start].encode()) : len(text[:end].encode())]
     assert json.dumps(json.loads(raw_first), separators=(",", ":")).encode() != raw_first
-    decision = auth({"x-signature": hmac_sha1(SECRET, raw_first)}, body, token=None)
-    assert decision.method is AuthMethod.SIGNATURE_FIRST_ELEMENT
+    assert _recognised(auth({"x-signature": hmac_sha1(SECRET, raw_first)}, body, token=None))
     reserialised = json.dumps(json.loads(raw_first), separators=(",", ":"), ensure_ascii=False)
-    assert not auth({"x-signature": hmac_sha1(SECRET, reserialised.encode())}, body, token=None).ok
+    decision = auth({"x-signature": hmac_sha1(SECRET, reserialised.encode())}, body, token=None)
+    assert decision.reason == "invalid credentials"
+    assert not decision.unverifiable
 
 
 def test_first_element_signature_with_leading_whitespace() -> None:
     element = '{"type":"track","n":1e21,"t":"[x],{y}"}'
     body = f'\n\t [  {element}\r\n,  {{"type":"page"}} ]'.encode()
     signed = {"x-signature": hmac_sha1(SECRET, element.encode())}
-    assert auth(signed, body, token=None).method is AuthMethod.SIGNATURE_FIRST_ELEMENT
+    assert _recognised(auth(signed, body, token=None))
+    single = f"\n\t [  {element}\r\n ]".encode()
+    assert auth(signed, single, token=None).method is AuthMethod.SIGNATURE_FIRST_ELEMENT
 
 
 def test_first_element_signature_with_unicode() -> None:
     element = '{"event":"AI Chat Completed","input":"日本語 🌍 \\u00e9"}'
-    body = f"[{element},{{}}]".encode()
-    assert auth({"x-signature": hmac_sha1(SECRET, element.encode())}, body, token=None).ok
+    signed = {"x-signature": hmac_sha1(SECRET, element.encode())}
+    assert _recognised(auth(signed, f"[{element},{{}}]".encode(), token=None))
+    assert auth(signed, f"[{element}]".encode(), token=None).ok
 
 
 def test_first_element_signature_of_a_batch_needs_the_token_when_one_is_configured() -> None:
@@ -286,3 +305,122 @@ def test_reasons_never_contain_credentials() -> None:
         decision = auth(headers)
         assert "leaked" not in decision.reason
         assert TOKEN not in decision.reason
+
+
+# -- every configuration against every credential (finding 4: no forgeable batch) --------------
+
+SIGNED_EVENT = '{"type":"track","event":"AI Chat Completed","userId":"u1","messageId":"m1"}'
+FORGED = '{"type":"track","event":"AI Chat Completed","userId":"victim","messageId":"forged"}'
+THREE = f'[{SIGNED_EVENT},{{"type":"page","userId":"u1"}},{{"type":"identify","userId":"u1"}}]'
+
+# (headers, body) for each way a request can present itself.
+CREDENTIALS: dict[str, tuple[dict[str, str], bytes]] = {
+    "bearer": ({"authorization": f"Bearer {TOKEN}"}, THREE.encode()),
+    "basic": ({"authorization": basic(TOKEN)}, THREE.encode()),
+    "whole-body-signature": ({"x-signature": hmac_sha1(SECRET, THREE.encode())}, THREE.encode()),
+    "first-element-signature-1": (
+        {"x-signature": hmac_sha1(SECRET, SIGNED_EVENT.encode())},
+        f"[{SIGNED_EVENT}]".encode(),
+    ),
+    "first-element-signature-3": (
+        {"x-signature": hmac_sha1(SECRET, SIGNED_EVENT.encode())},
+        THREE.encode(),
+    ),
+    # A genuine one-event request replayed with events of the attacker's own appended.
+    "appended-forged-events": (
+        {"x-signature": hmac_sha1(SECRET, SIGNED_EVENT.encode())},
+        f"[{SIGNED_EVENT},{FORGED},{FORGED}]".encode(),
+    ),
+}
+CONFIGURATIONS: dict[str, tuple[str | None, str | None]] = {
+    "token-only": (TOKEN, None),
+    "secret-only": (None, SECRET),
+    "both": (TOKEN, SECRET),
+    "neither": (None, None),
+}
+# What each configuration makes of each credential: an AuthMethod value when accepted,
+# "401" when refused, "503" when the configuration cannot verify the request.
+EXPECTED: dict[str, dict[str, str]] = {
+    "token-only": {
+        "bearer": "bearer",
+        "basic": "basic",
+        "whole-body-signature": "401",
+        "first-element-signature-1": "401",
+        "first-element-signature-3": "401",
+        "appended-forged-events": "401",
+    },
+    "secret-only": {
+        "bearer": "401",
+        "basic": "401",
+        "whole-body-signature": "signature",
+        "first-element-signature-1": "signature-first-element",
+        "first-element-signature-3": "503",
+        "appended-forged-events": "503",
+    },
+    "both": {
+        "bearer": "bearer",
+        "basic": "basic",
+        "whole-body-signature": "signature",
+        "first-element-signature-1": "signature-first-element",
+        "first-element-signature-3": "401",
+        "appended-forged-events": "401",
+    },
+    "neither": dict.fromkeys(CREDENTIALS, "401"),
+}
+
+
+def _outcome(decision: AuthDecision) -> str:
+    if decision.method is not None:
+        assert not decision.unverifiable
+        assert decision.reason == ""
+        return decision.method.value
+    assert decision.reason
+    return "503" if decision.unverifiable else "401"
+
+
+@pytest.mark.parametrize("credential", list(CREDENTIALS))
+@pytest.mark.parametrize("configuration", list(CONFIGURATIONS))
+def test_configuration_by_credential(configuration: str, credential: str) -> None:
+    token, secret = CONFIGURATIONS[configuration]
+    headers, body = CREDENTIALS[credential]
+    decision = auth(headers, body, token=token, secret=secret)
+    assert _outcome(decision) == EXPECTED[configuration][credential]
+
+
+@pytest.mark.parametrize("configuration", list(CONFIGURATIONS))
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong", basic("wrong"), "Token x"])
+def test_a_first_element_signature_never_carries_a_batch(
+    configuration: str, authorization: str | None
+) -> None:
+    # Whatever else (short of the right token) the request carries, appended events never pass.
+    token, secret = CONFIGURATIONS[configuration]
+    headers, body = CREDENTIALS["appended-forged-events"]
+    if authorization is not None:
+        headers = {**headers, "authorization": authorization}
+    assert not auth(headers, body, token=token, secret=secret).ok
+
+
+def test_unverifiable_batch_names_the_fix() -> None:
+    headers, body = CREDENTIALS["first-element-signature-3"]
+    decision = auth(headers, body, token=None)
+    assert decision.unverifiable
+    assert decision.reason == UNVERIFIABLE_BATCH_REASON
+    assert "webhook_token" in decision.reason
+    assert "Authorization: Bearer" in decision.reason
+    assert SECRET not in decision.reason
+
+
+def test_unverifiable_only_when_the_first_element_signature_is_genuine() -> None:
+    # A wrong signature on a batch is a stranger, not a set-up fault: 401, no alarm.
+    _, body = CREDENTIALS["first-element-signature-3"]
+    for signature in (hmac_sha1("other-secret", SIGNED_EVENT.encode()), "0" * 40):
+        decision = auth({"x-signature": signature}, body, token=None)
+        assert not decision.unverifiable
+        assert decision.reason == "invalid credentials"
+
+
+def test_token_with_a_first_element_signed_batch() -> None:
+    # What Segment sends once the mapping adds the header: the token carries the batch.
+    headers, body = CREDENTIALS["appended-forged-events"]
+    decision = auth({**headers, "authorization": f"Bearer {TOKEN}"}, body)
+    assert decision.method is AuthMethod.BEARER
