@@ -21,8 +21,14 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-# Segment gives up on a webhook call after 10 s, so the webhook function may not run longer.
-WEBHOOK_TIMEOUT_SECONDS: Final = 10
+# One error type for bad settings, whether they come from the context or the environment.
+from segment_raindrop.config import DEFAULT_RAINDROP_API_URL, ConfigError, MappingConfig
+from segment_raindrop.contract import DEFAULT_RETRY_MAX_RECEIVES, WEBHOOK_TIMEOUT_SECONDS
+
+__all__ = ["ConfigError", "StackConfig", "config_from_context"]
+
+# The runtime's defaults, so cdk.json, the stack and the functions cannot disagree.
+_MAPPING_DEFAULTS: Final = MappingConfig()
 
 # What the event lists may take of Lambda's 4 KB of environment variables.
 ENVIRONMENT_BUDGET_BYTES: Final = 2800
@@ -65,10 +71,6 @@ _OWN_KEY_SHAPE = re.compile(r"^[a-z][A-Za-z0-9]*$")
 EventNames = Annotated[list[Annotated[str, Field(min_length=1)]], Field(max_length=1000)]
 
 
-class ConfigError(ValueError):
-    """A context value is invalid; the message names the key and what is wrong."""
-
-
 class StackConfig(BaseModel):
     """Validated stack settings; field names are the snake_case form of the context keys."""
 
@@ -82,21 +84,27 @@ class StackConfig(BaseModel):
     stage: str = Field("prod", pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,30}$")
     secret_name: str | None = Field(None, pattern=_SECRET_NAME.pattern)
     secret_arn: str | None = Field(None, pattern=_SECRET_ARN.pattern)
-    raindrop_api_url: str = Field("https://api.raindrop.ai/v1", pattern=r"^https://[^\s]+$")
+    raindrop_api_url: str = Field(DEFAULT_RAINDROP_API_URL, pattern=r"^https://[^\s]+$")
     raindrop_project_id: str | None = Field(None, min_length=1)
-    forward_event_prefixes: EventNames = Field(default_factory=lambda: ["AI "])
-    forward_event_names: EventNames = Field(default_factory=list)
-    event_renames: dict[str, str] = Field(
-        default_factory=lambda: {"AI Chat Completed": "ai_interaction"}
+    forward_event_prefixes: EventNames = Field(
+        default_factory=lambda: list(_MAPPING_DEFAULTS.forward_event_prefixes)
     )
-    feedback_event_names: EventNames = Field(default_factory=lambda: ["AI Feedback Submitted"])
-    forward_identify: bool = True
-    enrich_from_context_traits: bool = True
+    forward_event_names: EventNames = Field(
+        default_factory=lambda: sorted(_MAPPING_DEFAULTS.forward_event_names)
+    )
+    event_renames: dict[str, str] = Field(
+        default_factory=lambda: dict(_MAPPING_DEFAULTS.event_renames)
+    )
+    feedback_event_names: EventNames = Field(
+        default_factory=lambda: sorted(_MAPPING_DEFAULTS.feedback_event_names)
+    )
+    forward_identify: bool = _MAPPING_DEFAULTS.forward_identify
+    enrich_from_context_traits: bool = _MAPPING_DEFAULTS.enrich_from_context_traits
     throttle_rate_limit: float = Field(100.0, gt=0, le=10000)
     throttle_burst_limit: int = Field(200, gt=0, le=5000)
     alarm_email: str | None = Field(None, pattern=_EMAIL.pattern)
     # SQS accepts 1-1000 receives before the redrive; the retry worker reads the same number.
-    retry_max_receives: int = Field(8, ge=1, le=1000)
+    retry_max_receives: int = Field(DEFAULT_RETRY_MAX_RECEIVES, ge=1, le=1000)
     webhook_memory_mb: int = Field(1024, ge=128, le=10240)
     log_retention_days: int = 30
     delivery_budget_seconds: float = Field(7.0, gt=0)
@@ -143,6 +151,17 @@ class StackConfig(BaseModel):
     def _cross_checks(self) -> StackConfig:
         if self.secret_name and self.secret_arn:
             raise ValueError("secretName and secretArn: give at most one of them")
+        # What the functions would refuse at start-up fails the synth instead.
+        try:
+            self.mapping  # noqa: B018 - validated by building it
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{to_camel(str(error['loc'][0]))}: {error['msg']}"
+                if error["loc"]
+                else error["msg"]
+                for error in exc.errors(include_url=False, include_input=False)
+            )
+            raise ValueError(problems) from None
         # Lambda allows 4 KB of environment variables per function in all; the fixed ones and
         # the queue URLs and secret ARN take about 1 KB.
         settings = [
@@ -159,6 +178,18 @@ class StackConfig(BaseModel):
                 "fit in Lambda's 4 KB of environment variables"
             )
         return self
+
+    @property
+    def mapping(self) -> MappingConfig:
+        """The mapping settings as the functions will read them."""
+        return MappingConfig(
+            forward_event_prefixes=tuple(self.forward_event_prefixes),
+            forward_event_names=frozenset(self.forward_event_names),
+            event_renames=self.event_renames,
+            feedback_event_names=frozenset(self.feedback_event_names),
+            forward_identify=self.forward_identify,
+            enrich_from_context_traits=self.enrich_from_context_traits,
+        )
 
     @property
     def imports_secret(self) -> bool:

@@ -10,27 +10,20 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from infra.functions import METRICS_NAMESPACE, SERVICE_NAME
 from infra.queues import ForwarderQueues
+from segment_raindrop.contract import EVENT_METRICS, METRICS_NAMESPACE, SERVICE_NAME, Metric
 
-# Powertools publishes every metric with the dimension service=<POWERTOOLS_SERVICE_NAME>.
-EVENT_METRICS: Final = (
-    "EventsReceived",
-    "EventsForwarded",
-    "EventsFiltered",
-    "EventsQueued",
-    "EventsDeadLettered",
-)
 WIDTH: Final = 12  # two widgets per row on the 24-column grid
 
 
 def forwarder_metric(
-    name: str, *, statistic: str = "Sum", period: cdk.Duration | None = None
+    metric: Metric, *, statistic: str = "Sum", period: cdk.Duration | None = None
 ) -> cloudwatch.Metric:
-    """One of the metrics listed in docs/architecture.md."""
+    """One of the forwarder's own metrics; Powertools publishes each with the dimension
+    service=<POWERTOOLS_SERVICE_NAME>."""
     return cloudwatch.Metric(
         namespace=METRICS_NAMESPACE,
-        metric_name=name,
+        metric_name=metric.value,
         dimensions_map={"service": SERVICE_NAME},
         statistic=statistic,
         period=period or cdk.Duration.minutes(5),
@@ -62,13 +55,17 @@ def build_dashboard(
         _graph("Events", [forwarder_metric(name) for name in EVENT_METRICS]),
         _graph(
             "Raindrop requests",
-            [forwarder_metric("RaindropRequests"), forwarder_metric("RaindropRequestFailures")],
+            [
+                forwarder_metric(Metric.RAINDROP_REQUESTS),
+                forwarder_metric(Metric.RAINDROP_REQUEST_FAILURES),
+                forwarder_metric(Metric.RAINDROP_SHORT_CIRCUITED),
+            ],
         ),
     )
     dashboard.add_widgets(
         _graph(
             "Raindrop latency (ms)",
-            [forwarder_metric("RaindropLatency", statistic=s) for s in ("p50", "p90", "p99")],
+            [forwarder_metric(Metric.RAINDROP_LATENCY, statistic=s) for s in ("p50", "p90", "p99")],
         ),
         _graph(
             "Webhook requests",
@@ -76,7 +73,8 @@ def build_dashboard(
                 api.metric_count(statistic="Sum"),
                 api.metric_client_error(statistic="Sum"),
                 api.metric_server_error(statistic="Sum"),
-                forwarder_metric("UnauthorizedRequests"),
+                forwarder_metric(Metric.UNAUTHORIZED_REQUESTS),
+                forwarder_metric(Metric.UNVERIFIABLE_BATCHES),
             ],
         ),
     )

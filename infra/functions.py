@@ -5,8 +5,7 @@ Handlers and environment variables follow docs/architecture.md ("Runtime contrac
 
 from __future__ import annotations
 
-import json
-from typing import Any, Final
+from typing import Final
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
@@ -15,26 +14,31 @@ from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.config import LOG_RETENTION_DAYS, WEBHOOK_TIMEOUT_SECONDS, StackConfig
+from infra.config import LOG_RETENTION_DAYS, StackConfig
 from infra.queues import ForwarderQueues
 from infra.secret import ForwarderSecret
+from segment_raindrop.config import DeliveryConfig, ForwarderConfig
+from segment_raindrop.contract import (
+    METRICS_NAMESPACE,
+    REPLAY_BUDGET_SECONDS,
+    REPLAY_TIMEOUT_SECONDS,
+    RETRY_BATCH_SIZE,
+    RETRY_BUDGET_SECONDS,
+    RETRY_TIMEOUT_SECONDS,
+    SERVICE_NAME,
+    WEBHOOK_TIMEOUT_SECONDS,
+)
+from segment_raindrop.environment import to_environment
 
-SERVICE_NAME: Final = "segment-raindrop"
-METRICS_NAMESPACE: Final = "SegmentRaindrop"
 RUNTIME: Final = lambda_.Runtime.PYTHON_3_13
 
 WEBHOOK_TIMEOUT: Final = cdk.Duration.seconds(WEBHOOK_TIMEOUT_SECONDS)
-# The retry worker has no caller waiting; a minute covers a slow Raindrop for a batch of 10, and
-# its delivery budget leaves ~10 s to put back on the queue what did not get through.
-RETRY_TIMEOUT: Final = cdk.Duration.seconds(60)
-RETRY_BUDGET_SECONDS: Final = 50
-RETRY_BATCH_SIZE: Final = 10
+RETRY_TIMEOUT: Final = cdk.Duration.seconds(RETRY_TIMEOUT_SECONDS)
 # Replay drains the dead-letter queue in one long run (Lambda's maximum); its budget applies
 # per message (the replay caps it at 60 s), so a hung Raindrop cannot hold the whole run.
-REPLAY_TIMEOUT: Final = cdk.Duration.seconds(900)
-REPLAY_BUDGET_SECONDS: Final = RETRY_BUDGET_SECONDS
+REPLAY_TIMEOUT: Final = cdk.Duration.seconds(REPLAY_TIMEOUT_SECONDS)
 # The workers handle at most ten 1 MiB messages at a time; the webhook's memory (and with it
-# its CPU share) is configurable because it parses Segment batches of up to 6 MB.
+# its CPU share) is configurable because it parses Segment batches of several megabytes.
 WORKER_MEMORY_MB: Final = 512
 
 _L1_REASON: Final = (
@@ -57,40 +61,40 @@ def log_retention(config: StackConfig) -> logs.RetentionDays:
     return member
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def _flag(value: bool) -> str:
-    return "true" if value else "false"
-
-
-def common_environment(
-    config: StackConfig, secret: ForwarderSecret, queues: ForwarderQueues
-) -> dict[str, str]:
-    """The variables every function reads; list and object settings are JSON strings."""
-    environment = {
-        "RAINDROP_SECRET_ID": secret.secret_id,
-        "RAINDROP_API_URL": config.raindrop_api_url,
-        "RETRY_QUEUE_URL": queues.retry_queue.queue_url,
-        "DLQ_URL": queues.dead_letter_queue.queue_url,
-        "FORWARD_EVENT_PREFIXES": _json(config.forward_event_prefixes),
-        "FORWARD_EVENT_NAMES": _json(config.forward_event_names),
-        "EVENT_RENAMES": _json(config.event_renames),
-        "FEEDBACK_EVENT_NAMES": _json(config.feedback_event_names),
-        "FORWARD_IDENTIFY": _flag(config.forward_identify),
-        "ENRICH_FROM_CONTEXT_TRAITS": _flag(config.enrich_from_context_traits),
+def forwarder_config(
+    config: StackConfig,
+    secret: ForwarderSecret,
+    queues: ForwarderQueues,
+    *,
+    budget_seconds: float,
+) -> ForwarderConfig:
+    """The functions' configuration, as the runtime's own model validates it."""
+    return ForwarderConfig(
+        secret_id=secret.secret_id,
+        retry_queue_url=queues.retry_queue.queue_url,
+        dlq_url=queues.dead_letter_queue.queue_url,
         # The redrive policy moves a message after this many receives; the worker must agree.
-        "RETRY_MAX_ATTEMPTS": str(config.retry_max_receives),
+        retry_max_attempts=config.retry_max_receives,
+        mapping=config.mapping,
+        delivery=DeliveryConfig(
+            api_url=config.raindrop_api_url,
+            project_id=config.raindrop_project_id,
+            budget_seconds=budget_seconds,
+        ),
+    )
+
+
+def function_environment(forwarder: ForwarderConfig, config: StackConfig) -> dict[str, str]:
+    """A function's variables: the forwarder's (written by the runtime's own environment
+    contract) and Powertools'."""
+    return {
+        **to_environment(forwarder),
         "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         "POWERTOOLS_LOG_LEVEL": config.log_level,
         # Handler responses can hold event payloads (user data): keep them out of X-Ray.
         "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
     }
-    if config.raindrop_project_id:
-        environment["RAINDROP_PROJECT_ID"] = config.raindrop_project_id
-    return environment
 
 
 class ForwarderFunctions(Construct):
@@ -109,7 +113,8 @@ class ForwarderFunctions(Construct):
         super().__init__(scope, construct_id)
         self._config = config
         self._code = code
-        self._environment = common_environment(config, secret, queues)
+        self._secret = secret
+        self._queues = queues
 
         self.webhook = self._function(
             "Webhook",
@@ -200,10 +205,12 @@ class ForwarderFunctions(Construct):
             role=role,
             log_group=log_group,
             tracing=lambda_.Tracing.ACTIVE,
-            environment={
-                **self._environment,
-                "DELIVERY_BUDGET_SECONDS": f"{budget_seconds:g}",
-            },
+            environment=function_environment(
+                forwarder_config(
+                    self._config, self._secret, self._queues, budget_seconds=budget_seconds
+                ),
+                self._config,
+            ),
         )
         log_group.grant_write(role)
         # CDK makes the function depend on its role explicitly although `Role: GetAtt` already

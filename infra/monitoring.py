@@ -16,6 +16,7 @@ from constructs import Construct
 from infra.config import StackConfig
 from infra.dashboard import build_dashboard, forwarder_metric
 from infra.queues import ForwarderQueues
+from segment_raindrop.contract import Metric
 
 PERIOD: Final = cdk.Duration.minutes(5)
 # Half the dead-letter retention: a week left to replay before SQS drops the message.
@@ -29,7 +30,6 @@ UNAUTHORIZED_PER_PERIOD: Final = 10
 # Published by the webhook when a batch signed over its first element arrives and the secret
 # has no webhook_token to demand: the set-up cannot verify Segment's batches, and each one is
 # answered 503 (Segment retries for 4 hours). One is enough to act on.
-UNVERIFIABLE_BATCHES_METRIC: Final = "UnverifiableBatches"
 
 
 class Monitoring(Construct):
@@ -90,13 +90,13 @@ class Monitoring(Construct):
         )
         self._alarm(
             "UnauthorizedSpike",
-            forwarder_metric("UnauthorizedRequests", period=PERIOD),
+            forwarder_metric(Metric.UNAUTHORIZED_REQUESTS, period=PERIOD),
             threshold=UNAUTHORIZED_PER_PERIOD,
             description="Many rejected requests: check the token/shared secret in Segment.",
         )
         self._alarm(
             "UnverifiableBatches",
-            forwarder_metric(UNVERIFIABLE_BATCHES_METRIC, period=PERIOD),
+            forwarder_metric(Metric.UNVERIFIABLE_BATCHES, period=PERIOD),
             threshold=1,
             description=(
                 "Segment sent batches the forwarder cannot verify and they are being refused "

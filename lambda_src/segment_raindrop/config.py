@@ -12,7 +12,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from segment_raindrop.contract import DEFAULT_RETRY_MAX_RECEIVES
+from segment_raindrop.contract import DEFAULT_RETRY_MAX_RECEIVES, MAX_ADMITTED_BODY_BYTES
 
 DEFAULT_RAINDROP_API_URL = "https://api.raindrop.ai/v1"
 
@@ -115,8 +115,13 @@ class ForwarderConfig(BaseModel):
     secret_max_age_seconds: int = Field(
         default=300, ge=0, le=86_400, validation_alias="SECRET_MAX_AGE_SECONDS"
     )
+    # Larger bodies could not reach the function (docs/wire.md §5); decompressed bodies are held
+    # to the same limit.
     max_body_bytes: int = Field(
-        default=6 * 1024 * 1024, ge=1_024, le=10 * 1024 * 1024, validation_alias="MAX_BODY_BYTES"
+        default=MAX_ADMITTED_BODY_BYTES,
+        ge=1_024,
+        le=MAX_ADMITTED_BODY_BYTES,
+        validation_alias="MAX_BODY_BYTES",
     )
     retry_base_delay_seconds: int = Field(
         default=30, ge=0, le=43_200, validation_alias="RETRY_BASE_DELAY_SECONDS"

@@ -27,6 +27,16 @@ REPLAY_TIMEOUT_SECONDS: Final = 900
 REPLAY_BUDGET_SECONDS: Final = RETRY_BUDGET_SECONDS
 # API Gateway refuses larger payloads before any function sees them.
 API_GATEWAY_MAX_BODY_BYTES: Final = 10 * 1024 * 1024
+# Lambda's synchronous invoke payload: the whole API Gateway event, not just the body.
+LAMBDA_MAX_INVOKE_BYTES: Final = 6 * 1024 * 1024
+# What the REST proxy event adds around the body: API Gateway allows 10,240 bytes of request
+# line and headers, which the event holds twice (headers and multiValueHeaders), JSON-escaped,
+# plus the request context (about 1.5 KB). Bounded generously; tests/unit/test_contract.py
+# measures a worst-case event against it.
+API_GATEWAY_ENVELOPE_BYTES: Final = 64 * 1024
+# The stack delivers every body base64-encoded (binary media type */*, so gzip bodies arrive
+# intact): 4 bytes of event per 3 of body. The largest body whose event fits Lambda's limit.
+MAX_ADMITTED_BODY_BYTES: Final = (LAMBDA_MAX_INVOKE_BYTES - API_GATEWAY_ENVELOPE_BYTES) * 3 // 4
 
 # --- SQS (docs/wire.md §5) ------------------------------------------------------------------
 # One message, and one SendMessageBatch call, attributes included.
@@ -65,8 +75,16 @@ class Metric(StrEnum):
     RAINDROP_REQUESTS = "RaindropRequests"
     RAINDROP_REQUEST_FAILURES = "RaindropRequestFailures"
     RAINDROP_LATENCY = "RaindropLatency"
+    # Raindrop answered with a redirect: RAINDROP_API_URL needs fixing.
+    RAINDROP_REDIRECTS = "RaindropRedirects"
+    # Chunks not sent because the circuit breaker was open (queued at once).
+    RAINDROP_SHORT_CIRCUITED = "RaindropShortCircuited"
+    # The breaker opened: Raindrop kept failing transiently.
+    RAINDROP_CIRCUIT_OPENED = "RaindropCircuitOpened"
     REQUESTS_REFUSED = "RequestsRefused"
     UNAUTHORIZED_REQUESTS = "UnauthorizedRequests"
+    # A batch signed over its first element only, with no token configured to check the rest.
+    UNVERIFIABLE_BATCHES = "UnverifiableBatches"
     MESSAGES_REPLAYED = "MessagesReplayed"
 
 

@@ -33,7 +33,6 @@ deadline.
 from __future__ import annotations
 
 import email.utils
-import random
 import threading
 import time
 from collections import Counter
@@ -49,6 +48,7 @@ import httpx
 from segment_raindrop.breaker import CircuitBreaker, Permit
 from segment_raindrop.chunking import Chunk
 from segment_raindrop.config import DeliveryConfig
+from segment_raindrop.timing import backoff_seconds
 
 # Below this much time left, an attempt cannot reasonably complete: stop and queue instead.
 MIN_ATTEMPT_SECONDS = 0.05
@@ -234,7 +234,6 @@ class RaindropClient:
         self._pool = ThreadPoolExecutor(
             max_workers=config.concurrency, thread_name_prefix="raindrop"
         )
-        self._random = random.SystemRandom()
 
     @property
     def breaker(self) -> CircuitBreaker:
@@ -392,8 +391,7 @@ class RaindropClient:
         config = self._config
         if retry_after is not None:
             return retry_after
-        ceiling = min(config.backoff_cap_seconds, config.backoff_base_seconds * 2 ** (attempts - 1))
-        return self._random.uniform(0, ceiling)
+        return backoff_seconds(config.backoff_base_seconds, attempts, config.backoff_cap_seconds)
 
 
 def _refusal_split_budget(items: int) -> int:

@@ -100,14 +100,14 @@ def read_mapping_config(env: Mapping[str, str]) -> MappingConfig:
 def to_environment(config: BaseModel) -> dict[str, str]:
     """The variables that :func:`read_config` turns back into ``config``.
 
-    Values equal to their default are left out (Lambda allows 4 KB of variables per function,
-    and the event lists need most of it); reading them back gives the default all the same.
+    Fields set explicitly are written, defaults left unset are not: the stack sets every
+    setting that comes from its context (so an operator reads them off the function), while
+    Lambda's 4 KB of variables are not spent on the rest. ``None`` values are left out.
     """
     environment: dict[str, str] = {}
-    fields = type(config).model_fields
     for name, variable, annotation in _variables(type(config)):
         value = getattr(config, name)
-        if value is None or value == fields[name].get_default(call_default_factory=True):
+        if value is None or name not in config.model_fields_set:
             continue
         environment[variable] = _text(value, structured=_is_structured(annotation))
     for name in _NESTED:

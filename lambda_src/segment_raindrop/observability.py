@@ -9,12 +9,16 @@ ones the stack's alarms and dashboard read.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from segment_raindrop.contract import METRICS_NAMESPACE, SERVICE_NAME, Metric
+
+if TYPE_CHECKING:
+    from segment_raindrop.delivery import DeliveryReport
 
 logger = Logger(service=SERVICE_NAME)
 metrics = Metrics(service=SERVICE_NAME, namespace=METRICS_NAMESPACE)
@@ -56,12 +60,25 @@ def record_dead_letters(by_reason: Mapping[str, int]) -> None:
                 metric.add_dimension(name="reason", value=reason)
 
 
-def record_delivery(requests: int, failures: int, latencies_ms: Iterable[float]) -> None:
-    count(Metric.RAINDROP_REQUESTS, requests)
-    count(Metric.RAINDROP_REQUEST_FAILURES, failures)
-    for number, latency in enumerate(latencies_ms):
+def record_delivery(report: DeliveryReport) -> None:
+    count(Metric.RAINDROP_REQUESTS, report.requests)
+    count(Metric.RAINDROP_REQUEST_FAILURES, report.failed_requests)
+    # Zero is worth publishing for these two only when it is not: their alarms treat missing
+    # data as fine, and the dashboard stays readable.
+    if report.redirects:
+        count(Metric.RAINDROP_REDIRECTS, report.redirects)
+    if report.short_circuited:
+        count(Metric.RAINDROP_SHORT_CIRCUITED, report.short_circuited)
+    for number, latency in enumerate(report.latencies_ms):
         if number >= _MAX_VALUES:
             break
         metrics.add_metric(
             name=Metric.RAINDROP_LATENCY.value, unit=MetricUnit.Milliseconds, value=latency
         )
+
+
+def on_breaker_change(_old: str, new: str) -> None:
+    """The circuit breaker's state-change hook: it logs the change itself; count the openings
+    so an alarm can tell that Raindrop has been failing for a while."""
+    if new == "open":
+        count(Metric.RAINDROP_CIRCUIT_OPENED)

@@ -22,10 +22,12 @@ import boto3
 import httpx
 from botocore.config import Config
 
+from segment_raindrop.breaker import CircuitBreaker
 from segment_raindrop.config import ForwarderConfig
 from segment_raindrop.credentials import SecretStore
 from segment_raindrop.delivery import RaindropClient
 from segment_raindrop.environment import read_config
+from segment_raindrop.observability import on_breaker_change
 from segment_raindrop.pipeline import Forwarder
 from segment_raindrop.queueing import QueueWriter
 
@@ -92,7 +94,15 @@ def build_runtime(
             client=clients.secretsmanager,
         ),
         forwarder=Forwarder(
-            config.mapping, config.delivery, RaindropClient(config.delivery, transport=transport)
+            config.mapping,
+            config.delivery,
+            RaindropClient(
+                config.delivery,
+                transport=transport,
+                breaker=CircuitBreaker.from_config(
+                    config.delivery, on_state_change=on_breaker_change
+                ),
+            ),
         ),
         writer=QueueWriter(
             clients.sqs,

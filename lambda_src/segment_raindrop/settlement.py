@@ -222,5 +222,4 @@ class Tally:
         """Emit the event counts ``names``, dead letters by reason and delivery metrics."""
         record_counts(self.counts(*names))
         record_dead_letters(self.dead_by_reason)
-        report = self.delivery
-        record_delivery(report.requests, report.failed_requests, report.latencies_ms)
+        record_delivery(self.delivery)

@@ -6,12 +6,16 @@ docs/wire.md §6):
 - 200 with counts: every event was forwarded, filtered, or durably queued by us.
 - 400: the body is not JSON, or not an event, an array or a batch envelope.
 - 401: the request is not Segment's.
-- 413: the body is larger than ``MAX_BODY_BYTES``.
+- 413: the body (decompressed, for a gzip or deflate ``Content-Encoding``) is larger than
+  ``MAX_BODY_BYTES``.
+- 415: a ``Content-Encoding`` other than gzip, deflate or identity.
 - 503: we could not take responsibility for the events: the configuration or the secret is
-  unusable, the Raindrop key is not set yet, or SQS was unreachable while events needed
-  queueing. Segment resends, so a half-finished set-up or an outage loses nothing. (An SQS
-  that hangs rather than refuses can outlast even the time kept for queueing; API Gateway then
-  answers 504 when the function times out, which Segment retries too.)
+  unusable, the Raindrop key is not set yet, a batch is signed over its first element only and
+  no webhook token is configured to check the rest (the answer names the fix), or SQS was
+  unreachable while events needed queueing. Segment resends, so a half-finished set-up or an
+  outage loses nothing. (An SQS that hangs rather than refuses can outlast even the time kept
+  for queueing; a REST proxy integration then answers 502 when the function times out, which
+  Segment retries too.)
 
 The route only admits, authenticates and parses; the pipeline does the rest, and every refusal
 is an exception turned into its answer by one of the ``@app.exception_handler`` functions.
@@ -34,6 +38,7 @@ from segment_raindrop.auth import AuthDecision, authenticate
 from segment_raindrop.config import ConfigError
 from segment_raindrop.contract import Metric
 from segment_raindrop.credentials import ForwarderSecret, RaindropKeyNotSet, SecretUnavailable
+from segment_raindrop.encoding import BodyTooLarge, UnsupportedEncoding, decode_body
 from segment_raindrop.observability import count, logger, metrics, tracer
 from segment_raindrop.pipeline import ForwardResult
 from segment_raindrop.runtime import LazyRuntime, Runtime
@@ -104,6 +109,18 @@ def _bad_configuration(exc: ConfigError) -> Response[str]:
     return _refuse(503, f"forwarder configuration is invalid: {exc}")
 
 
+@_handles(BodyTooLarge)
+def _too_large(exc: BodyTooLarge) -> Response[str]:
+    logger.warning("request body too large", extra={"limit": exc.max_bytes})
+    return _refuse(413, f"body is larger than {exc.max_bytes} bytes")
+
+
+@_handles(UnsupportedEncoding)
+def _unsupported_encoding(exc: UnsupportedEncoding) -> Response[str]:
+    logger.warning("unsupported content encoding", extra={"problem": str(exc)})
+    return _refuse(415, str(exc))
+
+
 @_handles(RaindropKeyNotSet)
 def _key_not_set(exc: RaindropKeyNotSet) -> Response[str]:
     logger.error(str(exc))
@@ -120,13 +137,15 @@ def _secret_unavailable(exc: SecretUnavailable) -> Response[str]:
 @app.post("/v1/batch")  # where Segment's server libraries post; the stack routes it here too
 def receive() -> Response[str]:
     started = time.monotonic()
-    body = _raw_body()
+    raw = _raw_body()
     rt = runtime.get()
-    if len(body) > rt.config.max_body_bytes:
-        logger.warning(
-            "request body too large", extra={"bytes": len(body), "limit": rt.config.max_body_bytes}
-        )
-        raise Refusal(413, f"body is larger than {rt.config.max_body_bytes} bytes")
+    # Segment signs the uncompressed JSON, so the body is decoded before it is authenticated;
+    # decoding stops at the size limit, so a compressed bomb costs no more than a large body.
+    body = decode_body(
+        raw,
+        app.current_event.headers.get("content-encoding"),
+        max_bytes=rt.config.max_body_bytes,
+    )
     secret, auth = _authenticate(rt, rt.secrets.get(), body)
     # After authentication, so strangers cannot probe the set-up state.
     api_key = secret.require_raindrop_key()
@@ -167,6 +186,12 @@ def _authenticate(rt: Runtime, secret: ForwarderSecret, body: bytes) -> tuple[Fo
             fresh = None
         if fresh is not None:
             secret, decision = fresh, decide(fresh)
+    if decision.unverifiable:
+        # Genuine as far as it can be checked, but events 2..n are not covered: refusing with
+        # a 4xx would make Segment drop them, so ask it to resend until the set-up is fixed.
+        count(Metric.UNVERIFIABLE_BATCHES)
+        logger.error("batch cannot be verified", extra={"reason": decision.reason})
+        raise Refusal(503, decision.reason)
     if decision.method is None:
         count(Metric.UNAUTHORIZED_REQUESTS)
         logger.warning("request refused", extra={"reason": decision.reason})

@@ -78,6 +78,8 @@ def fast_delivery_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     # The forwarder's own in-request retries (3 attempts) with 50 ms back-off instead of 200 ms+.
     monkeypatch.setenv("RETRY_BACKOFF_BASE_SECONDS", "0.05")
     monkeypatch.setenv("RETRY_BACKOFF_CAP_SECONDS", "0.1")
+    # Outages in these tests last seconds: after one, the breaker lets a probe through soon.
+    monkeypatch.setenv("BREAKER_COOLDOWN_SECONDS", "1")
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import json
 
 from aws_cdk import assertions
 
-from infra.config import WEBHOOK_TIMEOUT_SECONDS
+from segment_raindrop.contract import WEBHOOK_TIMEOUT_SECONDS
 from segment_raindrop.environment import read_config
 from tests.infra.support import (
     HANDLERS,

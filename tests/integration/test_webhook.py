@@ -554,7 +554,8 @@ def test_first_element_signature_alone_refuses_a_batch_when_a_token_exists(
 def test_first_element_signature_alone_with_only_a_shared_secret(
     aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke
 ) -> None:
-    # Without a token the first-element signature is all Segment can give: accepted.
+    # Without a token nothing covers events 2..n: a forged tail could ride on one signed event.
+    # Refusing with a 4xx would make Segment drop the batch, so it is a 503 naming the fix.
     aws.secretsmanager.put_secret_value(
         SecretId=aws.resources.secret_id,
         SecretString=json.dumps(
@@ -567,8 +568,16 @@ def test_first_element_signature_alone_with_only_a_shared_secret(
     events = [se.chat(0), se.chat(1), se.noise(2)]
     body, signature = _first_element_signed_batch(aws, events)
     response = invoke_webhook(body, headers={"x-signature": signature})
-    assert response.status == 200, response.body
-    account(response, events, receiver, aws)
+    assert response.status == 503, response.body
+    assert "webhook_token" in response.body["error"]
+    assert receiver.requests == []
+    assert aws.queue_depth(aws.resources.retry_queue_url) == 0
+    assert aws.queue_depth(aws.resources.dlq_url) == 0
+    # One event signed over itself is the whole body: still accepted.
+    single, single_signature = _first_element_signed_batch(aws, [se.chat(3)])
+    alone = invoke_webhook(single, headers={"x-signature": single_signature})
+    assert alone.status == 200, alone.body
+    assert alone.body["forwarded"] == 1
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from segment_raindrop.breaker import BreakerState, CircuitBreaker, Permit
-from segment_raindrop.config import ConfigError, DeliveryConfig, load_delivery_config
+from segment_raindrop.config import ConfigError, DeliveryConfig
+from segment_raindrop.environment import read_delivery_config
 from segment_raindrop.observability import logger
 
 
@@ -244,13 +245,13 @@ def test_defaults_and_environment() -> None:
     config = DeliveryConfig()
     assert config.breaker_failure_threshold == 5
     assert config.breaker_cooldown_seconds == 30
-    config = load_delivery_config(
+    config = read_delivery_config(
         {"BREAKER_FAILURE_THRESHOLD": "0", "BREAKER_COOLDOWN_SECONDS": "2.5"}
     )
     assert config.breaker_failure_threshold == 0
     assert config.breaker_cooldown_seconds == 2.5
     with pytest.raises(ConfigError, match="BREAKER_COOLDOWN_SECONDS"):
-        load_delivery_config({"BREAKER_COOLDOWN_SECONDS": "0"})
+        read_delivery_config({"BREAKER_COOLDOWN_SECONDS": "0"})
 
 
 @pytest.mark.parametrize(
