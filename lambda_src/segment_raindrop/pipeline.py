@@ -21,7 +21,7 @@ from segment_raindrop.delivery import (
     KeyRefresher,
     RaindropClient,
 )
-from segment_raindrop.mapping import Mapper, MapResult
+from segment_raindrop.mapping import PROCESS_USER_HASH_KEY, Mapper, MapResult
 from segment_raindrop.queueing import (
     FailedEventsMessage,
     FailureGroup,
@@ -87,7 +87,7 @@ class Forwarder:
     ) -> ForwardResult:
         # Chunks leave as soon as they fill up, so the first requests are in flight while
         # the rest of the batch is still being mapped.
-        mapper = Mapper(self.mapping)
+        mapper = Mapper(self.mapping, user_hash_key=PROCESS_USER_HASH_KEY)
         builder = ChunkBuilder(
             max_items=self.delivery.chunk_max_items, max_bytes=self.delivery.chunk_max_bytes
         )
