@@ -49,7 +49,11 @@ _BLANK = re.compile(r"[\s\ufeff]*")
 
 def is_blank(value: str) -> bool:
     """True when ``value`` is empty or only whitespace."""
-    return _BLANK.fullmatch(value) is not None
+    if not value:
+        return True
+    # Nearly every value starts with something visible: answered without the regex.
+    first = value[0]
+    return (first.isspace() or first == "\ufeff") and _BLANK.fullmatch(value) is not None
 
 
 def _not_blank(value: str) -> str:
