@@ -37,6 +37,8 @@ __all__ = [
 BodyShape = Literal["event", "array", "batch"]
 
 _DECODER = json.JSONDecoder()
+# For an element's extent only: numbers stay text, so one too long for int() is no error.
+_SPAN_DECODER = json.JSONDecoder(parse_int=str, parse_float=str)
 _WHITESPACE = " \t\n\r"
 _SKIP_WHITESPACE = re.compile(r"[ \t\n\r]*")
 # Envelope members merged into every event (see _apply_envelope).
@@ -140,9 +142,15 @@ def _first_array_element_span(text: str) -> tuple[int, int] | None:
     if index >= len(text) or text[index] == "]":
         return None
     try:
-        _, end = _DECODER.raw_decode(text, index)
+        _, end = _SPAN_DECODER.raw_decode(text, index)
     except json.JSONDecodeError:
         return None
+    except RecursionError:
+        # Too deep to parse, yet Segment signed it: only its extent is needed.
+        try:
+            end = codec.container_end(text, index)
+        except codec.JsonError:
+            return None
     return index, end
 
 

@@ -18,7 +18,12 @@ from segment_raindrop.codec import MAX_EVENT_DEPTH, MAX_INT_DIGITS, UnparsedEven
 from segment_raindrop.config import MappingConfig
 from segment_raindrop.mapping import map_events, normalise_timestamp
 from segment_raindrop.raindrop import AiData, Identify, Signal, TrackEvent
-from segment_raindrop.segment import BodyError, parse_body
+from segment_raindrop.segment import (
+    BodyError,
+    first_array_element_text,
+    is_single_element_array,
+    parse_body,
+)
 
 TS = "2025-03-14T09:26:53.589Z"
 KEY = b"deployment-key"
@@ -177,6 +182,18 @@ def test_a_repeated_batch_key_counts_once_as_in_any_json_object() -> None:
     envelope = parse_body(f'{{"batch": {deep(2_000)}, "batch": [{deep(2_000)}]}}')
     assert envelope.shape == "batch"
     assert envelope.events == [UnparsedEvent(deep(2_000), codec.TOO_DEEP)]
+
+
+@pytest.mark.parametrize(
+    "element",
+    [deep(2_000), '{"n":' + "9" * (MAX_INT_DIGITS + 1) + "}"],
+    ids=["too-deep", "too-long-number"],
+)
+def test_a_signed_first_element_is_found_however_hostile(element: str) -> None:
+    # Segment signs element 0 of a batch; finding it used to raise (a 500, retried for hours).
+    body = f"[{element}, {{}}]"
+    assert first_array_element_text(body) == element
+    assert is_single_element_array(f"[{element}]")
 
 
 # -- text cut mid-emoji is repaired and delivered -------------------------------------------
