@@ -25,8 +25,9 @@ MAX_EVENT_DEPTH: Final = 100
 # The longest integer either parser reads: pydantic's stops at 4,300 digits, and Python's
 # int() refuses more by default (sys.int_info.default_max_str_digits).
 MAX_INT_DIGITS: Final = 4_300
-# Raw text kept of an event that could not be read: an SQS message holds 1 MiB, and dumps
-# escapes a character to at most 6 ASCII bytes (\uXXXX), so this stays under 400 KiB.
+# Characters of raw text kept of an event that could not be read. Such text is brackets and
+# digits, 64 KiB in a message; even all astral characters (12 ASCII bytes each once escaped)
+# would be 768 KiB, inside an SQS message's 1 MiB.
 UNPARSED_TEXT_LIMIT: Final = 65_536
 
 TOO_DEEP: Final = "event is nested too deeply"
