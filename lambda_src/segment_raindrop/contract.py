@@ -81,6 +81,8 @@ class Metric(StrEnum):
     RAINDROP_SHORT_CIRCUITED = "RaindropShortCircuited"
     # The breaker opened: Raindrop kept failing transiently.
     RAINDROP_CIRCUIT_OPENED = "RaindropCircuitOpened"
+    # Text with lone UTF-16 surrogates (cut mid-emoji), repaired with U+FFFD and delivered.
+    TEXTS_REPAIRED = "TextsRepaired"
     REQUESTS_REFUSED = "RequestsRefused"
     UNAUTHORIZED_REQUESTS = "UnauthorizedRequests"
     # A batch signed over its first element only, with no token configured to check the rest.

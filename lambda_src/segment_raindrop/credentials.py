@@ -7,6 +7,7 @@ once after Raindrop answers 401, through ``refresh``).
 
 from __future__ import annotations
 
+import hmac
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,8 @@ from aws_lambda_powertools.utilities.parameters.exceptions import (
     TransformParameterError,
 )
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+from segment_raindrop.mapping import PROCESS_USER_HASH_KEY
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -42,11 +45,23 @@ class ForwarderSecret(BaseModel):
     raindrop_api_key: str = ""
     webhook_token: str | None = None
     segment_shared_secret: str | None = None
+    # Keys the hash of deleted users' ids in the logs; derived from the token when absent.
+    user_hash_key: str | None = None
 
     @property
     def raindrop_key_configured(self) -> bool:
         key = self.raindrop_api_key.strip()
         return key.upper() not in PLACEHOLDER_KEYS and not key.startswith("<")
+
+    @property
+    def deletion_hash_key(self) -> bytes:
+        """A per-deployment key for hashing user ids in the deletion log, so a logged hash
+        cannot be reversed by hashing candidate ids. Without ``user_hash_key`` in the secret,
+        it is derived from the webhook token (or shared secret), never logged either."""
+        for value in (self.user_hash_key, self.webhook_token, self.segment_shared_secret):
+            if value:
+                return hmac.new(value.encode(), b"segment-raindrop user hash", "sha256").digest()
+        return PROCESS_USER_HASH_KEY
 
     def require_raindrop_key(self) -> str:
         """The Raindrop key, or :class:`RaindropKeyNotSet`: the one test of "ready to send"."""

@@ -9,23 +9,33 @@ fixed phrases: they end up in logs and metrics, so they never quote event conten
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 import re
+import secrets
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import pydantic_core
 from pydantic import BaseModel, ValidationError
 
+from segment_raindrop import codec
+from segment_raindrop.codec import UnparsedEvent
 from segment_raindrop.config import MappingConfig
-from segment_raindrop.raindrop import AiData, Endpoint, Identify, Signal, TrackEvent
-from segment_raindrop.segment import BodyError, NestedTooDeeply, load_json
+from segment_raindrop.raindrop import AiData, Endpoint, Identify, Signal, TrackEvent, is_blank
 
 # 2025-03-14T09:26:53.589Z: UTC with milliseconds, the form Raindrop gets.
 _CANONICAL_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 _TIMESTAMP_FIELDS = ("timestamp", "originalTimestamp", "receivedAt", "sentAt")
+# ISO 8601's end of day ("24:00"), which datetime.fromisoformat refuses: the next day's 00:00.
+_END_OF_DAY = re.compile(r"(\d{4}-\d{2}-\d{2}[Tt ])24:00(?::00(?:[.,]0+)?)?(?=[Zz+-]|$)")
+# Hashes user ids for the deletion log when no per-deployment key is given (tests, benchmarks,
+# and call sites not yet given the secret's key): random per process, so the hashes cannot be
+# reversed, but neither can they be compared across processes.
+PROCESS_USER_HASH_KEY = secrets.token_bytes(32)
 _NOT_FORWARDED_TYPES = frozenset({"page", "screen", "group", "alias"})
 _M = TypeVar("_M", bound=BaseModel)
 _SENTIMENTS = {"positive": "POSITIVE", "negative": "NEGATIVE"}
@@ -33,6 +43,10 @@ _SENTIMENTS = {"positive": "POSITIVE", "negative": "NEGATIVE"}
 
 class InvalidEvent(Exception):
     """Raised inside the mapper to mark the current event invalid with a reason."""
+
+
+class UnencodableText(Exception):
+    """A string that UTF-8 cannot hold (a lone UTF-16 surrogate) reached a serialiser."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,16 +66,25 @@ class MapResult:
     items: list[MappedItem] = field(default_factory=list)
     filtered: dict[int, str] = field(default_factory=dict)
     invalid: dict[int, str] = field(default_factory=dict)
-    # Hashed user ids of Segment "delete" (user deletion) requests, so operators notice them.
+    # Keyed hashes of the user ids of Segment "delete" (user deletion) requests, so operators
+    # notice them (see Mapper's user_hash_key).
     deletions: list[str] = field(default_factory=list)
+    # Strings whose lone UTF-16 surrogates became U+FFFD (or whose split pairs were joined) so
+    # that their event could be delivered.
+    repaired_texts: int = 0
+    # Mapped events whose timestamp field was present but unusable, so another field's time
+    # was sent, by the name of each unusable field.
+    timestamp_fallbacks: Counter[str] = field(default_factory=Counter)
 
     @property
     def mapped(self) -> set[int]:
         return {item.source for item in self.items}
 
 
-def map_events(events: Sequence[Any], config: MappingConfig) -> MapResult:
-    mapper = Mapper(config)
+def map_events(
+    events: Sequence[Any], config: MappingConfig, *, user_hash_key: bytes = PROCESS_USER_HASH_KEY
+) -> MapResult:
+    mapper = Mapper(config, user_hash_key=user_hash_key)
     for index, event in enumerate(events):
         mapper.add(index, event)
     return mapper.result
@@ -71,10 +94,13 @@ class Mapper:
     """Maps one request's events one at a time; ``result`` accounts for all of them.
 
     Per request, not per process: enrichment yields one identify per user and request.
+    ``user_hash_key`` keys the hash of deleted users' ids in ``result.deletions``: unkeyed,
+    a short or numeric id could be found again by trying every candidate.
     """
 
-    def __init__(self, config: MappingConfig) -> None:
+    def __init__(self, config: MappingConfig, *, user_hash_key: bytes) -> None:
         self._config = config
+        self._user_hash_key = user_hash_key
         self._result = MapResult()
         self._enriched_users: set[str] = set()
 
@@ -85,9 +111,19 @@ class Mapper:
     def add(self, index: int, event: Any) -> list[MappedItem]:
         """The items event ``index`` maps to (also kept in ``result``); none if not mapped."""
         try:
-            items = self._map_event(index, event)
+            try:
+                items = self._map_event(index, event)
+            except UnencodableText:
+                # Rare, so the event is mapped twice rather than every string checked always.
+                # The original stays as it was for the queues; only what is sent is repaired.
+                repaired, count = codec.repair_text(event)
+                self._result.repaired_texts += count
+                items = self._map_event(index, repaired)
         except InvalidEvent as exc:
             self._result.invalid[index] = str(exc)
+            return []
+        except UnencodableText:
+            self._result.invalid[index] = "event cannot be encoded as JSON"
             return []
         except RecursionError:
             # JSON nested close to the parser's limit; no Raindrop item can hold it.
@@ -100,6 +136,8 @@ class Mapper:
 
     def _map_event(self, index: int, event: Any) -> list[MappedItem] | None:
         """The event's items, or None when it was filtered (recorded with its reason)."""
+        if isinstance(event, UnparsedEvent):
+            raise InvalidEvent(event.reason)
         if not isinstance(event, dict):
             raise InvalidEvent("event is not a JSON object")
         kind = event.get("type")
@@ -113,7 +151,7 @@ class Mapper:
                 return None
             return [_item(Endpoint.IDENTIFY, _identify(event, event.get("traits")), index)]
         if kind == "delete":
-            self._result.deletions.append(_hash_user(event))
+            self._result.deletions.append(_hash_user(event, self._user_hash_key))
             self._filter(index, "user deletion requests are not forwarded")
             return None
         if kind in _NOT_FORWARDED_TYPES:
@@ -133,14 +171,17 @@ class Mapper:
             self._filter(index, "track event is not an AI event")
             return None
         properties = _properties(event)
+        unusable: list[str] = []  # timestamp fields passed over
         if name in self._config.feedback_event_names:
-            items = [_item(Endpoint.SIGNAL, _signal(event, properties), index)]
+            items = [_item(Endpoint.SIGNAL, _signal(event, properties, unusable), index)]
         else:
             renamed = self._config.event_renames.get(name, name)
-            items = [_item(Endpoint.TRACK, _track(event, renamed, properties), index)]
+            track = _track(event, renamed, properties, unusable)
+            items = [_item(Endpoint.TRACK, track, index)]
         enrichment = self._enrichment(event, index)
         if enrichment is not None:
             items.append(enrichment)
+        self._result.timestamp_fallbacks.update(unusable)
         return items
 
     def _enrichment(self, event: dict[str, Any], index: int) -> MappedItem | None:
@@ -176,7 +217,7 @@ def _item(
         payload = model.__pydantic_serializer__.to_json(model, exclude_none=True)
     except ValueError:
         # Lone UTF-16 surrogates parse from JSON escapes but cannot be encoded as UTF-8.
-        raise InvalidEvent("event holds text that cannot be encoded as UTF-8") from None
+        raise UnencodableText from None
     return MappedItem(endpoint=endpoint, payload=payload, source=source, optional=optional)
 
 
@@ -184,6 +225,9 @@ def _validated(model_class: type[_M], /, **values: Any) -> _M:
     try:
         return model_class(**values)
     except ValidationError as exc:
+        if any(error["type"] == "string_unicode" for error in exc.errors()):
+            # pydantic refuses a lone surrogate in a constrained string (an id) itself.
+            raise UnencodableText from None
         raise InvalidEvent(_first_problem(exc)) from None
 
 
@@ -202,24 +246,28 @@ def _properties(event: dict[str, Any]) -> dict[str, Any]:
     return properties
 
 
+def _text(value: Any) -> str | None:
+    """``value`` when it is a string with something in it; whitespace alone counts as missing,
+    since Raindrop refuses it where it needs a value."""
+    return value if isinstance(value, str) and not is_blank(value) else None
+
+
 def _user_id(event: dict[str, Any]) -> str:
     for key in ("userId", "anonymousId"):
         value = event.get(key)
-        if isinstance(value, str) and value:
-            return value
         if isinstance(value, int) and not isinstance(value, bool):
             return str(value)
+        text = _text(value)
+        if text is not None:
+            return text
     raise InvalidEvent("event has no userId or anonymousId")
 
 
 def _event_id(event: dict[str, Any], properties: dict[str, Any]) -> str:
-    trace_id = properties.get("trace_id")
-    if isinstance(trace_id, str) and trace_id:
-        return trace_id
-    message_id = event.get("messageId")
-    if isinstance(message_id, str) and message_id:
-        return message_id
-    raise InvalidEvent("event has no properties.trace_id or messageId")
+    event_id = _text(properties.get("trace_id")) or _text(event.get("messageId"))
+    if event_id is None:
+        raise InvalidEvent("event has no properties.trace_id or messageId")
+    return event_id
 
 
 def normalise_timestamp(value: Any) -> str | None:
@@ -234,19 +282,33 @@ def normalise_timestamp(value: Any) -> str | None:
         except ValueError:
             return None
         return value
+    # RFC 3339 allows a lower-case "z"; fromisoformat (before 3.14) does not.
+    text = value[:-1] + "Z" if value.endswith("z") else value
+    end_of_day = _END_OF_DAY.match(text)
+    if end_of_day is not None:
+        text = f"{end_of_day.group(1)}00:00{text[end_of_day.end() :]}"
     try:
-        parsed = datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(text)
+        if end_of_day is not None:
+            parsed += timedelta(days=1)
         parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     except (ValueError, OverflowError):  # OverflowError: the UTC instant is outside years 1-9999
         return None
     return parsed.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _timestamp(event: dict[str, Any]) -> str:
+def _timestamp(event: dict[str, Any], unusable: list[str]) -> str:
+    """The first usable timestamp field's time; the fields passed over are added to
+    ``unusable``, so a time taken from elsewhere does not go unnoticed."""
+    passed_over: list[str] = []
     for key in _TIMESTAMP_FIELDS:
-        normalised = normalise_timestamp(event.get(key))
+        value = event.get(key)
+        normalised = normalise_timestamp(value)
         if normalised is not None:
+            unusable.extend(passed_over)
             return normalised
+        if value is not None:
+            passed_over.append(key)
     raise InvalidEvent("event has no valid timestamp")
 
 
@@ -255,26 +317,37 @@ def _ai_data(properties: dict[str, Any]) -> tuple[AiData | None, dict[str, Any]]
     raw = properties.get("ai_data")
     remaining = {key: value for key, value in properties.items() if key != "ai_data"}
     if isinstance(raw, str):
-        try:
-            raw = load_json(raw)
-        except NestedTooDeeply:
-            raise InvalidEvent("event is nested too deeply") from None
-        except BodyError:
-            raise InvalidEvent("properties.ai_data is a string but not JSON") from None
+        raw = _json_in_string(raw)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise InvalidEvent("properties.ai_data is not an object")
     content = {
         "model": _as_text(_first_present(raw.get("model"), properties.get("model"))),
-        "input": _as_text(raw.get("input")),
-        "output": _as_text(raw.get("output")),
+        # Whitespace alone is no AI content: Raindrop refuses it.
+        "input": _text(_as_text(raw.get("input"))),
+        "output": _text(_as_text(raw.get("output"))),
         "convo_id": _as_text(_first_present(raw.get("convo_id"), properties.get("convo_id"))),
     }
-    if not content["input"] and not content["output"]:
+    if content["input"] is None and content["output"] is None:
         # Raindrop requires AI content in ai_data; an event without it is still an event.
         return None, remaining
     return _validated(AiData, **content), remaining
+
+
+def _json_in_string(text: str) -> Any:
+    """``properties.ai_data`` sent as a JSON string, held to the limits of a whole event."""
+    try:
+        value = codec.loads(text)
+    except codec.NestedTooDeeply:
+        raise InvalidEvent(codec.TOO_DEEP) from None
+    except codec.NumberTooLong:
+        raise InvalidEvent(codec.NUMBER_TOO_LONG) from None
+    except codec.JsonError:
+        raise InvalidEvent("properties.ai_data is a string but not JSON") from None
+    if codec.depth_exceeds(value, codec.MAX_EVENT_DEPTH):
+        raise InvalidEvent(codec.TOO_DEEP)
+    return value
 
 
 def _first_present(value: Any, fallback: Any) -> Any:
@@ -295,35 +368,36 @@ def json_text(value: Any) -> str:
     try:
         return pydantic_core.to_json(value).decode("utf-8")
     except ValueError:
-        raise InvalidEvent("event holds text that cannot be encoded as UTF-8") from None
+        raise UnencodableText from None
 
 
-def _track(event: dict[str, Any], name: str, properties: dict[str, Any]) -> TrackEvent:
+def _track(
+    event: dict[str, Any], name: str, properties: dict[str, Any], unusable: list[str]
+) -> TrackEvent:
     ai_data, remaining = _ai_data(properties)
     return _validated(
         TrackEvent,
         event_id=_event_id(event, properties),
         user_id=_user_id(event),
         event=name,
-        timestamp=_timestamp(event),
+        timestamp=_timestamp(event, unusable),
         properties=remaining,
         ai_data=ai_data,
     )
 
 
-def _signal(event: dict[str, Any], properties: dict[str, Any]) -> Signal:
-    trace_id = properties.get("trace_id")
-    if not isinstance(trace_id, str) or not trace_id:
+def _signal(event: dict[str, Any], properties: dict[str, Any], unusable: list[str]) -> Signal:
+    trace_id = _text(properties.get("trace_id"))
+    if trace_id is None:
         raise InvalidEvent("feedback has no properties.trace_id to link it to")
-    signal_name = properties.get("signal_name")
-    comment = properties.get("comment")
     sentiment = properties.get("sentiment")
     return _validated(
         Signal,
         event_id=trace_id,
-        signal_name=signal_name if isinstance(signal_name, str) and signal_name else "feedback",
-        signal_type="feedback" if isinstance(comment, str) and comment else "default",
-        timestamp=_timestamp(event),
+        signal_name=_text(properties.get("signal_name")) or "feedback",
+        # Raindrop needs a comment on feedback: whitespace alone makes a default signal.
+        signal_type="feedback" if _text(properties.get("comment")) else "default",
+        timestamp=_timestamp(event, unusable),
         properties={key: value for key, value in properties.items() if key != "ai_data"},
         sentiment=_SENTIMENTS.get(sentiment.lower()) if isinstance(sentiment, str) else None,
     )
@@ -354,7 +428,15 @@ def flatten_traits(traits: dict[str, Any], prefix: str = "") -> dict[str, str | 
     return flat
 
 
-def _hash_user(event: dict[str, Any]) -> str:
-    user = event.get("userId") or event.get("anonymousId") or ""
+def _hash_user(event: dict[str, Any], key: bytes) -> str:
+    """A keyed hash (HMAC-SHA256, 16 hex digits) of the deleted user's id, never the id.
+
+    Keyed because an unkeyed hash of a short or numeric id is found again by trying them all.
+    """
+    try:
+        user = _user_id(event)
+    except InvalidEvent:
+        user = ""
     # surrogatepass: a lone surrogate (legal in a JSON escape) must not crash the hash.
-    return hashlib.sha256(str(user).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    message = user.encode("utf-8", "surrogatepass")
+    return hmac.new(key, message, hashlib.sha256).hexdigest()[:16]

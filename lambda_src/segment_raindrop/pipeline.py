@@ -22,7 +22,7 @@ from segment_raindrop.delivery import (
     KeyRefresher,
     RaindropClient,
 )
-from segment_raindrop.mapping import Mapper, MapResult
+from segment_raindrop.mapping import PROCESS_USER_HASH_KEY, Mapper, MapResult
 from segment_raindrop.queueing import FailureReason
 
 # When several of an event's items fail differently, the event takes the most severe reason:
@@ -78,10 +78,11 @@ class Forwarder:
         api_key: str,
         deadline: float,
         refresh_key: KeyRefresher | None = None,
+        user_hash_key: bytes = PROCESS_USER_HASH_KEY,
     ) -> ForwardResult:
         # Chunks leave as soon as they fill up, so the first requests are in flight while
         # the rest of the batch is still being mapped.
-        mapper = Mapper(self.mapping)
+        mapper = Mapper(self.mapping, user_hash_key=user_hash_key)
         builder = ChunkBuilder(
             max_items=self.delivery.chunk_max_items, max_bytes=self.delivery.chunk_max_bytes
         )

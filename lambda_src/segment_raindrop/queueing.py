@@ -9,7 +9,6 @@ caller can tell Segment to resend instead of dropping it.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
+from segment_raindrop import codec
 from segment_raindrop.contract import SQS_BATCH_ENTRIES, SQS_MAX_MESSAGE_BYTES
 
 if TYPE_CHECKING:
@@ -194,7 +194,7 @@ class QueueWriter:
         base = len(_body(header, [], []))
         size = base
         for index, event in group.events:
-            text = json.dumps(event, separators=(",", ":"))
+            text = codec.dumps(event)
             if base + len(text) > self._max_bytes:
                 omitted.append((index, _summary(event, len(text))))
                 continue
@@ -286,12 +286,12 @@ def _batches(entries: Sequence[_Entry]) -> Iterable[list[_Entry]]:
 
 
 def _body(header: dict[str, Any], events: list[str], omitted: list[dict[str, Any]]) -> str:
-    # Events are serialised once each (ASCII-only: SQS refuses some code points, and sizes
-    # then equal lengths) and spliced into the envelope.
+    # Events are serialised once each by codec.dumps (ASCII-only: SQS refuses some code points,
+    # lone surrogates survive as escapes, and sizes then equal lengths) and spliced in.
     fields = dict(header)
     fields.pop("events", None)
     fields["omitted"] = omitted
-    head = json.dumps(fields, separators=(",", ":"))
+    head = codec.dumps(fields)
     return head[:-1] + ',"events":[' + ",".join(events) + "]}"
 
 
@@ -305,5 +305,11 @@ def _summary(event: Any, size: int) -> dict[str, Any]:
 
 
 def parse_message(body: str) -> FailedEventsMessage:
-    """A queue message's body; raises ``ValueError`` when it is not one of ours."""
-    return FailedEventsMessage.model_validate_json(body)
+    """A queue message's body; raises ``ValueError`` when it is not one of ours.
+
+    Read by codec.loads, the reader the webhook uses, so whatever the webhook accepted reads
+    back (pydantic's own JSON mode refuses lone surrogates and nesting past 201 levels).
+    An event the webhook could not read travels as its raw text, a JSON string, and maps as
+    invalid ("event is not a JSON object") when retried or replayed.
+    """
+    return FailedEventsMessage.model_validate(codec.loads(body))

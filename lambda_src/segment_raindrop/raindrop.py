@@ -7,6 +7,7 @@ with the reason, instead of poisoning a whole request of good items.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -41,7 +42,35 @@ def _iso_8601(value: str) -> str:
     return value
 
 
-NonEmptyStr = Annotated[StrictStr, Field(min_length=1)]
+# Whitespace in Python's sense and JavaScript's (which adds U+FEFF): Raindrop refuses ids and
+# AI content made of nothing else.
+_BLANK = re.compile(r"[\s\ufeff]*")
+
+
+def is_blank(value: str) -> bool:
+    """True when ``value`` is empty or only whitespace."""
+    if not value:
+        return True
+    # Nearly every value starts with something visible: answered without the regex.
+    first = value[0]
+    return (first.isspace() or first == "\ufeff") and _BLANK.fullmatch(value) is not None
+
+
+def _not_blank(value: str) -> str:
+    if is_blank(value):
+        raise ValueError("must not be empty or only whitespace")
+    return value
+
+
+def _not_only_whitespace(value: str | None) -> str | None:
+    # "" stays allowed here (AiData needs one of input and output, not both).
+    if value and is_blank(value):
+        raise ValueError("must not be only whitespace")
+    return value
+
+
+NonEmptyStr = Annotated[StrictStr, Field(min_length=1), AfterValidator(_not_blank)]
+AiText = Annotated[StrictStr | None, AfterValidator(_not_only_whitespace)]
 Timestamp = Annotated[StrictStr, AfterValidator(_iso_8601)]
 # Finite: pydantic would serialise an infinite float as null, which Raindrop does not take.
 TraitValue = StrictStr | StrictBool | StrictInt | Annotated[StrictFloat, AllowInfNan(False)]
@@ -53,8 +82,8 @@ class AiData(BaseModel):
     model_config = _MODEL_CONFIG
 
     model: StrictStr | None = None
-    input: StrictStr | None = None
-    output: StrictStr | None = None
+    input: AiText = None
+    output: AiText = None
     convo_id: StrictStr | None = None
 
     @model_validator(mode="after")
@@ -106,7 +135,7 @@ class Signal(BaseModel):
         required = {"feedback": "comment", "edit": "after"}.get(self.signal_type)
         if required is not None:
             value = self.properties.get(required)
-            if not isinstance(value, str) or not value:
+            if not isinstance(value, str) or is_blank(value):
                 raise ValueError(
                     f"a {self.signal_type} signal needs a non-empty properties.{required}"
                 )

@@ -20,9 +20,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from segment_raindrop.contract import SQS_MAX_DELAY_SECONDS
+from segment_raindrop.contract import SQS_MAX_DELAY_SECONDS, Metric
 from segment_raindrop.delivery import DeliveryReport
-from segment_raindrop.observability import record_counts, record_dead_letters, record_delivery
+from segment_raindrop.observability import (
+    count,
+    record_counts,
+    record_dead_letters,
+    record_delivery,
+)
 from segment_raindrop.pipeline import Failure, ForwardResult
 from segment_raindrop.queueing import (
     FailedEventsMessage,
@@ -206,6 +211,7 @@ class Tally:
         self.events["forwarded"] += len(result.forwarded)
         self.events["filtered"] += len(result.filtered)
         self.filtered_by_reason.update(result.filtered.values())
+        self.events["texts_repaired"] += result.mapped.repaired_texts
         self.failed_by_reason.update(failure.reason.value for failure in result.failures.values())
         self.delivery.merge(result.delivery)
 
@@ -221,5 +227,7 @@ class Tally:
     def publish(self, *names: str) -> None:
         """Emit the event counts ``names``, dead letters by reason and delivery metrics."""
         record_counts(self.counts(*names))
+        if self.events["texts_repaired"]:
+            count(Metric.TEXTS_REPAIRED, self.events["texts_repaired"])
         record_dead_letters(self.dead_by_reason)
         record_delivery(self.delivery)

@@ -150,7 +150,7 @@ def receive() -> Response[str]:
     # After authentication, so strangers cannot probe the set-up state.
     api_key = secret.require_raindrop_key()
     parsed = parse_body(body)
-    return _forward(rt, api_key, parsed.events, started, shape=parsed.shape, auth=auth)
+    return _forward(rt, secret, api_key, parsed.events, started, shape=parsed.shape, auth=auth)
 
 
 def _raw_body() -> bytes:
@@ -201,6 +201,7 @@ def _authenticate(rt: Runtime, secret: ForwarderSecret, body: bytes) -> tuple[Fo
 
 def _forward(
     rt: Runtime,
+    secret: ForwarderSecret,
     api_key: str,
     events: list[Any],
     started: float,
@@ -219,7 +220,11 @@ def _forward(
     queueing_deadline = time.monotonic() + remaining - ANSWER_RESERVE_SECONDS
 
     result = rt.forwarder.forward(
-        events, api_key=api_key, deadline=deadline, refresh_key=rt.secrets.fresh_raindrop_key
+        events,
+        api_key=api_key,
+        deadline=deadline,
+        refresh_key=rt.secrets.fresh_raindrop_key,
+        user_hash_key=secret.deletion_hash_key,
     )
     settlement = settle(
         result,
@@ -266,6 +271,9 @@ def _log(
             "auth": auth,
             "failures_by_reason": dict(tally.failed_by_reason),
             "filtered_by_reason": dict(tally.filtered_by_reason),
+            # Counts and field names only: never the text repaired or the timestamps.
+            "texts_repaired": result.mapped.repaired_texts,
+            "timestamp_fallbacks": dict(result.mapped.timestamp_fallbacks),
             "raindrop_requests": report.requests,
             "raindrop_statuses": dict(report.statuses),
             "duration_ms": round((time.monotonic() - started) * 1000, 1),

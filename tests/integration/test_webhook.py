@@ -7,6 +7,8 @@ counts say, no more, no fewer.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import io
 import json
 import logging
@@ -574,8 +576,10 @@ def test_first_element_signature_alone_with_only_a_shared_secret(
     assert aws.queue_depth(aws.resources.retry_queue_url) == 0
     assert aws.queue_depth(aws.resources.dlq_url) == 0
     # One event signed over itself is the whole body: still accepted.
-    single, single_signature = _first_element_signed_batch(aws, [se.chat(3)])
-    alone = invoke_webhook(single, headers={"x-signature": single_signature})
+    only = json.dumps(se.chat(3), separators=(",", ":"))
+    alone = invoke_webhook(
+        f"[{only}]", headers={"x-signature": sign(only.encode(), aws.segment_shared_secret)}
+    )
     assert alone.status == 200, alone.body
     assert alone.body["forwarded"] == 1
 
@@ -716,3 +720,56 @@ def test_logs_hold_no_secret_prompt_or_trait(
     assert "request processed" in logs
     for secret in (prompt, trait, *aws.secret.values()):
         assert secret not in logs
+
+
+def _captured_logs(run: Any) -> str:
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    buffer = io.StringIO()
+    original = handler.setStream(buffer)
+    level = logger.log_level
+    logger.setLevel(logging.INFO)
+    try:
+        run()
+    finally:
+        handler.setStream(original)
+        logger.setLevel(level)
+    return buffer.getvalue()
+
+
+def test_deletions_are_logged_with_a_keyed_hash_that_small_ids_do_not_reverse(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke
+) -> None:
+    deletion = {"type": "delete", "userId": "4711", "messageId": "del-1"}
+
+    def run() -> None:
+        assert invoke_webhook([deletion], headers=bearer(aws)).body["filtered"] == 1
+
+    lines = [json.loads(line) for line in _captured_logs(run).splitlines() if line.startswith("{")]
+    hashes = [line["user_hash"] for line in lines if "user_hash" in line]
+    assert len(hashes) == 1
+    # Brute force over small numeric ids with the unsalted hash finds nothing...
+    unkeyed = {hashlib.sha256(str(n).encode()).hexdigest()[:16] for n in range(10_000)}
+    assert hashes[0] not in unkeyed
+    # ...while the deployment's own key (derived from its webhook token) reproduces it.
+    key = hmac.new(aws.webhook_token.encode(), b"segment-raindrop user hash", "sha256").digest()
+    assert hashes[0] == hmac.new(key, b"4711", "sha256").hexdigest()[:16]
+
+
+def test_text_cut_mid_emoji_is_repaired_delivered_and_counted(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke
+) -> None:
+    chat = se.chat(0)
+    chat["properties"]["ai_data"]["output"] = "Pricing \ud83d"
+    body = json.dumps([chat]).encode()  # the lone surrogate travels as its \\ud83d escape
+
+    answers: list[WebhookResponse] = []
+    logs = _captured_logs(lambda: answers.append(invoke_webhook(body, headers=bearer(aws))))
+
+    assert answers[0].status == 200
+    assert answers[0].body["forwarded"] == 1
+    (item,) = receiver.accepted("events/track")
+    assert item["ai_data"]["output"] == "Pricing \ufffd"
+    processed = [json.loads(line) for line in logs.splitlines() if "request processed" in line]
+    assert processed[0]["texts_repaired"] == 1
+    assert "Pricing" not in logs

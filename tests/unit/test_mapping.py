@@ -9,6 +9,7 @@ several events (enrichment once per user, accounting, ordering) has its own test
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -589,25 +590,25 @@ RULES = [
         mapped(SIGNAL),
     ),
     Row(
-        "enrichment-failure-keeps-the-ai-event",
+        "enrichment-repairs-broken-trait-text",
         track(context={"traits": {"name": "\ud800"}}),
-        mapped(TRACK, event="ai_interaction"),
+        Mapped(((TRACK, {}), (IDENTIFY, {"traits": {"name": "\ufffd"}}))),
     ),
     Row(
         "enrichment-not-on-invalid-track",
         track(timestamp=DROP, context={"traits": {"plan": "pro"}}),
         Invalid("no valid timestamp"),
     ),
-    # -- content Raindrop could not take --------------------------------------------------
+    # -- text UTF-8 cannot hold: repaired, not dropped ---------------------------------------
     Row(
         "lone-surrogate-in-prompt",
         track(properties=props(ai_data={"input": "Hi \ud83d"})),
-        Invalid("cannot be encoded as UTF-8"),
+        mapped(TRACK, ai_data={"input": "Hi \ufffd"}),
     ),
     Row(
         "lone-surrogate-user-id",
         track(userId="\udc00"),
-        Invalid("user_id"),
+        mapped(TRACK, user_id="\ufffd"),
     ),
 ]
 
@@ -632,9 +633,11 @@ def test_delete_records_the_hashed_user_id() -> None:
             identify(type="delete", userId=DROP, anonymousId="anon-7"),
         ],
         MappingConfig(),
+        user_hash_key=b"deployment-key",
     )
     expected = [
-        hashlib.sha256(uid.encode()).hexdigest()[:16] for uid in ("user-secret-42", "anon-7")
+        hmac.new(b"deployment-key", uid.encode(), hashlib.sha256).hexdigest()[:16]
+        for uid in ("user-secret-42", "anon-7")
     ]
     assert result.deletions == expected
     assert all("user-secret-42" not in reason for reason in result.filtered.values())
@@ -742,7 +745,7 @@ SECRET = "s3cr3t-Prompt-🐙"
         track(timestamp=SECRET, userId=SECRET),
         track(userId=DROP, anonymousId=DROP, properties=props(ai_data={"input": SECRET})),
         track(messageId=DROP, properties=props(trace_id=DROP, ai_data={"input": SECRET})),
-        track(properties=props(ai_data={"input": SECRET + "\ud800"})),
+        track(properties=props(ai_data={"input": SECRET}), userId=" ", anonymousId=DROP),
         track(event=[SECRET]),
         track(type=[SECRET]),
         track(type=SECRET),
@@ -902,10 +905,13 @@ def test_classic_fixture_with_ai_data_string(fixture_json: Callable[[str], Any])
 
 
 def test_delete_fixture(fixture_json: Callable[[str], Any]) -> None:
-    result = map_events([fixture_json("classic_webhook_delete.json")], MappingConfig())
+    key = b"deployment-key"
+    result = map_events(
+        [fixture_json("classic_webhook_delete.json")], MappingConfig(), user_hash_key=key
+    )
     assert result.items == []
     assert result.filtered == {0: "user deletion requests are not forwarded"}
-    assert result.deletions == [hashlib.sha256(b"usr_deleted_42").hexdigest()[:16]]
+    assert result.deletions == [hmac.new(key, b"usr_deleted_42", hashlib.sha256).hexdigest()[:16]]
 
 
 def test_samples_conversation_maps_completely() -> None:
