@@ -22,7 +22,11 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 # One error type for bad settings, whether they come from the context or the environment.
-from segment_raindrop.config import DEFAULT_RAINDROP_API_URL, ConfigError, MappingConfig
+from segment_raindrop.config import (
+    DEFAULT_RAINDROP_API_URL,
+    ConfigError,
+    MappingConfig,
+)
 from segment_raindrop.contract import DEFAULT_RETRY_MAX_RECEIVES, WEBHOOK_TIMEOUT_SECONDS
 
 __all__ = ["ConfigError", "StackConfig", "config_from_context"]

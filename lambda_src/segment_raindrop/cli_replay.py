@@ -35,7 +35,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from segment_raindrop.config import ConfigError, ReplayConfig
+from segment_raindrop.config import ConfigError, ReplayConfig, describe_errors
 from segment_raindrop.credentials import SecretStore
 from segment_raindrop.delivery import RaindropClient
 from segment_raindrop.environment import read_replay_config
@@ -392,7 +392,7 @@ def _replay(
             wait_seconds=wait_seconds,
         )
     except ValidationError as exc:
-        _fail("; ".join(error["msg"] for error in exc.errors(include_url=False)))
+        _fail(describe_errors(exc))
     config = _configuration(
         queue_url=queue_url, stack=stack, region=region, secret_id=secret_id, dry_run=dry_run
     )

@@ -8,15 +8,28 @@ directly. Each field's alias is its environment variable, so errors name the var
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from segment_raindrop.contract import DEFAULT_RETRY_MAX_RECEIVES, MAX_ADMITTED_BODY_BYTES
 
 DEFAULT_RAINDROP_API_URL = "https://api.raindrop.ai/v1"
 
 NonEmptyStr = Annotated[str, Field(min_length=1)]
+
+
+def describe_errors(exc: ValidationError, *, name: Callable[[str], str] | None = None) -> str:
+    """A ValidationError as ``where: problem; ...`` without echoing any input value; ``name``
+    turns a top-level field name into what the user wrote (a variable, a context key)."""
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = [str(part) for part in error["loc"]]
+        if loc and name is not None:
+            loc[0] = name(loc[0])
+        problems.append(f"{'.'.join(loc) or 'value'}: {error['msg']}")
+    return "; ".join(problems)
 
 
 class ConfigError(ValueError):

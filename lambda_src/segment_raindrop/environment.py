@@ -11,7 +11,7 @@ Lists and objects are JSON: a comma-separated form could not express the default
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar, get_origin
 
 from pydantic import BaseModel, ValidationError
@@ -22,6 +22,7 @@ from segment_raindrop.config import (
     ForwarderConfig,
     MappingConfig,
     ReplayConfig,
+    describe_errors,
 )
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -56,23 +57,19 @@ def _read_values(env: Mapping[str, str], model: type[BaseModel]) -> dict[str, An
     return values
 
 
-def describe(exc: ValidationError, *, model: type[BaseModel] | None = None) -> str:
-    """A ValidationError as ``NAME: problem; ...``, naming variables rather than fields."""
-    problems = []
-    for error in exc.errors(include_url=False, include_input=False):
-        loc = [str(part) for part in error["loc"]]
-        if model is not None and loc and loc[0] in model.model_fields:
-            alias = model.model_fields[loc[0]].validation_alias
-            loc[0] = alias if isinstance(alias, str) else loc[0]
-        problems.append(f"{'.'.join(loc) or 'configuration'}: {error['msg']}")
-    return "; ".join(problems)
+def _variable(model: type[BaseModel]) -> Callable[[str], str]:
+    def name(field: str) -> str:
+        alias = model.model_fields[field].validation_alias if field in model.model_fields else None
+        return alias if isinstance(alias, str) else field
+
+    return name
 
 
 def _validated(model: type[_M], values: dict[str, Any]) -> _M:
     try:
         return model.model_validate(values)
     except ValidationError as exc:
-        raise ConfigError(describe(exc, model=model)) from None
+        raise ConfigError(describe_errors(exc, name=_variable(model))) from None
 
 
 def _read(env: Mapping[str, str], model: type[_M]) -> _M:

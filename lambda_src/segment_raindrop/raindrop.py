@@ -151,8 +151,6 @@ class Identify(BaseModel):
     traits: dict[str, TraitValue] = Field(default_factory=dict)
 
 
-RaindropItem = TrackEvent | Signal | Identify
-
 MODEL_FOR_ENDPOINT: dict[Endpoint, type[BaseModel]] = {
     Endpoint.TRACK: TrackEvent,
     Endpoint.SIGNAL: Signal,

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Self
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from segment_raindrop.config import ConfigError
+from segment_raindrop.config import ConfigError, describe_errors
 from segment_raindrop.contract import Metric
 from segment_raindrop.credentials import RaindropKeyNotSet, SecretStore, SecretUnavailable
 from segment_raindrop.mapping import map_events
@@ -663,10 +663,7 @@ def _replay_from_lambda(event: dict[str, Any] | None, context: LambdaContext) ->
     try:
         options = ReplayOptions.model_validate(event or {})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'event'}: {error['msg']}"
-            for error in exc.errors(include_url=False, include_input=False)
-        )
+        problems = describe_errors(exc)
         logger.error("invalid replay event", extra={"problem": problems})
         return _failure(f"invalid event: {problems}")
     try:

@@ -1,0 +1,77 @@
+"""The secret, read through SecretStore against moto's Secrets Manager."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from segment_raindrop.credentials import (
+    ForwarderSecret,
+    RaindropKeyNotSet,
+    SecretStore,
+    SecretUnavailable,
+)
+from tests.conftest import AwsEnv
+
+
+def _store(aws: AwsEnv, *, max_age: int = 300) -> SecretStore:
+    return SecretStore(
+        aws.resources.secret_id, max_age_seconds=max_age, client=aws.clients().secretsmanager
+    )
+
+
+def _put(aws: AwsEnv, **values: str) -> None:
+    aws.secretsmanager.put_secret_value(
+        SecretId=aws.resources.secret_id, SecretString=json.dumps(values)
+    )
+
+
+def test_the_key_is_read_and_cached(aws: AwsEnv) -> None:
+    store = _store(aws)
+    assert store.ready_key() == aws.raindrop_api_key
+    _put(aws, raindrop_api_key="rk-new")
+    assert store.ready_key() == aws.raindrop_api_key  # cached for max_age
+    assert store.fresh_raindrop_key() == "rk-new"
+    assert store.ready_key() == "rk-new"
+
+
+@pytest.mark.parametrize("placeholder", ["", "  ", "REPLACE_ME", "changeme", "<your key>"])
+def test_a_placeholder_key_is_not_ready(aws: AwsEnv, placeholder: str) -> None:
+    _put(aws, raindrop_api_key=placeholder, webhook_token="wt")
+    with pytest.raises(RaindropKeyNotSet):
+        _store(aws).ready_key()
+
+
+def test_an_unreadable_or_malformed_secret_is_unavailable(aws: AwsEnv) -> None:
+    aws.secretsmanager.put_secret_value(SecretId=aws.resources.secret_id, SecretString="[1]")
+    with pytest.raises(SecretUnavailable, match="not a JSON object"):
+        _store(aws).get()
+    missing = SecretStore("no-such-secret", client=aws.clients().secretsmanager)
+    with pytest.raises(SecretUnavailable, match="ResourceNotFoundException"):
+        missing.get()
+
+
+def test_forced_re_reads_are_throttled(aws: AwsEnv) -> None:
+    store = _store(aws)
+    assert store.refresh_if_due(60) is not None
+    _put(aws, raindrop_api_key="rk-new")
+    assert store.refresh_if_due(60) is None  # too soon: the cached copy stands
+    assert store.get().raindrop_api_key == aws.raindrop_api_key
+    assert store.refresh_if_due(0) is not None
+
+
+def test_the_deletion_hash_key_is_per_deployment_and_never_the_bare_token() -> None:
+    with_key = ForwarderSecret(user_hash_key="uk", webhook_token="wt")
+    with_token = ForwarderSecret(webhook_token="wt")
+    other = ForwarderSecret(webhook_token="wt-2")
+    assert with_key.deletion_hash_key != with_token.deletion_hash_key
+    assert with_token.deletion_hash_key != other.deletion_hash_key
+    assert b"wt" not in with_token.deletion_hash_key
+    assert ForwarderSecret().deletion_hash_key == ForwarderSecret().deletion_hash_key
+
+
+def test_the_secret_never_prints_its_values() -> None:
+    secret = ForwarderSecret(raindrop_api_key="rk-123", webhook_token="wt-456")
+    assert "rk-123" not in repr(secret)
+    assert "wt-456" not in str(secret)

@@ -1,0 +1,164 @@
+"""Forward and settle, directly: the pipeline against the real receiver and moto's SQS.
+
+Each entry point differs only in its ``Routing``; these tests drive ``Forwarder.forward`` and
+``settle`` without a handler around them and read back what reached Raindrop and each queue.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from segment_raindrop.local.receiver import Fault, RaindropReceiver
+from segment_raindrop.queueing import FailedEventsMessage, FailureReason, parse_message
+from segment_raindrop.runtime import Runtime
+from segment_raindrop.settlement import Routing, Tally, settle
+from tests.conftest import AwsEnv
+from tests.integration import segment_events as se
+
+
+@pytest.fixture
+def rt(aws: AwsEnv, receiver: RaindropReceiver) -> Any:
+    aws.configure(delivery={"budget_seconds": 2, "max_attempts": 1, "breaker_failure_threshold": 0})
+    runtime = aws.runtime("webhook")
+    yield runtime
+    runtime.close()
+
+
+def _forward(rt: Runtime, aws: AwsEnv, events: list[Any]) -> Any:
+    return rt.forwarder.forward(events, api_key=aws.raindrop_api_key, deadline=time.monotonic() + 2)
+
+
+def _messages(aws: AwsEnv, queue_url: str) -> list[FailedEventsMessage]:
+    return [parse_message(body) for body in _bodies(aws, queue_url)]
+
+
+def _bodies(aws: AwsEnv, queue_url: str) -> list[str]:
+    response = aws.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)
+    return [message["Body"] for message in response.get("Messages", [])]
+
+
+def _history(events: list[Any], *, retries: int) -> FailedEventsMessage:
+    return FailedEventsMessage(
+        reason=FailureReason.TRANSIENT,
+        status=503,
+        error="HTTP 503",
+        attempts=4,
+        retries=retries,
+        first_failure_at="2026-11-20T10:00:00.000Z",
+        last_failure_at="2026-11-20T10:05:00.000Z",
+        request_id="req-original",
+        source="webhook",
+        events=events,
+    )
+
+
+def test_webhook_routing_dead_letters_invalid_and_queues_transient(
+    aws: AwsEnv, receiver: RaindropReceiver, rt: Runtime
+) -> None:
+    receiver.outage(Fault(status=503), endpoint="signals/track")
+    events = [se.chat(0), se.invalid(1), se.feedback(2, about=0), se.noise(3)]
+    result = _forward(rt, aws, events)
+    settlement = settle(
+        result, rt.writer, Routing.webhook(retry_delay_seconds=0), request_id="req-1"
+    )
+
+    assert result.forwarded == {0}
+    assert set(result.filtered) == {3}
+    assert settlement.queued == 1
+    assert settlement.dead_lettered == 1
+    assert settlement.unqueued == set()
+    assert dict(settlement.dead_by_reason()) == {"invalid": 1}
+    (dead,) = _messages(aws, aws.resources.dlq_url)
+    assert (dead.reason, dead.events, dead.request_id) == ("invalid", [events[1]], "req-1")
+    (retry,) = _messages(aws, aws.resources.retry_queue_url)
+    assert (retry.reason, retry.status, retry.events) == ("transient", 503, [events[2]])
+    assert retry.retries == 0
+
+    tally = Tally()
+    tally.forwarded(result)
+    tally.settled(settlement)
+    assert tally.counts("forwarded", "filtered", "queued", "dead_lettered") == {
+        "forwarded": 1,
+        "filtered": 1,
+        "queued": 1,
+        "dead_lettered": 1,
+    }
+    assert tally.failed_by_reason == {"invalid": 1, "transient": 1}
+
+
+def test_retry_routing_keeps_the_messages_history(
+    aws: AwsEnv, receiver: RaindropReceiver, rt: Runtime
+) -> None:
+    receiver.outage(Fault(status=503), endpoint="signals/track")
+    events = [se.chat(0), se.feedback(1, about=0)]
+    message = _history(events, retries=2)
+    result = _forward(rt, aws, events)
+    routing = Routing.retry_worker(message, receive_count=1, max_receives=8, base_delay_seconds=0)
+    settlement = settle(result, rt.writer, routing, request_id="req-now")
+
+    assert settlement.queued == 1
+    (requeued,) = _messages(aws, aws.resources.retry_queue_url)
+    assert requeued.events == [events[1]]
+    assert requeued.retries == 3  # two before, plus this receive
+    assert requeued.attempts == 5  # four before, plus this one
+    assert requeued.first_failure_at == "2026-11-20T10:00:00.000Z"
+    assert requeued.request_id == "req-original"
+
+
+def test_retry_routing_dead_letters_transient_failures_on_the_last_receive(
+    aws: AwsEnv, receiver: RaindropReceiver, rt: Runtime
+) -> None:
+    receiver.outage(Fault(status=503), endpoint="signals/track")
+    events = [se.chat(0), se.feedback(1, about=0)]
+    message = _history(events, retries=7)
+    result = _forward(rt, aws, events)
+    routing = Routing.retry_worker(message, receive_count=1, max_receives=8, base_delay_seconds=30)
+    assert routing.exhausted
+    settlement = settle(result, rt.writer, routing, request_id="req-now")
+
+    assert settlement.queued == 0
+    assert dict(settlement.dead_by_reason()) == {"transient": 1}
+    assert _bodies(aws, aws.resources.retry_queue_url) == []
+    (dead,) = _messages(aws, aws.resources.dlq_url)
+    assert (dead.reason, dead.events, dead.retries) == ("transient", [events[1]], 8)
+
+
+def test_replay_routing_puts_what_still_fails_back_on_the_dead_letter_queue(
+    aws: AwsEnv, receiver: RaindropReceiver, rt: Runtime
+) -> None:
+    receiver.outage(Fault(status=400, body='{"error": "no"}'), endpoint="signals/track")
+    events = [se.chat(0), se.feedback(1, about=0)]
+    message = _history(events, retries=8)
+    result = _forward(rt, aws, events)
+    settlement = settle(result, rt.writer, Routing.replay(message), request_id=None)
+
+    assert settlement.dead_lettered == 1
+    (dead,) = _messages(aws, aws.resources.dlq_url)
+    assert (dead.reason, dead.status, dead.events) == ("rejected", 400, [events[1]])
+    assert dead.retries == 8
+    assert dead.request_id == "req-original"
+    assert settlement.message_ids  # SQS's id of the replacement, so a replay can skip it
+
+
+def test_what_cannot_be_queued_is_reported_unqueued(
+    aws: AwsEnv, receiver: RaindropReceiver, sqs_unreachable: str
+) -> None:
+    runtime = aws.runtime("webhook")
+    try:
+        events = [se.chat(0), se.invalid(1)]
+        result = _forward(runtime, aws, events)
+        settlement = settle(
+            result,
+            runtime.writer,
+            Routing.webhook(retry_delay_seconds=0),
+            request_id="req-1",
+            deadline=time.monotonic() + 1,
+        )
+    finally:
+        runtime.close()
+    assert result.forwarded == {0}
+    assert settlement.unqueued == {1}
+    assert settlement.dead_lettered == 0
