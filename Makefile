@@ -37,7 +37,7 @@ format: sync  ## Apply ruff's fixes and formatting
 	$(RUN) ruff check --fix .
 	$(RUN) ruff format .
 
-typecheck: sync  ## mypy --strict on lambda_src/ and infra/
+typecheck: sync  ## mypy --strict on lambda_src/, tools/ and infra/
 	$(RUN) mypy
 
 test: lint typecheck test-only  ## Lint, types and the whole test suite (what CI runs)

@@ -22,9 +22,9 @@ from typing import Any
 
 from segment_raindrop.config import DeliveryConfig, MappingConfig
 from segment_raindrop.delivery import RaindropClient
-from segment_raindrop.local.receiver import Fault, RaindropReceiver
 from segment_raindrop.pipeline import Forwarder
 from segment_raindrop.queueing import FailureReason
+from segment_raindrop_tools.local.receiver import Fault, RaindropReceiver
 
 EVENTS = 500
 COOLDOWN_SECONDS = 2.0

@@ -29,7 +29,8 @@ import pytest
 
 from segment_raindrop import replay, retry, webhook
 from segment_raindrop.config import ForwarderConfig
-from segment_raindrop.local.aws import (
+from segment_raindrop.runtime import AwsClients, Runtime, build_runtime
+from segment_raindrop_tools.local.aws import (
     LocalResources,
     MotoServer,
     drain_queue,
@@ -40,8 +41,7 @@ from segment_raindrop.local.aws import (
     sqs_client,
     start_moto_server,
 )
-from segment_raindrop.local.receiver import RaindropReceiver, check_raindrop_items
-from segment_raindrop.runtime import AwsClients, Runtime, build_runtime
+from segment_raindrop_tools.local.receiver import RaindropReceiver, check_raindrop_items
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient

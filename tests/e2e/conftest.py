@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
-from segment_raindrop.local.aws import queue_depth
-from segment_raindrop.local.receiver import RaindropReceiver
-from segment_raindrop.local.runner import LocalEndpoints, LocalMode, LocalOptions
+from segment_raindrop_tools.local.aws import queue_depth
+from segment_raindrop_tools.local.receiver import RaindropReceiver
+from segment_raindrop_tools.local.runner import LocalEndpoints, LocalMode, LocalOptions
 
 
 @dataclass

@@ -17,9 +17,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from segment_raindrop.cli_local import register, sample_conversation
-from segment_raindrop.local.receiver import Fault, check_raindrop_items
-from segment_raindrop.local.runner import (
+from segment_raindrop_tools.cli_local import register, sample_conversation
+from segment_raindrop_tools.local.receiver import Fault, check_raindrop_items
+from segment_raindrop_tools.local.runner import (
     ENV_FILE,
     ITEMS_FILE,
     STATE_FILE,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from segment_raindrop.local.aws import (
+from segment_raindrop_tools.local.aws import (
     DLQ_RETENTION_SECONDS,
     MAX_MESSAGE_BYTES,
     LocalResources,

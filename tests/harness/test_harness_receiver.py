@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from segment_raindrop.local.receiver import (
+from segment_raindrop_tools.local.receiver import (
     ENDPOINTS,
     Fault,
     RaindropReceiver,

@@ -25,11 +25,11 @@ from segment_raindrop.delivery import (
     DeliveryReport,
     RaindropClient,
 )
-from segment_raindrop.local.receiver import Fault, RaindropReceiver
 from segment_raindrop.mapping import MappedItem
 from segment_raindrop.pipeline import Forwarder
 from segment_raindrop.queueing import FailureReason
 from segment_raindrop.raindrop import Endpoint
+from segment_raindrop_tools.local.receiver import Fault, RaindropReceiver
 from tests.integration import segment_events as se
 
 KEY = "rk-delivery-test"

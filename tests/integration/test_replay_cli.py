@@ -17,8 +17,8 @@ import boto3
 import pytest
 from typer.testing import CliRunner
 
-from segment_raindrop.cli import app
 from segment_raindrop.queueing import FailureReason, QueueTarget
+from segment_raindrop_tools.cli import app
 from tests.integration.test_replay_support import (
     ai_event,
     assert_delivered_once,
@@ -263,7 +263,7 @@ def test_stack_outputs_give_the_queue_and_the_secret(
 
 def _start_cli(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "segment_raindrop.cli", "replay", *args],
+        [sys.executable, "-m", "segment_raindrop_tools.cli", "replay", *args],
         env={**_shell(), "PYTHONUNBUFFERED": "1", "COLUMNS": "120"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -19,9 +19,6 @@ import pytest
 
 from segment_raindrop import replay, retry
 from segment_raindrop.environment import to_environment
-from segment_raindrop.local.apigw import LocalContext
-from segment_raindrop.local.aws import peek_messages
-from segment_raindrop.local.receiver import RaindropReceiver
 from segment_raindrop.queueing import (
     FailedEventsMessage,
     FailureGroup,
@@ -30,6 +27,9 @@ from segment_raindrop.queueing import (
     QueueWriter,
 )
 from segment_raindrop.replay import Replayer, ReplayOptions, ReplaySummary
+from segment_raindrop_tools.local.apigw import LocalContext
+from segment_raindrop_tools.local.aws import peek_messages
+from segment_raindrop_tools.local.receiver import RaindropReceiver
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.type_defs import MessageTypeDef

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from segment_raindrop.local.aws import drain_messages, peek_messages
-from segment_raindrop.local.receiver import Fault, check_raindrop_items
 from segment_raindrop.queueing import FailureReason, QueueTarget
+from segment_raindrop_tools.local.aws import drain_messages, peek_messages
+from segment_raindrop_tools.local.receiver import Fault, check_raindrop_items
 from tests.integration.test_replay_support import (
     FIRST_FAILURE,
     ai_event,

@@ -20,8 +20,8 @@ import pytest
 from segment_raindrop import webhook
 from segment_raindrop.auth import sign
 from segment_raindrop.environment import to_environment
-from segment_raindrop.local.receiver import Fault, RaindropReceiver, check_raindrop_items
 from segment_raindrop.observability import logger
+from segment_raindrop_tools.local.receiver import Fault, RaindropReceiver, check_raindrop_items
 from tests.conftest import AwsEnv
 from tests.integration import segment_events as se
 from tests.integration.conftest import Invoke, WebhookResponse

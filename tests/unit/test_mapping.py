@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from segment_raindrop import samples
 from segment_raindrop.config import MappingConfig
 from segment_raindrop.mapping import MapResult, map_events, normalise_timestamp
 from segment_raindrop.raindrop import MODEL_FOR_ENDPOINT, Endpoint
+from segment_raindrop_tools import samples
 
 TRACK, SIGNAL, IDENTIFY = Endpoint.TRACK, Endpoint.SIGNAL, Endpoint.IDENTIFY
 DROP = object()  # removes a key in ``with_``

@@ -3,8 +3,8 @@
 :class:`LocalMode` starts, in this process:
 
 - a moto server holding the forwarder's secret, retry queue and dead-letter queue
-  (:func:`segment_raindrop.local.aws.provision`);
-- a Raindrop stand-in (:class:`~segment_raindrop.local.receiver.RaindropReceiver`) that prints
+  (:func:`segment_raindrop_tools.local.aws.provision`);
+- a Raindrop stand-in (:class:`~segment_raindrop_tools.local.receiver.RaindropReceiver`) that prints
   one line per accepted item and appends it to a JSONL file, unless a real Raindrop URL and key
   are given, in which case nothing local stands in for Raindrop;
 - the webhook, served over HTTP: each request becomes an API Gateway REST proxy event for
@@ -44,17 +44,17 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from segment_raindrop import retry, webhook
 from segment_raindrop.config import DEFAULT_RAINDROP_API_URL
-from segment_raindrop.local.apigw import LocalContext, rest_proxy_event
-from segment_raindrop.local.aws import LocalResources, MotoServer, provision
-from segment_raindrop.local.http import (
+from segment_raindrop.observability import logger as forwarder_logger
+from segment_raindrop_tools.local.apigw import LocalContext, rest_proxy_event
+from segment_raindrop_tools.local.aws import LocalResources, MotoServer, provision
+from segment_raindrop_tools.local.http import (
     BadBodyError,
     BodyTooLargeError,
     DispatchHandler,
     TrackedHTTPServer,
     read_request_body,
 )
-from segment_raindrop.local.receiver import RaindropReceiver, check_raindrop_items
-from segment_raindrop.observability import logger as forwarder_logger
+from segment_raindrop_tools.local.receiver import RaindropReceiver, check_raindrop_items
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient

@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
 
-from segment_raindrop.local.http import (
+from segment_raindrop_tools.local.http import (
     BadBodyError,
     DispatchHandler,
     TrackedHTTPServer,

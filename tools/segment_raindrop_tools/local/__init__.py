@@ -4,7 +4,7 @@ Used by ``segment-raindrop local``, the integration tests and the benchmarks; ne
 deployed functions.
 """
 
-from segment_raindrop.local.aws import (
+from segment_raindrop_tools.local.aws import (
     LocalResources,
     MotoServer,
     drain_messages,
@@ -15,7 +15,7 @@ from segment_raindrop.local.aws import (
     queue_depth,
     start_moto_server,
 )
-from segment_raindrop.local.receiver import (
+from segment_raindrop_tools.local.receiver import (
     ENDPOINTS,
     Fault,
     RaindropReceiver,

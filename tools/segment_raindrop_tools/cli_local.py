@@ -1,6 +1,6 @@
 """``segment-raindrop local`` and ``segment-raindrop send-sample`` (docs/local-mode.md).
 
-``local`` runs the whole forwarder on 127.0.0.1 (:mod:`segment_raindrop.local.runner`);
+``local`` runs the whole forwarder on 127.0.0.1 (:mod:`segment_raindrop_tools.local.runner`);
 ``send-sample`` posts a realistic AI conversation to it, or to any deployed endpoint.
 Register both on the console script's app with :func:`register`.
 """
@@ -25,10 +25,10 @@ from urllib.parse import urlsplit
 import httpx
 import typer
 
-from segment_raindrop import samples
 from segment_raindrop.auth import sign
 from segment_raindrop.config import ConfigError
-from segment_raindrop.local.runner import (
+from segment_raindrop_tools import samples
+from segment_raindrop_tools.local.runner import (
     DEFAULT_DATA_DIR,
     DEFAULT_PORT,
     ITEMS_FILE,
@@ -410,7 +410,7 @@ def _summarise(totals: Counter[str], local_state: dict[str, Any] | None) -> None
 
 
 def main() -> None:
-    """``python -m segment_raindrop.cli_local``: these commands on their own."""
+    """``python -m segment_raindrop_tools.cli_local``: these commands on their own."""
     app = typer.Typer(add_completion=False, no_args_is_help=True)
     register(app)
     app()
