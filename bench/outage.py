@@ -24,7 +24,8 @@ from segment_raindrop.config import DeliveryConfig, MappingConfig
 from segment_raindrop.delivery import RaindropClient
 from segment_raindrop.pipeline import Forwarder
 from segment_raindrop.queueing import FailureReason
-from segment_raindrop_tools.local.receiver import Fault, RaindropReceiver
+from segment_raindrop_tools.local.faults import Fault
+from segment_raindrop_tools.local.receiver import RaindropReceiver
 
 EVENTS = 500
 COOLDOWN_SECONDS = 2.0

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from segment_raindrop_tools.local.runner import ITEMS_FILE, STATE_FILE
+from segment_raindrop_tools.local.state import ITEMS_FILE, STATE_FILE
 
 pytestmark = pytest.mark.slow
 

@@ -17,8 +17,8 @@ from segment_raindrop import replay
 from segment_raindrop.queueing import FailureGroup, FailureReason, QueueTarget, QueueWriter
 from segment_raindrop.replay import LAMBDA_RESERVE_SECONDS, ReplayProgress, ReplayRefused
 from segment_raindrop_tools.local.apigw import LocalContext
-from segment_raindrop_tools.local.aws import peek_messages
-from segment_raindrop_tools.local.receiver import check_raindrop_items
+from segment_raindrop_tools.local.queues import peek_messages
+from segment_raindrop_tools.local.raindrop_items import check_raindrop_items
 from tests.integration.test_replay_support import (
     FIRST_FAILURE,
     ai_event,

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from segment_raindrop.queueing import FailureReason, QueueTarget
-from segment_raindrop_tools.local.aws import drain_messages, peek_messages
-from segment_raindrop_tools.local.receiver import Fault, check_raindrop_items
+from segment_raindrop_tools.local.faults import Fault
+from segment_raindrop_tools.local.queues import drain_messages, peek_messages
+from segment_raindrop_tools.local.raindrop_items import check_raindrop_items
 from tests.integration.test_replay_support import (
     FIRST_FAILURE,
     ai_event,

@@ -1,6 +1,6 @@
 """``segment-raindrop local`` and ``segment-raindrop send-sample`` (docs/local-mode.md).
 
-``local`` runs the whole forwarder on 127.0.0.1 (:mod:`segment_raindrop_tools.local.runner`);
+``local`` runs the whole forwarder on 127.0.0.1 (:mod:`segment_raindrop_tools.local.mode`);
 ``send-sample`` posts a realistic AI conversation to it, or to any deployed endpoint.
 Register both on the console script's app with :func:`register`.
 """
@@ -26,17 +26,12 @@ import httpx
 import typer
 
 from segment_raindrop.auth import sign
-from segment_raindrop.config import ConfigError
+from segment_raindrop.config import ConfigError, ForwarderConfig
+from segment_raindrop.environment import read_config
 from segment_raindrop_tools import samples
-from segment_raindrop_tools.local.runner import (
-    DEFAULT_DATA_DIR,
-    DEFAULT_PORT,
-    ITEMS_FILE,
-    STATE_FILE,
-    LocalMode,
-    LocalOptions,
-    read_state,
-)
+from segment_raindrop_tools.local.mode import LocalMode
+from segment_raindrop_tools.local.options import DEFAULT_DATA_DIR, DEFAULT_PORT, LocalOptions
+from segment_raindrop_tools.local.state import ITEMS_FILE, STATE_FILE, read_state
 
 EXIT_FAILED = 1
 EXIT_CANNOT_START = 2
@@ -45,6 +40,9 @@ _REPEATED_SIGNAL_SECONDS = 1.0
 SEND_TIMEOUT_SECONDS = 15.0  # above the webhook's 10 s, so its own answer always arrives
 _LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _COUNT_KEYS = ("received", "forwarded", "filtered", "queued", "dead_lettered", "unqueued")
+# Local mode provisions the secret and the queues itself; placeholders stand in for them while
+# the rest of the forwarder's settings are read from the operator's shell.
+_LOCAL_RESOURCES = {"RAINDROP_SECRET_ID": "local", "RETRY_QUEUE_URL": "local", "DLQ_URL": "local"}
 
 
 def register(app: typer.Typer) -> None:
@@ -150,6 +148,11 @@ def local(
         _fail("--raindrop-url needs a Raindrop API key: set RAINDROP_API_KEY")
     if raindrop_url and not raindrop_url.startswith(("https://", "http://")):
         _fail("--raindrop-url must be an http(s) URL")
+    settings = _settings_from_shell()
+    if not verbose:
+        # The CloudWatch metrics (EMF) would print a JSON document per invocation; Powertools
+        # reads this switch from the process environment only, and this process is local mode.
+        os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
     options = LocalOptions(
         port=port,
         data_dir=data_dir,
@@ -159,6 +162,9 @@ def local(
         shared_secret=shared_secret,
         retry_base_delay_seconds=retry_base_delay,
         verbose=verbose,
+        mapping=settings.mapping,
+        delivery=settings.delivery,
+        max_body_bytes=settings.max_body_bytes,
     )
     stop = threading.Event()
     first_signal: list[float] = []
@@ -190,6 +196,14 @@ def local(
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _settings_from_shell() -> ForwarderConfig:
+    """The forwarder's settings in the operator's shell, read as the Lambda reads its own."""
+    try:
+        return read_config({**os.environ, **_LOCAL_RESOURCES})
+    except ConfigError as exc:
+        _fail(f"the forwarder's configuration is invalid: {exc}")
 
 
 def _start(options: LocalOptions) -> LocalMode:

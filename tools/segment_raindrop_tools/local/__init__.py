@@ -1,41 +1,12 @@
-"""Local mode: a moto server holding the forwarder's AWS resources and a Raindrop stand-in.
+"""Local mode and the local stand-ins the tests and benchmarks share; never used in Lambda.
 
-Used by ``segment-raindrop local``, the integration tests and the benchmarks; never by the
-deployed functions.
+- AWS: :mod:`.moto` (the server), :mod:`.aws` (the forwarder's resources in it and clients to
+  them), :mod:`.queues` (draining, peeking, counting).
+- Raindrop: :mod:`.receiver` (the HTTP stand-in), :mod:`.raindrop_api` (how it answers),
+  :mod:`.raindrop_items` (what items Raindrop accepts), :mod:`.faults`, :mod:`.recording`.
+- Lambda's plumbing: :mod:`.apigw` (API Gateway events and answers), :mod:`.event_source`
+  (Lambda's SQS event source).
+- Local mode itself: :mod:`.mode` (start/stop and wiring), :mod:`.front` (the webhook over
+  HTTP), :mod:`.console` (what it prints), :mod:`.state` (the files it leaves for the operator),
+  :mod:`.options`.
 """
-
-from segment_raindrop_tools.local.aws import (
-    LocalResources,
-    MotoServer,
-    drain_messages,
-    drain_queue,
-    peek_messages,
-    peek_queue,
-    provision,
-    queue_depth,
-    start_moto_server,
-)
-from segment_raindrop_tools.local.receiver import (
-    ENDPOINTS,
-    Fault,
-    RaindropReceiver,
-    RecordedRequest,
-    check_raindrop_items,
-)
-
-__all__ = [
-    "ENDPOINTS",
-    "Fault",
-    "LocalResources",
-    "MotoServer",
-    "RaindropReceiver",
-    "RecordedRequest",
-    "check_raindrop_items",
-    "drain_messages",
-    "drain_queue",
-    "peek_messages",
-    "peek_queue",
-    "provision",
-    "queue_depth",
-    "start_moto_server",
-]

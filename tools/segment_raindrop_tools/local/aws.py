@@ -1,32 +1,35 @@
 """The forwarder's AWS resources on a local endpoint (a moto server) for tests and local mode.
 
 :func:`provision` creates what the deployed stack would: the secret, the retry queue and the
-dead-letter queue, wired as ``docs/architecture.md`` describes, and returns the environment the
-forwarder's handlers need to use them. moto is imported only when a server is started: this
-module ships inside the package, and moto belongs to the ``cli`` extra, not the Lambda bundle.
+dead-letter queue, with the stack's own numbers (:mod:`segment_raindrop.contract`), and returns
+them as :class:`LocalResources`. :func:`forwarder_clients` gives the forwarder's runtime the
+clients to reach them: dummy credentials, never a shell's own.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
-import socket
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+
+from segment_raindrop.contract import (
+    DEFAULT_RETRY_MAX_RECEIVES,
+    DLQ_RETENTION_DAYS,
+    RETRY_RETENTION_DAYS,
+    RETRY_TIMEOUT_SECONDS,
+    SQS_MAX_MESSAGE_BYTES,
+    VISIBILITY_TO_TIMEOUT_RATIO,
+)
+from segment_raindrop.runtime import AWS_CLIENT_CONFIG, AwsClients
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.literals import QueueAttributeNameType
-    from mypy_boto3_sqs.type_defs import MessageTypeDef
 
 __all__ = [
     "DLQ_RETENTION_SECONDS",
@@ -34,116 +37,31 @@ __all__ = [
     "MAX_MESSAGE_BYTES",
     "RETRY_QUEUE_VISIBILITY_SECONDS",
     "LocalResources",
-    "MotoServer",
-    "drain_messages",
-    "drain_queue",
-    "peek_messages",
-    "peek_queue",
+    "forwarder_clients",
     "provision",
-    "start_moto_server",
+    "secretsmanager_client",
+    "sqs_client",
 ]
 
-DUMMY_CREDENTIAL = "testing"
-MAX_MESSAGE_BYTES = 1_048_576  # SQS's maximum since 2025 (WIRE.md §4); moto 5.2.5 accepts it
-DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # the SQS maximum, for time to notice and replay
-# The retry queue keeps SQS's default retention; it must stay below the DLQ's, because a
-# dead-lettered message's age counts from its first enqueue.
-RETRY_QUEUE_RETENTION_SECONDS = 4 * 24 * 3600
-# Six times the retry worker's timeout, the AWS guidance for queues feeding Lambda.
-RETRY_QUEUE_VISIBILITY_SECONDS = 360
+DUMMY_CREDENTIAL: Final = "testing"
+_DAY: Final = 24 * 3600
+MAX_MESSAGE_BYTES: Final = SQS_MAX_MESSAGE_BYTES  # moto 5.2.5 accepts SQS's 2025 maximum
+DLQ_RETENTION_SECONDS: Final = DLQ_RETENTION_DAYS * _DAY
+RETRY_QUEUE_RETENTION_SECONDS: Final = RETRY_RETENTION_DAYS * _DAY
+RETRY_QUEUE_VISIBILITY_SECONDS: Final = RETRY_TIMEOUT_SECONDS * VISIBILITY_TO_TIMEOUT_RATIO
 _SECRET_KEYS = frozenset({"raindrop_api_key", "webhook_token", "segment_shared_secret"})
+# The forwarder's own timeouts and retries; and no proxy from the environment, which botocore
+# would otherwise use even for 127.0.0.1 (an empty mapping, not None, turns that lookup off).
+_FORWARDER_LOCAL_CONFIG: Final = AWS_CLIENT_CONFIG.merge(Config(proxies={}))
 
 
-class MotoServer:
-    """moto's threaded server on 127.0.0.1, bound to an ephemeral port unless told otherwise."""
-
-    def __init__(self, port: int = 0) -> None:
-        self._requested_port = port
-        self._server: Any = None
-        self._port: int | None = None
-
-    def start(self) -> Self:
-        from moto.server import ThreadedMotoServer  # noqa: PLC0415 - see the module docstring
-
-        if self._server is not None:
-            raise RuntimeError("the moto server is already running")
-        if self._requested_port:
-            _ensure_port_free(self._requested_port)
-        _quiet_werkzeug()
-        server = ThreadedMotoServer(
-            ip_address="127.0.0.1", port=self._requested_port, verbose=False
-        )
-        server.start()
-        self._server = server
-        self._port = int(server.get_host_and_port()[1])
-        return self
-
-    def stop(self) -> None:
-        """Stop serving (idempotent). Takes up to half a second: werkzeug polls at 0.5 s."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.stop()
-
-    def reset(self) -> None:
-        """Delete every resource in every moto backend (``POST /moto-api/reset``)."""
-        # No proxies: a developer's HTTP(S)_PROXY must not capture traffic meant for 127.0.0.1.
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        url = f"{self.endpoint_url}/moto-api/reset"  # always http://127.0.0.1
-        request = urllib.request.Request(url, method="POST")  # noqa: S310
-        with opener.open(request, timeout=10) as response:
-            response.read()
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("the moto server was never started")
-        return self._port
-
-    @property
-    def endpoint_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> Self:
-        # start_moto_server() hands back a running server that is then used in a with block.
-        return self if self._server is not None else self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-def start_moto_server(port: int = 0) -> MotoServer:
-    """Start a moto server on 127.0.0.1 (``port=0``: an ephemeral port) and return it."""
-    return MotoServer(port).start()
-
-
-def _ensure_port_free(port: int) -> None:
-    # moto's ThreadedMotoServer.start() waits forever when its server thread cannot bind, so a
-    # busy port has to be detected before handing it over.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError as exc:
-            raise OSError(f"port {port} on 127.0.0.1 is already in use") from exc
-
-
-def _quiet_werkzeug() -> None:
-    # moto's verbose=False only mutes its banner; werkzeug still logs one line per request to
-    # stderr unless its logger already has a level, which would drown local mode's output.
-    logger = logging.getLogger("werkzeug")
-    if logger.level == logging.NOTSET:
-        logger.setLevel(logging.WARNING)
-
-
-def _client_options(endpoint_url: str | None, region: str) -> dict[str, Any]:
+def _client_options(
+    endpoint_url: str | None, region: str, config: Config | None = None
+) -> dict[str, Any]:
     options: dict[str, Any] = {
         "region_name": region,
-        "config": Config(
+        "config": config
+        or Config(
             connect_timeout=5, read_timeout=30, retries={"mode": "standard", "max_attempts": 3}
         ),
     }
@@ -167,6 +85,16 @@ def secretsmanager_client(endpoint_url: str | None, region: str) -> SecretsManag
     return boto3.client("secretsmanager", **_client_options(endpoint_url, region))
 
 
+def forwarder_clients(endpoint_url: str, region: str) -> AwsClients:
+    """The clients a forwarder runtime uses against ``endpoint_url``: the deployed functions'
+    timeouts and retries, dummy credentials, no proxy."""
+    options = _client_options(endpoint_url, region, _FORWARDER_LOCAL_CONFIG)
+    return AwsClients(
+        sqs=boto3.client("sqs", **options),
+        secretsmanager=boto3.client("secretsmanager", **options),
+    )
+
+
 @dataclass(frozen=True)
 class LocalResources:
     """What :func:`provision` created; ``secret_id`` is the secret's ARN."""
@@ -176,7 +104,7 @@ class LocalResources:
     dlq_url: str
     region: str
     endpoint_url: str | None
-    retry_max_receives: int = 8
+    retry_max_receives: int = DEFAULT_RETRY_MAX_RECEIVES
 
     def environment(self) -> dict[str, str]:
         """The variables the forwarder's handlers need to run against these resources.
@@ -214,7 +142,7 @@ def provision(
     region: str = "us-east-1",
     secret: dict[str, str],
     secret_name: str = "segment-raindrop/forwarder",  # noqa: S107 - a name, not a secret
-    retry_max_receives: int = 8,
+    retry_max_receives: int = DEFAULT_RETRY_MAX_RECEIVES,
     prefix: str = "segment-raindrop",
 ) -> LocalResources:
     """Create (or update, when they exist) the secret, the dead-letter and the retry queue."""
@@ -281,95 +209,3 @@ def _ensure_queue(
         url = client.get_queue_url(QueueName=name)["QueueUrl"]
         client.set_queue_attributes(QueueUrl=url, Attributes=attributes)
         return url
-
-
-def _receive(client: SQSClient, queue_url: str, visibility_timeout: int) -> list[MessageTypeDef]:
-    response = client.receive_message(
-        QueueUrl=queue_url,
-        MaxNumberOfMessages=10,
-        WaitTimeSeconds=0,
-        VisibilityTimeout=visibility_timeout,
-        MessageSystemAttributeNames=["All"],
-        MessageAttributeNames=["All"],
-    )
-    return response.get("Messages", [])
-
-
-def drain_messages(client: SQSClient, queue_url: str) -> list[MessageTypeDef]:
-    """Receive and delete every visible message; returns them with all their attributes.
-
-    Each receive counts towards a redrive policy: draining a queue that has one (the retry
-    queue) moves messages already at ``maxReceiveCount`` to the dead-letter queue instead.
-    """
-    drained: list[MessageTypeDef] = []
-    while batch := _receive(client, queue_url, visibility_timeout=30):
-        result = client.delete_message_batch(
-            QueueUrl=queue_url,
-            Entries=[
-                {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
-                for index, message in enumerate(batch)
-            ],
-        )
-        if result.get("Failed"):
-            raise RuntimeError(f"could not delete drained messages: {result['Failed']}")
-        drained.extend(batch)
-    return drained
-
-
-def peek_messages(client: SQSClient, queue_url: str) -> list[MessageTypeDef]:
-    """Every visible message, left on the queue and visible again afterwards.
-
-    SQS has no read-only peek: this receives each message (hidden meanwhile, so every one is
-    seen once; repeated receives with VisibilityTimeout=0 would return the same first ten in
-    moto) and then makes them visible again. Each peek therefore adds one to every message's
-    ApproximateReceiveCount and counts towards a redrive policy, exactly like a real receive.
-    """
-    seen: list[MessageTypeDef] = []
-    try:
-        while batch := _receive(client, queue_url, visibility_timeout=60):
-            seen.extend(batch)
-    finally:
-        for start in range(0, len(seen), 10):
-            with contextlib.suppress(ClientError):
-                client.change_message_visibility_batch(
-                    QueueUrl=queue_url,
-                    Entries=[
-                        {
-                            "Id": str(index),
-                            "ReceiptHandle": message["ReceiptHandle"],
-                            "VisibilityTimeout": 0,
-                        }
-                        for index, message in enumerate(seen[start : start + 10])
-                    ],
-                )
-    return seen
-
-
-def _body(message: MessageTypeDef) -> dict[str, Any]:
-    parsed = json.loads(message["Body"])
-    if not isinstance(parsed, dict):
-        raise TypeError(f"message {message.get('MessageId')} is not a JSON object")
-    return parsed
-
-
-def drain_queue(client: SQSClient, queue_url: str) -> list[dict[str, Any]]:
-    """Like :func:`drain_messages`, returning the parsed JSON bodies."""
-    return [_body(message) for message in drain_messages(client, queue_url)]
-
-
-def peek_queue(client: SQSClient, queue_url: str) -> list[dict[str, Any]]:
-    """Like :func:`peek_messages`, returning the parsed JSON bodies."""
-    return [_body(message) for message in peek_messages(client, queue_url)]
-
-
-def queue_depth(client: SQSClient, queue_url: str) -> int:
-    """Messages visible, in flight or delayed: everything still on the queue."""
-    attributes = client.get_queue_attributes(
-        QueueUrl=queue_url,
-        AttributeNames=[
-            "ApproximateNumberOfMessages",
-            "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesDelayed",
-        ],
-    )["Attributes"]
-    return sum(int(value) for value in attributes.values())
