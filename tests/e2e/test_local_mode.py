@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from segment_raindrop import retry, webhook
 from segment_raindrop.config import ConfigError
+from segment_raindrop_tools import events as se
 from segment_raindrop_tools.cli_local import register, sample_conversation
 from segment_raindrop_tools.local.faults import Fault
 from segment_raindrop_tools.local.mode import LocalMode
@@ -30,19 +31,9 @@ from tests.e2e.conftest import Local, wait_for
 StartLocal = Callable[..., Local]
 
 
-def chat(seq: int, *, user: str = "user-1") -> dict[str, Any]:
-    return {
-        "type": "track",
-        "event": "AI Chat Completed",
-        "userId": user,
-        "messageId": f"msg-{seq}",
-        "timestamp": "2026-11-27T10:00:00.000Z",
-        "properties": {
-            "trace_id": f"trace-{seq}",
-            "model": "gpt-4o",
-            "ai_data": {"input": f"secret prompt {seq}", "output": f"answer {seq}"},
-        },
-    }
+def chat(seq: int) -> dict[str, Any]:
+    """An AI chat whose prompt must never show in local mode's output."""
+    return se.chat(seq, input=f"secret prompt {seq}")
 
 
 def expected_ids(events: list[dict[str, Any]]) -> tuple[set[str], set[str]]:

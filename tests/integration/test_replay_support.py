@@ -78,42 +78,6 @@ def operator_shell(aws: Any) -> dict[str, str]:
 # Segment events
 
 
-def ai_event(n: int, *, user: str = "user-1", name: str = "AI Chat Completed") -> dict[str, Any]:
-    return {
-        "type": "track",
-        "event": name,
-        "messageId": f"msg-{n}",
-        "userId": user,
-        "timestamp": "2026-11-20T09:59:00.000Z",
-        "properties": {
-            "trace_id": f"trace-{n}",
-            "model": "gpt-test",
-            "ai_data": {"input": f"question {n}", "output": f"answer {n}"},
-        },
-    }
-
-
-def identify_event(n: int) -> dict[str, Any]:
-    return {
-        "type": "identify",
-        "messageId": f"identify-{n}",
-        "userId": f"user-{n}",
-        "timestamp": "2026-11-20T09:59:00.000Z",
-        "traits": {"plan": "pro", "seats": n},
-    }
-
-
-def invalid_event(n: int) -> dict[str, Any]:
-    """An AI event without any user id: invalid under every configuration."""
-    event = ai_event(n)
-    del event["userId"]
-    return event
-
-
-def page_event(n: int) -> dict[str, Any]:
-    return {"type": "page", "messageId": f"page-{n}", "userId": "user-1", "name": "Home"}
-
-
 def event_ids(events: Iterable[dict[str, Any]]) -> list[str]:
     """What each forwarded AI event is delivered as (``event_id``)."""
     return [event["properties"]["trace_id"] for event in events]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Final
 
 from segment_raindrop.config import DeliveryConfig, ForwarderConfig, MappingConfig
+from segment_raindrop_tools.events import AI_CHAT, ai_data, track_call
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -101,21 +102,19 @@ class LocalEndpoints:
     def curl(self, *, now: datetime | None = None) -> str:
         """A ready-to-paste curl sending one AI chat event with the bearer token."""
         at = (now or datetime.now(UTC)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        event = {
-            "type": "track",
-            "event": "AI Chat Completed",
-            "userId": "user-123",
-            "messageId": f"curl-{secrets.token_hex(4)}",
-            "timestamp": at,
-            "properties": {
+        event = track_call(
+            AI_CHAT,
+            {
                 "model": "gpt-4o",
                 "convo_id": "convo-1",
-                "ai_data": {
-                    "input": "How do I rotate my API key?",
-                    "output": "Go to Settings, API keys, and choose Rotate.",
-                },
+                "ai_data": ai_data(
+                    "How do I rotate my API key?", "Go to Settings, API keys, and choose Rotate."
+                ),
             },
-        }
+            userId="user-123",
+            messageId=f"curl-{secrets.token_hex(4)}",
+            timestamp=at,
+        )
         body = json.dumps(event, separators=(",", ":"))
         return (
             f"curl -sS -w '\\n' -X POST {shlex.quote(self.webhook_url)} \\\n"
