@@ -216,7 +216,14 @@ def test_real_bundle_holds_no_operator_tooling(
         if name.startswith("segment_raindrop/")
     }
     assert "webhook.py" in package
-    for tool in ("cli.py", "cli_local.py", "cli_replay.py", "samples.py", "events.py"):
+    for tool in (
+        "cli.py",
+        "cli_common.py",
+        "cli_local.py",
+        "cli_replay.py",
+        "samples.py",
+        "events.py",
+    ):
         assert tool not in package
     assert not [name for name in package if name.startswith("local/")]
     # No CLI or local-mode dependency, neither as an importable package nor as an installed
