@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 UV ?= uv
 RUN := $(UV) run --frozen --all-extras
 
-.PHONY: help uv sync lint format typecheck test test-only local sample bench synth diff deploy destroy npm clean
+.PHONY: help uv sync lint format typecheck test test-only local sample bench soak synth diff deploy destroy npm clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -37,7 +37,7 @@ format: sync  ## Apply ruff's fixes and formatting
 	$(RUN) ruff check --fix .
 	$(RUN) ruff format .
 
-typecheck: sync  ## mypy --strict on lambda_src/ and infra/
+typecheck: sync  ## mypy --strict on lambda_src/, tools/ and infra/
 	$(RUN) mypy
 
 test: lint typecheck test-only  ## Lint, types and the whole test suite (what CI runs)
@@ -53,6 +53,10 @@ sample: sync  ## Send a realistic AI conversation to the running local mode
 
 bench: sync npm  ## Run the benchmarks; writes docs/benchmarks.md and docs/benchmarks.png
 	$(RUN) python -m bench
+
+SOAK_SECONDS ?= 120
+soak: sync  ## Local mode under random traffic and faults, then healed: exits 1 if any event is lost
+	SOAK_SECONDS=$(SOAK_SECONDS) $(RUN) python -m bench.soak
 
 synth: sync npm  ## Synthesise the CloudFormation template (no Docker, no AWS credentials)
 	npx cdk synth --quiet --no-notices $(CDK_ARGS)

@@ -70,7 +70,8 @@ def _bundle_sizes() -> tuple[int, int]:
 
 
 def _memory() -> dict[str, int]:
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'lambda_src'}{os.pathsep}{ROOT}"}
+    paths = (ROOT / "lambda_src", ROOT / "tools", ROOT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(str(path) for path in paths)}
     with tempfile.NamedTemporaryFile(suffix=".json") as body:
         body.write(workload.body(4_000))
         body.flush()

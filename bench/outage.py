@@ -22,9 +22,11 @@ from typing import Any
 
 from segment_raindrop.config import DeliveryConfig, MappingConfig
 from segment_raindrop.delivery import RaindropClient
-from segment_raindrop.local.receiver import Fault, RaindropReceiver
 from segment_raindrop.pipeline import Forwarder
 from segment_raindrop.queueing import FailureReason
+from segment_raindrop_tools import events as se
+from segment_raindrop_tools.local.faults import Fault
+from segment_raindrop_tools.local.receiver import RaindropReceiver
 
 EVENTS = 500
 COOLDOWN_SECONDS = 2.0
@@ -57,21 +59,7 @@ class OutageResult:
 
 def events(count: int) -> list[dict[str, Any]]:
     """AI interactions without context traits: one Raindrop item each, 100 to a chunk."""
-    return [
-        {
-            "type": "track",
-            "event": "AI Chat Completed",
-            "messageId": f"msg-{seq}",
-            "userId": f"user-{seq % 17}",
-            "timestamp": "2026-11-27T10:00:00.000Z",
-            "properties": {
-                "trace_id": f"trace-{seq}",
-                "model": "gpt-4o",
-                "ai_data": {"input": f"question {seq}", "output": f"answer {seq}"},
-            },
-        }
-        for seq in range(count)
-    ]
+    return [se.chat(seq, user=f"user-{seq % 17}", input=f"question {seq}") for seq in range(count)]
 
 
 def _call(forwarder: Forwarder, batch: list[dict[str, Any]]) -> Call:

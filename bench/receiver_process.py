@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from segment_raindrop.local.receiver import RaindropReceiver
+from segment_raindrop_tools.local.receiver import RaindropReceiver
 
 
 def main() -> None:

@@ -226,10 +226,8 @@ def judge(
     misplaced: list[str] = []
     for expectation in ledger.expectations.values():
         if expectation.fate is Fate.DELIVERED:
-            assert expectation.endpoint is not None and expectation.key is not None
-            count = seen.get((expectation.endpoint, expectation.key), Counter())[
-                expectation.marker
-            ]
+            where = (str(expectation.endpoint), str(expectation.key))
+            count = seen.get(where, Counter())[expectation.marker]
             if count:
                 delivered += 1
                 duplicates += count - 1

@@ -36,10 +36,10 @@ class SqsChaos:
             def log_message(self, *_args: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 - the http.server convention
+            def do_POST(self) -> None:
                 chaos.handle(self)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 chaos.handle(self)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -89,9 +89,7 @@ class SqsChaos:
         response = self._client.request(
             request.command, self.upstream + request.path, content=body, headers=headers
         )
-        passed = {
-            k: v for k, v in response.headers.items() if k.lower() not in _HOP_BY_HOP
-        }
+        passed = {k: v for k, v in response.headers.items() if k.lower() not in _HOP_BY_HOP}
         self._answer(request, response.status_code, response.content, passed)
 
     @staticmethod

@@ -7,7 +7,7 @@ could never reach the function, so measuring it would flatter nothing real.
 
 from __future__ import annotations
 
-from segment_raindrop import samples
+from segment_raindrop_tools import samples
 
 PROMPT_CHARS = 100
 

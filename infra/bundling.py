@@ -6,7 +6,10 @@ CDK calls `try_bundle` with an empty output directory. We fill it with
    SDK it was tested with, not whatever the runtime carries that month), installed as binary
    wheels for the *Lambda's* platform (`uv pip install --python-platform ... --only-binary`),
    which works on any build machine because nothing is compiled or imported;
-2. a copy of `lambda_src/segment_raindrop` without caches or the local-mode helpers.
+2. a copy of the `segment_raindrop` package (`lambda_src/segment_raindrop`), without caches.
+   Only that package: the operator tooling (CLI, local mode, samples) is another package,
+   `tools/segment_raindrop_tools`, and its dependencies (typer, rich, moto) are an extra that
+   the export leaves out.
 
 The output is byte-for-byte reproducible (no bytecode, no console scripts with machine-specific
 shebangs), so the asset hash, computed from the output, changes only when code or locked
@@ -28,8 +31,8 @@ import jsii
 from aws_cdk import aws_lambda as lambda_
 
 PACKAGE: Final = "segment_raindrop"
-# Never shipped: caches, and `local/` (moto server and local receiver; no handler imports it).
-_IGNORED: Final = ("__pycache__", "*.pyc", "*.pyo", ".DS_Store", "local", "tests")
+# Byte-code caches and editor droppings: not part of the package, and machine-specific.
+_CACHES: Final = ("__pycache__", "*.pyc", "*.pyo", ".DS_Store")
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ def build_bundle(output_dir: Path, *, project_root: Path, target: BundleTarget) 
     shutil.copytree(
         project_root / "lambda_src" / PACKAGE,
         output_dir / PACKAGE,
-        ignore=shutil.ignore_patterns(*_IGNORED),
+        ignore=shutil.ignore_patterns(*_CACHES),
     )
 
 
@@ -155,7 +158,7 @@ def lambda_code(project_root: Path, *, skip_bundling: bool) -> lambda_.Code:
     """
     source = project_root / "lambda_src"
     if skip_bundling:
-        return lambda_.Code.from_asset(str(source), exclude=list(_IGNORED))
+        return lambda_.Code.from_asset(str(source), exclude=list(_CACHES))
     return lambda_.Code.from_asset(
         str(source),
         # Hash the bundle, not the source: a change in uv.lock alone must redeploy the functions.

@@ -29,19 +29,17 @@ import pytest
 
 from segment_raindrop import replay, retry, webhook
 from segment_raindrop.config import ForwarderConfig
-from segment_raindrop.local.aws import (
+from segment_raindrop.runtime import AwsClients, Runtime, build_runtime
+from segment_raindrop_tools.local.aws import (
     LocalResources,
-    MotoServer,
-    drain_queue,
-    peek_queue,
     provision,
-    queue_depth,
     secretsmanager_client,
     sqs_client,
-    start_moto_server,
 )
-from segment_raindrop.local.receiver import RaindropReceiver, check_raindrop_items
-from segment_raindrop.runtime import AwsClients, Runtime, build_runtime
+from segment_raindrop_tools.local.moto import MotoServer, start_moto_server
+from segment_raindrop_tools.local.queues import drain_queue, peek_queue, queue_depth
+from segment_raindrop_tools.local.raindrop_items import check_raindrop_items
+from segment_raindrop_tools.local.receiver import RaindropReceiver
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient

@@ -17,9 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
-from segment_raindrop.local.aws import queue_depth
-from segment_raindrop.local.receiver import RaindropReceiver
-from segment_raindrop.local.runner import LocalEndpoints, LocalMode, LocalOptions
+from segment_raindrop.config import DeliveryConfig
+from segment_raindrop_tools.local.mode import LocalMode
+from segment_raindrop_tools.local.options import LocalEndpoints, LocalOptions
+from segment_raindrop_tools.local.queues import queue_depth
+from segment_raindrop_tools.local.receiver import RaindropReceiver
 
 
 @dataclass
@@ -73,19 +75,16 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0, interval: flo
     return condition()
 
 
-@pytest.fixture
-def fast_delivery_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The forwarder's own in-request retries (3 attempts) with 50 ms back-off instead of 200 ms+.
-    monkeypatch.setenv("RETRY_BACKOFF_BASE_SECONDS", "0.05")
-    monkeypatch.setenv("RETRY_BACKOFF_CAP_SECONDS", "0.1")
-    # Outages in these tests last seconds: after one, the breaker lets a probe through soon.
-    monkeypatch.setenv("BREAKER_COOLDOWN_SECONDS", "1")
+# The forwarder's own in-request retries (3 attempts) with 50 ms back-off instead of 200 ms+,
+# and a circuit breaker that tries Raindrop again after half a second instead of 30 s: an
+# outage test heals Raindrop and expects the next retry-worker run to get through.
+FAST_DELIVERY_RETRIES = DeliveryConfig(
+    backoff_base_seconds=0.05, backoff_cap_seconds=0.1, breaker_cooldown_seconds=0.5
+)
 
 
 @pytest.fixture
-def start_local(
-    tmp_path_factory: pytest.TempPathFactory, fast_delivery_retries: None
-) -> Iterator[Callable[..., Local]]:
+def start_local(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Local]]:
     started: list[LocalMode] = []
 
     def start(**overrides: Any) -> Local:
@@ -96,6 +95,7 @@ def start_local(
             retry_poll_seconds=0,
             # Tests share one process's moto backends: each instance gets its own resources.
             resource_prefix=f"e2e-{secrets.token_hex(4)}",
+            delivery=FAST_DELIVERY_RETRIES,
         )
         lines: list[str] = []
         mode = LocalMode(replace(options, **overrides), echo=lines.append)

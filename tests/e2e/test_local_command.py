@@ -1,7 +1,6 @@
 """``segment-raindrop local`` as a person runs it: a subprocess, its printed curl, Ctrl-C.
 
-Runs the ``segment-raindrop`` console script of this environment (what ``make local`` runs);
-``python -m segment_raindrop.cli_local`` if the script's app has no ``local`` command.
+Runs the ``segment-raindrop`` console script of this environment (what ``make local`` runs).
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from segment_raindrop.local.runner import ITEMS_FILE, STATE_FILE
+from segment_raindrop_tools.local.state import ITEMS_FILE, STATE_FILE
 
 pytestmark = pytest.mark.slow
 
@@ -32,15 +31,11 @@ STOP_LIMIT_SECONDS = 10.0
 
 
 def _command() -> list[str]:
-    """The console script ``make local`` runs, once it has the ``local`` command."""
-    try:
-        from segment_raindrop import cli  # noqa: PLC0415 - optional until it registers local
-    except ImportError:
-        return [sys.executable, "-m", "segment_raindrop.cli_local"]
-    if "local" not in {command.name for command in cli.app.registered_commands}:
-        return [sys.executable, "-m", "segment_raindrop.cli_local"]
+    """The console script ``make local`` runs (or its module, if the script is not installed)."""
     script = Path(sys.executable).with_name("segment-raindrop")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "segment_raindrop.cli"]
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "segment_raindrop_tools.cli"]
 
 
 def _free_port() -> int:

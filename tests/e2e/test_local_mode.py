@@ -17,35 +17,23 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from segment_raindrop.cli_local import register, sample_conversation
-from segment_raindrop.local.receiver import Fault, check_raindrop_items
-from segment_raindrop.local.runner import (
-    ENV_FILE,
-    ITEMS_FILE,
-    STATE_FILE,
-    LocalMode,
-    LocalOptions,
-    _failed_ids,
-    sqs_lambda_event,
-)
+from segment_raindrop import retry, webhook
+from segment_raindrop.config import ConfigError
+from segment_raindrop_tools import events as se
+from segment_raindrop_tools.cli_local import register, sample_conversation
+from segment_raindrop_tools.local.faults import Fault
+from segment_raindrop_tools.local.mode import LocalMode
+from segment_raindrop_tools.local.options import LocalOptions
+from segment_raindrop_tools.local.raindrop_items import check_raindrop_items
+from segment_raindrop_tools.local.state import ENV_FILE, ITEMS_FILE, STATE_FILE
 from tests.e2e.conftest import Local, wait_for
 
 StartLocal = Callable[..., Local]
 
 
-def chat(seq: int, *, user: str = "user-1") -> dict[str, Any]:
-    return {
-        "type": "track",
-        "event": "AI Chat Completed",
-        "userId": user,
-        "messageId": f"msg-{seq}",
-        "timestamp": "2026-11-27T10:00:00.000Z",
-        "properties": {
-            "trace_id": f"trace-{seq}",
-            "model": "gpt-4o",
-            "ai_data": {"input": f"secret prompt {seq}", "output": f"answer {seq}"},
-        },
-    }
+def chat(seq: int) -> dict[str, Any]:
+    """An AI chat whose prompt must never show in local mode's output."""
+    return se.chat(seq, input=f"secret prompt {seq}")
 
 
 def expected_ids(events: list[dict[str, Any]]) -> tuple[set[str], set[str]]:
@@ -128,22 +116,32 @@ def test_state_files_hold_what_other_commands_need_and_are_private(
     assert not env_file.exists()
 
 
-def test_stop_restores_the_environment(tmp_path: Path) -> None:
-    before = dict(os.environ)
+def test_local_mode_configures_the_handlers_without_touching_the_environment(
+    tmp_path: Path,
+) -> None:
+    # A shell with real-looking credentials and an endpoint override for SQS: neither may
+    # reach the handlers, and local mode must not change the environment to prevent it.
     os.environ["AWS_SESSION_TOKEN"] = "a-real-looking-session-token"
-    before_with_token = dict(os.environ)
+    os.environ["AWS_ENDPOINT_URL_SQS"] = "http://127.0.0.1:9"
+    before = dict(os.environ)
     options = LocalOptions(
         port=0, data_dir=tmp_path, resource_prefix="e2e-env", retry_poll_seconds=0
     )
     with LocalMode(options, echo=lambda line: None) as mode:
-        assert os.environ["AWS_ENDPOINT_URL"] == mode.endpoints.moto_endpoint
-        assert os.environ["RAINDROP_API_URL"] == mode.endpoints.raindrop_url
-        assert os.environ["AWS_ACCESS_KEY_ID"] == "testing"
-        # Real credentials of the caller's shell never reach the local endpoint.
-        assert "AWS_SESSION_TOKEN" not in os.environ
-    assert dict(os.environ) == before_with_token
-    del os.environ["AWS_SESSION_TOKEN"]
+        assert dict(os.environ) == before
+        for handler in (webhook, retry):
+            runtime = handler.runtime.get()
+            assert runtime.config.retry_queue_url == mode.endpoints.retry_queue_url
+            assert runtime.config.delivery.api_url == mode.endpoints.raindrop_url
+            assert runtime.sqs.meta.endpoint_url == mode.endpoints.moto_endpoint
+            credentials = runtime.sqs._get_credentials()
+            assert credentials is not None
+            assert (credentials.access_key, credentials.token) == ("testing", None)
     assert dict(os.environ) == before
+    # Stopped, the handlers read their configuration from the environment again, as in Lambda
+    # (which here has none).
+    with pytest.raises(ConfigError):
+        webhook.runtime.get()
 
 
 def test_fixed_credentials_are_used(start_local: StartLocal) -> None:
@@ -337,45 +335,3 @@ def test_send_sample_to_a_stopped_local_mode_says_so(tmp_path: Path) -> None:
     result = CliRunner().invoke(_cli(), ["send-sample", "--data-dir", str(tmp_path)])
     assert result.exit_code == 1
     assert "could not reach" in result.output
-
-
-# --- the SQS event source, as local mode replicates it --------------------------------------
-
-
-def test_sqs_messages_become_a_lambda_sqs_event() -> None:
-    message: Any = {
-        "MessageId": "m-1",
-        "ReceiptHandle": "rh-1",
-        "Body": "{}",
-        "MD5OfBody": "99914b932bd37a50b983c5e7c90ae93b",
-        "Attributes": {"ApproximateReceiveCount": "2", "SentTimestamp": "1"},
-        "MessageAttributes": {
-            "source": {"StringValue": "webhook", "DataType": "String"},
-            "blob": {"BinaryValue": b"\x00\x01", "DataType": "Binary"},
-        },
-    }
-    event = sqs_lambda_event([message], queue_arn="arn:aws:sqs:us-east-1:1:q", region="us-east-1")
-    [record] = event["Records"]
-    assert record["messageId"] == "m-1"
-    assert record["receiptHandle"] == "rh-1"
-    assert record["attributes"]["ApproximateReceiveCount"] == "2"
-    assert record["messageAttributes"]["source"]["stringValue"] == "webhook"
-    assert record["messageAttributes"]["blob"]["binaryValue"] == "AAE="
-    assert record["eventSource"] == "aws:sqs"
-    assert record["eventSourceARN"] == "arn:aws:sqs:us-east-1:1:q"
-
-
-@pytest.mark.parametrize(
-    ("response", "failed"),
-    [
-        ({"batchItemFailures": []}, set()),
-        (None, set()),
-        ({"batchItemFailures": [{"itemIdentifier": "b"}]}, {"b"}),
-        ({"batchItemFailures": [{"itemIdentifier": "zzz"}]}, {"a", "b"}),
-        ({"batchItemFailures": [{"itemIdentifier": ""}]}, {"a", "b"}),
-        ({"batchItemFailures": "nonsense"}, {"a", "b"}),
-        ("nonsense", {"a", "b"}),
-    ],
-)
-def test_batch_item_failures_are_read_like_lambda(response: Any, failed: set[str]) -> None:
-    assert _failed_ids(response, {"a", "b"}) == failed

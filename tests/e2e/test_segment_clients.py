@@ -20,8 +20,8 @@ import pytest
 from segment.analytics import Client
 from segment.analytics.request import APIError
 
-from segment_raindrop.cli_local import sample_conversation
-from segment_raindrop.local.receiver import check_raindrop_items
+from segment_raindrop_tools.cli_local import sample_conversation
+from segment_raindrop_tools.local.raindrop_items import check_raindrop_items
 from tests.e2e.conftest import Local, wait_for
 
 StartLocal = Callable[..., Local]

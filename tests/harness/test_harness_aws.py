@@ -9,16 +9,18 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from segment_raindrop.local.aws import (
+from segment_raindrop_tools.local.aws import (
     DLQ_RETENTION_SECONDS,
     MAX_MESSAGE_BYTES,
     LocalResources,
-    MotoServer,
+    provision,
+)
+from segment_raindrop_tools.local.moto import MotoServer
+from segment_raindrop_tools.local.queues import (
     drain_messages,
     drain_queue,
     peek_messages,
     peek_queue,
-    provision,
 )
 from tests.conftest import AwsEnv
 

@@ -12,7 +12,7 @@ from botocore.config import Config
 from botocore.exceptions import EndpointConnectionError
 
 from segment_raindrop import retry, webhook
-from segment_raindrop.local.receiver import RaindropReceiver
+from segment_raindrop_tools.local.receiver import RaindropReceiver
 from tests.conftest import AwsEnv
 
 # One attempt: the point is that the call fails, not how long botocore keeps trying.

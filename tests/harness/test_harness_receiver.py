@@ -13,12 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from segment_raindrop.local.receiver import (
-    ENDPOINTS,
-    Fault,
-    RaindropReceiver,
-    check_raindrop_items,
-)
+from segment_raindrop_tools.local.faults import Fault
+from segment_raindrop_tools.local.raindrop_items import ENDPOINTS, check_raindrop_items
+from segment_raindrop_tools.local.receiver import RaindropReceiver
 
 KEY = "rk-test"
 TS = "2026-01-01T00:00:00Z"

@@ -117,7 +117,7 @@ def test_real_bundle_holds_exactly_the_locked_runtime_dependencies(
     assert not [name for name in top_level if name.startswith("mypy_boto3")]
 
 
-def test_real_bundle_holds_the_package_without_caches_or_local_mode(
+def test_real_bundle_holds_the_package_without_caches(
     cdk_bundle: tuple[Path, str, dict[str, object]],
 ) -> None:
     bundle, _, _ = cdk_bundle
@@ -126,7 +126,7 @@ def test_real_bundle_holds_the_package_without_caches_or_local_mode(
     source = {
         str(p.relative_to(PACKAGE_SOURCE))
         for p in PACKAGE_SOURCE.rglob("*.py")
-        if not {"local", "__pycache__", "tests"} & set(p.relative_to(PACKAGE_SOURCE).parts)
+        if "__pycache__" not in p.relative_to(PACKAGE_SOURCE).parts
     }
     assert shipped == source
     assert "webhook.py" in shipped
@@ -200,3 +200,39 @@ def test_bundle_imports_every_handler_in_a_clean_interpreter(
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_real_bundle_holds_no_operator_tooling(
+    cdk_bundle: tuple[Path, str, dict[str, object]],
+) -> None:
+    bundle, _, _ = cdk_bundle
+    modules = {str(p.relative_to(bundle)) for p in bundle.rglob("*.py")}
+    # The tooling package, and the modules that used to live in the forwarder's package.
+    assert not (bundle / "segment_raindrop_tools").exists()
+    assert not [name for name in modules if name.startswith("segment_raindrop_tools")]
+    package = {
+        name.removeprefix("segment_raindrop/")
+        for name in modules
+        if name.startswith("segment_raindrop/")
+    }
+    assert "webhook.py" in package
+    for tool in (
+        "cli.py",
+        "cli_common.py",
+        "cli_local.py",
+        "cli_replay.py",
+        "samples.py",
+        "events.py",
+    ):
+        assert tool not in package
+    assert not [name for name in package if name.startswith("local/")]
+    # No CLI or local-mode dependency, neither as an importable package nor as an installed
+    # distribution (a dist-info without its package would still be a wrong lock export).
+    distributions = {
+        _normalise(path.name.removesuffix(".dist-info").rsplit("-", 1)[0])
+        for path in bundle.glob("*.dist-info")
+    }
+    top_level = {path.name.split(".")[0] for path in bundle.iterdir()}
+    for tool_dependency in ("typer", "rich", "moto", "click", "werkzeug", "flask"):
+        assert tool_dependency not in distributions
+        assert tool_dependency not in top_level

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from segment_raindrop import webhook
-from segment_raindrop.local.apigw import LocalContext, rest_proxy_event
+from segment_raindrop_tools.local.apigw import LocalContext, rest_proxy_event
 
 
 @pytest.fixture(autouse=True)

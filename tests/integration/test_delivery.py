@@ -25,12 +25,13 @@ from segment_raindrop.delivery import (
     DeliveryReport,
     RaindropClient,
 )
-from segment_raindrop.local.receiver import Fault, RaindropReceiver
 from segment_raindrop.mapping import MappedItem
 from segment_raindrop.pipeline import Forwarder
 from segment_raindrop.queueing import FailureReason
 from segment_raindrop.raindrop import Endpoint
-from tests.integration import segment_events as se
+from segment_raindrop_tools import events as se
+from segment_raindrop_tools.local.faults import Fault
+from segment_raindrop_tools.local.receiver import RaindropReceiver
 
 KEY = "rk-delivery-test"
 TIMESTAMP = "2026-11-27T10:00:00Z"

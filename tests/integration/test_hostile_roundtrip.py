@@ -9,8 +9,6 @@ from typing import Any
 from segment_raindrop import codec
 from segment_raindrop.codec import MAX_EVENT_DEPTH, MAX_INT_DIGITS, UnparsedEvent
 from segment_raindrop.config import MappingConfig
-from segment_raindrop.local.aws import drain_messages
-from segment_raindrop.local.receiver import RaindropReceiver
 from segment_raindrop.mapping import map_events
 from segment_raindrop.queueing import (
     FailureGroup,
@@ -20,6 +18,8 @@ from segment_raindrop.queueing import (
     parse_message,
 )
 from segment_raindrop.segment import parse_body
+from segment_raindrop_tools.local.queues import drain_messages
+from segment_raindrop_tools.local.receiver import RaindropReceiver
 from tests.conftest import AwsEnv
 from tests.integration.conftest import Invoke
 

@@ -14,21 +14,18 @@ from typing import Any
 import pytest
 
 from segment_raindrop import replay
-from segment_raindrop.local.apigw import LocalContext
-from segment_raindrop.local.aws import peek_messages
-from segment_raindrop.local.receiver import check_raindrop_items
 from segment_raindrop.queueing import FailureGroup, FailureReason, QueueTarget, QueueWriter
 from segment_raindrop.replay import LAMBDA_RESERVE_SECONDS, ReplayProgress, ReplayRefused
+from segment_raindrop_tools import events as se
+from segment_raindrop_tools.local.apigw import LocalContext
+from segment_raindrop_tools.local.queues import peek_messages
+from segment_raindrop_tools.local.raindrop_items import check_raindrop_items
 from tests.integration.test_replay_support import (
     FIRST_FAILURE,
-    ai_event,
     assert_delivered_once,
     fast,
     fresh_runtimes,
-    identify_event,
-    invalid_event,
     make_replayer,
-    page_event,
     peek_dlq,
     put_message,
     raw_dlq,
@@ -43,7 +40,7 @@ def _seed(aws: Any, messages: int, per_message: int = 2, **kwargs: Any) -> list[
     """``messages`` dead-letter messages of AI events; returns their event ids in order."""
     ids = []
     for m in range(messages):
-        events = [ai_event(m * 100 + e) for e in range(per_message)]
+        events = [se.chat(m * 100 + e) for e in range(per_message)]
         put_message(aws, QueueTarget.DEAD_LETTER, events, **kwargs)
         ids += [f"trace-{m * 100 + e}" for e in range(per_message)]
     return ids
@@ -64,7 +61,7 @@ def test_replay_after_an_outage_delivers_everything_and_empties_the_queue(
     aws: Any, receiver: Any, make_replayer: Any
 ) -> None:
     ids = _seed(aws, 5, per_message=3)
-    put_message(aws, QueueTarget.DEAD_LETTER, [identify_event(7), page_event(8)])
+    put_message(aws, QueueTarget.DEAD_LETTER, [se.identify(7), se.page(8)])
 
     summary = make_replayer().run()
 
@@ -104,16 +101,16 @@ def test_replay_during_an_outage_deletes_nothing(
 def test_dry_run_changes_nothing_and_reports_what_would_be_sent(
     aws: Any, receiver: Any, make_replayer: Any
 ) -> None:
-    put_message(aws, QueueTarget.DEAD_LETTER, [ai_event(1), ai_event(2), identify_event(3)])
+    put_message(aws, QueueTarget.DEAD_LETTER, [se.chat(1), se.chat(2), se.identify(3)])
     put_message(
         aws,
         QueueTarget.DEAD_LETTER,
-        [ai_event(4), invalid_event(5)],
+        [se.chat(4), se.invalid(5)],
         reason=FailureReason.INVALID,
         status=None,
         error="event has no userId or anonymousId",
     )
-    put_message(aws, QueueTarget.DEAD_LETTER, [page_event(6)])
+    put_message(aws, QueueTarget.DEAD_LETTER, [se.page(6)])
     before = raw_dlq(aws)
     receiver.outage()  # a dry run must not even try
 
@@ -156,12 +153,12 @@ def test_rejected_and_invalid_events_stay_with_their_reason_while_neighbours_go(
     put_message(
         aws,
         QueueTarget.DEAD_LETTER,
-        [ai_event(1), ai_event(2), ai_event(3)],
+        [se.chat(1), se.chat(2), se.chat(3)],
         attempts=3,
         retries=8,
         request_id="req-7",
     )
-    put_message(aws, QueueTarget.DEAD_LETTER, [ai_event(4), invalid_event(5)], attempts=1)
+    put_message(aws, QueueTarget.DEAD_LETTER, [se.chat(4), se.invalid(5)], attempts=1)
 
     summary = make_replayer().run()
 
@@ -174,7 +171,7 @@ def test_rejected_and_invalid_events_stay_with_their_reason_while_neighbours_go(
     remaining = {message.reason: message for message in peek_dlq(aws)}
     assert set(remaining) == {FailureReason.REJECTED, FailureReason.INVALID}
     rejected = remaining[FailureReason.REJECTED]
-    assert rejected.events == [ai_event(2)]
+    assert rejected.events == [se.chat(2)]
     assert rejected.status == 400
     assert "trace-2 is refused" in (rejected.error or "")
     assert rejected.attempts == 4  # 3 before + 1
@@ -183,7 +180,7 @@ def test_rejected_and_invalid_events_stay_with_their_reason_while_neighbours_go(
     assert rejected.request_id == "req-7"
     assert rejected.source == "replay"
     invalid = remaining[FailureReason.INVALID]
-    assert invalid.events == [invalid_event(5)]
+    assert invalid.events == [se.invalid(5)]
     assert invalid.error == "event has no userId or anonymousId"
 
     # Replayed again: nothing more is delivered, nothing is deleted, nothing is duplicated.
@@ -254,17 +251,17 @@ def test_two_replays_at_the_same_time_do_not_double_send(
 def test_filters_select_by_reason_and_first_failure(
     aws: Any, receiver: Any, make_replayer: Any
 ) -> None:
-    put_message(aws, QueueTarget.DEAD_LETTER, [ai_event(1)], first_failure_at=FIRST_FAILURE)
+    put_message(aws, QueueTarget.DEAD_LETTER, [se.chat(1)], first_failure_at=FIRST_FAILURE)
     put_message(
         aws,
         QueueTarget.DEAD_LETTER,
-        [ai_event(2)],
+        [se.chat(2)],
         reason=FailureReason.REJECTED,
         status=400,
         first_failure_at=FIRST_FAILURE,
     )
     put_message(
-        aws, QueueTarget.DEAD_LETTER, [ai_event(3)], first_failure_at="2026-11-25T10:00:00.000Z"
+        aws, QueueTarget.DEAD_LETTER, [se.chat(3)], first_failure_at="2026-11-25T10:00:00.000Z"
     )
 
     by_reason = make_replayer(reason=FailureReason.REJECTED).run()
@@ -277,7 +274,7 @@ def test_filters_select_by_reason_and_first_failure(
     assert_delivered_once(receiver, ["trace-1", "trace-2"])
 
     assert _visible_and_hidden(aws) == (1, 0)
-    assert [message.events for message in peek_dlq(aws)] == [[ai_event(3)]]
+    assert [message.events for message in peek_dlq(aws)] == [[se.chat(3)]]
 
 
 def test_max_messages_limits_the_run(aws: Any, receiver: Any, make_replayer: Any) -> None:
@@ -310,7 +307,7 @@ def test_unparseable_messages_are_kept_and_reported(
 def test_summaries_of_events_too_large_for_sqs_are_kept(
     aws: Any, receiver: Any, make_replayer: Any
 ) -> None:
-    big = ai_event(1)
+    big = se.chat(1)
     big["properties"]["ai_data"]["input"] = "x" * 5_000
     small_writer = QueueWriter(
         aws.sqs,
@@ -368,7 +365,7 @@ def test_a_visibility_timeout_too_short_for_the_budget_is_refused(
 def test_the_lambda_replays_with_the_event_as_options(aws: Any, receiver: Any) -> None:
     ids = _seed(aws, 3)
     put_message(
-        aws, QueueTarget.DEAD_LETTER, [ai_event(999)], reason=FailureReason.REJECTED, status=400
+        aws, QueueTarget.DEAD_LETTER, [se.chat(999)], reason=FailureReason.REJECTED, status=400
     )
 
     result = replay.handler(
@@ -417,7 +414,7 @@ def test_outage_drill_webhook_retry_dead_letter_replay(
     aws: Any, receiver: Any, invoke_webhook: Any, make_replayer: Any
 ) -> None:
     """Raindrop is down: the webhook queues, the retry worker gives up, replay delivers."""
-    events = [ai_event(n) for n in range(5)]
+    events = [se.chat(n) for n in range(5)]
     receiver.outage()
 
     answer = invoke_webhook(events, headers={"Authorization": f"Bearer {aws.webhook_token}"})

@@ -17,14 +17,13 @@ import boto3
 import pytest
 from typer.testing import CliRunner
 
-from segment_raindrop.cli import app
 from segment_raindrop.queueing import FailureReason, QueueTarget
+from segment_raindrop_tools import events as se
+from segment_raindrop_tools.cli import app
 from tests.integration.test_replay_support import (
-    ai_event,
     assert_delivered_once,
     fast,
     fresh_runtimes,
-    invalid_event,
     operator_shell,
     put_message,
     raw_dlq,
@@ -64,7 +63,7 @@ runner = CliRunner()
 def _seed(aws: Any, messages: int, per_message: int = 2) -> list[str]:
     ids = []
     for m in range(messages):
-        events = [ai_event(m * 100 + e) for e in range(per_message)]
+        events = [se.chat(m * 100 + e) for e in range(per_message)]
         put_message(aws, QueueTarget.DEAD_LETTER, events)
         ids += [f"trace-{m * 100 + e}" for e in range(per_message)]
     return ids
@@ -97,7 +96,7 @@ def test_dry_run_reports_what_would_be_sent_and_changes_nothing(aws: Any, receiv
 
 
 def test_dry_run_exits_1_when_something_is_invalid_now(aws: Any, receiver: Any) -> None:
-    put_message(aws, QueueTarget.DEAD_LETTER, [ai_event(1), invalid_event(2)])
+    put_message(aws, QueueTarget.DEAD_LETTER, [se.chat(1), se.invalid(2)])
     before = raw_dlq(aws)
 
     result = _replay("--queue-url", aws.resources.dlq_url, "--dry-run", "--json")
@@ -128,7 +127,7 @@ def test_replay_with_yes_delivers_everything_and_exits_0(aws: Any, receiver: Any
 def test_filters_and_json_summary(aws: Any, receiver: Any) -> None:
     _seed(aws, 2)
     put_message(
-        aws, QueueTarget.DEAD_LETTER, [ai_event(9)], reason=FailureReason.REJECTED, status=400
+        aws, QueueTarget.DEAD_LETTER, [se.chat(9)], reason=FailureReason.REJECTED, status=400
     )
 
     result = _replay(
@@ -263,7 +262,7 @@ def test_stack_outputs_give_the_queue_and_the_secret(
 
 def _start_cli(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "segment_raindrop.cli", "replay", *args],
+        [sys.executable, "-m", "segment_raindrop_tools.cli", "replay", *args],
         env={**_shell(), "PYTHONUNBUFFERED": "1", "COLUMNS": "120"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

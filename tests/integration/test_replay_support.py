@@ -1,9 +1,9 @@
 """Helpers for the retry-worker and replay tests (no tests here).
 
 Everything is real: messages are written with the forwarder's own ``QueueWriter`` into moto's
-queues over HTTP, the retry worker is driven with records received from moto's retry queue the
-way Lambda's SQS event source would (receive, invoke, delete what succeeded), and deliveries
-are read back from the receiver's recordings.
+queues over HTTP, the retry worker is driven from moto's retry queue by the same emulation of
+Lambda's SQS event source that local mode runs (receive, invoke, delete what succeeded), and
+deliveries are read back from the receiver's recordings.
 """
 
 from __future__ import annotations
@@ -12,16 +12,12 @@ import json
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from segment_raindrop import replay, retry
 from segment_raindrop.environment import to_environment
-from segment_raindrop.local.apigw import LocalContext
-from segment_raindrop.local.aws import peek_messages
-from segment_raindrop.local.receiver import RaindropReceiver
 from segment_raindrop.queueing import (
     FailedEventsMessage,
     FailureGroup,
@@ -30,6 +26,9 @@ from segment_raindrop.queueing import (
     QueueWriter,
 )
 from segment_raindrop.replay import Replayer, ReplayOptions, ReplaySummary
+from segment_raindrop_tools.local.event_source import BatchRun, SqsEventSource
+from segment_raindrop_tools.local.queues import peek_messages
+from segment_raindrop_tools.local.receiver import RaindropReceiver
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.type_defs import MessageTypeDef
@@ -77,42 +76,6 @@ def operator_shell(aws: Any) -> dict[str, str]:
 
 
 # Segment events
-
-
-def ai_event(n: int, *, user: str = "user-1", name: str = "AI Chat Completed") -> dict[str, Any]:
-    return {
-        "type": "track",
-        "event": name,
-        "messageId": f"msg-{n}",
-        "userId": user,
-        "timestamp": "2026-11-20T09:59:00.000Z",
-        "properties": {
-            "trace_id": f"trace-{n}",
-            "model": "gpt-test",
-            "ai_data": {"input": f"question {n}", "output": f"answer {n}"},
-        },
-    }
-
-
-def identify_event(n: int) -> dict[str, Any]:
-    return {
-        "type": "identify",
-        "messageId": f"identify-{n}",
-        "userId": f"user-{n}",
-        "timestamp": "2026-11-20T09:59:00.000Z",
-        "traits": {"plan": "pro", "seats": n},
-    }
-
-
-def invalid_event(n: int) -> dict[str, Any]:
-    """An AI event without any user id: invalid under every configuration."""
-    event = ai_event(n)
-    del event["userId"]
-    return event
-
-
-def page_event(n: int) -> dict[str, Any]:
-    return {"type": "page", "messageId": f"page-{n}", "userId": "user-1", "name": "Home"}
 
 
 def event_ids(events: Iterable[dict[str, Any]]) -> list[str]:
@@ -194,73 +157,20 @@ def assert_delivered_once(receiver: RaindropReceiver, expected: Iterable[str]) -
 # Lambda
 
 
-def sqs_lambda_event(messages: Iterable[MessageTypeDef], queue_arn: str) -> dict[str, Any]:
-    """Received SQS messages as the SQS event source hands them to Lambda."""
-    records = []
-    for message in messages:
-        attributes = message.get("Attributes", {})
-        records.append(
-            {
-                "messageId": message["MessageId"],
-                "receiptHandle": message["ReceiptHandle"],
-                "body": message["Body"],
-                "attributes": {
-                    "ApproximateReceiveCount": attributes.get("ApproximateReceiveCount", "1"),
-                    "SentTimestamp": attributes.get("SentTimestamp", "0"),
-                    "SenderId": attributes.get("SenderId", "AIDAEXAMPLE"),
-                    "ApproximateFirstReceiveTimestamp": attributes.get(
-                        "ApproximateFirstReceiveTimestamp", "0"
-                    ),
-                },
-                "messageAttributes": {
-                    name: {
-                        "stringValue": value.get("StringValue"),
-                        "binaryValue": None,
-                        "stringListValues": [],
-                        "binaryListValues": [],
-                        "dataType": value["DataType"],
-                    }
-                    for name, value in message.get("MessageAttributes", {}).items()
-                },
-                "md5OfBody": message["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue_arn,
-                "awsRegion": "us-east-1",
-            }
-        )
-    return {"Records": records}
-
-
-@dataclass
-class WorkerRun:
-    received: int
-    failed: int
-    response: dict[str, Any]
-
-
-def run_retry_worker(aws: Any, *, timeout: float = 60.0) -> WorkerRun:
+def run_retry_worker(aws: Any, *, timeout: float = 60.0) -> BatchRun:
     """One poll of the retry queue by the SQS event source: receive, invoke, delete successes."""
-    sqs = aws.sqs
-    url = aws.resources.retry_queue_url
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    messages = sqs.receive_message(
-        QueueUrl=url,
-        MaxNumberOfMessages=10,
-        WaitTimeSeconds=0,
-        MessageSystemAttributeNames=["All"],
-        MessageAttributeNames=["All"],
-    ).get("Messages", [])
-    if not messages:
-        return WorkerRun(0, 0, {"batchItemFailures": []})
-    context = LocalContext(function_name="segment-raindrop-retry", timeout_seconds=timeout)
-    response = dict(retry.handler(sqs_lambda_event(messages, arn), context))
-    failed = {item["itemIdentifier"] for item in response["batchItemFailures"]}
-    for message in messages:
-        if message["MessageId"] not in failed:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-    return WorkerRun(len(messages), len(failed), response)
+    source = SqsEventSource(
+        aws.sqs,
+        aws.resources.retry_queue_url,
+        retry.handler,
+        region=aws.resources.region,
+        timeout_seconds=timeout,
+    )
+    run = source.poll_once()
+    if run.error is not None:
+        raise run.error
+    assert run.delete_error is None, run.delete_error
+    return run
 
 
 # Replay

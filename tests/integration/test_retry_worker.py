@@ -14,17 +14,17 @@ from typing import Any
 
 import pytest
 
-from segment_raindrop.local.aws import drain_messages, peek_messages
-from segment_raindrop.local.receiver import Fault, check_raindrop_items
 from segment_raindrop.queueing import FailureReason, QueueTarget
+from segment_raindrop_tools import events as se
+from segment_raindrop_tools.local.faults import Fault
+from segment_raindrop_tools.local.queues import drain_messages, peek_messages
+from segment_raindrop_tools.local.raindrop_items import check_raindrop_items
 from tests.integration.test_replay_support import (
     FIRST_FAILURE,
-    ai_event,
     assert_delivered_once,
     bodies,
     fast,
     fresh_runtimes,
-    identify_event,
     put_message,
     run_retry_worker,
 )
@@ -46,7 +46,7 @@ def _dlq_url(aws: Any) -> str:
 
 
 def test_heals_a_transient_outage(aws: Any, receiver: Any) -> None:
-    events = [ai_event(1), ai_event(2), ai_event(3)]
+    events = [se.chat(1), se.chat(2), se.chat(3)]
     put_message(aws, QueueTarget.RETRY, events)
     receiver.outage(Fault(status=503))
 
@@ -71,7 +71,7 @@ def test_a_failed_message_comes_back_after_its_back_off(
     aws: Any, receiver: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     aws.configure(retry_base_delay_seconds=2)  # first receive: 1 to 2 s
-    put_message(aws, QueueTarget.RETRY, [ai_event(1)])
+    put_message(aws, QueueTarget.RETRY, [se.chat(1)])
     receiver.outage()
 
     assert run_retry_worker(aws).failed == 1
@@ -98,7 +98,7 @@ def test_a_failed_message_comes_back_after_its_back_off(
 
 
 def test_partial_failure_requeues_only_the_failing_events(aws: Any, receiver: Any) -> None:
-    events = [ai_event(1), identify_event(2), ai_event(3)]
+    events = [se.chat(1), se.identify(2), se.chat(3)]
     put_message(aws, QueueTarget.RETRY, events, attempts=3, request_id="req-42")
     receiver.outage(Fault(status=500), endpoint="users/identify")
 
@@ -110,7 +110,7 @@ def test_partial_failure_requeues_only_the_failing_events(aws: Any, receiver: An
     requeued = bodies(drain_messages(aws.sqs, _retry_url(aws)))
     assert len(requeued) == 1
     message = requeued[0]
-    assert message.events == [identify_event(2)]
+    assert message.events == [se.identify(2)]
     assert message.reason in (FailureReason.TRANSIENT, FailureReason.DEADLINE)
     assert message.status == 500
     assert message.retries == 1  # 0 before + this receive
@@ -138,7 +138,7 @@ def test_rejected_events_go_to_the_dead_letter_queue_with_their_reason(
 
     receiver = receiver_factory(api_key=aws.raindrop_api_key, validator=refuse_trace_2)
     aws.configure(delivery={"api_url": receiver.url})
-    put_message(aws, QueueTarget.RETRY, [ai_event(1), ai_event(2), ai_event(3)], attempts=2)
+    put_message(aws, QueueTarget.RETRY, [se.chat(1), se.chat(2), se.chat(3)], attempts=2)
 
     run = run_retry_worker(aws)
 
@@ -147,7 +147,7 @@ def test_rejected_events_go_to_the_dead_letter_queue_with_their_reason(
     assert _depth(aws, _retry_url(aws)) == 0
     dead = bodies(drain_messages(aws.sqs, _dlq_url(aws)))
     assert len(dead) == 1
-    assert dead[0].events == [ai_event(2)]
+    assert dead[0].events == [se.chat(2)]
     assert dead[0].reason is FailureReason.REJECTED
     assert dead[0].status == 400
     assert "trace-2 is refused" in (dead[0].error or "")
@@ -158,7 +158,7 @@ def test_rejected_events_go_to_the_dead_letter_queue_with_their_reason(
 def test_exhausted_messages_move_to_the_dead_letter_queue_by_redrive(
     aws: Any, receiver: Any
 ) -> None:
-    put_message(aws, QueueTarget.RETRY, [ai_event(1), ai_event(2)])
+    put_message(aws, QueueTarget.RETRY, [se.chat(1), se.chat(2)])
     original = peek_messages(aws.sqs, _retry_url(aws))[0]["Body"]  # counts as receive 1
     receiver.outage()
 
@@ -181,7 +181,7 @@ def test_partial_failure_with_retries_used_up_goes_to_the_dead_letter_queue(
     aws: Any, receiver: Any
 ) -> None:
     retries = aws.resources.retry_max_receives - 1
-    put_message(aws, QueueTarget.RETRY, [ai_event(1), identify_event(2)], retries=retries)
+    put_message(aws, QueueTarget.RETRY, [se.chat(1), se.identify(2)], retries=retries)
     receiver.outage(endpoint="users/identify")
 
     run = run_retry_worker(aws)
@@ -191,7 +191,7 @@ def test_partial_failure_with_retries_used_up_goes_to_the_dead_letter_queue(
     assert _depth(aws, _retry_url(aws)) == 0
     dead = bodies(drain_messages(aws.sqs, _dlq_url(aws)))
     assert len(dead) == 1
-    assert dead[0].events == [identify_event(2)]
+    assert dead[0].events == [se.identify(2)]
     assert dead[0].reason is FailureReason.TRANSIENT
     assert dead[0].retries == retries + 1
     assert dead[0].first_failure_at == FIRST_FAILURE
@@ -200,7 +200,7 @@ def test_partial_failure_with_retries_used_up_goes_to_the_dead_letter_queue(
 def test_a_message_that_is_not_ours_reaches_the_dead_letter_queue_untouched(
     aws: Any, receiver: Any
 ) -> None:
-    good = [ai_event(1)]
+    good = [se.chat(1)]
     put_message(aws, QueueTarget.RETRY, good)
     aws.sqs.send_message(QueueUrl=_retry_url(aws), MessageBody='{"hello": "world"}')
 
@@ -217,7 +217,7 @@ def test_a_message_that_is_not_ours_reaches_the_dead_letter_queue_untouched(
 def test_nothing_is_lost_when_sqs_is_down_while_requeueing(
     aws: Any, receiver: Any, sqs_unreachable: str
 ) -> None:
-    put_message(aws, QueueTarget.RETRY, [ai_event(1), identify_event(2)])
+    put_message(aws, QueueTarget.RETRY, [se.chat(1), se.identify(2)])
     original = peek_messages(aws.sqs, _retry_url(aws))[0]["Body"]
     receiver.outage(endpoint="users/identify")
 
@@ -236,7 +236,7 @@ def test_nothing_is_lost_when_sqs_is_down_while_requeueing(
         QueueUrl=_retry_url(aws), AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
     )["Attributes"]
     assert attributes["ApproximateNumberOfMessagesNotVisible"] == "1"
-    assert json.loads(original)["events"] == [ai_event(1), identify_event(2)]
+    assert json.loads(original)["events"] == [se.chat(1), se.identify(2)]
 
 
 def test_a_placeholder_key_keeps_the_message(aws: Any, receiver: Any) -> None:
@@ -244,7 +244,7 @@ def test_a_placeholder_key_keeps_the_message(aws: Any, receiver: Any) -> None:
         SecretId=aws.resources.secret_id,
         SecretString=json.dumps({**aws.secret, "raindrop_api_key": "REPLACE_ME"}),
     )
-    put_message(aws, QueueTarget.RETRY, [ai_event(1)])
+    put_message(aws, QueueTarget.RETRY, [se.chat(1)])
 
     run = run_retry_worker(aws)
 
@@ -255,9 +255,9 @@ def test_a_placeholder_key_keeps_the_message(aws: Any, receiver: Any) -> None:
 
 
 def test_several_messages_in_one_batch_get_their_own_verdicts(aws: Any, receiver: Any) -> None:
-    put_message(aws, QueueTarget.RETRY, [ai_event(1)])
-    put_message(aws, QueueTarget.RETRY, [identify_event(2)])
-    put_message(aws, QueueTarget.RETRY, [ai_event(3)])
+    put_message(aws, QueueTarget.RETRY, [se.chat(1)])
+    put_message(aws, QueueTarget.RETRY, [se.identify(2)])
+    put_message(aws, QueueTarget.RETRY, [se.chat(3)])
     receiver.outage(endpoint="users/identify")
 
     run = run_retry_worker(aws)
@@ -265,7 +265,7 @@ def test_several_messages_in_one_batch_get_their_own_verdicts(aws: Any, receiver
     assert (run.received, run.failed) == (3, 1)
     assert_delivered_once(receiver, ["trace-1", "trace-3"])
     remaining = bodies(drain_messages(aws.sqs, _retry_url(aws)))
-    assert [message.events for message in remaining] == [[identify_event(2)]]
+    assert [message.events for message in remaining] == [[se.identify(2)]]
 
 
 def test_a_slow_message_does_not_starve_the_others_in_its_batch(
@@ -274,9 +274,9 @@ def test_a_slow_message_does_not_starve_the_others_in_its_batch(
     # Each record gets a share of the time left: a first message stuck on a slow endpoint
     # must not leave the next ones to fail untried (each such failure costs a receive).
     aws.configure(delivery={"budget_seconds": 3, "read_timeout_seconds": 10})
-    put_message(aws, QueueTarget.RETRY, [ai_event(1)])
-    put_message(aws, QueueTarget.RETRY, [identify_event(2)])
-    put_message(aws, QueueTarget.RETRY, [identify_event(3)])
+    put_message(aws, QueueTarget.RETRY, [se.chat(1)])
+    put_message(aws, QueueTarget.RETRY, [se.identify(2)])
+    put_message(aws, QueueTarget.RETRY, [se.identify(3)])
     receiver.outage(Fault(status=503, delay=10), endpoint="events/track")
 
     run = run_retry_worker(aws)
@@ -285,4 +285,4 @@ def test_a_slow_message_does_not_starve_the_others_in_its_batch(
     delivered = {item["user_id"] for item in receiver.accepted("users/identify")}
     assert len(delivered) == 2
     remaining = bodies(drain_messages(aws.sqs, _retry_url(aws)))
-    assert [message.events for message in remaining] == [[ai_event(1)]]
+    assert [message.events for message in remaining] == [[se.chat(1)]]

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from segment_raindrop.local.receiver import Fault, RaindropReceiver
 from segment_raindrop.queueing import FailedEventsMessage, FailureReason, parse_message
 from segment_raindrop.runtime import Runtime
 from segment_raindrop.settlement import Routing, Tally, settle
+from segment_raindrop_tools import events as se
+from segment_raindrop_tools.local.receiver import Fault, RaindropReceiver
 from tests.conftest import AwsEnv
-from tests.integration import segment_events as se
 
 
 @pytest.fixture

@@ -22,10 +22,12 @@ import pytest
 from segment_raindrop import webhook
 from segment_raindrop.auth import sign
 from segment_raindrop.environment import to_environment
-from segment_raindrop.local.receiver import Fault, RaindropReceiver, check_raindrop_items
 from segment_raindrop.observability import logger
+from segment_raindrop_tools import events as se
+from segment_raindrop_tools.local.faults import Fault
+from segment_raindrop_tools.local.raindrop_items import check_raindrop_items
+from segment_raindrop_tools.local.receiver import RaindropReceiver
 from tests.conftest import AwsEnv
-from tests.integration import segment_events as se
 from tests.integration.conftest import Invoke, WebhookResponse
 
 

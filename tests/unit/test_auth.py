@@ -10,7 +10,6 @@ from collections.abc import Callable
 
 import pytest
 
-from segment_raindrop import samples
 from segment_raindrop.auth import (
     UNVERIFIABLE_BATCH_REASON,
     AuthDecision,
@@ -18,6 +17,7 @@ from segment_raindrop.auth import (
     authenticate,
     sign,
 )
+from segment_raindrop_tools import samples
 
 TOKEN = "whk_3f9a8b7c6d5e4f3a2b1c"
 SECRET = "segment-shared-secret-☃"

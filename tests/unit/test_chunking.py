@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from segment_raindrop import samples
 from segment_raindrop.chunking import Chunk, build_chunks
 from segment_raindrop.config import MappingConfig
 from segment_raindrop.mapping import MappedItem, map_events
 from segment_raindrop.raindrop import Endpoint
 from segment_raindrop.segment import parse_body
+from segment_raindrop_tools import samples
 
 TRACK, SIGNAL, IDENTIFY = Endpoint.TRACK, Endpoint.SIGNAL, Endpoint.IDENTIFY
 

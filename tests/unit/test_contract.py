@@ -12,7 +12,7 @@ from segment_raindrop.contract import (
     LAMBDA_MAX_INVOKE_BYTES,
     MAX_ADMITTED_BODY_BYTES,
 )
-from segment_raindrop.local.apigw import rest_proxy_event
+from segment_raindrop_tools.local.apigw import rest_proxy_event
 
 # API Gateway's limit on the request line and headers together.
 _HEADER_BYTES = 10_240

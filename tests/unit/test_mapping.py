@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 
-from segment_raindrop import samples
 from segment_raindrop.config import MappingConfig
 from segment_raindrop.mapping import MapResult, map_events, normalise_timestamp
 from segment_raindrop.raindrop import MODEL_FOR_ENDPOINT, Endpoint
+from segment_raindrop_tools import samples
+from segment_raindrop_tools.events import AI_CHAT, identify_call, track_call
 
 TRACK, SIGNAL, IDENTIFY = Endpoint.TRACK, Endpoint.SIGNAL, Endpoint.IDENTIFY
 DROP = object()  # removes a key in ``with_``
@@ -40,16 +41,15 @@ def with_(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
     return event
 
 
-def track(name: str = "AI Chat Completed", /, **changes: Any) -> dict[str, Any]:
-    base = {
-        "type": "track",
-        "event": name,
-        "userId": "user-1",
-        "anonymousId": "anon-1",
-        "messageId": "msg-1",
-        "timestamp": TS,
-        "properties": {"trace_id": "trace-1", "ai_data": AI_DATA},
-    }
+def track(name: str = AI_CHAT, /, **changes: Any) -> dict[str, Any]:
+    base = track_call(
+        name,
+        {"trace_id": "trace-1", "ai_data": AI_DATA},
+        userId="user-1",
+        anonymousId="anon-1",
+        messageId="msg-1",
+        timestamp=TS,
+    )
     return with_(base, **changes)
 
 
@@ -65,13 +65,7 @@ def feedback(**properties: Any) -> dict[str, Any]:
 
 
 def identify(**changes: Any) -> dict[str, Any]:
-    base = {
-        "type": "identify",
-        "userId": "user-1",
-        "messageId": "msg-id",
-        "timestamp": TS,
-        "traits": {"plan": "pro"},
-    }
+    base = identify_call({"plan": "pro"}, userId="user-1", messageId="msg-id", timestamp=TS)
     return with_(base, **changes)
 
 

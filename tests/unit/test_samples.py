@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from datetime import UTC, datetime
 
-from segment_raindrop import samples
+from segment_raindrop_tools import samples
 
 
 def test_deterministic() -> None:

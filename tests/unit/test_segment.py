@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from segment_raindrop import samples
 from segment_raindrop.segment import (
     BodyError,
     first_array_element_text,
     parse_body,
     parse_document,
 )
+from segment_raindrop_tools import samples
 
 # -- the three shapes ---------------------------------------------------------------------
 

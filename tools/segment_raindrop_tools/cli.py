@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import typer
 
-from segment_raindrop import cli_local
-from segment_raindrop.cli_replay import replay
+from segment_raindrop_tools import cli_local
+from segment_raindrop_tools.cli_replay import replay
 
 app = typer.Typer(
     name="segment-raindrop",

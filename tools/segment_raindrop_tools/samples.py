@@ -7,7 +7,7 @@ text, ``ai_data`` both as an object and as a JSON string, message lists as ``inp
 counts and latencies. Everything is deterministic: the same arguments always give the same
 events (no clock, no global random state), so tests and benchmarks are repeatable.
 
-Standard library only; nothing here is imported by the Lambda handlers.
+The calls' shapes come from :mod:`~segment_raindrop_tools.events`; standard library only.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-Event = dict[str, Any]
+from segment_raindrop_tools import events
+
+Event = events.Event
 
 DEFAULT_START: Final = datetime(2025, 3, 14, 9, 26, 53, 589_000, tzinfo=UTC)
 """When the sample traffic starts unless told otherwise (a fixed instant, for determinism)."""
@@ -189,7 +191,8 @@ class _Traffic:
 
     # -- the common Segment fields ----------------------------------------------------------
 
-    def _envelope(self, user: _User, kind: str) -> Event:
+    def _envelope(self, user: _User) -> dict[str, Any]:
+        """The fields every call carries, for :mod:`~segment_raindrop_tools.events`' shapes."""
         self._clock += timedelta(milliseconds=self._rng.randrange(150, 45_000))
         original = self._clock
         sent = original + timedelta(milliseconds=self._rng.randrange(5, 900))
@@ -199,7 +202,6 @@ class _Traffic:
             library, ""
         )
         return {
-            "type": kind,
             "messageId": f"{prefix}{self.uuid()}",
             "userId": user.user_id,
             "anonymousId": user.anonymous_id,
@@ -237,18 +239,20 @@ class _Traffic:
         if history > 0:
             messages += user.history[-history:]
         messages.append({"role": "user", "content": prompt})
-        ai_data: dict[str, Any] = {"input": messages, "output": answer}
-        if rng.random() < 0.6:
-            ai_data["model"] = model
-            ai_data["convo_id"] = user.convo_id
+        with_ids = rng.random() < 0.6
+        ai_data = events.ai_data(
+            messages,
+            answer,
+            model=model if with_ids else None,
+            convo_id=user.convo_id if with_ids else None,
+        )
         trace_id = f"tr_{self.uuid().replace('-', '')}"
         prompt_tokens = sum(len(m["content"]) for m in messages) // 4 + 7
         completion_tokens = len(answer) // 4 + 1
         if ai_data_as_string is None:
             ai_data_as_string = self._turns % 3 == 0
-        event = self._envelope(user, "track")
-        event["event"] = "AI Chat Completed"
-        event["properties"] = {
+        envelope = self._envelope(user)
+        properties = {
             "trace_id": trace_id,
             "convo_id": user.convo_id,
             "model": model,
@@ -260,6 +264,7 @@ class _Traffic:
             "finish_reason": rng.choice(("stop", "stop", "stop", "length")),
             "ai_data": (json.dumps(ai_data, ensure_ascii=False) if ai_data_as_string else ai_data),
         }
+        event = events.track_call(events.AI_CHAT, properties, **envelope)
         user.history += [
             {"role": "user", "content": prompt},
             {"role": "assistant", "content": answer},
@@ -270,9 +275,8 @@ class _Traffic:
     def tool_called(self, user: _User) -> Event:
         rng = self._rng
         tool, arguments = rng.choice(_TOOLS)
-        event = self._envelope(user, "track")
-        event["event"] = "AI Tool Called"
-        event["properties"] = {
+        envelope = self._envelope(user)
+        properties = {
             "trace_id": f"tr_{self.uuid().replace('-', '')}",
             "parent_trace_id": user.last_trace_id,
             "convo_id": user.convo_id,
@@ -285,12 +289,11 @@ class _Traffic:
                 "output": {"status": "ok", "results": rng.randrange(0, 12)},
             },
         }
-        return event
+        return events.track_call(events.AI_TOOL, properties, **envelope)
 
     def feedback(self, user: _User) -> Event:
         rng = self._rng
-        event = self._envelope(user, "track")
-        event["event"] = "AI Feedback Submitted"
+        envelope = self._envelope(user)
         properties: dict[str, Any] = {
             "trace_id": user.last_trace_id or f"tr_{self.uuid().replace('-', '')}",
             "sentiment": rng.choice(("positive", "Negative", "POSITIVE", "negative")),
@@ -300,13 +303,12 @@ class _Traffic:
             properties["comment"] = rng.choice(_COMMENTS)
         if rng.random() < 0.3:
             properties["signal_name"] = "thumbs"
-        event["properties"] = properties
-        return event
+        return events.track_call(events.AI_FEEDBACK, properties, **envelope)
 
     def identify(self, user: _User) -> Event:
         rng = self._rng
-        event = self._envelope(user, "identify")
-        event["traits"] = {
+        envelope = self._envelope(user)
+        traits = {
             **json.loads(json.dumps(user.traits)),
             "created_at": "2024-11-02T08:15:00.000Z",
             "address": {"city": rng.choice(("München", "Paris", "東京", "Austin")), "zip": None},
@@ -315,20 +317,19 @@ class _Traffic:
             "seats": rng.randrange(1, 250),
             "nps": None,
         }
-        return event
+        return events.identify_call(traits, **envelope)
 
     def page(self, user: _User) -> Event:
         path, title = self._rng.choice(_PAGES)
-        event = self._envelope(user, "page")
-        event["name"] = title.split(" · ")[0]
-        event["properties"] = {
+        envelope = self._envelope(user)
+        properties = {
             "path": path,
             "referrer": "",
             "search": "",
             "title": title,
             "url": f"https://app.northwind.example{path}",
         }
-        return event
+        return events.page_call(title.split(" · ")[0], properties, **envelope)
 
     def order_completed(self, user: _User) -> Event:
         rng = self._rng
@@ -341,16 +342,15 @@ class _Traffic:
             for (pid, sku, name, price), quantity in lines
         ]
         revenue = round(sum(price * quantity for (_, _, _, price), quantity in lines), 2)
-        event = self._envelope(user, "track")
-        event["event"] = "Order Completed"
-        event["properties"] = {
+        envelope = self._envelope(user)
+        properties = {
             "order_id": f"ord_{rng.getrandbits(40):010x}",
             "currency": "EUR",
             "revenue": revenue,
             "tax": round(revenue * 0.19, 2),
             "products": products,
         }
-        return event
+        return events.track_call(events.ORDER_COMPLETED, properties, **envelope)
 
 
 def conversation(

@@ -11,6 +11,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
@@ -18,9 +19,14 @@ __all__ = [
     "BadBodyError",
     "BodyTooLargeError",
     "DispatchHandler",
+    "PromptDispatchHandler",
     "TrackedHTTPServer",
     "read_request_body",
+    "send_whole_response",
 ]
+
+# Framing is ours to write: a handler's answer never sets these itself.
+_FRAMING_HEADERS = frozenset({"content-length", "connection", "transfer-encoding"})
 
 
 class DispatchHandler(BaseHTTPRequestHandler):
@@ -39,6 +45,28 @@ class DispatchHandler(BaseHTTPRequestHandler):
         self.dispatch()
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
+
+
+class PromptDispatchHandler(DispatchHandler):
+    """A :class:`DispatchHandler` that answers without Nagle / delayed-ACK stalls and knows the
+    number of its connection (``connection_id``, from 1; see :class:`TrackedHTTPServer`)."""
+
+    # A buffered writer lets the head and body leave in one send; together with TCP_NODELAY this
+    # avoids the Nagle / delayed-ACK stall (tens of ms per request) on keep-alive connections.
+    wbufsize: ClassVar[int] = 64 * 1024
+    disable_nagle_algorithm: ClassVar[bool] = True
+    server: TrackedHTTPServer
+    connection_id: int
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection_id = self.server.connection_id(self.request)
+
+    def handle_expect_100(self) -> bool:
+        # The buffered writer would otherwise hold "100 Continue" back and stall the client.
+        answer = super().handle_expect_100()
+        self.wfile.flush()
+        return answer
 
 
 class TrackedHTTPServer(ThreadingHTTPServer):
@@ -64,6 +92,7 @@ class TrackedHTTPServer(ThreadingHTTPServer):
         self._connections: dict[socket.socket, int] = {}
         self._connection_threads: set[threading.Thread] = set()
         self.connections_accepted = 0
+        self._serving: threading.Thread | None = None
         super().__init__(address, handler_class)
 
     def process_request(
@@ -93,6 +122,25 @@ class TrackedHTTPServer(ThreadingHTTPServer):
             with self._connections_lock:
                 self._connections.pop(request, None)
                 self._connection_threads.discard(threading.current_thread())
+
+    def start_serving(self, *, name: str, poll_interval: float) -> None:
+        """Serve from a daemon thread named ``name``; ``poll_interval`` bounds how long
+        :meth:`stop_accepting` waits for the accept loop."""
+        self._serving = threading.Thread(
+            target=self.serve_forever,
+            kwargs={"poll_interval": poll_interval},
+            name=name,
+            daemon=True,
+        )
+        self._serving.start()
+
+    def stop_accepting(self, timeout: float) -> None:
+        """End the accept loop and close the listening socket; live connections stay open
+        (see :meth:`close_connections`)."""
+        if self._serving is not None:
+            self.shutdown()
+            self._serving.join(timeout)
+        self.server_close()
 
     def connection_id(self, request: socket.socket) -> int:
         """The number of the live connection ``request`` (0 if it is not one)."""
@@ -185,3 +233,28 @@ def _read_chunked(handler: BaseHTTPRequestHandler, limit: int | None) -> bytes |
 def _check_limit(size: int, limit: int | None) -> None:
     if limit is not None and size > limit:
         raise BodyTooLargeError(f"body exceeds {limit} bytes")
+
+
+def send_whole_response(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    headers: Iterable[tuple[str, str]],
+    payload: bytes,
+    *,
+    with_body: bool = True,
+) -> None:
+    """Answer with ``payload`` and its Content-Length; ``Connection: close`` when closing.
+
+    ``with_body=False`` (a HEAD request) sends the headers only, Content-Length included.
+    """
+    handler.send_response(status)
+    for name, value in headers:
+        if name.lower() not in _FRAMING_HEADERS:
+            handler.send_header(name, value)
+    handler.send_header("Content-Length", str(len(payload)))
+    if handler.close_connection:
+        handler.send_header("Connection", "close")
+    handler.end_headers()
+    if with_body:
+        handler.wfile.write(payload)
+    handler.wfile.flush()

@@ -1,7 +1,8 @@
 """``segment-raindrop replay``: replay the dead-letter queue from an operator's machine.
 
-Exit status: 0 when everything selected was replayed (dry run: would be), 1 when something was
-kept, unparseable or interrupted, 2 when the replay could not start, 130 when aborted.
+Exit status (:class:`~segment_raindrop_tools.cli_common.ExitCode`): 0 when everything selected
+was replayed (dry run: would be), 1 when something was kept, unparseable or interrupted, 2 when
+the replay could not start, 130 when aborted.
 """
 
 from __future__ import annotations
@@ -10,13 +11,11 @@ import io
 import json
 import logging
 import os
-import signal
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
-from types import FrameType
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import Annotated
 
 import boto3
 import typer
@@ -50,14 +49,7 @@ from segment_raindrop.replay import (
     ReplaySummary,
 )
 from segment_raindrop.runtime import aws_clients
-
-if TYPE_CHECKING:
-    pass
-
-EXIT_OK = 0
-EXIT_INCOMPLETE = 1
-EXIT_CANNOT_START = 2
-EXIT_ABORTED = 130
+from segment_raindrop_tools.cli_common import ExitCode, fail, interrupts, stderr
 
 # Stack outputs the CLI reads (infra/stack.py).
 OUTPUT_DLQ_URL = "DeadLetterQueueUrl"
@@ -67,12 +59,7 @@ _AWS_CONFIG = Config(
     connect_timeout=5, read_timeout=30, retries={"mode": "standard", "total_max_attempts": 5}
 )
 
-err = Console(stderr=True)
-
-
-def _fail(message: str, code: int = EXIT_CANNOT_START) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
-    raise typer.Exit(code)
+err = stderr
 
 
 def _timestamp(value: str | None, option: str) -> datetime | None:
@@ -92,9 +79,9 @@ def stack_outputs(stack: str, region: str | None) -> dict[str, str]:
     try:
         stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
     except (BotoCoreError, ClientError) as exc:
-        _fail(f"cannot read the outputs of stack {stack!r}: {exc}")
+        fail(f"cannot read the outputs of stack {stack!r}: {exc}")
     if not stacks:
-        _fail(f"stack {stack!r} not found")
+        fail(f"stack {stack!r} not found")
     return {
         output["OutputKey"]: output["OutputValue"]
         for output in stacks[0].get("Outputs", [])
@@ -115,7 +102,7 @@ def _configuration(
         queue_url = queue_url or outputs.get(OUTPUT_DLQ_URL)
         secret_id = secret_id or outputs.get(OUTPUT_SECRET_ARN)
         if queue_url is None:
-            _fail(f"stack {stack!r} has no {OUTPUT_DLQ_URL} output; pass --queue-url")
+            fail(f"stack {stack!r} has no {OUTPUT_DLQ_URL} output; pass --queue-url")
     # The mapping and delivery settings, and the queue and secret when no option names them,
     # come from the same variables the functions read.
     env = dict(os.environ)
@@ -124,16 +111,16 @@ def _configuration(
     if secret_id:
         env["RAINDROP_SECRET_ID"] = secret_id
     if not env.get("DLQ_URL"):
-        _fail("which dead-letter queue? Pass --queue-url URL or --stack NAME")
+        fail("which dead-letter queue? Pass --queue-url URL or --stack NAME")
     if not dry_run and not env.get("RAINDROP_SECRET_ID"):
-        _fail(
+        fail(
             "which secret holds the Raindrop key? Pass --secret-id, --stack NAME, "
             "or set RAINDROP_SECRET_ID"
         )
     try:
         return read_replay_config(env)
     except ConfigError as exc:
-        _fail(f"configuration is invalid: {exc}")
+        fail(f"configuration is invalid: {exc}")
 
 
 def build_replayer(config: ReplayConfig, options: ReplayOptions, *, region: str | None) -> Replayer:
@@ -183,7 +170,7 @@ def _quiet_logs() -> Iterator[None]:
 
 def _confirm(config: ReplayConfig, depth: int, options: ReplayOptions) -> None:
     if not sys.stdin.isatty():
-        _fail(
+        fail(
             "refusing to replay without confirmation: stdin is not a terminal. "
             "Pass --yes to replay, or --dry-run to only look."
         )
@@ -195,31 +182,20 @@ def _confirm(config: ReplayConfig, depth: int, options: ReplayOptions) -> None:
     )
 
 
-@contextmanager
-def _interrupts(replayer: Replayer) -> Iterator[None]:
+def _interrupts(replayer: Replayer) -> AbstractContextManager[None]:
     """First Ctrl-C: graceful stop after the current message. Second: abort."""
-    presses = 0
 
-    def on_sigint(_signum: int, _frame: FrameType | None) -> None:
-        nonlocal presses
-        presses += 1
-        if presses > 1:
-            raise KeyboardInterrupt
+    def graceful() -> None:
         replayer.stop()
         err.print(
             "[yellow]Stopping after the current message; the rest is released. "
             "Press Ctrl-C again to abort.[/]"
         )
 
-    try:
-        previous = signal.signal(signal.SIGINT, on_sigint)
-    except ValueError:  # not the main thread (embedded use): no signal handling
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    def abort() -> None:
+        raise KeyboardInterrupt
+
+    return interrupts(graceful=graceful, abort=abort)
 
 
 def summary_table(summary: ReplaySummary) -> Table:
@@ -392,7 +368,7 @@ def _replay(
             wait_seconds=wait_seconds,
         )
     except ValidationError as exc:
-        _fail(describe_errors(exc))
+        fail(describe_errors(exc))
     config = _configuration(
         queue_url=queue_url, stack=stack, region=region, secret_id=secret_id, dry_run=dry_run
     )
@@ -403,15 +379,15 @@ def _replay(
             _confirm(config, depth, options)
         summary = _run(replayer, depth, options)
     except ReplayRefused as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except KeyboardInterrupt:
         err.print(
             "[red]Aborted.[/] Messages in hand return to the queue when their visibility "
             "timeout ends; a message being delivered may be sent again by the next replay."
         )
-        raise typer.Exit(EXIT_ABORTED) from None
+        raise typer.Exit(ExitCode.ABORTED) from None
     _report(summary, as_json=as_json)
-    raise typer.Exit(EXIT_OK if summary.ok else EXIT_INCOMPLETE)
+    raise typer.Exit(ExitCode.OK if summary.ok else ExitCode.INCOMPLETE)
 
 
 def _run(replayer: Replayer, depth: int, options: ReplayOptions) -> ReplaySummary:

@@ -1,7 +1,7 @@
-"""What API Gateway and Lambda hand a function, built from a plain HTTP request.
+"""What API Gateway and Lambda hand a function, and what API Gateway makes of its answer.
 
 Local mode and the tests call the real handlers with these, so the only code that differs
-from production is the translation of the HTTP request into a REST proxy event (payload v1).
+from production is the translation between HTTP and the REST proxy integration (payload v1).
 """
 
 from __future__ import annotations
@@ -91,3 +91,24 @@ def _query(query: str) -> dict[str, str] | None:
         return None
     pairs = (part.partition("=") for part in query.split("&") if part)
     return {name: value for name, _, value in pairs}
+
+
+def http_answer(answer: Mapping[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+    """A proxy integration's answer as API Gateway writes it: status, headers, body bytes.
+
+    A header in ``multiValueHeaders`` keeps every value and wins over the same name in
+    ``headers``; a base64-encoded body is decoded; no status means a bad gateway.
+    """
+    multi = {
+        str(name): [str(value) for value in values]
+        for name, values in (answer.get("multiValueHeaders") or {}).items()
+    }
+    headers = [
+        (str(name), str(value))
+        for name, value in (answer.get("headers") or {}).items()
+        if name not in multi
+    ]
+    headers += [(name, value) for name, values in multi.items() for value in values]
+    body = answer.get("body") or ""
+    payload = base64.b64decode(body) if answer.get("isBase64Encoded") else body.encode()
+    return int(answer.get("statusCode", 502)), headers, payload

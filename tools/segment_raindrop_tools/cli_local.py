@@ -1,6 +1,6 @@
 """``segment-raindrop local`` and ``segment-raindrop send-sample`` (docs/local-mode.md).
 
-``local`` runs the whole forwarder on 127.0.0.1 (:mod:`segment_raindrop.local.runner`);
+``local`` runs the whole forwarder on 127.0.0.1 (:mod:`segment_raindrop_tools.local.mode`);
 ``send-sample`` posts a realistic AI conversation to it, or to any deployed endpoint.
 Register both on the console script's app with :func:`register`.
 """
@@ -14,37 +14,32 @@ import secrets
 import signal
 import sys
 import threading
-import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import FrameType
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import httpx
 import typer
 
-from segment_raindrop import samples
 from segment_raindrop.auth import sign
-from segment_raindrop.config import ConfigError
-from segment_raindrop.local.runner import (
-    DEFAULT_DATA_DIR,
-    DEFAULT_PORT,
-    ITEMS_FILE,
-    STATE_FILE,
-    LocalMode,
-    LocalOptions,
-    read_state,
-)
+from segment_raindrop.config import ConfigError, ForwarderConfig
+from segment_raindrop.environment import read_config
+from segment_raindrop_tools import samples
+from segment_raindrop_tools.cli_common import ExitCode, fail, interrupts
+from segment_raindrop_tools.local.mode import LocalMode
+from segment_raindrop_tools.local.options import DEFAULT_DATA_DIR, DEFAULT_PORT, LocalOptions
+from segment_raindrop_tools.local.state import ITEMS_FILE, STATE_FILE, read_state
 
-EXIT_FAILED = 1
-EXIT_CANNOT_START = 2
-EXIT_INTERRUPTED = 130
-_REPEATED_SIGNAL_SECONDS = 1.0
+# A second signal this soon after the first is the same Ctrl-C, forwarded by `uv run` or make.
+_SAME_PRESS_SECONDS = 1.0
 SEND_TIMEOUT_SECONDS = 15.0  # above the webhook's 10 s, so its own answer always arrives
 _LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _COUNT_KEYS = ("received", "forwarded", "filtered", "queued", "dead_lettered", "unqueued")
+# Local mode provisions the secret and the queues itself; placeholders stand in for them while
+# the rest of the forwarder's settings are read from the operator's shell.
+_LOCAL_RESOURCES = {"RAINDROP_SECRET_ID": "local", "RETRY_QUEUE_URL": "local", "DLQ_URL": "local"}
 
 
 def register(app: typer.Typer) -> None:
@@ -59,11 +54,6 @@ def _say(line: str = "") -> None:
     except UnicodeEncodeError:
         encoding = sys.stdout.encoding or "ascii"
         print(line.encode(encoding, "replace").decode(encoding), flush=True)
-
-
-def _fail(message: str, code: int = EXIT_CANNOT_START) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
 
 
 # --- local -----------------------------------------------------------------------------------
@@ -147,9 +137,14 @@ def local(
     Stops on Ctrl-C.
     """
     if raindrop_url and not raindrop_api_key:
-        _fail("--raindrop-url needs a Raindrop API key: set RAINDROP_API_KEY")
+        fail("--raindrop-url needs a Raindrop API key: set RAINDROP_API_KEY")
     if raindrop_url and not raindrop_url.startswith(("https://", "http://")):
-        _fail("--raindrop-url must be an http(s) URL")
+        fail("--raindrop-url must be an http(s) URL")
+    settings = _settings_from_shell()
+    if not verbose:
+        # The CloudWatch metrics (EMF) would print a JSON document per invocation; Powertools
+        # reads this switch from the process environment only, and this process is local mode.
+        os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
     options = LocalOptions(
         port=port,
         data_dir=data_dir,
@@ -159,23 +154,18 @@ def local(
         shared_secret=shared_secret,
         retry_base_delay_seconds=retry_base_delay,
         verbose=verbose,
+        mapping=settings.mapping,
+        delivery=settings.delivery,
+        max_body_bytes=settings.max_body_bytes,
     )
     stop = threading.Event()
-    first_signal: list[float] = []
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        now = time.monotonic()
-        if not first_signal:
-            first_signal.append(now)
-            stop.set()
-        elif now - first_signal[0] > _REPEATED_SIGNAL_SECONDS:
-            # Ctrl-C again while stopping: quit at once. (A repeat within a moment is the same
-            # Ctrl-C forwarded by `uv run` or make to their process group, not a second one.)
-            os._exit(EXIT_INTERRUPTED)
-
-    handled = (signal.SIGINT, signal.SIGTERM)
-    previous = {signum: signal.signal(signum, on_signal) for signum in handled}
-    try:
+    with interrupts(
+        graceful=stop.set,
+        # Ctrl-C again while stopping: quit at once, whatever the main thread is waiting for.
+        abort=lambda: os._exit(ExitCode.ABORTED),
+        signals=(signal.SIGINT, signal.SIGTERM),
+        same_press_seconds=_SAME_PRESS_SECONDS,
+    ):
         _say("Starting local mode (moto, Raindrop stand-in, webhook, retry worker)...")
         mode = _start(options)
         try:
@@ -187,23 +177,28 @@ def local(
         finally:
             mode.stop()
         _say("Stopped.")
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+
+
+def _settings_from_shell() -> ForwarderConfig:
+    """The forwarder's settings in the operator's shell, read as the Lambda reads its own."""
+    try:
+        return read_config({**os.environ, **_LOCAL_RESOURCES})
+    except ConfigError as exc:
+        fail(f"the forwarder's configuration is invalid: {exc}")
 
 
 def _start(options: LocalOptions) -> LocalMode:
     try:
         return LocalMode(options, echo=_say).start()
     except ConfigError as exc:
-        _fail(f"the forwarder's configuration is invalid: {exc}")
+        fail(f"the forwarder's configuration is invalid: {exc}")
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            _fail(
+            fail(
                 f"port {options.port} on 127.0.0.1 is already in use (is local mode already "
                 "running?); choose another with --port"
             )
-        _fail(f"could not start local mode: {exc}")
+        fail(f"could not start local mode: {exc}")
 
 
 # --- send-sample -----------------------------------------------------------------------------
@@ -252,7 +247,7 @@ def _resolve_target(
     state = read_state(data_dir)
     if url is None:
         if state is None:
-            _fail(
+            fail(
                 f"no running local mode found ({data_dir / STATE_FILE} is missing): start "
                 "`segment-raindrop local` in another terminal, or pass --url and --token"
             )
@@ -331,7 +326,7 @@ def send_sample(
         # signature covers the first event only, so Segment's batched mapping sends both.
         token = None
     if token is None and signature_secret is None:
-        _fail("pass --token (the webhook token) or --signature-secret")
+        fail("pass --token (the webhook token) or --signature-secret")
     events = sample_conversation(
         user_id, seed=seed if seed is not None else secrets.randbelow(2**31), turns=turns
     )
@@ -365,16 +360,16 @@ def send_sample(
             try:
                 response = client.post(url, content=body, headers=headers)
             except httpx.TransportError as exc:
-                _fail(
+                fail(
                     f"could not reach {url} ({type(exc).__name__}); is `segment-raindrop local` "
                     "running?",
-                    EXIT_FAILED,
+                    ExitCode.INCOMPLETE,
                 )
             ok &= _report(label, response, totals)
     _say()
     _summarise(totals, local_state)
     if not ok:
-        raise typer.Exit(EXIT_FAILED)
+        raise typer.Exit(ExitCode.INCOMPLETE)
 
 
 def _report(label: str, response: httpx.Response, totals: Counter[str]) -> bool:
@@ -410,7 +405,7 @@ def _summarise(totals: Counter[str], local_state: dict[str, Any] | None) -> None
 
 
 def main() -> None:
-    """``python -m segment_raindrop.cli_local``: these commands on their own."""
+    """``python -m segment_raindrop_tools.cli_local``: these commands on their own."""
     app = typer.Typer(add_completion=False, no_args_is_help=True)
     register(app)
     app()

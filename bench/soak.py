@@ -1,0 +1,336 @@
+"""`make soak`: local mode under randomized traffic and faults, then healed, then accounted for.
+
+For ``SOAK_SECONDS`` (default 120) a Segment-like client posts batches of 1-500 events (the AI
+event mix plus hostile text, :mod:`bench.soak_traffic`) to local mode's webhook, resending on
+5xx and dropped connections as Segment does, while a chaos loop keeps changing how Raindrop
+behaves (healthy, 5xx, 429 with Retry-After, hanging, dropping connections, refusing single
+items) and how often SQS refuses the forwarder's calls (:mod:`bench.sqs_chaos`).
+
+Then everything heals: Raindrop answers, SQS accepts, the retry worker drains its queue and the
+dead-letter queue is replayed. The verdict: every forwardable event delivered, every invalid one
+in the dead-letter queue with reason ``invalid``, nothing filtered showing up anywhere, and none
+unaccounted. A summary table is printed; the exit status is non-zero if anything was lost.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.soak_traffic import Traffic, Verdict, judge
+from bench.sqs_chaos import SqsChaos
+from segment_raindrop.codec import loads
+from segment_raindrop.config import DeliveryConfig
+from segment_raindrop.queueing import FailedEventsMessage
+from segment_raindrop.replay import Replayer, ReplayOptions
+from segment_raindrop_tools.local.faults import Fault
+from segment_raindrop_tools.local.mode import LocalMode
+from segment_raindrop_tools.local.options import LocalOptions
+from segment_raindrop_tools.local.queues import peek_messages, queue_depth
+from segment_raindrop_tools.local.receiver import RaindropReceiver
+from segment_raindrop_tools.local.wiring import HANDLERS
+
+DEFAULT_SECONDS = 120
+# How long the healed system gets to empty the retry queue before the verdict: a message's
+# back-off grows to about two minutes by its last receive (RETRY_BASE_DELAY 1 s, doubling).
+DRAIN_LIMIT_SECONDS = 300.0
+RETRY_VISIBILITY_SECONDS = 10
+# A Segment-like client: resend a refused request this often before giving up on it (Segment
+# itself retries for four hours).
+RESENDS = 60
+# The forwarder's delivery settings for the soak: the deployed ones, with a shorter budget and
+# breaker cool-down so outages come and go many times in a short run.
+SOAK_DELIVERY = DeliveryConfig(
+    budget_seconds=2.0,
+    read_timeout_seconds=1.0,
+    connect_timeout_seconds=1.0,
+    backoff_base_seconds=0.05,
+    backoff_cap_seconds=0.2,
+    retry_after_cap_seconds=1.0,
+    breaker_cooldown_seconds=1.0,
+)
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class SoakResult:
+    verdict: Verdict
+    requests: int
+    resends: int
+    unanswered: int
+    statuses: Counter[str]
+    raindrop_faults: Counter[str]
+    sqs_refused: int
+    replayed_messages: int
+    seconds: float
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class _Chaos:
+    """Changes Raindrop's and SQS's behaviour every 0.5-2 s until stopped."""
+
+    MODES = ("healthy", "5xx", "429", "hang", "drop", "refuse-items", "sqs-refuses")
+
+    def __init__(self, receiver: RaindropReceiver, sqs: SqsChaos, seed: int) -> None:
+        self._receiver = receiver
+        self._sqs = sqs
+        self._random = random.Random(seed)
+        self._stop = threading.Event()
+        self.modes: Counter[str] = Counter()
+        self._thread = threading.Thread(target=self._run, name="soak-chaos", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._calm()
+
+    def _calm(self) -> None:
+        self._receiver.heal()
+        self._receiver.set_latency(0)
+        self._receiver.refuse_items(None)
+        self._sqs.refusal_rate = 0.0
+
+    def _run(self) -> None:
+        cycle: list[str] = []
+        while not self._stop.is_set():
+            self._calm()
+            if not cycle:  # every mode once per cycle, in a random order
+                cycle = list(self.MODES)
+                self._random.shuffle(cycle)
+            mode = cycle.pop()
+            self.modes[mode] += 1
+            if mode == "5xx":
+                self._receiver.outage(Fault(status=self._random.choice((500, 502, 503))))
+            elif mode == "429":
+                self._receiver.outage(Fault(status=429, retry_after="1"))
+            elif mode == "hang":
+                self._receiver.outage(Fault(delay=1.5))  # past the 1 s read timeout
+            elif mode == "drop":
+                self._receiver.outage(Fault(drop=True))
+            elif mode == "refuse-items":
+                self._receiver.refuse_items(_refuse_some(self._random.randrange(1_000)))
+            elif mode == "sqs-refuses":
+                # With Raindrop failing too, so that the webhook has events to queue.
+                self._receiver.outage(Fault(status=503))
+                self._sqs.refusal_rate = self._random.choice((0.3, 0.7, 1.0))
+            self._stop.wait(self._random.uniform(0.5, 2.0))
+
+
+def _refuse_some(salt: int) -> Callable[[str, dict[str, Any]], bool]:
+    # About one item in twenty: which ones changes with the salt.
+    def refuse(_endpoint: str, item: dict[str, Any]) -> bool:
+        key = str(item.get("event_id") or item.get("user_id") or "")
+        return hash((key, salt)) % 20 == 0
+
+    return refuse
+
+
+class _Segment:
+    """Posts batches the way Segment's webhook destination does: resend on 5xx and transport
+    errors, give up on 4xx."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self._client = httpx.Client(timeout=15.0, trust_env=False)
+        self._url = url
+        self._headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        self.requests = 0
+        self.resends = 0
+        self.unanswered = 0
+        self.statuses: Counter[str] = Counter()
+
+    def send(self, body: str, *, give_up_at: float) -> None:
+        for attempt in range(RESENDS):
+            self.requests += 1
+            self.resends += attempt > 0
+            try:
+                response = self._client.post(self._url, content=body, headers=self._headers)
+            except httpx.HTTPError:
+                self.statuses["transport error"] += 1
+            else:
+                self.statuses[str(response.status_code)] += 1
+                if response.status_code < 500:
+                    return
+            if time.monotonic() > give_up_at:
+                break
+            time.sleep(min(0.1 * 2**attempt, 2.0))
+        self.unanswered += 1
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def run(seconds: float, *, seed: int = 7, say: Say = print) -> SoakResult:
+    started = time.monotonic()
+    phases: dict[str, float] = {}
+    moto_port = _free_port()
+    sqs = SqsChaos(f"http://127.0.0.1:{moto_port}", seed=seed).start()
+    with tempfile.TemporaryDirectory(prefix="soak-") as data:
+        options = LocalOptions(
+            port=0,
+            data_dir=Path(data),
+            moto_port=moto_port,
+            retry_base_delay_seconds=1,
+            retry_poll_seconds=0,
+            resource_prefix=f"soak-{seed}",
+            delivery=SOAK_DELIVERY,
+            sqs_endpoint=sqs.url,
+        )
+        local = LocalMode(options, echo=lambda _line: None).start()
+        try:
+            # A retry message whose back-off could not be set (SQS refusing) comes back after the
+            # queue's visibility timeout, 6 min as deployed: shortened so the healed system
+            # drains within the soak. Nothing else about the queue changes.
+            local.resources.sqs_client().set_queue_attributes(
+                QueueUrl=local.endpoints.retry_queue_url,
+                Attributes={"VisibilityTimeout": str(RETRY_VISIBILITY_SECONDS)},
+            )
+            receiver = local.receiver
+            assert receiver is not None
+            traffic = Traffic(seed)
+            segment = _Segment(local.endpoints.webhook_url, local.endpoints.webhook_token)
+            chaos = _Chaos(receiver, sqs, seed)
+            rng = random.Random(seed)
+            say(f"soak: {seconds:g} s of traffic under faults ...")
+            chaos.start()
+            traffic_ends = time.monotonic() + seconds
+            while time.monotonic() < traffic_ends:
+                size = rng.choice((1, 2, 5, 20, 100, rng.randint(1, 500)))
+                segment.send(traffic.batch(size), give_up_at=traffic_ends + 60)
+            chaos.stop()
+            phases["traffic"] = time.monotonic() - started
+            say("soak: healed; draining the retry queue ...")
+            drained = _drain(local, DRAIN_LIMIT_SECONDS)
+            phases["drain"] = time.monotonic() - started - phases["traffic"]
+            if not drained:
+                say("soak: the retry queue did not empty in time")
+            say("soak: replaying the dead-letter queue ...")
+            replayed = _replay()
+            phases["replay"] = time.monotonic() - started - phases["traffic"] - phases["drain"]
+            dead_letters = _dead_letters(local)
+            verdict = judge(traffic.ledger, _accepted(receiver), dead_letters)
+            segment.close()
+            return SoakResult(
+                verdict=verdict,
+                requests=segment.requests,
+                resends=segment.resends,
+                unanswered=segment.unanswered,
+                statuses=segment.statuses,
+                raindrop_faults=chaos.modes,
+                sqs_refused=sqs.refused,
+                replayed_messages=replayed,
+                seconds=time.monotonic() - started,
+                phases=phases,
+            )
+        finally:
+            local.stop()
+            sqs.stop()
+
+
+def _drain(local: LocalMode, limit: float) -> bool:
+    sqs = local.resources.sqs_client()
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if queue_depth(sqs, local.endpoints.retry_queue_url) == 0:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def _replay() -> int:
+    # The replay Lambda's own runtime, as local mode installed it (clients bound to the
+    # emulator, the healed SQS path).
+    replay_runtime = HANDLERS[2].get()
+    total = 0
+    for _ in range(5):  # a partly replayed message comes back as a new one: go round again
+        summary = Replayer.from_runtime(
+            replay_runtime, ReplayOptions(wait_seconds=0, message_budget_seconds=5)
+        ).run()
+        total += summary.messages_deleted
+        if summary.messages_deleted == 0:
+            break
+    return total
+
+
+def _dead_letters(local: LocalMode) -> list[tuple[str, Any]]:
+    sqs = local.resources.sqs_client()
+    found: list[tuple[str, Any]] = []
+    for message in peek_messages(sqs, local.endpoints.dlq_url):
+        parsed = FailedEventsMessage.model_validate(loads(message["Body"]))
+        found += [(parsed.reason.value, event) for event in parsed.events]
+        found += [(parsed.reason.value, summary) for summary in parsed.omitted]
+    return found
+
+
+def _accepted(receiver: RaindropReceiver) -> dict[str, list[dict[str, Any]]]:
+    return {
+        endpoint: receiver.accepted(endpoint)
+        for endpoint in ("events/track", "signals/track", "users/identify")
+    }
+
+
+def table(result: SoakResult) -> str:
+    verdict = result.verdict
+    rows = [
+        ("events sent", verdict.sent),
+        ("delivered to Raindrop", verdict.delivered),
+        ("delivered more than once (extra copies)", verdict.duplicates),
+        ("dead-lettered as invalid (expected)", verdict.dead_lettered),
+        ("filtered (expected)", verdict.filtered),
+        ("lost", len(verdict.lost)),
+        ("misplaced (filtered but found)", len(verdict.misplaced)),
+    ]
+    width = max(len(label) for label, _ in rows)
+    lines = ["", "| outcome | events |", "| --- | ---: |"]
+    lines += [f"| {label:<{width}} | {value} |" for label, value in rows]
+    lines += [
+        "",
+        f"webhook requests {result.requests} ({result.resends} resends, "
+        f"{result.unanswered} given up), answers {dict(sorted(result.statuses.items()))}",
+        f"chaos modes {dict(sorted(result.raindrop_faults.items()))}, "
+        f"SQS calls refused {result.sqs_refused}, dead-letter messages replayed "
+        f"{result.replayed_messages}",
+        f"by kind {dict(sorted(verdict.by_kind.items()))}",
+        f"took {result.seconds:.0f} s "
+        f"({', '.join(f'{k} {v:.0f} s' for k, v in result.phases.items())})",
+    ]
+    if verdict.lost:
+        lines.append(f"lost (first 20): {verdict.lost[:20]}")
+    duplicate_rate = verdict.duplicates / max(verdict.delivered, 1)
+    lines.append(f"duplicate rate {duplicate_rate:.2%}")
+    lost = len(verdict.lost) + len(verdict.misplaced) + result.unanswered
+    lines.append(f"{lost} lost events")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    seconds = float(os.environ.get("SOAK_SECONDS", DEFAULT_SECONDS))
+    result = run(seconds)
+    print(table(result), flush=True)
+    ok = result.verdict.ok and result.unanswered == 0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

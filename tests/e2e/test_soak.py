@@ -1,0 +1,22 @@
+"""A short soak (``make soak`` runs the long one): nothing Segment sends is lost under faults."""
+
+from __future__ import annotations
+
+import pytest
+from bench import soak
+
+
+@pytest.mark.slow
+def test_a_short_soak_under_faults_loses_nothing() -> None:
+    result = soak.run(15, seed=11, say=lambda _line: None)
+    verdict = result.verdict
+    assert verdict.lost == []
+    assert verdict.misplaced == []
+    assert result.unanswered == 0
+    # The run did meet what it is meant to survive, and accounted for every kind of event.
+    assert set(result.raindrop_faults) == set(soak._Chaos.MODES)
+    assert result.sqs_refused > 0
+    assert verdict.delivered > 0
+    assert verdict.dead_lettered > 0
+    assert verdict.filtered > 0
+    assert verdict.sent == verdict.delivered + verdict.dead_lettered + verdict.filtered

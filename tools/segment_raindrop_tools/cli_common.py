@@ -1,0 +1,79 @@
+"""What the console script's commands share: exit codes, failing with a message, and Ctrl-C.
+
+Exit status, for every command: 0 done, 1 ran but not everything was done (replay kept
+messages, send-sample was refused), 2 could not start, 130 aborted by a second Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from enum import IntEnum
+from types import FrameType
+from typing import NoReturn, TypeAlias
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+__all__ = ["ExitCode", "fail", "interrupts", "stderr"]
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    INCOMPLETE = 1
+    CANNOT_START = 2
+    ABORTED = 130  # 128 + SIGINT, what a shell reports for a process Ctrl-C ended
+
+
+stderr = Console(stderr=True)
+# What signal.signal returns and takes back.
+_Handler: TypeAlias = Callable[[int, FrameType | None], object] | int | signal.Handlers | None
+
+
+def fail(message: str, code: ExitCode = ExitCode.CANNOT_START) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with ``code``."""
+    # soft_wrap: the message stays one line, however narrow the terminal (or none at all).
+    stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def interrupts(
+    *,
+    graceful: Callable[[], None],
+    abort: Callable[[], None],
+    signals: Sequence[signal.Signals] = (signal.SIGINT,),
+    same_press_seconds: float = 0.0,
+) -> Iterator[None]:
+    """First Ctrl-C (any of ``signals``): ``graceful()``; the next one: ``abort()``.
+
+    ``abort`` raises (KeyboardInterrupt) or exits the process. A signal arriving within
+    ``same_press_seconds`` of the first is taken for the same Ctrl-C delivered twice (``uv run``
+    and make forward it to their process group) and ignored. Outside the main thread, where
+    Python cannot handle signals (embedded use), nothing is installed.
+    """
+    first: list[float] = []
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        now = time.monotonic()
+        if not first:
+            first.append(now)
+            graceful()
+        elif now - first[0] > same_press_seconds:
+            abort()
+
+    previous: dict[signal.Signals, _Handler] = {}
+    try:
+        for signum in signals:
+            previous[signum] = signal.signal(signum, on_signal)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

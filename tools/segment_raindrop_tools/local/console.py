@@ -1,0 +1,149 @@
+"""What local mode prints: the banner, then one timestamped line per thing that happens.
+
+Lines carry counts, names, ids and statuses, never prompt or answer text or trait values.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import threading
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from segment_raindrop_tools.local.options import LocalEndpoints
+
+if TYPE_CHECKING:
+    from segment_raindrop_tools.local.event_source import BatchRun
+    from segment_raindrop_tools.local.front import Exchange
+
+__all__ = ["Console", "Echo", "banner", "describe_item"]
+
+Echo = Callable[[str], None]
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+class Console:
+    """Local mode's output, through ``echo`` (default: stdout); thread-safe."""
+
+    def __init__(self, echo: Echo | None = None) -> None:
+        self._echo = echo or _print
+        self._lock = threading.Lock()
+
+    def line(self, text: str) -> None:
+        stamp = datetime.now().strftime("%H:%M:%S")
+        with self._lock:
+            self._echo(f"{stamp}  {text}" if text else text)
+
+    def exchange(self, exchange: Exchange) -> None:
+        self.line(
+            f"webhook   {exchange.method} {exchange.path} -> {exchange.status}  "
+            f"{_describe_answer(exchange)}  ({exchange.duration_ms:.0f} ms)"
+        )
+
+    def webhook_failed(self, error: BaseException) -> None:
+        self.line(f"webhook   the handler raised {type(error).__name__}: {_clean(str(error), 200)}")
+
+    def retry_run(self, run: BatchRun) -> None:
+        if run.delete_error is not None:
+            self.line(
+                f"retry     could not delete settled messages: {type(run.delete_error).__name__}"
+            )
+        if run.error is not None:
+            error = f"{type(run.error).__name__}: {run.error}"
+            self.line(
+                f"retry     the worker failed ({_clean(error, 200)}); its {run.received} "
+                "message(s) come back after the queue's visibility timeout"
+            )
+            return
+        self.line(
+            f"retry     {run.received} message(s): {run.deleted} settled, "
+            f"{run.failed} back on the queue for a later attempt"
+        )
+
+    def poll_failed(self, error: BaseException) -> None:
+        self.line(f"retry     could not poll the retry queue: {type(error).__name__}")
+
+    def accepted(self, endpoint: str, items: list[dict[str, Any]]) -> None:
+        for item in items:
+            self.line(f"raindrop  {endpoint:<15} {describe_item(endpoint, item)}")
+
+
+def _clean(value: Any, limit: int = 64) -> str:
+    """A value safe to print on one terminal line: no control characters, bounded length."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = "".join(char if char.isprintable() else "?" for char in text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def describe_item(endpoint: str, item: Mapping[str, Any]) -> str:
+    """One readable line for an item Raindrop accepted; never prompt or answer text."""
+    if endpoint == "events/track":
+        label = _clean(item.get("event"), 32)
+        details = f"user={_clean(item.get('user_id'))}  event_id={_clean(item.get('event_id'))}"
+    elif endpoint == "signals/track":
+        kind = _clean(item.get("signal_type", "default"))
+        if item.get("sentiment"):
+            kind += f", {_clean(item.get('sentiment'))}"
+        label = f"{_clean(item.get('signal_name'), 20)} ({kind})"
+        details = f"event_id={_clean(item.get('event_id'))}"
+    else:
+        traits = item.get("traits")
+        label = f"{len(traits) if isinstance(traits, Mapping) else 0} traits"
+        details = f"user={_clean(item.get('user_id'))}"
+    return f"{label:<28} {details}"
+
+
+def _describe_answer(exchange: Exchange) -> str:
+    answer = exchange.answer or {}
+    keys = ("received", "forwarded", "filtered", "queued", "dead_lettered", "unqueued")
+    if "received" in answer:
+        return "  ".join(f"{key}={answer[key]}" for key in keys if key in answer)
+    return _clean(answer.get("error") or answer.get("message") or "", 80)
+
+
+def banner(ep: LocalEndpoints) -> str:
+    """What local mode prints once it runs: where everything is and how to use it."""
+    if ep.local_receiver:
+        raindrop = f"local stand-in at {ep.raindrop_url} (items saved to {ep.items_file})"
+    else:
+        raindrop = f"{ep.raindrop_url} (the real thing, with your Raindrop API key)"
+    exports = " \\\n    ".join(
+        f"{name}={shlex.quote(value)}" for name, value in ep.replay_environment().items()
+    )
+    rows = [
+        ("Webhook endpoint", ep.webhook_url),
+        ("Segment libraries", f"host={ep.tracking_api_host}  write key=the webhook token"),
+        ("Webhook token", ep.webhook_token),
+        ("Shared secret", ep.shared_secret),
+        ("Raindrop", raindrop),
+        ("AWS (moto)", ep.moto_endpoint),
+        ("Retry queue", ep.retry_queue_url),
+        ("Dead-letter queue", ep.dlq_url),
+        ("State file", ep.state_file),
+    ]
+    lines = [
+        "",
+        "segment-raindrop local mode is running on 127.0.0.1 (Ctrl-C to stop)",
+        "",
+        *(f"  {label:<18} {value}" for label, value in rows),
+        "",
+        "Send an event (paste into another terminal):",
+        "",
+        ep.curl(),
+        "",
+        "or a whole AI conversation:  segment-raindrop send-sample",
+        "",
+        f"To run `segment-raindrop replay` against this instance: source {ep.env_file}",
+        "(or export these yourself):",
+        "",
+        f"  export {exports}",
+        "",
+        "Waiting for events...",
+        "",
+    ]
+    return "\n".join(lines)
