@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from segment_raindrop import retry, webhook
 from segment_raindrop.config import ConfigError
+from segment_raindrop.contract import MAX_ADMITTED_BODY_BYTES
 from segment_raindrop_tools import events as se
 from segment_raindrop_tools.cli_local import register, sample_conversation
 from segment_raindrop_tools.local.faults import Fault
@@ -163,20 +164,26 @@ def test_refusals_come_back_over_http(start_local: StartLocal) -> None:
     assert local.printed("-> 401  unauthorized")
 
 
-def test_bodies_over_api_gateways_limit_are_refused_before_the_handler(
+def test_bodies_over_the_limits_are_refused_where_the_deployment_refuses_them(
     start_local: StartLocal,
 ) -> None:
     local = start_local()
-    # Over the handler's MAX_BODY_BYTES (6 MiB): the handler answers 413...
-    assert (
-        local.post(b"[" + b" " * (7 * 1024 * 1024) + b"]", headers=local.bearer()).status_code
-        == 413
-    )
-    # ...over API Gateway's 10 MB the front does, as API Gateway would.
+    # Over MAX_BODY_BYTES, yet small enough for Lambda to be invoked: the handler answers 413.
+    just_over = b"[" + b" " * (MAX_ADMITTED_BODY_BYTES + 10) + b"]"
+    refused = local.post(just_over, headers=local.bearer())
+    assert refused.status_code == 413
+    assert "larger than" in refused.json()["error"]
+    # Base64-encoded in the API Gateway event, 5 MiB is more than Lambda's 6 MiB invoke
+    # payload: refused before the handler, as the deployed API does.
+    response = local.post(b"[" + b" " * (5 * 1024 * 1024) + b"]", headers=local.bearer())
+    assert response.status_code == 413
+    assert response.json() == {"message": "Request Too Long"}
+    # ...and over API Gateway's own 10 MB, too.
     response = local.post(b"[" + b" " * (11 * 1024 * 1024) + b"]", headers=local.bearer())
     assert response.status_code == 413
     assert response.json() == {"message": "Request Too Long"}
     assert local.receiver.requests == []
+    assert [exchange.status for exchange in local.mode.exchanges] == [413, 413, 413]
 
 
 def test_tracking_api_path_serves_the_batch_envelope(start_local: StartLocal) -> None:

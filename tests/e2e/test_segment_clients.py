@@ -32,7 +32,12 @@ NODE_SCRIPT = Path(__file__).with_name("segment_actions_webhook.js")
 # --- segment-analytics-python --------------------------------------------------------------
 
 
-def test_analytics_python_track_and_identify_arrive_mapped(start_local: StartLocal) -> None:
+@pytest.mark.parametrize("gzip", [False, True], ids=["plain", "gzip"])
+def test_analytics_python_track_and_identify_arrive_mapped(
+    start_local: StartLocal, gzip: bool
+) -> None:
+    # With gzip=True the library sends Content-Encoding: gzip; the body reaches the handler
+    # base64-encoded and intact, as through the stack's API (binary media type */*).
     local = start_local()
     errors: list[Any] = []
     client = Client(
@@ -41,6 +46,7 @@ def test_analytics_python_track_and_identify_arrive_mapped(start_local: StartLoc
         on_error=lambda error, batch: errors.append((error, batch)),
         upload_interval=0.05,
         max_retries=0,
+        gzip=gzip,
     )
     client.identify(
         "user-42",

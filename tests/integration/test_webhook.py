@@ -775,3 +775,34 @@ def test_text_cut_mid_emoji_is_repaired_delivered_and_counted(
     processed = [json.loads(line) for line in logs.splitlines() if "request processed" in line]
     assert processed[0]["texts_repaired"] == 1
     assert "Pricing" not in logs
+
+
+def test_a_warm_webhook_stops_waiting_on_a_hanging_raindrop_then_resumes(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke
+) -> None:
+    aws.configure(
+        delivery={
+            "read_timeout_seconds": 0.3,
+            "max_attempts": 1,
+            "breaker_failure_threshold": 2,
+            "breaker_cooldown_seconds": 0.5,
+        }
+    )
+    receiver.set_latency(1.0)  # past the read timeout: Raindrop hangs
+    events = [se.chat(seq) for seq in range(250)]  # three chunks of at most 100
+    first = invoke_webhook(events, headers=bearer(aws))
+    assert (first.status, first.body["queued"]) == (200, 250)
+    attempted = receiver.connections_accepted
+
+    # The breaker is open: the next request queues everything without calling Raindrop.
+    second = invoke_webhook([se.chat(seq) for seq in range(300, 350)], headers=bearer(aws))
+    assert (second.status, second.body["queued"]) == (200, 50)
+    assert receiver.connections_accepted == attempted
+
+    # Raindrop recovers; after the cool-down one probe goes through and delivery resumes.
+    receiver.set_latency(0)
+    time.sleep(0.6)
+    third = invoke_webhook([se.chat(400)], headers=bearer(aws))
+    assert (third.status, third.body["forwarded"]) == (200, 1)
+    fourth = invoke_webhook([se.chat(seq) for seq in range(500, 520)], headers=bearer(aws))
+    assert fourth.body["forwarded"] == 20

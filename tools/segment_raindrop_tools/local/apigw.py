@@ -45,8 +45,14 @@ def rest_proxy_event(
     source_ip: str = "127.0.0.1",
     stage: str = "local",
     request_id: str | None = None,
+    binary: bool = True,
 ) -> dict[str, Any]:
-    """An API Gateway REST proxy event (payload format 1.0) for one HTTP request."""
+    """An API Gateway REST proxy event (payload format 1.0) for one HTTP request.
+
+    ``binary``: the body base64-encoded whatever it is, as the stack's API delivers every body
+    (binary media type ``*/*``, so compressed bodies arrive intact); otherwise as text when it
+    is UTF-8, as an API without binary media types would.
+    """
     pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
     single: dict[str, str] = {}
     multi: dict[str, list[str]] = {}
@@ -54,6 +60,8 @@ def rest_proxy_event(
         single[name] = value
         multi.setdefault(name, []).append(value)
     try:
+        if binary:
+            raise UnicodeDecodeError("utf-8", body, 0, 0, "delivered as binary")
         text, encoded = body.decode("utf-8"), False
     except UnicodeDecodeError:
         text, encoded = base64.b64encode(body).decode("ascii"), True

@@ -1,7 +1,8 @@
 """Local mode's API front: HTTP → API Gateway REST proxy event → the webhook handler → HTTP.
 
-What API Gateway does around the function, and no more: the 10 MB payload limit (413 before the
-function is involved), the function's clock starting when the request arrives, a 502 when the
+What API Gateway does around the function, and no more: the 10 MB payload limit and Lambda's
+6 MiB invoke payload (413 before the function is involved), every body base64-encoded (the
+stack's binary media type ``*/*``), the function's clock starting when the request arrives, a 502 when the
 function fails, and its answer written back as API Gateway writes it.
 """
 
@@ -18,7 +19,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from segment_raindrop import webhook
-from segment_raindrop.contract import API_GATEWAY_MAX_BODY_BYTES, WEBHOOK_TIMEOUT_SECONDS
+from segment_raindrop.contract import (
+    API_GATEWAY_MAX_BODY_BYTES,
+    LAMBDA_MAX_INVOKE_BYTES,
+    WEBHOOK_TIMEOUT_SECONDS,
+)
 from segment_raindrop_tools.local.apigw import LocalContext, http_answer, rest_proxy_event
 from segment_raindrop_tools.local.http import (
     BadBodyError,
@@ -162,6 +167,14 @@ class WebhookFront:
             body=body,
             source_ip=handler.client_address[0],
         )
+        if len(json.dumps(event)) > LAMBDA_MAX_INVOKE_BYTES:
+            # The event (body base64-encoded, headers twice) is more than Lambda takes: API
+            # Gateway refuses it without invoking the function, as local mode does here.
+            handler.close_connection = True
+            answer = {"message": "Request Too Long"}
+            self._on_exchange(Exchange(handler.command, path, 413, answer, 0.0))
+            send_whole_response(handler, 413, _JSON, json.dumps(answer).encode())
+            return
         status, headers, payload = self._invoke(event, context)
         try:
             parsed = json.loads(payload) if payload else None
