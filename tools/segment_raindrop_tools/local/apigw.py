@@ -59,12 +59,7 @@ def rest_proxy_event(
     for name, value in pairs:
         single[name] = value
         multi.setdefault(name, []).append(value)
-    try:
-        if binary:
-            raise UnicodeDecodeError("utf-8", body, 0, 0, "delivered as binary")
-        text, encoded = body.decode("utf-8"), False
-    except UnicodeDecodeError:
-        text, encoded = base64.b64encode(body).decode("ascii"), True
+    text, encoded = _text_or_base64(body, binary=binary)
     path_only, _, query = path.partition("?")
     return {
         "resource": path_only,
@@ -92,6 +87,15 @@ def rest_proxy_event(
         "body": text if body else None,
         "isBase64Encoded": encoded,
     }
+
+
+def _text_or_base64(body: bytes, *, binary: bool) -> tuple[str, bool]:
+    if not binary:
+        try:
+            return body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            pass
+    return base64.b64encode(body).decode("ascii"), True
 
 
 def _query(query: str) -> dict[str, str] | None:

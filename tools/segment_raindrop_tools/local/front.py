@@ -2,8 +2,8 @@
 
 What API Gateway does around the function, and no more: the 10 MB payload limit and Lambda's
 6 MiB invoke payload (413 before the function is involved), every body base64-encoded (the
-stack's binary media type ``*/*``), the function's clock starting when the request arrives, a 502 when the
-function fails, and its answer written back as API Gateway writes it.
+stack's binary media type ``*/*``), the function's clock starting when the request arrives, a
+502 when the function fails, and its answer written back as API Gateway writes it.
 """
 
 from __future__ import annotations
