@@ -1,4 +1,4 @@
-"""Authenticating Segment's requests (WIRE.md §1).
+"""Authenticating Segment's requests (docs/wire.md §1.4).
 
 A request passes with any one of:
 - ``Authorization: Bearer <webhook_token>`` (a custom header in the Webhooks (Actions) mapping);

@@ -1,5 +1,7 @@
 """Sending chunks to Raindrop: bounded concurrency, retries with backoff, and a hard deadline.
 
+What each of Raindrop's answers means to us is docs/wire.md §2.6.
+
 Failure semantics, per answer from Raindrop:
 
 - 2xx: delivered.

@@ -1,4 +1,4 @@
-"""Segment events → Raindrop items (WIRE.md §3, the product's contract).
+"""Segment events → Raindrop items (docs/wire.md §3, the product's contract).
 
 Each Segment event ends as exactly one of: *mapped* (it produced one or more Raindrop items),
 *filtered* (not an event we forward; counted, never an error) or *invalid* (it should have been

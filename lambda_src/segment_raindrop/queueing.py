@@ -1,4 +1,5 @@
-"""The retry and dead-letter queues: the message format and getting messages into SQS.
+"""The retry and dead-letter queues: the message format and getting messages into SQS
+(limits: docs/wire.md §5.3).
 
 A message carries the *original Segment events* (not mapped items), so a retry or a replay
 re-runs the whole pipeline with the configuration in force then: a fixed mapping rule heals

@@ -1,4 +1,4 @@
-"""What Raindrop accepts (WIRE.md §2), as pydantic models.
+"""What Raindrop accepts (docs/wire.md §2.2), as pydantic models.
 
 Every item the mapper produces is validated here before it is sent, so nothing Raindrop would
 refuse leaves the forwarder: an item that breaks these rules marks its Segment event invalid,

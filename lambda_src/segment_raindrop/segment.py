@@ -1,4 +1,4 @@
-"""Parsing what Segment sends (WIRE.md §1).
+"""Parsing what Segment sends (docs/wire.md §1.2).
 
 Three shapes reach us: one event object (Webhooks Classic, or Actions without batching), a JSON
 array (Actions with batching) and the ``{"batch": [...]}`` envelope of the HTTP Tracking API

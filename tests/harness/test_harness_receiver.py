@@ -267,7 +267,7 @@ def test_on_accept_errors_are_kept_and_do_not_change_the_answer(receiver_factory
     assert [str(e) for e in rd.callback_errors] == ["callback bug"]
 
 
-# The Raindrop item rules (WIRE.md §2)
+# The Raindrop item rules (docs/wire.md §2.2)
 
 
 def test_check_raindrop_items_accepts_the_documented_shapes() -> None:

@@ -104,7 +104,7 @@ def test_all_good_batch_is_delivered(
     assert response.body["filtered"] == 25
     assert ledger.retry == ledger.dead_letter == set()
     assert not receiver.callback_errors
-    # Mapped as WIRE.md §3 says, and sent in chunks rather than one request per event.
+    # Mapped as docs/wire.md §3 says, and sent in chunks rather than one request per event.
     tracks = receiver.accepted("events/track")
     assert {item["event"] for item in tracks} == {"ai_interaction"}
     assert len(receiver.accepted("signals/track")) == 25

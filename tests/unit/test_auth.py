@@ -1,4 +1,4 @@
-"""Authenticating Segment's requests (WIRE.md §1): bearer, Basic, X-Signature."""
+"""Authenticating Segment's requests (docs/wire.md §1.4): bearer, Basic, X-Signature."""
 
 from __future__ import annotations
 
@@ -195,7 +195,7 @@ def test_first_element_signature_with_unicode() -> None:
 
 def test_first_element_signature_of_a_batch_needs_the_token_when_one_is_configured() -> None:
     # The signature covers element 0 only: a signed event with forged ones appended must not
-    # pass on the signature alone (WIRE.md §1: a batch also needs the header secret).
+    # pass on the signature alone (docs/wire.md §1.4: a batch also needs the header secret).
     element = '{"type":"track","event":"AI Chat Completed"}'
     body = f'[{element},{{"type":"track","event":"AI Forged"}}]'.encode()
     signed = {"x-signature": hmac_sha1(SECRET, element.encode())}

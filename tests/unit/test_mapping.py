@@ -1,5 +1,5 @@
 # ruff: noqa: RUF001  (full-width punctuation in the Japanese and Chinese sample text)
-"""The Segment → Raindrop mapping, rule by rule (WIRE.md §3, the product's contract).
+"""The Segment → Raindrop mapping, rule by rule (docs/wire.md §3, the product's contract).
 
 ``RULES`` holds one row per rule; each row maps a single event and states its one expected
 outcome, so removing the rule from the mapper makes that row fail. Behaviour that needs

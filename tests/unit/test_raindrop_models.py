@@ -1,4 +1,4 @@
-"""The Raindrop models accept what Raindrop accepts and nothing else (WIRE.md §2)."""
+"""The Raindrop models accept what Raindrop accepts and nothing else (docs/wire.md §2.2)."""
 
 from __future__ import annotations
 

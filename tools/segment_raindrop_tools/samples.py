@@ -1,7 +1,7 @@
 # ruff: noqa: RUF001  (typographic quotes and full-width punctuation are the point here)
 """Realistic Segment events, for the tests, the benchmark and ``segment-raindrop send-sample``.
 
-The events look like what Segment's libraries really send (WIRE.md §1): full ``context``
+The events look like what Segment's libraries really send (docs/wire.md §1.6): full ``context``
 (library, ip, userAgent, locale, page, traits), ``integrations``, the four timestamps, unicode
 text, ``ai_data`` both as an object and as a JSON string, message lists as ``input``, token
 counts and latencies. Everything is deterministic: the same arguments always give the same

@@ -130,7 +130,7 @@ _CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
 
 
 def check_raindrop_items(endpoint: str, items: list[Any]) -> str | None:
-    """A ``validator`` enforcing the item shapes of WIRE.md §2; returns the first problem."""
+    """A ``validator`` enforcing the item shapes of docs/wire.md §2.2; returns the first problem."""
     check = _CHECKS[endpoint]
     for index, item in enumerate(items):
         if not isinstance(item, dict):
