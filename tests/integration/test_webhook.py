@@ -9,9 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import io
 import json
-import logging
 import socket
 import time
 from dataclasses import dataclass
@@ -22,12 +20,12 @@ import pytest
 from segment_raindrop import webhook
 from segment_raindrop.auth import sign
 from segment_raindrop.environment import to_environment
-from segment_raindrop.observability import logger
 from segment_raindrop_tools import events as se
 from segment_raindrop_tools.local.faults import Fault
 from segment_raindrop_tools.local.raindrop_items import check_raindrop_items
 from segment_raindrop_tools.local.receiver import RaindropReceiver
 from tests.conftest import AwsEnv
+from tests.forwarder_logs import forwarder_logs
 from tests.integration.conftest import Invoke, WebhookResponse
 
 
@@ -683,13 +681,6 @@ def test_logs_hold_no_secret_prompt_or_trait(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # The logger holds the stream it was created with: point it at a buffer we can read.
-    handler = logger.registered_handler
-    assert isinstance(handler, logging.StreamHandler)
-    buffer = io.StringIO()
-    original = handler.setStream(buffer)
-    level = logger.log_level
-    logger.setLevel(logging.INFO)  # whatever an earlier test left, info lines must be read
     prompt, trait = "PROMPT-TEXT-7f3a", "TRAIT-VALUE-9c1d"
 
     def echoing(endpoint: str, items: list[Any]) -> str | None:
@@ -708,13 +699,10 @@ def test_logs_hold_no_secret_prompt_or_trait(
     person = se.identify(2)
     person["traits"]["name"] = trait
     events = [chat, bad, person]
-    try:
+    with forwarder_logs() as buffer:
         assert invoke_webhook(events, headers=bearer(aws)).status == 200
         assert invoke_webhook(events, headers={"Authorization": f"Bearer {trait}"}).status == 401
         assert invoke_webhook(b"{" + prompt.encode(), headers=bearer(aws)).status == 400
-    finally:
-        handler.setStream(original)
-        logger.setLevel(level)
     captured = capsys.readouterr()
     logs = buffer.getvalue() + captured.out + captured.err
     assert "request refused" in logs
@@ -725,17 +713,8 @@ def test_logs_hold_no_secret_prompt_or_trait(
 
 
 def _captured_logs(run: Any) -> str:
-    handler = logger.registered_handler
-    assert isinstance(handler, logging.StreamHandler)
-    buffer = io.StringIO()
-    original = handler.setStream(buffer)
-    level = logger.log_level
-    logger.setLevel(logging.INFO)
-    try:
+    with forwarder_logs() as buffer:
         run()
-    finally:
-        handler.setStream(original)
-        logger.setLevel(level)
     return buffer.getvalue()
 
 

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from tests.forwarder_logs import forwarder_logs
 
 from segment_raindrop.breaker import BreakerState, CircuitBreaker, Permit
 from segment_raindrop.config import ConfigError, DeliveryConfig
 from segment_raindrop.environment import read_delivery_config
-from segment_raindrop.observability import logger
 
 
 class FakeClock:
@@ -188,23 +186,13 @@ def test_a_failing_hook_does_not_break_the_breaker(clock: FakeClock) -> None:
 
 
 def test_state_changes_are_logged_with_states_and_counts(clock: FakeClock) -> None:
-    # The logger holds the stream it was created with: point it at a buffer we can read.
-    handler = logger.registered_handler
-    assert isinstance(handler, logging.StreamHandler)
-    buffer = io.StringIO()
-    original = handler.setStream(buffer)
-    level = logger.log_level
-    logger.setLevel(logging.INFO)
     breaker = make(clock, threshold=2, cooldown=7)
-    try:
+    with forwarder_logs() as buffer:
         fail(breaker, 2)
         clock.advance(7)
         probe = breaker.acquire()
         assert probe is not None
         breaker.record_success(probe)
-    finally:
-        handler.setStream(original)
-        logger.setLevel(level)
     lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
     assert [(line["breaker_from"], line["breaker_to"], line["level"]) for line in lines] == [
         ("closed", "open", "WARNING"),

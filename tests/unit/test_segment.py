@@ -1,4 +1,4 @@
-"""Parsing what Segment sends (docs/wire.md §1.2): every envelope shape, and bodies we must refuse."""
+"""Parsing what Segment sends (docs/wire.md §1.2): every shape, and bodies we must refuse."""
 
 from __future__ import annotations
 
