@@ -88,6 +88,15 @@ class Metric(StrEnum):
     # A batch signed over its first element only, with no token configured to check the rest.
     UNVERIFIABLE_BATCHES = "UnverifiableBatches"
     MESSAGES_REPLAYED = "MessagesReplayed"
+    # Seconds since the events of a message the retry worker handles first failed (its
+    # first_failure_at, kept through re-queueing), one value per message: how long Raindrop has
+    # been failing them. SQS's own ApproximateAgeOfOldestMessage cannot tell: it leaves out
+    # messages received three times or more, and re-queued events are new messages.
+    RETRY_FAILURE_AGE = "RetryFailureAge"
+    # Not published by the functions: a metric filter on API Gateway's access log counts the
+    # requests answered 413, most of them bodies over Lambda's 6 MB invoke payload that API
+    # Gateway refuses before the function runs (Segment drops 413s).
+    API_REQUESTS_TOO_LARGE = "ApiRequestsTooLarge"
 
 
 # The per-event outcomes a webhook answer and the metrics count, in the order they are shown.
