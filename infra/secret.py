@@ -16,8 +16,23 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.config import StackConfig
+from infra.retention import data_removal_policy, pin_logical_id
 
 PLACEHOLDER_API_KEY: Final = "REPLACE_ME"
+# The id CloudFormation has always known the created secret by (infra/retention.py). Never
+# change it: a new id is a new secret, with a new token and the placeholder key.
+SECRET_LOGICAL_ID: Final = "SecretA29EB826"  # noqa: S105 - a CloudFormation id, not a password
+# How the secret's value was generated. CloudFormation generates a new value whenever this
+# changes, which would replace the Raindrop key set by hand with the placeholder and rotate the
+# token Segment sends (every request then 401, which Segment drops). Never change it on a
+# deployed stack; tests/infra/test_infra_retention.py holds it fixed.
+_GENERATOR: Final = secretsmanager.SecretStringGenerator(
+    secret_string_template=json.dumps({"raindrop_api_key": PLACEHOLDER_API_KEY}),
+    generate_string_key="webhook_token",
+    # The token travels in an HTTP header and gets pasted into Segment's UI.
+    exclude_punctuation=True,
+    password_length=48,
+)
 # A complete secret ARN ends in "-" and the 6 random characters Secrets Manager appends.
 _COMPLETE_ARN = re.compile(r"-[A-Za-z0-9]{6}$")
 
@@ -37,7 +52,7 @@ class ForwarderSecret(Construct):
             )
             self.secret_id = config.secret_name
         else:
-            self.secret = self._create()
+            self.secret = self._create(config)
             self.secret_id = self.secret.secret_arn
 
     def _import_arn(self, arn: str) -> secretsmanager.ISecret:
@@ -46,19 +61,17 @@ class ForwarderSecret(Construct):
             return secretsmanager.Secret.from_secret_complete_arn(self, "Imported", arn)
         return secretsmanager.Secret.from_secret_partial_arn(self, "Imported", arn)
 
-    def _create(self) -> secretsmanager.Secret:
+    def _create(self, config: StackConfig) -> secretsmanager.Secret:
         secret = secretsmanager.Secret(
             self,
             "Secret",
             description="segment-raindrop: Raindrop write key, Segment webhook token",
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                secret_string_template=json.dumps({"raindrop_api_key": PLACEHOLDER_API_KEY}),
-                generate_string_key="webhook_token",
-                # The token travels in an HTTP header and gets pasted into Segment's UI.
-                exclude_punctuation=True,
-                password_length=48,
-            ),
+            generate_secret_string=_GENERATOR,
+            # The key was set by hand and Segment holds the token: kept unless retainData is
+            # false (CloudFormation would delete it at once, without a recovery window).
+            removal_policy=data_removal_policy(config),
         )
+        pin_logical_id(secret, SECRET_LOGICAL_ID)
         cdk.Validations.of(secret).acknowledge(
             cdk.Acknowledgment(
                 id="AwsSolutions-SMG4",

@@ -11,12 +11,21 @@ from enum import StrEnum
 from typing import Final
 
 # --- Segment (docs/wire.md §1) -----------------------------------------------------------------
-# Segment's HTTP client gives up on a webhook call after this long, so the webhook may not run
-# longer (it is also the webhook function's timeout).
+# Segment's HTTP client gives up on a webhook call after this long: API Gateway, a cold start
+# and the handler together must answer within it.
 SEGMENT_TIMEOUT_SECONDS: Final = 10
 
 # --- Lambda and API Gateway (docs/wire.md §5) ------------------------------------------------
-WEBHOOK_TIMEOUT_SECONDS: Final = SEGMENT_TIMEOUT_SECONDS
+# Segment's 10 s also cover what happens before the handler's clock starts: API Gateway's own
+# time (tens of ms) and, on a cold start, the function's init (runtime start, code download,
+# imports, Powertools and X-Ray set-up: about 1-2 s at 1 GB). Lambda starts an invocation's
+# timeout after init, so the handler cannot see it; this much is kept out of its timeout.
+WEBHOOK_INIT_ALLOWANCE_SECONDS: Final = 2
+# The webhook function's timeout: the handler can never run past Segment's window with init.
+WEBHOOK_TIMEOUT_SECONDS: Final = SEGMENT_TIMEOUT_SECONDS - WEBHOOK_INIT_ALLOWANCE_SECONDS
+# The webhook's default delivery budget: with the 2.5 s it keeps for queueing and answering it
+# fits the timeout, so init + budget + queueing stays inside 10 s (docs/architecture.md, "Time").
+WEBHOOK_DELIVERY_BUDGET_SECONDS: Final = 5.0
 # The retry worker has no caller waiting: a minute covers a slow Raindrop for a batch of ten,
 # and its delivery budget leaves ~10 s to put back on the queue what did not get through.
 RETRY_TIMEOUT_SECONDS: Final = 60
