@@ -2,7 +2,7 @@
 
 Both drive ``pipeline.Forwarder`` with one warm ``RaindropClient`` against the fault-injecting
 receiver on 127.0.0.1, as consecutive webhook invocations would, with the forwarder's default
-delivery settings (7 s budget, 5 s read timeout, 8 in flight, 3 attempts, breaker after 5
+delivery settings (5 s budget, 5 s read timeout, 8 in flight, 3 attempts, breaker after 5
 failures) except a short breaker cool-down, so recovery is measured in seconds rather than
 the default 30.
 

@@ -35,7 +35,7 @@ def _outage_section(outage: OutageResult) -> list[str]:
         "## 6. Raindrop down or refusing everything",
         "",
         f"One warm client, consecutive calls of {outage.events} AI events (5 chunks of 100).",
-        "Default delivery settings (7 s budget, 5 s read timeout, breaker after 5 failures)",
+        "Default delivery settings (5 s budget, 5 s read timeout, breaker after 5 failures)",
         f"except a {outage.cooldown_seconds:.0f} s breaker cool-down. Raindrop first accepts",
         "connections and never answers, then heals; queued events go to the retry worker.",
         "",

@@ -7,12 +7,14 @@ from typing import Final
 
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.config import StackConfig
 from infra.functions import log_retention
+from segment_raindrop.contract import METRICS_NAMESPACE, SERVICE_NAME, Metric
 
 PATH: Final = "segment"
 
@@ -29,7 +31,13 @@ BINARY_MEDIA_TYPES: Final = ("*/*",)
 # One JSON object per request (CloudWatch Logs Insights discovers the fields). Beyond the
 # standard fields: latencies, the integration's status and error, and the X-Ray trace id, which
 # is what tells a Lambda timeout from a Segment retry storm. No headers: they carry the token.
+# This log is the only record of requests API Gateway answers itself (a body over Lambda's
+# 6 MB invoke payload gets 413 before the function runs), so execution logging is off: it
+# adds nothing for this API and would go to a log group API Gateway creates outside the stack.
 ACCESS_LOG_FIELDS: Final = {
+    # A constant, so the metric filters below can publish with the dimension the forwarder's
+    # own metrics carry (a filter's dimension values must come from the log event).
+    "service": SERVICE_NAME,
     "requestId": apigateway.AccessLogField.context_request_id(),
     "requestTime": apigateway.AccessLogField.context_request_time(),
     "ip": apigateway.AccessLogField.context_identity_source_ip(),
@@ -46,6 +54,9 @@ ACCESS_LOG_FIELDS: Final = {
     "errorMessage": apigateway.AccessLogField.context_error_message(),
     "xrayTraceId": apigateway.AccessLogField.context_xray_trace_id(),
 }
+
+# Requests answered with these statuses are counted from the access log; Segment drops a 413.
+STATUS_METRICS: Final = {413: Metric.API_REQUESTS_TOO_LARGE}
 
 _LOGGING_POLICY: Final = (
     "arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
@@ -72,7 +83,7 @@ class WebhookApi(Construct):
         handler: lambda_.IFunction,
     ) -> None:
         super().__init__(scope, construct_id)
-        access_logs = logs.LogGroup(
+        self.access_logs = access_logs = logs.LogGroup(
             self,
             "AccessLogs",
             retention=log_retention(config),
@@ -85,8 +96,8 @@ class WebhookApi(Construct):
             description="Receives Segment webhook events and forwards them to Raindrop",
             endpoint_types=[apigateway.EndpointType.REGIONAL],
             binary_media_types=list(BINARY_MEDIA_TYPES),
-            # Access and execution logging need the account-wide API Gateway CloudWatch role;
-            # CDK creates it and, on destroy, keeps it because other APIs may rely on it.
+            # Access logging needs the account-wide API Gateway CloudWatch role; CDK creates
+            # it and, on destroy, keeps it because other APIs may rely on it.
             cloud_watch_role=True,
             cloud_watch_role_removal_policy=cdk.RemovalPolicy.RETAIN,
             deploy_options=apigateway.StageOptions(
@@ -94,9 +105,11 @@ class WebhookApi(Construct):
                 throttling_rate_limit=config.throttle_rate_limit,
                 throttling_burst_limit=config.throttle_burst_limit,
                 tracing_enabled=True,
-                metrics_enabled=True,
-                # Errors only, and never request bodies: they are end users' AI conversations.
-                logging_level=apigateway.MethodLoggingLevel.ERROR,
+                # The API-level metrics the alarms and dashboard read are published anyway;
+                # per-method detailed metrics would only add cost.
+                metrics_enabled=False,
+                # See ACCESS_LOG_FIELDS; and never request bodies: they are AI conversations.
+                logging_level=apigateway.MethodLoggingLevel.OFF,
                 data_trace_enabled=False,
                 access_log_destination=apigateway.LogGroupLogDestination(access_logs),
                 access_log_format=apigateway.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS)),
@@ -116,7 +129,23 @@ class WebhookApi(Construct):
         ]
         self.webhook_url = self.api.url_for_path(f"/{PATH}")
         self.sdk_host = self.api.url_for_path("/")
+        for status, metric in STATUS_METRICS.items():
+            self._count_status(status, metric)
         self._acknowledge(methods)
+
+    def _count_status(self, status: int, metric: Metric) -> None:
+        logs.MetricFilter(
+            self,
+            f"Status{status}",
+            log_group=self.access_logs,
+            # The access log writes the status as a string ("$context.status" in quotes).
+            filter_pattern=logs.FilterPattern.string_value("$.status", "=", str(status)),
+            metric_namespace=METRICS_NAMESPACE,
+            metric_name=metric.value,
+            metric_value="1",
+            dimensions={"service": "$.service"},
+            unit=cloudwatch.Unit.COUNT,
+        )
 
     def _acknowledge(self, methods: list[apigateway.Method]) -> None:
         for method in methods:
@@ -135,6 +164,17 @@ class WebhookApi(Construct):
             )
         )
         stage = self.api.deployment_stage
+        cdk.Validations.of(stage).acknowledge(
+            cdk.Acknowledgment(
+                id="AwsSolutions-APIG6",
+                reason=(
+                    "Execution logging is off on purpose: the JSON access log records every "
+                    "request with its status, integration status and error and X-Ray id, and "
+                    "execution logs would go to a log group API Gateway creates outside the "
+                    "stack, never expiring and surviving its deletion."
+                ),
+            )
+        )
         cdk.Validations.of(stage).acknowledge(
             cdk.Acknowledgment(
                 id="AwsSolutions-APIG3",

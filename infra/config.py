@@ -27,7 +27,11 @@ from segment_raindrop.config import (
     ConfigError,
     MappingConfig,
 )
-from segment_raindrop.contract import DEFAULT_RETRY_MAX_RECEIVES, WEBHOOK_TIMEOUT_SECONDS
+from segment_raindrop.contract import (
+    DEFAULT_RETRY_MAX_RECEIVES,
+    WEBHOOK_DELIVERY_BUDGET_SECONDS,
+    WEBHOOK_TIMEOUT_SECONDS,
+)
 
 __all__ = ["ConfigError", "StackConfig", "config_from_context"]
 
@@ -111,7 +115,14 @@ class StackConfig(BaseModel):
     retry_max_receives: int = Field(DEFAULT_RETRY_MAX_RECEIVES, ge=1, le=1000)
     webhook_memory_mb: int = Field(1024, ge=128, le=10240)
     log_retention_days: int = 30
-    delivery_budget_seconds: float = Field(7.0, gt=0)
+    delivery_budget_seconds: float = Field(WEBHOOK_DELIVERY_BUDGET_SECONDS, gt=0)
+    # Retry-worker invocations at once (an SQS event source's minimum is 2). Times the delivery
+    # concurrency, it bounds what a backlog sends Raindrop as it recovers; it also bounds what
+    # the worker takes of the account's concurrency, which the webhook shares.
+    retry_max_concurrency: int = Field(2, ge=2, le=1000)
+    # Keep the created secret and the dead-letter queue when the stack is deleted or they are
+    # replaced: the hand-set Raindrop key and events not yet replayed (docs/deploy.md).
+    retain_data: bool = True
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
     skip_bundling: bool = False
 
@@ -147,7 +158,7 @@ class StackConfig(BaseModel):
         if value >= WEBHOOK_TIMEOUT_SECONDS:
             raise ValueError(
                 f"must be less than the webhook timeout of {WEBHOOK_TIMEOUT_SECONDS} s "
-                "(Segment gives up after 10 s)"
+                "(Segment gives up after 10 s, cold start included)"
             )
         return value
 

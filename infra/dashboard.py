@@ -59,6 +59,8 @@ def build_dashboard(
                 forwarder_metric(Metric.RAINDROP_REQUESTS),
                 forwarder_metric(Metric.RAINDROP_REQUEST_FAILURES),
                 forwarder_metric(Metric.RAINDROP_SHORT_CIRCUITED),
+                forwarder_metric(Metric.RAINDROP_CIRCUIT_OPENED),
+                forwarder_metric(Metric.RAINDROP_REDIRECTS),
             ],
         ),
     )
@@ -75,6 +77,9 @@ def build_dashboard(
                 api.metric_server_error(statistic="Sum"),
                 forwarder_metric(Metric.UNAUTHORIZED_REQUESTS),
                 forwarder_metric(Metric.UNVERIFIABLE_BATCHES),
+                # Counted from the access log: mostly refused by API Gateway, unseen by the
+                # function.
+                forwarder_metric(Metric.API_REQUESTS_TOO_LARGE),
             ],
         ),
     )
@@ -84,15 +89,15 @@ def build_dashboard(
             [
                 retry.metric_approximate_number_of_messages_visible(label="retry visible"),
                 retry.metric_approximate_number_of_messages_not_visible(label="retry in flight"),
-                dlq.metric_approximate_number_of_messages_visible(label="dead-letter"),
+                dlq.metric_approximate_number_of_messages_visible(label="dead-letter visible"),
+                dlq.metric_approximate_number_of_messages_not_visible(
+                    label="dead-letter in flight (being replayed)"
+                ),
             ],
         ),
         _graph(
-            "Oldest message age (s)",
-            [
-                retry.metric_approximate_age_of_oldest_message(label="retry"),
-                dlq.metric_approximate_age_of_oldest_message(label="dead-letter"),
-            ],
+            "How long retried events have been failing (s)",
+            [forwarder_metric(Metric.RETRY_FAILURE_AGE, statistic="Maximum")],
         ),
     )
     dashboard.add_widgets(

@@ -148,6 +148,9 @@ class ForwarderFunctions(Construct):
                 batch_size=RETRY_BATCH_SIZE,
                 # One failed message must not send the other nine back to the queue.
                 report_batch_item_failures=True,
+                # Without it SQS scales the worker out to hundreds of invocations on a backlog,
+                # stampeding a recovering Raindrop and starving the webhook of concurrency.
+                max_concurrency=config.retry_max_concurrency,
             )
         )
         self._grant(secret, queues)

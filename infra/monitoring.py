@@ -1,4 +1,15 @@
-"""Alarms (optionally e-mailed through SNS) and the CloudWatch dashboard."""
+"""Alarms (optionally e-mailed through SNS) and the CloudWatch dashboard.
+
+Each alarm is built on what its source reports reliably (docs/deploy.md lists them and how to
+fire each one on purpose):
+- Queue depth is visible + in flight, so a replay (which holds messages invisible while it
+  works) neither clears nor re-raises an alarm.
+- SQS's ApproximateAgeOfOldestMessage leaves out messages received three times or more, which
+  the retry worker's back-off makes every failing message within minutes and every dry run or
+  peek makes of the dead-letter messages it reads. How long Raindrop has been failing comes
+  from the forwarder's own RetryFailureAge instead; SQS's age is used only where nothing
+  receives the messages (a stalled retry worker), which is exactly when it is accurate.
+"""
 
 from __future__ import annotations
 
@@ -8,28 +19,54 @@ import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import StackConfig
 from infra.dashboard import build_dashboard, forwarder_metric
 from infra.queues import ForwarderQueues
-from segment_raindrop.contract import Metric
+from segment_raindrop.contract import DLQ_RETENTION_DAYS, Metric
 
 PERIOD: Final = cdk.Duration.minutes(5)
-# Half the dead-letter retention: a week left to replay before SQS drops the message.
-DLQ_MAX_AGE_SECONDS: Final = 7 * 24 * 3600
-# The worker backs off 30 s doubling per receive (~2 h over 8 receives); an hour-old message
-# means Raindrop has been failing for an hour.
-RETRY_MAX_AGE_SECONDS: Final = 3600
+HOUR: Final = cdk.Duration.hours(1)
+# The dead-letter queue has not been empty for a week: with SQS deleting messages 14 days
+# after their first enqueue, at most a week is left to replay. Depth, unlike age, is not reset
+# by the receives of a dry run. CloudWatch evaluates at most 7 days (with hourly periods).
+DLQ_UNATTENDED_HOURS: Final = 7 * 24
+# The retry worker has been handing Raindrop events that first failed this long ago: with the
+# default back-off (30 s doubling) a message reaches it on its 6th or 7th receive.
+RETRY_FAILURE_AGE_SECONDS: Final = 15 * 60
+# Kept in ALARM this long after the last such message: late receives come 15-60 min apart.
+RETRY_FAILURE_AGE_PERIODS: Final = 6
+# Nothing has received the oldest retry message for this long (SQS still counts messages not
+# received three times): the worker is not consuming, and SQS deletes retry messages after
+# 4 days without moving them to the dead-letter queue.
+RETRY_STALLED_SECONDS: Final = 6 * 3600
 # Segment always sends the same credentials, so a burst of 401s is a misconfiguration (token
 # rotated on one side only) or someone probing the endpoint.
 UNAUTHORIZED_PER_PERIOD: Final = 10
-# Published by the webhook when a batch signed over its first element arrives and the secret
-# has no webhook_token to demand: the set-up cannot verify Segment's batches, and each one is
-# answered 503 (Segment retries for 4 hours). One is enough to act on.
+
+
+def queue_depth(queue: sqs.IQueue, *, period: cdk.Duration, label: str) -> cloudwatch.IMetric:
+    """Messages visible + in flight: a replay moves messages between the two, never out of the
+    sum, until it deletes them. FILL: a series missing a minute does not blank the sum."""
+    return cloudwatch.MathExpression(
+        expression="FILL(visible, 0) + FILL(inflight, 0)",
+        using_metrics={
+            "visible": queue.metric_approximate_number_of_messages_visible(
+                statistic="Maximum", period=period
+            ),
+            "inflight": queue.metric_approximate_number_of_messages_not_visible(
+                statistic="Maximum", period=period
+            ),
+        },
+        period=period,
+        label=label,
+    )
 
 
 class Monitoring(Construct):
@@ -48,27 +85,80 @@ class Monitoring(Construct):
         super().__init__(scope, construct_id)
         self._prefix = f"segment-raindrop-{config.stage}"
         self.alarms: list[cloudwatch.Alarm] = []
-        dlq, retry = queues.dead_letter_queue, queues.retry_queue
+        self._queue_alarms(queues)
+        self._raindrop_alarms()
+        self._function_alarms(functions)
+        self._api_alarms(api)
+        self.topic = self._notify(config.alarm_email) if config.alarm_email else None
+        self.dashboard = build_dashboard(
+            self, "Dashboard", name_prefix=self._prefix, api=api, queues=queues, functions=functions
+        )
 
+    def _queue_alarms(self, queues: ForwarderQueues) -> None:
+        dlq, retry = queues.dead_letter_queue, queues.retry_queue
         self._alarm(
             "DeadLetterQueueNotEmpty",
-            dlq.metric_approximate_number_of_messages_visible(statistic="Maximum", period=PERIOD),
+            queue_depth(dlq, period=PERIOD, label="dead-letter messages"),
             threshold=0,
             comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             description="Events are waiting in the dead-letter queue: inspect and replay them.",
         )
         self._alarm(
-            "DeadLetterQueueOldestMessage",
-            dlq.metric_approximate_age_of_oldest_message(statistic="Maximum", period=PERIOD),
-            threshold=DLQ_MAX_AGE_SECONDS,
-            description="A dead-lettered event is a week old; SQS deletes it after 14 days.",
+            "DeadLetterQueueUnattended",
+            queue_depth(dlq, period=HOUR, label="dead-letter messages"),
+            threshold=0,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            periods=DLQ_UNATTENDED_HOURS,
+            description=(
+                "The dead-letter queue has not been empty for a week: SQS deletes messages "
+                f"{DLQ_RETENTION_DAYS} days after their first failure. Replay them now."
+            ),
         )
         self._alarm(
-            "RetryQueueOldestMessage",
-            retry.metric_approximate_age_of_oldest_message(statistic="Maximum", period=PERIOD),
-            threshold=RETRY_MAX_AGE_SECONDS,
-            description="Retries have been failing for an hour: is Raindrop reachable?",
+            "RetriesFailing",
+            forwarder_metric(Metric.RETRY_FAILURE_AGE, statistic="Maximum", period=PERIOD),
+            threshold=RETRY_FAILURE_AGE_SECONDS,
+            periods=RETRY_FAILURE_AGE_PERIODS,
+            datapoints=1,
+            description=(
+                "The retry worker is still failing to deliver events that first failed over "
+                f"{RETRY_FAILURE_AGE_SECONDS // 60} minutes ago: is Raindrop reachable, is the "
+                "key right?"
+            ),
         )
+        self._alarm(
+            "RetryQueueStalled",
+            retry.metric_approximate_age_of_oldest_message(statistic="Maximum", period=PERIOD),
+            threshold=RETRY_STALLED_SECONDS,
+            periods=3,
+            description=(
+                "A retry-queue message has waited 6 hours without being received: the retry "
+                "worker is not consuming (event source disabled, function failing to start). "
+                "SQS deletes retry messages after 4 days without dead-lettering them."
+            ),
+        )
+
+    def _raindrop_alarms(self) -> None:
+        self._alarm(
+            "RaindropCircuitOpened",
+            forwarder_metric(Metric.RAINDROP_CIRCUIT_OPENED, period=PERIOD),
+            threshold=1,
+            description=(
+                "Raindrop kept failing and the forwarder stopped calling it for a while; events "
+                "are being queued for the retry worker."
+            ),
+        )
+        self._alarm(
+            "RaindropRedirects",
+            forwarder_metric(Metric.RAINDROP_REDIRECTS, period=PERIOD),
+            threshold=1,
+            description=(
+                "Raindrop answered with a redirect, which the forwarder does not follow: fix "
+                "raindropApiUrl (the events are queued meanwhile)."
+            ),
+        )
+
+    def _function_alarms(self, functions: dict[str, lambda_.IFunction]) -> None:
         for name, function in functions.items():
             self._alarm(
                 f"{name}Errors",
@@ -82,6 +172,8 @@ class Monitoring(Construct):
                 threshold=1,
                 description=f"The {name} function was throttled (account concurrency).",
             )
+
+    def _api_alarms(self, api: apigateway.RestApi) -> None:
         self._alarm(
             "Api5xx",
             api.metric_server_error(statistic="Sum", period=PERIOD),
@@ -89,11 +181,23 @@ class Monitoring(Construct):
             description="API Gateway answered Segment with 5xx; Segment will retry.",
         )
         self._alarm(
+            "ApiRequestsTooLarge",
+            forwarder_metric(Metric.API_REQUESTS_TOO_LARGE, period=PERIOD),
+            threshold=1,
+            description=(
+                "Requests were answered 413 (most by API Gateway, before the function runs: "
+                "over Lambda's 6 MB payload). Segment drops them: lower its batch size."
+            ),
+        )
+        self._alarm(
             "UnauthorizedSpike",
             forwarder_metric(Metric.UNAUTHORIZED_REQUESTS, period=PERIOD),
             threshold=UNAUTHORIZED_PER_PERIOD,
             description="Many rejected requests: check the token/shared secret in Segment.",
         )
+        # Published by the webhook when a batch signed over its first element arrives and the
+        # secret has no webhook_token to demand: each one is answered 503 (Segment retries for
+        # 4 hours). One is enough to act on.
         self._alarm(
             "UnverifiableBatches",
             forwarder_metric(Metric.UNVERIFIABLE_BATCHES, period=PERIOD),
@@ -103,11 +207,6 @@ class Monitoring(Construct):
                 "(503, retried by Segment for 4 hours): add webhook_token to the secret and an "
                 "Authorization: Bearer header to the Segment mapping."
             ),
-        )
-
-        self.topic = self._notify(config.alarm_email) if config.alarm_email else None
-        self.dashboard = build_dashboard(
-            self, "Dashboard", name_prefix=self._prefix, api=api, queues=queues, functions=functions
         )
 
     def _alarm(
@@ -120,6 +219,8 @@ class Monitoring(Construct):
         comparison: cloudwatch.ComparisonOperator = (
             cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
         ),
+        periods: int = 1,
+        datapoints: int | None = None,
     ) -> None:
         alarm = cloudwatch.Alarm(
             self,
@@ -129,7 +230,8 @@ class Monitoring(Construct):
             metric=metric,
             threshold=threshold,
             comparison_operator=comparison,
-            evaluation_periods=1,
+            evaluation_periods=periods,
+            datapoints_to_alarm=datapoints or periods,
             # No data means no traffic (or an empty queue), which is healthy.
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
@@ -142,9 +244,35 @@ class Monitoring(Construct):
         topic = sns.Topic(
             self, "AlarmTopic", display_name="segment-raindrop alarms", enforce_ssl=True
         )
+        # enforce_ssl makes CDK write a topic policy, which replaces SNS's default one: without
+        # this statement nothing may publish and every alarm action fails "not authorized".
+        topic.add_to_resource_policy(self._cloudwatch_may_publish(topic))
         topic.add_subscription(subscriptions.EmailSubscription(email))
         action = cloudwatch_actions.SnsAction(topic)
         for alarm in self.alarms:
             alarm.add_alarm_action(action)
             alarm.add_ok_action(action)
         return topic
+
+    def _cloudwatch_may_publish(self, topic: sns.ITopic) -> iam.PolicyStatement:
+        """CloudWatch may publish for this stack's alarms (their names share the prefix; so
+        do a longer stage's, e.g. prod-eu for prod, still this project's) in this account only:
+        the confused-deputy guard AWS documents for service principals."""
+        stack = cdk.Stack.of(self)
+        alarms = stack.format_arn(
+            service="cloudwatch",
+            resource="alarm",
+            resource_name=f"{self._prefix}-*",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+        return iam.PolicyStatement(
+            sid="CloudWatchAlarmsPublish",
+            effect=iam.Effect.ALLOW,
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=["sns:Publish"],
+            resources=[topic.topic_arn],
+            conditions={
+                "StringEquals": {"aws:SourceAccount": stack.account},
+                "ArnLike": {"aws:SourceArn": alarms},
+            },
+        )

@@ -14,6 +14,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import StackConfig
+from infra.retention import data_removal_policy, pin_logical_id
 
 # SQS's largest message (raised from 256 KiB in 2025; aws-cdk-lib 2.275 accepts it). The
 # forwarder packs up to this many bytes of events into one message.
@@ -25,6 +26,9 @@ RETRY_RETENTION: Final = cdk.Duration.days(4)
 # AWS's guidance for SQS event sources: at least six times the function timeout, so a batch
 # that is retried by Lambda after throttling is not visible again while still in flight.
 VISIBILITY_TO_TIMEOUT_RATIO: Final = 6
+# The id CloudFormation has always known the dead-letter queue by (infra/retention.py): a new
+# id would mean a new, empty queue. Never change it.
+DEAD_LETTER_QUEUE_LOGICAL_ID: Final = "QueuesDeadLetterQueue82AA3FB7"
 
 
 class ForwarderQueues(Construct):
@@ -47,7 +51,10 @@ class ForwarderQueues(Construct):
             max_message_size_bytes=MAX_MESSAGE_BYTES,
             retention_period=DLQ_RETENTION,
             # No visibility timeout of its own: replay sets a lease on every receive.
+            # Events not replayed yet outlive the stack unless retainData is false.
+            removal_policy=data_removal_policy(config),
         )
+        pin_logical_id(self.dead_letter_queue, DEAD_LETTER_QUEUE_LOGICAL_ID)
         self.retry_queue = sqs.Queue(
             self,
             "RetryQueue",

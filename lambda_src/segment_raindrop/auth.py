@@ -15,8 +15,14 @@ never a batch of several events on its own:
   set-up fault, not a stranger: the decision is ``unverifiable`` so the webhook answers 5xx with
   the fix (Segment keeps the events and retries for hours) instead of a 401 Segment would drop.
 
+During a token rotation the secret also holds ``webhook_token_previous``: a request carrying
+either token passes, so nothing Segment sends between the secret's update and its own header
+update is refused (docs/deploy.md, "Rotate the webhook token"). The method then names the
+previous token, and the webhook logs it, so the operator sees when Segment stops using it.
+
 With neither a token nor a shared secret configured every request is refused: the endpoint
-is never open by default. All comparisons are constant-time.
+is never open by default. All comparisons are constant-time, and every configured token is
+compared, so the time taken does not tell which one matched.
 
 Signatures are over the JSON Segment serialised, so ``body`` must be the decoded body (after
 any ``Content-Encoding``, see encoding.py), never the compressed bytes.
@@ -44,6 +50,9 @@ UNVERIFIABLE_BATCH_REASON: Final = (
 class AuthMethod(StrEnum):
     BEARER = "bearer"
     BASIC = "basic"
+    # The same, with the token being rotated out (webhook_token_previous).
+    BEARER_PREVIOUS = "bearer-previous-token"
+    BASIC_PREVIOUS = "basic-previous-token"
     SIGNATURE = "signature"
     SIGNATURE_FIRST_ELEMENT = "signature-first-element"
 
@@ -68,25 +77,28 @@ def authenticate(
     *,
     webhook_token: str | None,
     shared_secret: str | None,
+    previous_webhook_token: str | None = None,
 ) -> AuthDecision:
     """Decide whether the request is Segment's. ``headers`` must have lower-case names.
 
-    ``body`` is the decoded body (``encoding.decode_body``). A refused decision with
+    ``body`` is the decoded body (``encoding.decode_body``). ``previous_webhook_token`` is
+    accepted like ``webhook_token`` (a rotation in progress). A refused decision with
     ``unverifiable`` set is a configuration fault to answer with 503 and
     ``UNVERIFIABLE_BATCH_REASON``; any other refusal is a 401.
     """
-    if not webhook_token and not shared_secret:
+    tokens = _Tokens(webhook_token or None, previous_webhook_token or None)
+    if not tokens.any and not shared_secret:
         return AuthDecision(None, "no webhook_token or segment_shared_secret is configured")
     authorization = headers.get("authorization", "")
     signature = headers.get("x-signature", "")
-    if webhook_token and authorization:
-        method = _check_authorization(authorization, webhook_token)
+    if tokens.any and authorization:
+        method = _check_authorization(authorization, tokens)
         if method is not None:
             return AuthDecision(method)
     if shared_secret and signature:
         method = _check_signature(signature, body, shared_secret)
         if method is AuthMethod.SIGNATURE_FIRST_ELEMENT and not _single(body):
-            if webhook_token:
+            if tokens.any:
                 return AuthDecision(
                     None, "a batch signed over its first element only needs the token"
                 )
@@ -98,20 +110,52 @@ def authenticate(
     return AuthDecision(None, "invalid credentials")
 
 
-def _check_authorization(header: str, token: str) -> AuthMethod | None:
+@dataclass(frozen=True, slots=True)
+class _Tokens:
+    """The webhook token and, during a rotation, the one it replaces."""
+
+    current: str | None
+    previous: str | None
+
+    @property
+    def any(self) -> bool:
+        return bool(self.current or self.previous)
+
+    def match(self, given: str) -> tuple[bool, bool]:
+        """(matches the current token, matches the previous one), both always compared."""
+        return (
+            _equal(given, self.current) if self.current else False,
+            _equal(given, self.previous) if self.previous else False,
+        )
+
+
+def _check_authorization(header: str, tokens: _Tokens) -> AuthMethod | None:
     scheme, _, value = header.strip().partition(" ")
     value = value.strip()
     scheme = scheme.lower()
     if scheme == "bearer":
-        return AuthMethod.BEARER if _equal(value, token) else None
+        return _token_method(tokens.match(value), AuthMethod.BEARER)
     if scheme == "basic":
         try:
             decoded = base64.b64decode(value, validate=True).decode("utf-8")
         except ValueError:  # binascii.Error, UnicodeDecodeError, or non-ASCII characters
             return None
         user, _, _password = decoded.partition(":")
-        return AuthMethod.BASIC if _equal(user, token) else None
+        return _token_method(tokens.match(user), AuthMethod.BASIC)
     return None
+
+
+_PREVIOUS: Final = {
+    AuthMethod.BEARER: AuthMethod.BEARER_PREVIOUS,
+    AuthMethod.BASIC: AuthMethod.BASIC_PREVIOUS,
+}
+
+
+def _token_method(matches: tuple[bool, bool], method: AuthMethod) -> AuthMethod | None:
+    current, previous = matches
+    if current:
+        return method
+    return _PREVIOUS[method] if previous else None
 
 
 def _check_signature(signature: str, body: bytes, secret: str) -> AuthMethod | None:

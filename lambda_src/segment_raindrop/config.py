@@ -13,7 +13,11 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from segment_raindrop.contract import DEFAULT_RETRY_MAX_RECEIVES, MAX_ADMITTED_BODY_BYTES
+from segment_raindrop.contract import (
+    DEFAULT_RETRY_MAX_RECEIVES,
+    MAX_ADMITTED_BODY_BYTES,
+    WEBHOOK_DELIVERY_BUDGET_SECONDS,
+)
 
 DEFAULT_RAINDROP_API_URL = "https://api.raindrop.ai/v1"
 
@@ -82,7 +86,10 @@ class DeliveryConfig(BaseModel):
     )
     concurrency: int = Field(default=8, ge=1, le=64, validation_alias="DELIVERY_CONCURRENCY")
     budget_seconds: float = Field(
-        default=7.0, gt=0, le=900, validation_alias="DELIVERY_BUDGET_SECONDS"
+        default=WEBHOOK_DELIVERY_BUDGET_SECONDS,
+        gt=0,
+        le=900,
+        validation_alias="DELIVERY_BUDGET_SECONDS",
     )
     max_attempts: int = Field(default=3, ge=1, le=20, validation_alias="DELIVERY_MAX_ATTEMPTS")
     connect_timeout_seconds: float = Field(

@@ -11,12 +11,21 @@ from enum import StrEnum
 from typing import Final
 
 # --- Segment (docs/wire.md §1) -----------------------------------------------------------------
-# Segment's HTTP client gives up on a webhook call after this long, so the webhook may not run
-# longer (it is also the webhook function's timeout).
+# Segment's HTTP client gives up on a webhook call after this long: API Gateway, a cold start
+# and the handler together must answer within it.
 SEGMENT_TIMEOUT_SECONDS: Final = 10
 
 # --- Lambda and API Gateway (docs/wire.md §5) ------------------------------------------------
-WEBHOOK_TIMEOUT_SECONDS: Final = SEGMENT_TIMEOUT_SECONDS
+# Segment's 10 s also cover what happens before the handler's clock starts: API Gateway's own
+# time (tens of ms) and, on a cold start, the function's init (runtime start, code download,
+# imports, Powertools and X-Ray set-up: about 1-2 s at 1 GB). Lambda starts an invocation's
+# timeout after init, so the handler cannot see it; this much is kept out of its timeout.
+WEBHOOK_INIT_ALLOWANCE_SECONDS: Final = 2
+# The webhook function's timeout: the handler can never run past Segment's window with init.
+WEBHOOK_TIMEOUT_SECONDS: Final = SEGMENT_TIMEOUT_SECONDS - WEBHOOK_INIT_ALLOWANCE_SECONDS
+# The webhook's default delivery budget: with the 2.5 s it keeps for queueing and answering it
+# fits the timeout, so init + budget + queueing stays inside 10 s (docs/architecture.md, "Time").
+WEBHOOK_DELIVERY_BUDGET_SECONDS: Final = 5.0
 # The retry worker has no caller waiting: a minute covers a slow Raindrop for a batch of ten,
 # and its delivery budget leaves ~10 s to put back on the queue what did not get through.
 RETRY_TIMEOUT_SECONDS: Final = 60
@@ -88,6 +97,15 @@ class Metric(StrEnum):
     # A batch signed over its first element only, with no token configured to check the rest.
     UNVERIFIABLE_BATCHES = "UnverifiableBatches"
     MESSAGES_REPLAYED = "MessagesReplayed"
+    # Seconds since the events of a message the retry worker handles first failed (its
+    # first_failure_at, kept through re-queueing), one value per message: how long Raindrop has
+    # been failing them. SQS's own ApproximateAgeOfOldestMessage cannot tell: it leaves out
+    # messages received three times or more, and re-queued events are new messages.
+    RETRY_FAILURE_AGE = "RetryFailureAge"
+    # Not published by the functions: a metric filter on API Gateway's access log counts the
+    # requests answered 413, most of them bodies over Lambda's 6 MB invoke payload that API
+    # Gateway refuses before the function runs (Segment drops 413s).
+    API_REQUESTS_TOO_LARGE = "ApiRequestsTooLarge"
 
 
 # The per-event outcomes a webhook answer and the metrics count, in the order they are shown.

@@ -44,6 +44,8 @@ class ForwarderSecret(BaseModel):
 
     raindrop_api_key: str = ""
     webhook_token: str | None = None
+    # The token being rotated out, still accepted until it is removed (docs/deploy.md).
+    webhook_token_previous: str | None = None
     segment_shared_secret: str | None = None
     # Keys the hash of deleted users' ids in the logs; derived from the token when absent.
     user_hash_key: str | None = None
@@ -73,6 +75,7 @@ class ForwarderSecret(BaseModel):
         return (
             f"ForwarderSecret(raindrop_api_key={'set' if self.raindrop_api_key else 'unset'}, "
             f"webhook_token={'set' if self.webhook_token else 'unset'}, "
+            f"webhook_token_previous={'set' if self.webhook_token_previous else 'unset'}, "
             f"segment_shared_secret={'set' if self.segment_shared_secret else 'unset'})"
         )
 

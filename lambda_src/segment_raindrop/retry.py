@@ -37,6 +37,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from segment_raindrop.config import ConfigError
 from segment_raindrop.contract import SQS_MAX_VISIBILITY_SECONDS
 from segment_raindrop.credentials import SecretUnavailable
+from segment_raindrop.failure_age import publish_failure_age
 from segment_raindrop.observability import logger, metrics, tracer
 from segment_raindrop.queueing import FailedEventsMessage, FailureReason, parse_message
 from segment_raindrop.runtime import LazyRuntime, Runtime
@@ -76,6 +77,7 @@ class _Worker:
         retries = 0
         try:
             message = _parse(record, receive_count)
+            publish_failure_age(message.first_failure_at)
             retries = message.retries
             self._retry(record, message, receive_count, deadline)
         except Exception as exc:

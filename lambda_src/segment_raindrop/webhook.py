@@ -174,6 +174,7 @@ def _authenticate(rt: Runtime, secret: ForwarderSecret, body: bytes) -> tuple[Fo
             body,
             webhook_token=current.webhook_token,
             shared_secret=current.segment_shared_secret,
+            previous_webhook_token=current.webhook_token_previous,
         )
 
     decision = decide(secret)

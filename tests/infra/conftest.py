@@ -27,6 +27,8 @@ CUSTOM_CONTEXT = {
     "logRetentionDays": "90",
     "deliveryBudgetSeconds": "6.5",
     "logLevel": "DEBUG",
+    "retryMaxConcurrency": "5",
+    "retainData": "false",
 }
 
 

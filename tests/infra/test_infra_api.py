@@ -50,7 +50,12 @@ def test_post_segment_and_sdk_batch_are_proxied_to_the_webhook(
         assert function(template, WEBHOOK_HANDLER)[0] in uri
 
 
-def test_stage_is_throttled_traced_and_logged(template: assertions.Template) -> None:
+def test_stage_is_throttled_and_traced_without_execution_logs_or_detailed_metrics(
+    template: assertions.Template,
+) -> None:
+    # Execution logging (any LoggingLevel but OFF) makes API Gateway create its own log group,
+    # outside the stack: never expiring and left behind on destroy. The access log holds what
+    # it would (status, integration status and error). Per-method metrics are unused cost.
     stage = _stage(template)
     assert stage["StageName"] == "prod"
     assert stage["TracingEnabled"] is True
@@ -59,13 +64,18 @@ def test_stage_is_throttled_traced_and_logged(template: assertions.Template) -> 
         {
             "DataTraceEnabled": False,
             "HttpMethod": "*",
-            "LoggingLevel": "ERROR",
-            "MetricsEnabled": True,
+            "LoggingLevel": "OFF",
+            "MetricsEnabled": False,
             "ResourcePath": "/*",
             "ThrottlingBurstLimit": 200,
             "ThrottlingRateLimit": 100,
         }
     ]
+    # So every log group the API writes to is one of the stack's, with its retention.
+    groups = resources(template, "AWS::Logs::LogGroup")
+    for group in groups.values():
+        assert group["Properties"]["RetentionInDays"] == 30
+    assert referenced(stage["AccessLogSetting"]["DestinationArn"]) <= set(groups)
 
 
 def test_throttling_and_stage_follow_the_context(custom_template: assertions.Template) -> None:
@@ -84,6 +94,8 @@ def test_access_logs_are_json_in_their_own_group(template: assertions.Template) 
     assert fields["requestId"] == "$context.requestId"
     assert fields["status"] == "$context.status"
     assert fields["integrationLatencyMs"] == "$context.integrationLatency"
+    assert fields["integrationError"] == "$context.integrationErrorMessage"
+    assert fields["errorMessage"] == "$context.error.message"
     assert not any("header" in value.lower() for value in fields.values())
 
 

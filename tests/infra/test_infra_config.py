@@ -34,7 +34,9 @@ def test_defaults() -> None:
     assert config.feedback_event_names == ["AI Feedback Submitted"]
     assert config.retry_max_receives == 8
     assert config.webhook_memory_mb == 1024
-    assert config.delivery_budget_seconds == 7
+    assert config.delivery_budget_seconds == 5
+    assert config.retry_max_concurrency == 2
+    assert config.retain_data is True
     assert config.alarm_email is None
     assert stack_name(config.stage) == "segment-raindrop-prod"
 
@@ -79,7 +81,10 @@ def test_command_line_strings_are_parsed() -> None:
         ({"retryMaxReceives": "1001"}, "retryMaxReceives"),
         ({"webhookMemoryMb": "64"}, "webhookMemoryMb"),
         ({"logRetentionDays": "8"}, "logRetentionDays"),
-        ({"deliveryBudgetSeconds": "10"}, "deliveryBudgetSeconds"),
+        ({"deliveryBudgetSeconds": "8"}, "deliveryBudgetSeconds"),
+        ({"retryMaxConcurrency": "1"}, "retryMaxConcurrency"),
+        ({"retryMaxConcurrency": "1001"}, "retryMaxConcurrency"),
+        ({"retainData": "perhaps"}, "retainData"),
         ({"deliveryBudgetSeconds": "0"}, "deliveryBudgetSeconds"),
         ({"logLevel": "LOUD"}, "logLevel"),
         ({"skipBundling": "perhaps"}, "skipBundling"),
@@ -91,8 +96,14 @@ def test_invalid_values_are_rejected_naming_the_key(context: dict[str, Any], nam
 
 
 def test_budget_error_explains_the_segment_timeout() -> None:
-    with pytest.raises(ConfigError, match="webhook timeout of 10 s"):
-        config_from_context({"deliveryBudgetSeconds": 10})
+    with pytest.raises(ConfigError, match="webhook timeout of 8 s"):
+        config_from_context({"deliveryBudgetSeconds": 9})
+
+
+def test_retry_concurrency_and_retention_from_the_command_line() -> None:
+    config = config_from_context({"retryMaxConcurrency": "4", "retainData": "false"})
+    assert config.retry_max_concurrency == 4
+    assert config.retain_data is False
 
 
 def test_secret_name_and_arn_are_exclusive() -> None:

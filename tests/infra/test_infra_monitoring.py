@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from aws_cdk import assertions
 
 from infra.dashboard import EVENT_METRICS
-from tests.infra.support import HANDLERS, function, only, ref_or_att, resources
+from tests.infra.support import HANDLERS, function, only, ref_or_att, referenced, resources
 
 FORWARDER_METRICS = (
     *EVENT_METRICS,
@@ -16,6 +17,10 @@ FORWARDER_METRICS = (
     "RaindropRequests",
     "RaindropRequestFailures",
     "RaindropLatency",
+    "RaindropCircuitOpened",
+    "RaindropRedirects",
+    "ApiRequestsTooLarge",
+    "RetryFailureAge",
 )
 
 
@@ -27,29 +32,124 @@ def _alarms(template: assertions.Template) -> dict[str, dict[str, Any]]:
     }
 
 
-def _dimension_target(alarm: dict[str, Any]) -> str | None:
-    return ref_or_att(alarm["Dimensions"][0]["Value"])
+def _dimension_target(metric: dict[str, Any]) -> str | None:
+    return ref_or_att(metric["Dimensions"][0]["Value"])
 
 
-def test_dead_letter_queue_alarms(template: assertions.Template) -> None:
-    dlq, _ = only(template, "AWS::SQS::Queue", MessageRetentionPeriod=14 * 86400)
+def _queue(template: assertions.Template, retention_days: int) -> str:
+    return only(template, "AWS::SQS::Queue", MessageRetentionPeriod=retention_days * 86400)[0]
+
+
+def _depth_of(alarm: dict[str, Any]) -> tuple[str | None, int]:
+    """(queue, period) of an alarm on visible + in-flight depth; fails for any other alarm."""
+    queries = {query["Id"]: query for query in alarm["Metrics"]}
+    expression = next(q for q in queries.values() if "Expression" in q)
+    assert expression["Expression"] == "FILL(visible, 0) + FILL(inflight, 0)"
+    assert expression.get("ReturnData", True) is True
+    stats = {name: queries[name]["MetricStat"] for name in ("visible", "inflight")}
+    assert stats["visible"]["Metric"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert stats["inflight"]["Metric"]["MetricName"] == "ApproximateNumberOfMessagesNotVisible"
+    queues = {_dimension_target(stat["Metric"]) for stat in stats.values()}
+    periods = {stat["Period"] for stat in stats.values()}
+    assert len(queues) == len(periods) == 1
+    assert {stat["Stat"] for stat in stats.values()} == {"Maximum"}
+    return queues.pop(), periods.pop()
+
+
+def test_dead_letter_queue_not_empty_counts_messages_being_replayed(
+    template: assertions.Template,
+) -> None:
+    # Visible only would clear while a replay holds the messages and fire again when it puts
+    # back what still fails: one alarm per replay. Visible + in flight only moves on deletes.
+    alarm = _alarms(template)["DeadLetterQueueNotEmpty"]
+    assert _depth_of(alarm) == (_queue(template, 14), 300)
+    assert alarm["Threshold"] == 0
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (1, 1)
+
+
+def test_dead_letter_queue_unattended_for_a_week_by_depth_not_age(
+    template: assertions.Template,
+) -> None:
+    # SQS's age metric forgets a message once it has been received three times (every dry run
+    # or peek is a receive): "not empty for a week" cannot be reset that way.
     alarms = _alarms(template)
-    not_empty = alarms["DeadLetterQueueNotEmpty"]
-    assert not_empty["MetricName"] == "ApproximateNumberOfMessagesVisible"
-    assert not_empty["Threshold"] == 0
-    assert not_empty["ComparisonOperator"] == "GreaterThanThreshold"
-    assert _dimension_target(not_empty) == dlq
-    oldest = alarms["DeadLetterQueueOldestMessage"]
-    assert oldest["MetricName"] == "ApproximateAgeOfOldestMessage"
-    assert _dimension_target(oldest) == dlq
-    assert 0 < oldest["Threshold"] < 14 * 86400
+    assert "DeadLetterQueueOldestMessage" not in alarms
+    alarm = alarms["DeadLetterQueueUnattended"]
+    assert _depth_of(alarm) == (_queue(template, 14), 3600)
+    assert alarm["Threshold"] == 0
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == 7 * 24
+    # CloudWatch's limit for hourly periods: 7 days of evaluation.
+    assert alarm["EvaluationPeriods"] * 3600 <= 7 * 86400
 
 
-def test_retry_queue_age_alarm(template: assertions.Template) -> None:
-    retry, _ = only(template, "AWS::SQS::Queue", MessageRetentionPeriod=4 * 86400)
-    alarm = _alarms(template)["RetryQueueOldestMessage"]
+def test_retries_failing_reads_the_forwarders_failure_age(template: assertions.Template) -> None:
+    # Raindrop failing for a while shows in the age of first_failure_at, which survives
+    # re-queueing; SQS's oldest-message age leaves out exactly these messages.
+    alarms = _alarms(template)
+    assert "RetryQueueOldestMessage" not in alarms
+    alarm = alarms["RetriesFailing"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("SegmentRaindrop", "RetryFailureAge")
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "segment-raindrop"}]
+    assert alarm["Statistic"] == "Maximum"
+    assert alarm["Threshold"] == 900
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    # One breaching message in the last half hour holds it: late receives come far apart.
+    assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"], alarm["Period"]) == (6, 1, 300)
+
+
+def test_retry_queue_stalled_uses_sqs_age_where_it_is_accurate(
+    template: assertions.Template,
+) -> None:
+    # Messages nobody receives stay in SQS's age metric: it is right for "nothing consumes".
+    alarm = _alarms(template)["RetryQueueStalled"]
     assert alarm["MetricName"] == "ApproximateAgeOfOldestMessage"
-    assert _dimension_target(alarm) == retry
+    assert _dimension_target(alarm) == _queue(template, 4)
+    assert alarm["Statistic"] == "Maximum"
+    # Beyond the longest back-off schedule (about 2 hours), well before SQS's 4-day expiry.
+    assert 2 * 3600 < alarm["Threshold"] < 4 * 86400
+    assert alarm["EvaluationPeriods"] == alarm["DatapointsToAlarm"] == 3
+
+
+@pytest.mark.parametrize(
+    ("name", "metric"),
+    [
+        ("RaindropCircuitOpened", "RaindropCircuitOpened"),
+        ("RaindropRedirects", "RaindropRedirects"),
+        ("ApiRequestsTooLarge", "ApiRequestsTooLarge"),
+    ],
+)
+def test_alarm_on_the_first_of_a_forwarder_metric(
+    template: assertions.Template, name: str, metric: str
+) -> None:
+    alarm = _alarms(template)[name]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("SegmentRaindrop", metric)
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "segment-raindrop"}]
+    assert alarm["Statistic"] == "Sum"
+    assert alarm["Threshold"] == 1
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+def test_413s_are_counted_from_the_access_log_with_the_alarms_dimension(
+    template: assertions.Template,
+) -> None:
+    # API Gateway answers a body over Lambda's 6 MB payload itself: only its access log sees it.
+    stage = only(template, "AWS::ApiGateway::Stage")[1]["Properties"]
+    (access_logs,) = referenced(stage["AccessLogSetting"]["DestinationArn"])
+    log_format = json.loads(stage["AccessLogSetting"]["Format"])
+    _, metric_filter = only(template, "AWS::Logs::MetricFilter")
+    properties = metric_filter["Properties"]
+    assert ref_or_att(properties["LogGroupName"]) == access_logs
+    assert properties["FilterPattern"] == '{ $.status = "413" }'
+    assert log_format["status"] == "$context.status"  # a string in the log: hence the quotes
+    (transformation,) = properties["MetricTransformations"]
+    assert transformation["MetricNamespace"] == "SegmentRaindrop"
+    assert transformation["MetricName"] == "ApiRequestsTooLarge"
+    assert transformation["MetricValue"] == "1"
+    # A filter's dimension values come from the event: the log carries the service constant.
+    assert transformation["Dimensions"] == [{"Key": "service", "Value": "$.service"}]
+    assert log_format["service"] == "segment-raindrop"
 
 
 def test_errors_and_throttles_per_function(template: assertions.Template) -> None:
@@ -57,7 +157,7 @@ def test_errors_and_throttles_per_function(template: assertions.Template) -> Non
     watched = {
         (alarm["MetricName"], _dimension_target(alarm))
         for alarm in alarms.values()
-        if alarm["Namespace"] == "AWS/Lambda"
+        if alarm.get("Namespace") == "AWS/Lambda"
     }
     expected = {
         (metric, function(template, handler)[0])
@@ -116,10 +216,43 @@ def test_alarm_email_subscribes_to_a_tls_only_topic(custom_template: assertions.
         for s in statements
     )
     alarms = _alarms(custom_template)
-    assert len(alarms) == 12
+    assert len(alarms) == 16
     for alarm in alarms.values():
         assert [ref_or_att(action) for action in alarm["AlarmActions"]] == [topic_id]
         assert [ref_or_att(action) for action in alarm["OKActions"]] == [topic_id]
+
+
+def test_cloudwatch_may_publish_to_the_topic_for_this_stacks_alarms_only(
+    custom_template: assertions.Template,
+) -> None:
+    # A topic policy replaces SNS's default: with only the TLS deny in it, every alarm action
+    # fails "not authorized to perform SNS:Publish" and no e-mail ever arrives.
+    topic_id, _ = only(custom_template, "AWS::SNS::Topic")
+    _, policy = only(custom_template, "AWS::SNS::TopicPolicy")
+    assert [ref_or_att(topic) for topic in policy["Properties"]["Topics"]] == [topic_id]
+    allows = [
+        s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"
+    ]
+    assert len(allows) == 1
+    (allow,) = allows
+    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert allow["Action"] == "sns:Publish"
+    assert ref_or_att(allow["Resource"]) == topic_id
+    conditions = allow["Condition"]
+    assert conditions["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    source_arn = json.dumps(conditions["ArnLike"]["aws:SourceArn"])
+    assert ":cloudwatch:" in source_arn
+    assert ":alarm:segment-raindrop-staging-*" in source_arn
+    # Every alarm of the stack is covered by that pattern.
+    for name in _alarm_names(custom_template):
+        assert name.startswith("segment-raindrop-staging-")
+
+
+def _alarm_names(template: assertions.Template) -> list[str]:
+    return [
+        alarm["Properties"]["AlarmName"]
+        for alarm in resources(template, "AWS::CloudWatch::Alarm").values()
+    ]
 
 
 def test_dashboard_shows_the_forwarder_queues_and_functions(
@@ -131,7 +264,7 @@ def test_dashboard_shows_the_forwarder_queues_and_functions(
         assert f'\\"SegmentRaindrop\\",\\"{metric}\\",\\"service\\",\\"segment-raindrop\\"' in body
     for metric in (
         "ApproximateNumberOfMessagesVisible",
-        "ApproximateAgeOfOldestMessage",
+        "ApproximateNumberOfMessagesNotVisible",
         "Duration",
         "5XXError",
     ):

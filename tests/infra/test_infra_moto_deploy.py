@@ -31,6 +31,7 @@ SKIPPED_BY_MOTO = {
     "AWS::ApiGateway::Account",
     "AWS::ApiGateway::Stage",
     "AWS::CloudWatch::Alarm",
+    "AWS::Logs::MetricFilter",
     "AWS::SNS::Subscription",
     "AWS::SNS::TopicPolicy",
     "AWS::SQS::QueuePolicy",

@@ -23,6 +23,7 @@ EXPECTED = {
     ),
     ("Webhook/Api", "AwsSolutions-APIG2"),
     ("Webhook/Api/DeploymentStage.prod", "AwsSolutions-APIG3"),
+    ("Webhook/Api/DeploymentStage.prod", "AwsSolutions-APIG6"),
     *(
         (f"Webhook/Api/Default/{path}/POST", rule)
         for path in ("segment", "v1/batch")

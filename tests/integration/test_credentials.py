@@ -75,3 +75,12 @@ def test_the_secret_never_prints_its_values() -> None:
     secret = ForwarderSecret(raindrop_api_key="rk-123", webhook_token="wt-456")
     assert "rk-123" not in repr(secret)
     assert "wt-456" not in str(secret)
+
+
+def test_the_previous_webhook_token_is_read_and_never_printed(aws: AwsEnv) -> None:
+    _put(aws, raindrop_api_key="rk-1", webhook_token="wt-new", webhook_token_previous="wt-old")
+    secret = _store(aws).get()
+    assert (secret.webhook_token, secret.webhook_token_previous) == ("wt-new", "wt-old")
+    assert "wt-old" not in repr(secret)
+    assert "webhook_token_previous=set" in repr(secret)
+    assert ForwarderSecret().webhook_token_previous is None

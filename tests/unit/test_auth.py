@@ -424,3 +424,86 @@ def test_token_with_a_first_element_signed_batch() -> None:
     headers, body = CREDENTIALS["appended-forged-events"]
     decision = auth({**headers, "authorization": f"Bearer {TOKEN}"}, body)
     assert decision.method is AuthMethod.BEARER
+
+
+# -- token rotation: webhook_token_previous ------------------------------------------------------
+
+PREVIOUS = "whk_old_9e8d7c6b5a4f3e2d1c0b"
+
+
+def rotating(headers: dict[str, str], body: bytes = BODY, **kwargs: str | None) -> AuthDecision:
+    options: dict[str, str | None] = {"token": TOKEN, "secret": SECRET, **kwargs}
+    return authenticate(
+        headers,
+        body,
+        webhook_token=options["token"],
+        shared_secret=options["secret"],
+        previous_webhook_token=options.get("previous", PREVIOUS),
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "method"),
+    [
+        (f"Bearer {TOKEN}", AuthMethod.BEARER),
+        (f"Bearer {PREVIOUS}", AuthMethod.BEARER_PREVIOUS),
+        (basic(TOKEN), AuthMethod.BASIC),
+        (basic(PREVIOUS), AuthMethod.BASIC_PREVIOUS),
+    ],
+)
+def test_during_a_rotation_either_token_passes_and_says_which(
+    header: str, method: AuthMethod
+) -> None:
+    # Segment keeps sending the old token until its header is changed: nothing may be refused
+    # in between, and the method tells the operator when the old one is no longer used.
+    assert rotating({"authorization": header}).method is method
+
+
+@pytest.mark.parametrize(
+    "header",
+    [f"Bearer {PREVIOUS}x", f"Bearer {PREVIOUS[:-1]}", basic(PREVIOUS + "x"), basic("", PREVIOUS)],
+)
+def test_near_misses_of_the_previous_token_are_refused(header: str) -> None:
+    decision = rotating({"authorization": header})
+    assert not decision.ok
+    assert decision.reason == "invalid credentials"
+
+
+def test_without_a_previous_token_only_the_current_one_passes() -> None:
+    assert not rotating({"authorization": f"Bearer {PREVIOUS}"}, previous=None).ok
+    assert not rotating({"authorization": f"Bearer {PREVIOUS}"}, previous="").ok
+    assert rotating({"authorization": f"Bearer {TOKEN}"}, previous=None).ok
+
+
+def test_a_previous_token_alone_still_authenticates() -> None:
+    # Mid-edit the current token may be missing; the endpoint is still not open.
+    assert rotating({"authorization": f"Bearer {PREVIOUS}"}, token=None, secret=None).ok
+    assert not rotating({"authorization": "Bearer "}, token=None, secret=None).ok
+    assert not rotating({}, token=None, secret=None).ok
+
+
+def test_a_first_element_signed_batch_may_carry_the_previous_token() -> None:
+    element = '{"type":"track","event":"AI Chat Completed"}'
+    body = f'[{element},{{"type":"track","event":"AI Forged"}}]'.encode()
+    signed = {"x-signature": hmac_sha1(SECRET, element.encode())}
+    assert not rotating(signed, body).ok  # still needs a token, either one
+    with_previous = {**signed, "authorization": f"Bearer {PREVIOUS}"}
+    assert rotating(with_previous, body).method is AuthMethod.BEARER_PREVIOUS
+
+
+def test_both_tokens_are_compared_whichever_matches(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Constant time across the two: the comparison count does not depend on which one matched.
+    calls: list[int] = []
+    original = hmac.compare_digest
+
+    def counting(a: bytes, b: bytes) -> bool:
+        calls.append(1)
+        return original(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", counting)
+    counts = []
+    for token in (TOKEN, PREVIOUS, "neither"):
+        calls.clear()
+        rotating({"authorization": f"Bearer {token}"}, secret=None)
+        counts.append(len(calls))
+    assert counts == [2, 2, 2]

@@ -62,7 +62,7 @@ def test_forwarder_defaults_match_the_architecture_table() -> None:
     assert delivery.chunk_max_items == 100
     assert delivery.chunk_max_bytes == 1_000_000
     assert delivery.concurrency == 8
-    assert delivery.budget_seconds == 7.0
+    assert delivery.budget_seconds == 5.0  # init + budget + queueing inside Segment's 10 s
 
 
 def test_default_forwarding_decisions() -> None:
