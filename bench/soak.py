@@ -15,6 +15,7 @@ unaccounted. A summary table is printed; the exit status is non-zero if anything
 from __future__ import annotations
 
 import os
+import platform
 import random
 import socket
 import sys
@@ -24,6 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -324,6 +326,21 @@ def table(result: SoakResult) -> str:
     return "\n".join(lines)
 
 
+REPORT = Path(__file__).resolve().parent.parent / "docs" / "soak.md"
+
+
+def report(result: SoakResult, seconds: float) -> str:
+    """docs/soak.md: the last run's table, which docs/benchmarks.md includes."""
+    machine = f"{platform.machine()}, Python {platform.python_version()}"
+    return (
+        f"Last `make soak SOAK_SECONDS={seconds:g}` ({datetime.now(UTC):%Y-%m-%d}, {machine}): "
+        f"{seconds:g} s of random batches of 1-500 events under faults, then healed, drained and "
+        "replayed; every event's fate checked against a ledger (bench/soak.py).\n"
+        + table(result)
+        + "\n"
+    )
+
+
 def main() -> int:
     seconds = float(os.environ.get("SOAK_SECONDS", DEFAULT_SECONDS))
     # The handlers' metrics are EMF lines on stdout, thousands of them here; this process is
@@ -331,6 +348,7 @@ def main() -> int:
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     result = run(seconds)
     print(table(result), flush=True)
+    REPORT.write_text(report(result, seconds), encoding="utf-8")
     ok = result.verdict.ok and result.unanswered == 0
     return 0 if ok else 1
 
