@@ -304,7 +304,7 @@ def run() -> ColdStartResult:
         bundle = Path(tmp)
         build_bundle(bundle, project_root=ROOT, target=this_machine())
         # The function's environment matters to the import (e.g. whether a tracer is built).
-        env = {**_aws_environment("http://127.0.0.1:9"), **_powertools_environment()}
+        env = {**_aws_environment("http://127.0.0.1:9"), **_stack_environment()}
         pair = ("segment_raindrop.webhook", "boto3")
         # First, while the fresh bundle holds no bytecode yet.
         uncompiled = import_seconds(bundle, pair, env, repeat=5, bytecode=False)
@@ -322,8 +322,9 @@ def run() -> ColdStartResult:
         )
 
 
-def _powertools_environment() -> dict[str, str]:
-    """The variables the stack sets that are not the forwarder's own settings."""
+def _stack_environment() -> dict[str, str]:
+    """The variables the stack gives the webhook, with stand-ins for its resources: importing
+    reads none of them but the ones that decide whether a tracer is built."""
     placeholder = ForwarderConfig(
         secret_id="unused", retry_queue_url="http://127.0.0.1:9/q", dlq_url="http://127.0.0.1:9/d"
     )
