@@ -271,7 +271,7 @@ def rest_proxy_event(body: bytes) -> dict[str, Any]:
 
 
 def handler_calls(
-    bundle: Path, *, events: int = FIRST_CALL_EVENTS, repeat: int = 5, warm_calls: int = 5
+    bundle: Path, *, events: int = FIRST_CALL_EVENTS, repeat: int = 7, warm_calls: int = 7
 ) -> CallResult:
     """First and warm webhook calls, each sample in a fresh interpreter (medians)."""
     samples: dict[str, list[float]] = {"first": [], "warm": [], "floor": []}
@@ -308,7 +308,7 @@ def run() -> ColdStartResult:
         pair = ("segment_raindrop.webhook", "boto3")
         # First, while the fresh bundle holds no bytecode yet.
         uncompiled = import_seconds(bundle, pair, env, repeat=5, bytecode=False)
-        both = import_seconds(bundle, pair, env, repeat=11)
+        both = import_seconds(bundle, pair, env, repeat=15)
         return ColdStartResult(
             webhook_seconds=both["segment_raindrop.webhook"],
             boto3_seconds=both["boto3"],

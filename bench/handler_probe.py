@@ -9,7 +9,8 @@ environment, on the first invocation. Prints one JSON object of seconds:
 - ``first``: the first ``handler(event, context)``, which builds the runtime, reads the
   secret and delivers the batch;
 - ``warm``: the median of ``WARM_CALLS`` later calls with the same event;
-- ``floor``: the median of ``json.loads`` + ``json.dumps`` of the same body, in this process.
+- ``floor``: the median of as many ``json.loads`` + ``json.dumps`` of the same body, each
+  right after a warm call.
 
 Only the standard library is imported here besides the bundle, and nothing from ``bench``,
 so no development package can slip into what is measured.
@@ -45,13 +46,10 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-def _median_seconds(action: Any, repeat: int) -> float:
-    samples = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        action()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
+def _seconds(action: Any) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
 
 
 def _call(handler: Any, event: dict[str, Any]) -> None:
@@ -76,13 +74,16 @@ def main() -> None:
     _call(handler, event)
     first_done = time.perf_counter()
 
-    warm = _median_seconds(lambda: _call(handler, event), warm_calls)
-    floor = _median_seconds(lambda: json.dumps(json.loads(body)).encode(), max(warm_calls, 5))
+    # Alternating, so that a neighbour's burst of work slows both alike.
+    warm, floor = [], []
+    for _ in range(warm_calls):
+        warm.append(_seconds(lambda: _call(handler, event)))
+        floor.append(_seconds(lambda: json.dumps(json.loads(body)).encode()))
     result = {
         "import": imported - started,
         "first": first_done - imported,
-        "warm": warm,
-        "floor": floor,
+        "warm": statistics.median(warm),
+        "floor": statistics.median(floor),
         "modules": sorted(sys.modules),
     }
     print(json.dumps(result))
