@@ -117,22 +117,26 @@ def markdown(
         "",
         "From the real bundle in a fresh interpreter with nothing else on its path, in the",
         "environment the stack gives the webhook (cdk.json's defaults: tracing off). Imports",
-        "alternate with a bare `import boto3` so a busy machine slows both alike.",
+        "alternate with a bare `import boto3`. The ratio is taken in CPU time: the import is",
+        "single-threaded and its files are in the page cache, so on an idle machine CPU and",
+        "wall time agree, while on this shared one the wall time also counts the neighbours'",
+        "work (its ratio moved between 1.8× and 2.8× from run to run, the CPU ratio by less",
+        "than a tenth).",
         "",
-        "| import | seconds | without bytecode |",
-        "| --- | ---: | ---: |",
-        f"| `segment_raindrop.webhook` | {cold.webhook_seconds:.3f}"
-        f" | {cold.webhook_uncompiled_seconds:.3f} |",
-        f"| `boto3` alone | {cold.boto3_seconds:.3f} | {cold.boto3_uncompiled_seconds:.3f} |",
-        f"| ratio | {cold.ratio:.2f}× | "
-        f"{cold.webhook_uncompiled_seconds / cold.boto3_uncompiled_seconds:.2f}× |",
+        "| import | wall s | CPU s | CPU s without bytecode |",
+        "| --- | ---: | ---: | ---: |",
+        f"| `segment_raindrop.webhook` | {cold.webhook.wall:.3f} | {cold.webhook.cpu:.3f}"
+        f" | {cold.webhook_uncompiled.cpu:.3f} |",
+        f"| `boto3` alone | {cold.boto3.wall:.3f} | {cold.boto3.cpu:.3f}"
+        f" | {cold.boto3_uncompiled.cpu:.3f} |",
+        f"| ratio | {cold.wall_ratio:.2f}× | {cold.ratio:.2f}× | {cold.uncompiled_ratio:.2f}× |",
         "",
         '"Without bytecode" is how Lambda imports the bundle: its code directory is read-only',
         "and the bundle ships no `.pyc`, so every cold start compiles each module it imports.",
         "",
         "What it is made of, each imported alone (they overlap; boto3 is inside several):",
         "",
-        "| module | seconds |",
+        "| module | CPU s |",
         "| --- | ---: |",
         *(f"| `{module}` | {seconds:.3f} |" for module, seconds in cold.modules.items()),
         "",
@@ -220,7 +224,8 @@ def markdown(
         f" {_verdict(outage.refused.requests <= refusal_bound)} |"
     )
     lines.append(
-        f"| webhook import ≤ 2× `import boto3` | {cold.ratio:.2f}× | {_verdict(cold.ratio <= 2)} |"
+        f"| webhook import ≤ 2× `import boto3` (CPU time) | {cold.ratio:.2f}× |"
+        f" {_verdict(cold.ratio <= 2)} |"
     )
     lines.append(
         f"| first {calls.events:,}-event call ≤ 4× the JSON floor | {calls.first_ratio:.2f}× |"
