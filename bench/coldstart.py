@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -63,8 +64,6 @@ class CallResult:
     first_seconds: float
     warm_seconds: float
     floor_seconds: float
-    # Whether the process that ran the handler ever imported the X-Ray SDK.
-    imported_xray: bool
 
     @property
     def first_ratio(self) -> float:
@@ -85,7 +84,8 @@ class ImportTime:
 
 @dataclass(frozen=True)
 class ColdStartResult:
-    webhook: ImportTime
+    webhook: ImportTime  # the stack's default environment: tracing on
+    webhook_untraced: ImportTime  # deployed with `-c tracing=false`
     boto3: ImportTime
     # The same two imports compiling every module from source, as Lambda does: its code
     # directory is read-only and the bundle ships no bytecode.
@@ -213,14 +213,16 @@ def _provision(endpoint: str) -> tuple[str, str, str]:
     )
     secrets = session.client("secretsmanager", endpoint_url=endpoint)
     sqs = session.client("sqs", endpoint_url=endpoint)
+    # moto keeps its state per process, not per server: a second run must not collide.
+    suffix = uuid.uuid4().hex[:8]
     secret = secrets.create_secret(
-        Name=SECRET_NAME,
+        Name=f"{SECRET_NAME}-{suffix}",
         SecretString=json.dumps(
             {"raindrop_api_key": "bench-raindrop-key", "webhook_token": WEBHOOK_TOKEN}
         ),
     )
-    dlq = sqs.create_queue(QueueName="segment-raindrop-bench-dlq")["QueueUrl"]
-    retry = sqs.create_queue(QueueName="segment-raindrop-bench-retry")["QueueUrl"]
+    dlq = sqs.create_queue(QueueName=f"segment-raindrop-bench-dlq-{suffix}")["QueueUrl"]
+    retry = sqs.create_queue(QueueName=f"segment-raindrop-bench-retry-{suffix}")["QueueUrl"]
     return secret["ARN"], retry, dlq
 
 
@@ -302,7 +304,6 @@ def handler_calls(
 ) -> CallResult:
     """First and warm webhook calls, each sample in a fresh interpreter (medians)."""
     samples: dict[str, list[float]] = {"first": [], "warm": [], "floor": []}
-    imported_xray = False
     with (
         tempfile.TemporaryDirectory(prefix="bench-event-") as tmp,
         moto_server() as endpoint,
@@ -316,13 +317,11 @@ def handler_calls(
             result = json.loads(output.strip().splitlines()[-1])
             for name, values in samples.items():
                 values.append(result[name])
-            imported_xray |= "aws_xray_sdk" in result["modules"]
     return CallResult(
         events=events,
         first_seconds=statistics.median(samples["first"]),
         warm_seconds=statistics.median(samples["warm"]),
         floor_seconds=statistics.median(samples["floor"]),
-        imported_xray=imported_xray,
     )
 
 
@@ -330,14 +329,19 @@ def run() -> ColdStartResult:
     with tempfile.TemporaryDirectory(prefix="bench-coldstart-") as tmp:
         bundle = Path(tmp)
         build_bundle(bundle, project_root=ROOT, target=this_machine())
-        # The function's environment matters to the import (e.g. whether a tracer is built).
+        # The function's environment matters to the import: whether a tracer is built, and
+        # the X-Ray SDK does much more outside Lambda (it builds a botocore client).
         env = {**_aws_environment("http://127.0.0.1:9"), **_stack_environment()}
+        untraced = {**env, **_stack_environment(tracing=False)}
         pair = ("segment_raindrop.webhook", "boto3")
         # First, while the fresh bundle holds no bytecode yet.
         uncompiled = import_seconds(bundle, pair, env, repeat=5, bytecode=False)
         both = import_seconds(bundle, pair, env, repeat=15)
         return ColdStartResult(
             webhook=both["segment_raindrop.webhook"],
+            webhook_untraced=import_seconds(
+                bundle, ("segment_raindrop.webhook",), untraced, repeat=9
+            )["segment_raindrop.webhook"],
             boto3=both["boto3"],
             webhook_uncompiled=uncompiled["segment_raindrop.webhook"],
             boto3_uncompiled=uncompiled["boto3"],
@@ -349,10 +353,10 @@ def run() -> ColdStartResult:
         )
 
 
-def _stack_environment() -> dict[str, str]:
+def _stack_environment(*, tracing: bool = True) -> dict[str, str]:
     """The variables the stack gives the webhook, with stand-ins for its resources: importing
     reads none of them but the ones that decide whether a tracer is built."""
     placeholder = ForwarderConfig(
         secret_id="unused", retry_queue_url="http://127.0.0.1:9/q", dlq_url="http://127.0.0.1:9/d"
     )
-    return function_environment(placeholder, StackConfig())
+    return function_environment(placeholder, StackConfig(tracing=tracing))

@@ -84,7 +84,6 @@ def main() -> None:
         "first": first_done - imported,
         "warm": statistics.median(warm),
         "floor": statistics.median(floor),
-        "modules": sorted(sys.modules),
     }
     print(json.dumps(result))
 

@@ -94,7 +94,7 @@ def function_environment(forwarder: ForwarderConfig, config: StackConfig) -> dic
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         "POWERTOOLS_LOG_LEVEL": config.log_level,
         # The handlers build Powertools' Tracer (and import the X-Ray SDK) only when this says
-        # tracing is on, so a function without tracing does not pay for it at cold start.
+        # tracing is on, so a function deployed without tracing does not load it at all.
         "POWERTOOLS_TRACE_DISABLED": "false" if config.tracing else "true",
         # Handler responses can hold event payloads (user data): keep them out of X-Ray.
         "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",

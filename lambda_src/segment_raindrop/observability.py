@@ -7,8 +7,10 @@ phrases only. Metric names are :class:`~segment_raindrop.contract.Metric` member
 ones the stack's alarms and dashboard read.
 
 Tracing is a deployment option (the stack's ``tracing`` context key). Powertools' ``Tracer()``
-imports and configures the X-Ray SDK even when it is disabled, which was a third of the webhook's
-import time, so a tracer exists only where it would trace: see :func:`tracing_enabled`.
+imports and configures the X-Ray SDK even when it is disabled, so a tracer exists only where it
+would trace (:func:`tracing_enabled`). That spares a function deployed without tracing ~15 ms of
+cold start, and every process outside Lambda (tests, local mode, the CLI) ~0.13 s: there the
+SDK's recorder also builds a botocore client for its sampler.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ CUSTOM_CONTEXT = {
     "logRetentionDays": "90",
     "deliveryBudgetSeconds": "6.5",
     "logLevel": "DEBUG",
-    "tracing": "true",
+    "tracing": "false",
 }
 
 

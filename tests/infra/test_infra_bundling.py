@@ -216,8 +216,8 @@ _LAMBDA = {"LAMBDA_TASK_ROOT": "/var/task", "AWS_LAMBDA_FUNCTION_NAME": "segment
 @pytest.mark.parametrize(
     ("variables", "traced"),
     [
-        ({**_LAMBDA, "POWERTOOLS_TRACE_DISABLED": "true"}, False),  # the stack's default
-        ({**_LAMBDA, "POWERTOOLS_TRACE_DISABLED": "false"}, True),  # `-c tracing=true`
+        ({**_LAMBDA, "POWERTOOLS_TRACE_DISABLED": "false"}, True),  # the stack's default
+        ({**_LAMBDA, "POWERTOOLS_TRACE_DISABLED": "true"}, False),  # `-c tracing=false`
         ({"POWERTOOLS_TRACE_DISABLED": "false"}, False),  # not in Lambda: nothing to trace to
     ],
 )

@@ -36,7 +36,7 @@ def test_defaults() -> None:
     assert config.webhook_memory_mb == 1024
     assert config.delivery_budget_seconds == 7
     assert config.alarm_email is None
-    assert config.tracing is False
+    assert config.tracing is True
     assert stack_name(config.stage) == "segment-raindrop-prod"
 
 
@@ -50,7 +50,7 @@ def test_command_line_strings_are_parsed() -> None:
             "throttleRateLimit": "12.5",
             "throttleBurstLimit": "30",
             "retryMaxReceives": "3",
-            "tracing": "true",
+            "tracing": "false",
             "secretName": "",  # empty means default
         }
     )
@@ -60,7 +60,7 @@ def test_command_line_strings_are_parsed() -> None:
     assert config.throttle_rate_limit == 12.5
     assert config.throttle_burst_limit == 30
     assert config.retry_max_receives == 3
-    assert config.tracing is True
+    assert config.tracing is False
     assert config.secret_name is None
 
 

@@ -56,18 +56,18 @@ def test_python_313_on_arm64(template: assertions.Template) -> None:
         assert properties["Architectures"] == ["arm64"]
 
 
-def test_tracing_is_off_unless_asked_for(template: assertions.Template) -> None:
+def test_active_tracing_by_default(template: assertions.Template) -> None:
     for handler in HANDLERS:
-        assert "TracingConfig" not in function(template, handler)[1]["Properties"]
-        # The handlers then build no tracer, so no cold start imports the X-Ray SDK.
-        assert environment(template, handler)["POWERTOOLS_TRACE_DISABLED"] == "true"
-
-
-def test_tracing_context_turns_on_active_tracing(custom_template: assertions.Template) -> None:
-    for handler in HANDLERS:
-        properties = function(custom_template, handler)[1]["Properties"]
+        properties = function(template, handler)[1]["Properties"]
         assert properties["TracingConfig"] == {"Mode": "Active"}
-        assert environment(custom_template, handler)["POWERTOOLS_TRACE_DISABLED"] == "false"
+        assert environment(template, handler)["POWERTOOLS_TRACE_DISABLED"] == "false"
+
+
+def test_tracing_context_turns_tracing_off(custom_template: assertions.Template) -> None:
+    for handler in HANDLERS:
+        assert "TracingConfig" not in function(custom_template, handler)[1]["Properties"]
+        # The handlers then build no tracer, so no cold start imports the X-Ray SDK.
+        assert environment(custom_template, handler)["POWERTOOLS_TRACE_DISABLED"] == "true"
 
 
 def test_timeouts_fit_segment_and_the_budgets(template: assertions.Template) -> None:

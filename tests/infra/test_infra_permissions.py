@@ -57,20 +57,18 @@ def _on_everything(template: assertions.Template, handler: str) -> list[dict[str
     return [s for s in role_statements(template, handler) if s["Resource"] == "*"]
 
 
-def test_nothing_is_granted_on_every_resource_without_tracing(
-    template: assertions.Template,
-) -> None:
+def test_only_xray_is_granted_on_every_resource(template: assertions.Template) -> None:
     for handler in HANDLERS:
-        assert _on_everything(template, handler) == []
+        on_everything = _on_everything(template, handler)
+        assert len(on_everything) == 1
+        assert set(on_everything[0]["Action"]) == XRAY
 
 
-def test_with_tracing_only_xray_is_granted_on_every_resource(
+def test_without_tracing_nothing_is_granted_on_every_resource(
     custom_template: assertions.Template,
 ) -> None:
     for handler in HANDLERS:
-        on_everything = _on_everything(custom_template, handler)
-        assert len(on_everything) == 1
-        assert set(on_everything[0]["Action"]) == XRAY
+        assert _on_everything(custom_template, handler) == []
 
 
 def test_functions_write_only_their_own_log_group(template: assertions.Template) -> None:
