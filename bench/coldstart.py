@@ -201,6 +201,12 @@ def _aws_environment(endpoint: str) -> dict[str, str]:
         "AWS_LAMBDA_FUNCTION_NAME": "segment-raindrop-bench",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024",
         "LAMBDA_TASK_ROOT": "/var/task",
+        # Lambda sets this for each invocation; with it the X-Ray SDK records a sampled trace
+        # and sends it by UDP to 127.0.0.1:2000 (where nothing listens), as it would to the
+        # daemon, instead of discarding every subsegment.
+        "_X_AMZN_TRACE_ID": (
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+        ),
         "NO_PROXY": "127.0.0.1,localhost",
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
     }
