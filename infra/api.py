@@ -104,7 +104,7 @@ class WebhookApi(Construct):
                 stage_name=config.stage,
                 throttling_rate_limit=config.throttle_rate_limit,
                 throttling_burst_limit=config.throttle_burst_limit,
-                tracing_enabled=True,
+                tracing_enabled=config.tracing,  # with the functions (context `tracing`)
                 # The API-level metrics the alarms and dashboard read are published anyway;
                 # per-method detailed metrics would only add cost.
                 metrics_enabled=False,

@@ -48,8 +48,9 @@ _L1_REASON: Final = (
 )
 
 _XRAY_REASON: Final = (
-    "The only statement on '*' is the one CDK adds for active tracing: xray:PutTraceSegments "
-    "and xray:PutTelemetryRecords, which support no resource-level permissions."
+    "The only statement on '*' is the one CDK adds for active tracing (context key 'tracing'): "
+    "xray:PutTraceSegments and xray:PutTelemetryRecords, which support no resource-level "
+    "permissions."
 )
 
 
@@ -92,8 +93,15 @@ def function_environment(forwarder: ForwarderConfig, config: StackConfig) -> dic
         "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         "POWERTOOLS_LOG_LEVEL": config.log_level,
+        # The handlers build Powertools' Tracer (and import the X-Ray SDK) only when this says
+        # tracing is on, so a function deployed without tracing does not load it at all.
+        "POWERTOOLS_TRACE_DISABLED": "false" if config.tracing else "true",
         # Handler responses can hold event payloads (user data): keep them out of X-Ray.
         "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+        # The bundle ships no pydantic plugin; without this pydantic scans every installed
+        # distribution's entry points for one when it builds the first model (~10 ms of each
+        # cold start).
+        "PYDANTIC_DISABLE_PLUGINS": "__all__",
     }
 
 
@@ -188,7 +196,7 @@ class ForwarderFunctions(Construct):
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
         # Our own role, so the function gets no AWS managed policy: it may write to its own
-        # log group (below), send traces (added by CDK for active tracing) and what _grant adds.
+        # log group (below), send traces (added by CDK with active tracing) and what _grant adds.
         role = iam.Role(
             self,
             f"{construct_id}Role",
@@ -207,7 +215,7 @@ class ForwarderFunctions(Construct):
             memory_size=memory_mb,
             role=role,
             log_group=log_group,
-            tracing=lambda_.Tracing.ACTIVE,
+            tracing=lambda_.Tracing.ACTIVE if self._config.tracing else lambda_.Tracing.DISABLED,
             environment=function_environment(
                 forwarder_config(
                     self._config, self._secret, self._queues, budget_seconds=budget_seconds
@@ -224,7 +232,8 @@ class ForwarderFunctions(Construct):
         cdk.Validations.of(function).acknowledge(
             cdk.Acknowledgment(id="AwsSolutions-L1", reason=_L1_REASON)
         )
-        cdk.Validations.of(role).acknowledge(
-            cdk.Acknowledgment(id="AwsSolutions-IAM5[Resource::*]", reason=_XRAY_REASON)
-        )
+        if self._config.tracing:
+            cdk.Validations.of(role).acknowledge(
+                cdk.Acknowledgment(id="AwsSolutions-IAM5[Resource::*]", reason=_XRAY_REASON)
+            )
         return function

@@ -42,7 +42,7 @@ from segment_raindrop.config import ConfigError, describe_errors
 from segment_raindrop.contract import Metric
 from segment_raindrop.credentials import RaindropKeyNotSet, SecretStore, SecretUnavailable
 from segment_raindrop.mapping import map_events
-from segment_raindrop.observability import count, logger, metrics, tracer
+from segment_raindrop.observability import count, logger, metrics, traced_handler
 from segment_raindrop.pipeline import Forwarder
 from segment_raindrop.queueing import (
     FailedEventsMessage,
@@ -649,7 +649,7 @@ def _failure(message: str) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler(capture_response=False)
+@traced_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any] | None, context: LambdaContext) -> dict[str, Any]:
     """Event: :class:`ReplayOptions` as JSON (``{}`` replays everything); returns the summary."""

@@ -38,7 +38,7 @@ from segment_raindrop.config import ConfigError
 from segment_raindrop.contract import SQS_MAX_VISIBILITY_SECONDS
 from segment_raindrop.credentials import SecretUnavailable
 from segment_raindrop.failure_age import publish_failure_age
-from segment_raindrop.observability import logger, metrics, tracer
+from segment_raindrop.observability import logger, metrics, traced_handler
 from segment_raindrop.queueing import FailedEventsMessage, FailureReason, parse_message
 from segment_raindrop.runtime import LazyRuntime, Runtime
 from segment_raindrop.settlement import Routing, Tally, settle
@@ -208,7 +208,7 @@ def _observe(worker: _Worker, response: PartialItemFailureResponse, started: flo
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler(capture_response=False)
+@traced_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     started = time.monotonic()

@@ -39,7 +39,7 @@ from segment_raindrop.config import ConfigError
 from segment_raindrop.contract import Metric
 from segment_raindrop.credentials import ForwarderSecret, RaindropKeyNotSet, SecretUnavailable
 from segment_raindrop.encoding import BodyTooLarge, UnsupportedEncoding, decode_body
-from segment_raindrop.observability import count, logger, metrics, tracer
+from segment_raindrop.observability import count, logger, metrics, traced_handler
 from segment_raindrop.pipeline import ForwardResult
 from segment_raindrop.runtime import LazyRuntime, Runtime
 from segment_raindrop.segment import BodyError, parse_body
@@ -283,7 +283,7 @@ def _log(
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler(capture_response=False)
+@traced_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

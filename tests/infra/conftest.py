@@ -29,6 +29,7 @@ CUSTOM_CONTEXT = {
     "logLevel": "DEBUG",
     "retryMaxConcurrency": "5",
     "retainData": "false",
+    "tracing": "false",
 }
 
 

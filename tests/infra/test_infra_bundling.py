@@ -236,3 +236,37 @@ def test_real_bundle_holds_no_operator_tooling(
     for tool_dependency in ("typer", "rich", "moto", "click", "werkzeug", "flask"):
         assert tool_dependency not in distributions
         assert tool_dependency not in top_level
+
+
+_XRAY_PROBE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import segment_raindrop.webhook
+from segment_raindrop import observability
+print("aws_xray_sdk" in sys.modules, observability.tracer is not None)
+"""
+
+_LAMBDA = {"LAMBDA_TASK_ROOT": "/var/task", "AWS_LAMBDA_FUNCTION_NAME": "segment-raindrop-webhook"}
+
+
+@pytest.mark.parametrize(
+    ("variables", "traced"),
+    [
+        ({**_LAMBDA, "POWERTOOLS_TRACE_DISABLED": "false"}, True),  # the stack's default
+        ({**_LAMBDA, "POWERTOOLS_TRACE_DISABLED": "true"}, False),  # `-c tracing=false`
+        ({"POWERTOOLS_TRACE_DISABLED": "false"}, False),  # not in Lambda: nothing to trace to
+    ],
+)
+def test_the_xray_sdk_is_imported_only_when_tracing(
+    host_bundle: Path, variables: dict[str, str], traced: bool
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", _XRAY_PROBE, str(host_bundle)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env={"AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true", **variables},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(traced), str(traced)]

@@ -38,6 +38,7 @@ def test_defaults() -> None:
     assert config.retry_max_concurrency == 2
     assert config.retain_data is True
     assert config.alarm_email is None
+    assert config.tracing is True
     assert stack_name(config.stage) == "segment-raindrop-prod"
 
 
@@ -51,6 +52,7 @@ def test_command_line_strings_are_parsed() -> None:
             "throttleRateLimit": "12.5",
             "throttleBurstLimit": "30",
             "retryMaxReceives": "3",
+            "tracing": "false",
             "secretName": "",  # empty means default
         }
     )
@@ -60,6 +62,7 @@ def test_command_line_strings_are_parsed() -> None:
     assert config.throttle_rate_limit == 12.5
     assert config.throttle_burst_limit == 30
     assert config.retry_max_receives == 3
+    assert config.tracing is False
     assert config.secret_name is None
 
 
@@ -88,6 +91,7 @@ def test_command_line_strings_are_parsed() -> None:
         ({"deliveryBudgetSeconds": "0"}, "deliveryBudgetSeconds"),
         ({"logLevel": "LOUD"}, "logLevel"),
         ({"skipBundling": "perhaps"}, "skipBundling"),
+        ({"tracing": "sometimes"}, "tracing"),
     ],
 )
 def test_invalid_values_are_rejected_naming_the_key(context: dict[str, Any], named: str) -> None:

@@ -41,6 +41,8 @@ CONTRACT_VARIABLES = {
     "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE",
     "POWERTOOLS_LOG_LEVEL",
+    "POWERTOOLS_TRACE_DISABLED",
+    "PYDANTIC_DISABLE_PLUGINS",
 }
 
 
@@ -52,12 +54,25 @@ def test_three_functions_with_the_contracts_handlers(template: assertions.Templa
     assert handlers == set(HANDLERS)
 
 
-def test_python_313_on_arm64_with_active_tracing(template: assertions.Template) -> None:
+def test_python_313_on_arm64(template: assertions.Template) -> None:
     for handler in HANDLERS:
         properties = function(template, handler)[1]["Properties"]
         assert properties["Runtime"] == "python3.13"
         assert properties["Architectures"] == ["arm64"]
+
+
+def test_active_tracing_by_default(template: assertions.Template) -> None:
+    for handler in HANDLERS:
+        properties = function(template, handler)[1]["Properties"]
         assert properties["TracingConfig"] == {"Mode": "Active"}
+        assert environment(template, handler)["POWERTOOLS_TRACE_DISABLED"] == "false"
+
+
+def test_tracing_context_turns_tracing_off(custom_template: assertions.Template) -> None:
+    for handler in HANDLERS:
+        assert "TracingConfig" not in function(custom_template, handler)[1]["Properties"]
+        # The handlers then build no tracer, so no cold start imports the X-Ray SDK.
+        assert environment(custom_template, handler)["POWERTOOLS_TRACE_DISABLED"] == "true"
 
 
 def test_timeouts_fit_segment_and_the_budgets(template: assertions.Template) -> None:
@@ -99,6 +114,7 @@ def test_environment_follows_the_contract(template: assertions.Template) -> None
         assert variables["POWERTOOLS_SERVICE_NAME"] == "segment-raindrop"
         assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "SegmentRaindrop"
         assert variables["POWERTOOLS_LOG_LEVEL"] == "INFO"
+        assert variables["PYDANTIC_DISABLE_PLUGINS"] == "__all__"
         assert variables["RAINDROP_API_URL"] == "https://api.raindrop.ai/v1"
         assert "RAINDROP_PROJECT_ID" not in variables
         # Lists and objects travel as JSON strings.

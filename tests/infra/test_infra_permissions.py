@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import assertions
 
 from tests.infra.support import (
@@ -51,11 +53,22 @@ def test_each_function_gets_what_it_needs_and_no_more(template: assertions.Templ
             assert actions_on(statements, logical_id) == actions, (handler, logical_id)
 
 
+def _on_everything(template: assertions.Template, handler: str) -> list[dict[str, Any]]:
+    return [s for s in role_statements(template, handler) if s["Resource"] == "*"]
+
+
 def test_only_xray_is_granted_on_every_resource(template: assertions.Template) -> None:
     for handler in HANDLERS:
-        on_everything = [s for s in role_statements(template, handler) if s["Resource"] == "*"]
+        on_everything = _on_everything(template, handler)
         assert len(on_everything) == 1
         assert set(on_everything[0]["Action"]) == XRAY
+
+
+def test_without_tracing_nothing_is_granted_on_every_resource(
+    custom_template: assertions.Template,
+) -> None:
+    for handler in HANDLERS:
+        assert _on_everything(custom_template, handler) == []
 
 
 def test_functions_write_only_their_own_log_group(template: assertions.Template) -> None:
