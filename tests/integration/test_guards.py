@@ -21,7 +21,7 @@ import pytest
 from segment_raindrop import webhook
 from segment_raindrop.credentials import SecretStore
 from segment_raindrop.local.apigw import LocalContext, rest_proxy_event
-from segment_raindrop.local.aws import secretsmanager_client, sqs_client
+from segment_raindrop.local.aws import drain_messages, secretsmanager_client, sqs_client
 from segment_raindrop.local.receiver import Fault, RaindropReceiver
 from segment_raindrop.queueing import FailureReason, QueueTarget
 from segment_raindrop.replay import Replayer, ReplayOptions
@@ -33,12 +33,15 @@ from tests.integration.test_replay_support import (
     FIRST_FAILURE,
     ai_event,
     assert_delivered_once,
+    bodies,
     fast,
     fresh_runtimes,
+    identify_event,
     invalid_event,
     make_replayer,
     put_message,
     raw_dlq,
+    run_retry_worker,
 )
 from tests.integration.test_webhook import account, bearer
 
@@ -63,6 +66,8 @@ def test_failed_events_too_many_for_one_message_are_split_across_messages(
 ) -> None:
     # 30 events of ~50 KB fail together: 1.5 MB will not fit one SQS message (1 MiB), nor one
     # SendMessageBatch call. Unsplit, SQS refuses them and Segment is told 503 on every resend.
+    # (Breaker off: it would end the second chunk with another error, so a second message.)
+    aws.configure(delivery={"breaker_failure_threshold": 0})
     receiver.outage(Fault(status=503))
     events = [se.chat(seq) for seq in range(30)]
     for event in events:
@@ -287,6 +292,30 @@ def test_the_forced_re_read_is_throttled(aws: AwsEnv) -> None:
     assert len(reads) == 2
     assert store.refresh_if_due(0) is not None  # the interval is the caller's to choose
     assert len(reads) == 3
+
+
+# --- the retry worker ---------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("fast", "fresh_runtimes")
+def test_an_exhausted_message_that_ran_out_of_time_is_dead_lettered_as_transient(
+    aws: AwsEnv, receiver: RaindropReceiver
+) -> None:
+    # Its last receive: what still fails goes to the dead-letter queue as "transient", the
+    # reason operators replay by, even when this time it was the deadline that stopped it.
+    aws.configure(delivery={"max_attempts": 5})  # the 2 s budget ends the attempts first
+    retries = aws.resources.retry_max_receives - 1
+    put_message(aws, QueueTarget.RETRY, [ai_event(1), identify_event(2)], retries=retries)
+    receiver.outage(Fault(status=503, delay=30), endpoint="users/identify")
+
+    run = run_retry_worker(aws)
+
+    assert run.failed == 0
+    assert_delivered_once(receiver, ["trace-1"])
+    assert aws.queue_depth(aws.resources.retry_queue_url) == 0
+    [dead] = bodies(drain_messages(aws.sqs, aws.resources.dlq_url))
+    assert dead.events == [identify_event(2)]
+    assert (dead.reason, dead.error) == (FailureReason.TRANSIENT, "timeout")
 
 
 # --- replay -----------------------------------------------------------------------------------

@@ -433,6 +433,9 @@ def test_a_hanging_sqs_still_gets_an_answer_before_the_lambda_times_out(
                     assert held.recv(65_536) != b"", "SQS's client had already given up"
                 except BlockingIOError:
                     break  # open, and waiting for SQS's answer
+        # And SQS was asked once: no attempt was started after the queueing deadline.
+        with pytest.raises(BlockingIOError):
+            silent.accept()
     [response] = answers
     assert response.status == 503
     assert response.body["unqueued"] == 2
