@@ -202,8 +202,9 @@ def main(argv: list[str] | None = None) -> int:
             status, seconds, detail = run_tests(
                 scratch, union, args.timeout * 3, stop_at_first=False
             )
-            print(f"baseline {status} in {seconds:.0f} s: {detail}")
-            if status != "survived":
+            passed = status == "survived"  # "survived": every test passed
+            print(f"baseline {'passed' if passed else status} in {seconds:.0f} s: {detail}")
+            if not passed:
                 print("The tests fail without any mutant: fix them first.")
                 return 2
         outcomes = []
