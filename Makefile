@@ -12,7 +12,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 UV ?= uv
 RUN := $(UV) run --frozen --all-extras
 
-.PHONY: help uv sync lint format typecheck test test-only local sample bench soak synth diff deploy destroy npm clean
+.PHONY: help uv sync lint format typecheck test test-only local sample bench soak mutate synth diff deploy destroy npm clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ bench: sync npm  ## Run the benchmarks; writes docs/benchmarks.md and docs/bench
 SOAK_SECONDS ?= 120
 soak: sync  ## Local mode under random traffic and faults, then healed: exits 1 if any event is lost
 	SOAK_SECONDS=$(SOAK_SECONDS) $(RUN) python -m bench.soak
+
+mutate: sync  ## Mutation testing of the loss-critical code (not part of test; ~15 min)
+	$(RUN) python -m bench.mutate $(MUTATE_ARGS)
 
 synth: sync npm  ## Synthesise the CloudFormation template (no Docker, no AWS credentials)
 	npx cdk synth --quiet --no-notices $(CDK_ARGS)

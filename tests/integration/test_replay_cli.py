@@ -9,6 +9,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -308,6 +309,39 @@ def test_ctrl_c_stops_gracefully_and_a_second_run_finishes_the_job(aws: Any, rec
     assert aws.queue_depth(aws.resources.dlq_url) == 0
 
 
+class _StderrLines:
+    """The process's stderr, read line by line as it comes, so a test can wait for a line."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stderr is not None
+        self._stream = process.stderr
+        self._lines: list[str] = []
+        self._changed = threading.Condition()
+        self._done = False
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self._stream:
+            with self._changed:
+                self._lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._done = True
+            self._changed.notify_all()
+
+    def wait_for(self, text: str, *, timeout: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: self._done or any(text in line for line in self._lines), timeout
+            ) and any(text in line for line in self._lines)
+
+    def text(self, *, timeout: float = 30) -> str:
+        self._reader.join(timeout)
+        with self._changed:
+            return "".join(self._lines)
+
+
 @pytest.mark.slow
 def test_a_second_ctrl_c_aborts_and_loses_nothing(
     aws: Any, receiver: Any, monkeypatch: pytest.MonkeyPatch
@@ -322,10 +356,13 @@ def test_a_second_ctrl_c_aborts_and_loses_nothing(
         while receiver.connections_accepted == 0 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert receiver.connections_accepted, "the replay never reached the receiver"
+        stderr_lines = _StderrLines(process)
         process.send_signal(signal.SIGINT)
-        time.sleep(0.3)
+        # The second Ctrl-C once the first one has been handled, not after a guessed pause.
+        assert stderr_lines.wait_for("Stopping after the current message", timeout=30)
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=30)
+        process.wait(timeout=30)
+        stderr = stderr_lines.text()
     finally:
         if process.poll() is None:
             process.kill()
