@@ -54,10 +54,14 @@ class Routing:
     retries: int = 0
     # The retry worker's last receive: transient failures are dead-lettered as "transient".
     exhausted: bool = False
+    # The Raindrop project the events went to, written into every message (None: default).
+    project: str | None = None
 
     @classmethod
-    def webhook(cls, *, retry_delay_seconds: int) -> Routing:
-        return cls(QueueTarget.RETRY, min(retry_delay_seconds, SQS_MAX_DELAY_SECONDS))
+    def webhook(cls, *, retry_delay_seconds: int, project: str | None = None) -> Routing:
+        return cls(
+            QueueTarget.RETRY, min(retry_delay_seconds, SQS_MAX_DELAY_SECONDS), project=project
+        )
 
     @classmethod
     def retry_worker(
@@ -70,15 +74,16 @@ class Routing:
     ) -> Routing:
         retries = message.retries + receive_count
         if retries >= max_receives:
-            return cls(QueueTarget.DEAD_LETTER, 0, message, retries, exhausted=True)
+            dead = QueueTarget.DEAD_LETTER
+            return cls(dead, 0, message, retries, exhausted=True, project=message.project)
         delay = round(
             backoff_seconds(base_delay_seconds, retries, SQS_MAX_DELAY_SECONDS, jitter="equal")
         )
-        return cls(QueueTarget.RETRY, delay, message, retries)
+        return cls(QueueTarget.RETRY, delay, message, retries, project=message.project)
 
     @classmethod
     def replay(cls, message: FailedEventsMessage) -> Routing:
-        return cls(QueueTarget.DEAD_LETTER, 0, message, message.retries)
+        return cls(QueueTarget.DEAD_LETTER, 0, message, message.retries, project=message.project)
 
 
 @dataclass(slots=True)
@@ -188,6 +193,7 @@ def _groups(
                 attempts=attempts,
                 first_failure_at=history.first_failure_at if history is not None else None,
                 retries=routing.retries,
+                project=routing.project,
             )
         else:
             group.attempts = max(group.attempts, attempts)
