@@ -63,6 +63,10 @@ class MappingConfig(BaseModel):
     enrich_from_context_traits: bool = Field(
         default=True, validation_alias="ENRICH_FROM_CONTEXT_TRAITS"
     )
+    # Personal data and credentials replaced by placeholders before items leave the account,
+    # and property/trait keys dropped at any depth (segment_raindrop.redaction).
+    redact_pii: bool = Field(default=False, validation_alias="REDACT_PII")
+    redact_keys: frozenset[NonEmptyStr] = Field(default=frozenset(), validation_alias="REDACT_KEYS")
 
     def is_forwarded_track(self, name: str) -> bool:
         return (

@@ -27,6 +27,7 @@ from segment_raindrop.observability import (
     record_counts,
     record_dead_letters,
     record_delivery,
+    record_redactions,
 )
 from segment_raindrop.pipeline import Failure, ForwardResult
 from segment_raindrop.queueing import (
@@ -210,6 +211,7 @@ class Tally:
     failed_by_reason: Counter[str] = field(default_factory=Counter)
     dead_by_reason: Counter[str] = field(default_factory=Counter)
     filtered_by_reason: Counter[str] = field(default_factory=Counter)
+    redactions: Counter[str] = field(default_factory=Counter)
     delivery: DeliveryReport = field(default_factory=DeliveryReport)
 
     def forwarded(self, result: ForwardResult) -> None:
@@ -218,6 +220,7 @@ class Tally:
         self.events["filtered"] += len(result.filtered)
         self.filtered_by_reason.update(result.filtered.values())
         self.events["texts_repaired"] += result.mapped.repaired_texts
+        self.redactions.update(result.mapped.redactions)
         self.failed_by_reason.update(failure.reason.value for failure in result.failures.values())
         self.delivery.merge(result.delivery)
 
@@ -236,4 +239,5 @@ class Tally:
         if self.events["texts_repaired"]:
             count(Metric.TEXTS_REPAIRED, self.events["texts_repaired"])
         record_dead_letters(self.dead_by_reason)
+        record_redactions(self.redactions)
         record_delivery(self.delivery)

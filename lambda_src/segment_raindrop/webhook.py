@@ -306,6 +306,7 @@ def _log(
             # Counts and field names only: never the text repaired or the timestamps.
             "texts_repaired": result.mapped.repaired_texts,
             "timestamp_fallbacks": dict(result.mapped.timestamp_fallbacks),
+            "redactions": dict(tally.redactions),
             "raindrop_requests": report.requests,
             "raindrop_statuses": dict(report.statuses),
             "duration_ms": round((time.monotonic() - started) * 1000, 1),
