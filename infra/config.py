@@ -111,6 +111,8 @@ class StackConfig(BaseModel):
     )
     forward_identify: bool = _MAPPING_DEFAULTS.forward_identify
     enrich_from_context_traits: bool = _MAPPING_DEFAULTS.enrich_from_context_traits
+    redact_pii: bool = _MAPPING_DEFAULTS.redact_pii
+    redact_keys: EventNames = Field(default_factory=list)
     throttle_rate_limit: float = Field(100.0, gt=0, le=10000)
     throttle_burst_limit: int = Field(200, gt=0, le=5000)
     alarm_email: str | None = Field(None, pattern=_EMAIL.pattern)
@@ -135,6 +137,7 @@ class StackConfig(BaseModel):
         "feedback_event_names",
         "event_renames",
         "raindrop_projects",
+        "redact_keys",
         mode="before",
     )
     @classmethod
@@ -196,12 +199,13 @@ class StackConfig(BaseModel):
             self.event_renames,
             self.feedback_event_names,
             self.raindrop_projects,
+            self.redact_keys,
         ]
         size = sum(len(json.dumps(value, ensure_ascii=False).encode()) for value in settings)
         if size > ENVIRONMENT_BUDGET_BYTES:
             raise ValueError(
-                "forwardEventPrefixes, forwardEventNames, eventRenames, feedbackEventNames and "
-                "raindropProjects: "
+                "forwardEventPrefixes, forwardEventNames, eventRenames, feedbackEventNames, "
+                "raindropProjects and redactKeys: "
                 f"{size} bytes of JSON together, more than the {ENVIRONMENT_BUDGET_BYTES} that "
                 "fit in Lambda's 4 KB of environment variables"
             )
@@ -217,6 +221,8 @@ class StackConfig(BaseModel):
             feedback_event_names=frozenset(self.feedback_event_names),
             forward_identify=self.forward_identify,
             enrich_from_context_traits=self.enrich_from_context_traits,
+            redact_pii=self.redact_pii,
+            redact_keys=frozenset(self.redact_keys),
         )
 
     @property
