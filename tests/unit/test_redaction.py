@@ -115,6 +115,7 @@ ORDINARY = [
     "the password is in the vault",
     "task-123456789 sku 987654321",
     "std::vector<int> and a::b",
+    "Rust's fe80::1-like paths a::b::c",
     "12:30:45 and 1:2:3",
     "ISBN 978-3-16-148410-0",
 ]
