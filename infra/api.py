@@ -1,4 +1,5 @@
-"""The public endpoint: a REST API with `POST /segment` proxied to the webhook function."""
+"""The public endpoint: a REST API with `POST /segment` (and `POST /segment/{project}`)
+proxied to the webhook function."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from infra.functions import log_retention
 from segment_raindrop.contract import METRICS_NAMESPACE, SERVICE_NAME, Metric
 
 PATH: Final = "segment"
+PROJECT_PATH_PART: Final = "{project}"
 
 # Every request body reaches the function base64-encoded (isBase64Encoded: true), whatever its
 # Content-Type. A REST API passes a body as text unless its Content-Type matches one of these,
@@ -119,13 +121,16 @@ class WebhookApi(Construct):
         # POST /segment for Segment's Webhooks destination. POST /v1/batch is where Segment's
         # server libraries post their {"batch": [...]} envelope, so they can use the stage URL
         # as their host and the webhook token as their write key.
+        # POST /segment/{project} routes one Segment source to its own Raindrop project; the
+        # function checks the slug (and the allow-list, when set) and answers 404 otherwise.
         webhook = self.api.root.add_resource(PATH)
+        per_project = webhook.add_resource(PROJECT_PATH_PART)
         sdk_batch = self.api.root.add_resource("v1").add_resource("batch")
         methods = [
             resource.add_method(
                 "POST", integration, authorization_type=apigateway.AuthorizationType.NONE
             )
-            for resource in (webhook, sdk_batch)
+            for resource in (webhook, per_project, sdk_batch)
         ]
         self.webhook_url = self.api.url_for_path(f"/{PATH}")
         self.sdk_host = self.api.url_for_path("/")

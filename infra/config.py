@@ -32,6 +32,7 @@ from segment_raindrop.contract import (
     WEBHOOK_DELIVERY_BUDGET_SECONDS,
     WEBHOOK_TIMEOUT_SECONDS,
 )
+from segment_raindrop.projects import check_slugs
 
 __all__ = ["ConfigError", "StackConfig", "config_from_context"]
 
@@ -94,6 +95,8 @@ class StackConfig(BaseModel):
     secret_arn: str | None = Field(None, pattern=_SECRET_ARN.pattern)
     raindrop_api_url: str = Field(DEFAULT_RAINDROP_API_URL, pattern=r"^https://[^\s]+$")
     raindrop_project_id: str | None = Field(None, min_length=1)
+    # The slugs POST /segment/{project} accepts; unset: any well-formed slug.
+    raindrop_projects: list[str] | None = Field(None, max_length=1000)
     forward_event_prefixes: EventNames = Field(
         default_factory=lambda: list(_MAPPING_DEFAULTS.forward_event_prefixes)
     )
@@ -108,6 +111,8 @@ class StackConfig(BaseModel):
     )
     forward_identify: bool = _MAPPING_DEFAULTS.forward_identify
     enrich_from_context_traits: bool = _MAPPING_DEFAULTS.enrich_from_context_traits
+    redact_pii: bool = _MAPPING_DEFAULTS.redact_pii
+    redact_keys: EventNames = Field(default_factory=list)
     throttle_rate_limit: float = Field(100.0, gt=0, le=10000)
     throttle_burst_limit: int = Field(200, gt=0, le=5000)
     alarm_email: str | None = Field(None, pattern=_EMAIL.pattern)
@@ -135,6 +140,8 @@ class StackConfig(BaseModel):
         "forward_event_names",
         "feedback_event_names",
         "event_renames",
+        "raindrop_projects",
+        "redact_keys",
         mode="before",
     )
     @classmethod
@@ -145,6 +152,13 @@ class StackConfig(BaseModel):
                 return json.loads(value)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"not valid JSON ({exc.msg})") from exc
+        return value
+
+    @field_validator("raindrop_projects")
+    @classmethod
+    def _project_slugs(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            check_slugs(value)
         return value
 
     @field_validator("log_retention_days")
@@ -188,11 +202,14 @@ class StackConfig(BaseModel):
             self.forward_event_names,
             self.event_renames,
             self.feedback_event_names,
+            self.raindrop_projects,
+            self.redact_keys,
         ]
         size = sum(len(json.dumps(value, ensure_ascii=False).encode()) for value in settings)
         if size > ENVIRONMENT_BUDGET_BYTES:
             raise ValueError(
-                "forwardEventPrefixes, forwardEventNames, eventRenames and feedbackEventNames: "
+                "forwardEventPrefixes, forwardEventNames, eventRenames, feedbackEventNames, "
+                "raindropProjects and redactKeys: "
                 f"{size} bytes of JSON together, more than the {ENVIRONMENT_BUDGET_BYTES} that "
                 "fit in Lambda's 4 KB of environment variables"
             )
@@ -208,6 +225,8 @@ class StackConfig(BaseModel):
             feedback_event_names=frozenset(self.feedback_event_names),
             forward_identify=self.forward_identify,
             enrich_from_context_traits=self.enrich_from_context_traits,
+            redact_pii=self.redact_pii,
+            redact_keys=frozenset(self.redact_keys),
         )
 
     @property

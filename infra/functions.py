@@ -80,6 +80,9 @@ def forwarder_config(
         delivery=DeliveryConfig(
             api_url=config.raindrop_api_url,
             project_id=config.raindrop_project_id,
+            projects=None
+            if config.raindrop_projects is None
+            else frozenset(config.raindrop_projects),
             budget_seconds=budget_seconds,
         ),
     )

@@ -18,6 +18,7 @@ from segment_raindrop.contract import (
     MAX_ADMITTED_BODY_BYTES,
     WEBHOOK_DELIVERY_BUDGET_SECONDS,
 )
+from segment_raindrop.projects import check_slugs
 
 DEFAULT_RAINDROP_API_URL = "https://api.raindrop.ai/v1"
 
@@ -62,6 +63,10 @@ class MappingConfig(BaseModel):
     enrich_from_context_traits: bool = Field(
         default=True, validation_alias="ENRICH_FROM_CONTEXT_TRAITS"
     )
+    # Personal data and credentials replaced by placeholders before items leave the account,
+    # and property/trait keys dropped at any depth (segment_raindrop.redaction).
+    redact_pii: bool = Field(default=False, validation_alias="REDACT_PII")
+    redact_keys: frozenset[NonEmptyStr] = Field(default=frozenset(), validation_alias="REDACT_KEYS")
 
     def is_forwarded_track(self, name: str) -> bool:
         return (
@@ -80,6 +85,8 @@ class DeliveryConfig(BaseModel):
         default=DEFAULT_RAINDROP_API_URL, validation_alias="RAINDROP_API_URL"
     )
     project_id: str | None = Field(default=None, validation_alias="RAINDROP_PROJECT_ID")
+    # The slugs POST /segment/{project} may name; None: any well-formed slug (see projects.py).
+    projects: frozenset[str] | None = Field(default=None, validation_alias="RAINDROP_PROJECTS")
     chunk_max_items: int = Field(default=100, ge=1, le=10_000, validation_alias="CHUNK_MAX_ITEMS")
     chunk_max_bytes: int = Field(
         default=1_000_000, ge=1_024, le=50_000_000, validation_alias="CHUNK_MAX_BYTES"
@@ -115,6 +122,13 @@ class DeliveryConfig(BaseModel):
     breaker_cooldown_seconds: float = Field(
         default=30.0, gt=0, le=3_600, validation_alias="BREAKER_COOLDOWN_SECONDS"
     )
+
+    @field_validator("projects")
+    @classmethod
+    def _project_slugs(cls, value: frozenset[str] | None) -> frozenset[str] | None:
+        if value is not None:
+            check_slugs(sorted(value))
+        return value
 
     @field_validator("api_url")
     @classmethod

@@ -92,6 +92,9 @@ class Metric(StrEnum):
     RAINDROP_CIRCUIT_OPENED = "RaindropCircuitOpened"
     # Text with lone UTF-16 surrogates (cut mid-emoji), repaired with U+FFFD and delivered.
     TEXTS_REPAIRED = "TextsRepaired"
+    # Personal data or credentials replaced before sending (REDACT_PII), with a second
+    # dimension, kind (email, phone, card, ssn, ip, credential, password).
+    REDACTIONS = "Redactions"
     REQUESTS_REFUSED = "RequestsRefused"
     UNAUTHORIZED_REQUESTS = "UnauthorizedRequests"
     # A batch signed over its first element only, with no token configured to check the rest.

@@ -50,6 +50,7 @@ import httpx
 from segment_raindrop.breaker import CircuitBreaker, Permit
 from segment_raindrop.chunking import Chunk
 from segment_raindrop.config import DeliveryConfig
+from segment_raindrop.projects import PROJECT_HEADER
 from segment_raindrop.timing import backoff_seconds
 
 # Below this much time left, an attempt cannot reasonably complete: stop and queue instead.
@@ -173,14 +174,17 @@ class _Retry:
 class DeliverySession:
     """Chunks submitted to the worker pool as they come; ``wait`` collects every result."""
 
-    def __init__(self, client: RaindropClient, key: _ApiKey, deadline: float) -> None:
+    def __init__(
+        self, client: RaindropClient, key: _ApiKey, deadline: float, project: str | None = None
+    ) -> None:
         self._client = client
         self._key = key
         self._deadline = deadline
+        self._project = project
         self._futures: list[tuple[Chunk, Future[DeliveryReport]]] = []
 
     def submit(self, chunk: Chunk) -> None:
-        future = self._client.submit_chunk(chunk, self._key, self._deadline)
+        future = self._client.submit_chunk(chunk, self._key, self._deadline, self._project)
         self._futures.append((chunk, future))
 
     def wait(self) -> DeliveryReport:
@@ -218,7 +222,7 @@ class RaindropClient:
         self._breaker = breaker if breaker is not None else CircuitBreaker.from_config(config)
         headers = {"Content-Type": "application/json", "User-Agent": _user_agent()}
         if config.project_id:
-            headers["X-Raindrop-Project-Id"] = config.project_id
+            headers[PROJECT_HEADER] = config.project_id
         self._http = httpx.Client(
             headers=headers,
             transport=transport,
@@ -246,25 +250,36 @@ class RaindropClient:
         self._http.close()
 
     def session(
-        self, *, api_key: str, deadline: float, refresh_key: KeyRefresher | None = None
+        self,
+        *,
+        api_key: str,
+        deadline: float,
+        refresh_key: KeyRefresher | None = None,
+        project: str | None = None,
     ) -> DeliverySession:
         """A delivery that takes chunks as they are built, so sending overlaps mapping.
 
         ``deadline`` is a ``time.monotonic()`` instant; ``wait`` returns one result per
-        (possibly split) chunk.
+        (possibly split) chunk. ``project`` routes every request of this delivery to that
+        Raindrop project (a header per request, since the client is shared across requests);
+        None keeps the configured ``project_id``.
         """
-        return DeliverySession(self, _ApiKey(api_key, refresh_key), deadline)
+        return DeliverySession(self, _ApiKey(api_key, refresh_key), deadline, project)
 
-    def submit_chunk(self, chunk: Chunk, key: _ApiKey, deadline: float) -> Future[DeliveryReport]:
-        return self._pool.submit(self._send_chunk, chunk, key, deadline)
+    def submit_chunk(
+        self, chunk: Chunk, key: _ApiKey, deadline: float, project: str | None = None
+    ) -> Future[DeliveryReport]:
+        return self._pool.submit(self._send_chunk, chunk, key, deadline, project)
 
-    def _send_chunk(self, chunk: Chunk, key: _ApiKey, deadline: float) -> DeliveryReport:
+    def _send_chunk(
+        self, chunk: Chunk, key: _ApiKey, deadline: float, project: str | None = None
+    ) -> DeliveryReport:
         report = DeliveryReport()
         refusal_splits_left = _refusal_split_budget(len(chunk.items))
         pending = [chunk]
         while pending:
             current = pending.pop()
-            outcome = self._attempt_chunk(current, key, deadline, report)
+            outcome = self._attempt_chunk(current, key, deadline, report, project)
             status = outcome.status
             if status is None and outcome.http_status != 413:
                 # Refused (400/422): split only while the budget lasts, so a Raindrop that
@@ -289,7 +304,12 @@ class RaindropClient:
         return report
 
     def _attempt_chunk(
-        self, chunk: Chunk, key: _ApiKey, deadline: float, report: DeliveryReport
+        self,
+        chunk: Chunk,
+        key: _ApiKey,
+        deadline: float,
+        report: DeliveryReport,
+        project: str | None,
     ) -> _Attempt:
         attempts = 0
         last = _Attempt(ChunkStatus.DEADLINE, 0, None, "deadline")
@@ -306,7 +326,7 @@ class RaindropClient:
                     ChunkStatus.TRANSIENT, attempts, last.http_status, CIRCUIT_OPEN_ERROR
                 )
             attempts += 1
-            outcome = self._post_and_report(chunk, key, remaining, report, permit)
+            outcome = self._post_and_report(chunk, key, remaining, report, permit, project=project)
             last = _Attempt(outcome.status, attempts, outcome.http_status, outcome.error)
             if isinstance(outcome, _Final):
                 return last
@@ -331,10 +351,12 @@ class RaindropClient:
         remaining: float,
         report: DeliveryReport,
         permit: Permit,
+        *,
+        project: str | None,
     ) -> _Final | _Retry:
         """``_post``, with its outcome told to the breaker whatever happens."""
         try:
-            outcome = self._post(chunk, key, remaining, report)
+            outcome = self._post(chunk, key, remaining, report, project)
         except BaseException:
             self._breaker.record_failure(permit)
             raise
@@ -345,17 +367,26 @@ class RaindropClient:
         return outcome
 
     def _post(
-        self, chunk: Chunk, key: _ApiKey, remaining: float, report: DeliveryReport
+        self,
+        chunk: Chunk,
+        key: _ApiKey,
+        remaining: float,
+        report: DeliveryReport,
+        project: str | None,
     ) -> _Final | _Retry:
         """One request; the verdict on its answer."""
         config = self._config
         api_key = key.value
+        headers = {"Authorization": f"Bearer {api_key}"}
+        if project:
+            # Replaces the client's default project header for this request only.
+            headers[PROJECT_HEADER] = project
         started = time.monotonic()
         try:
             response = self._http.post(
                 f"{config.api_url}/{chunk.endpoint.value}",
                 content=chunk.body,
-                headers={"Authorization": f"Bearer {api_key}"},
+                headers=headers,
                 timeout=httpx.Timeout(
                     min(config.read_timeout_seconds, remaining),
                     connect=min(config.connect_timeout_seconds, remaining),

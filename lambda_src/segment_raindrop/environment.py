@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeVar, get_origin
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -38,6 +39,9 @@ def _variables(model: type[BaseModel]) -> Iterator[tuple[str, str, Any]]:
 
 
 def _is_structured(annotation: Any) -> bool:
+    # ``frozenset[str] | None`` (an optional list) is JSON like ``frozenset[str]``.
+    if get_origin(annotation) in (Union, UnionType):
+        return any(_is_structured(arg) for arg in get_args(annotation))
     return get_origin(annotation) in (tuple, frozenset, dict, list, set)
 
 

@@ -26,6 +26,7 @@ from segment_raindrop import codec
 from segment_raindrop.codec import UnparsedEvent
 from segment_raindrop.config import MappingConfig
 from segment_raindrop.raindrop import AiData, Endpoint, Identify, Signal, TrackEvent, is_blank
+from segment_raindrop.redaction import Redactor
 
 # 2025-03-14T09:26:53.589Z: UTC with milliseconds, the form Raindrop gets.
 _CANONICAL_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
@@ -75,6 +76,8 @@ class MapResult:
     # Mapped events whose timestamp field was present but unusable, so another field's time
     # was sent, by the name of each unusable field.
     timestamp_fallbacks: Counter[str] = field(default_factory=Counter)
+    # Redactions made in what is sent (REDACT_PII), by kind; never the text itself.
+    redactions: Counter[str] = field(default_factory=Counter)
 
     @property
     def mapped(self) -> set[int]:
@@ -103,6 +106,9 @@ class Mapper:
         self._user_hash_key = user_hash_key
         self._result = MapResult()
         self._enriched_users: set[str] = set()
+        self._redactor = Redactor(pii=config.redact_pii, drop_keys=config.redact_keys)
+        # The result counts what the redactor counts, so both stay one Counter.
+        self._result.redactions = self._redactor.counts
 
     @property
     def result(self) -> MapResult:
@@ -136,6 +142,9 @@ class Mapper:
 
     def _map_event(self, index: int, event: Any) -> list[MappedItem] | None:
         """The event's items, or None when it was filtered (recorded with its reason)."""
+        # The one redaction hook: the content every item is built from, redacted before it is
+        # mapped (a copy; the original stays as it was for the queues).
+        event = self._redactor.event(event)
         if isinstance(event, UnparsedEvent):
             raise InvalidEvent(event.reason)
         if not isinstance(event, dict):

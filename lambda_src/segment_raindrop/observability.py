@@ -97,6 +97,20 @@ def record_dead_letters(by_reason: Mapping[str, int]) -> None:
                 metric.add_dimension(name="reason", value=reason)
 
 
+def record_redactions(by_kind: Mapping[str, int]) -> None:
+    """Redactions by kind (never what was redacted), like the dead letters by reason."""
+    for kind, value in by_kind.items():
+        if value:
+            with single_metric(
+                name=Metric.REDACTIONS.value,
+                unit=MetricUnit.Count,
+                value=value,
+                namespace=METRICS_NAMESPACE,
+            ) as metric:
+                metric.add_dimension(name="service", value=SERVICE_NAME)
+                metric.add_dimension(name="kind", value=kind)
+
+
 def record_delivery(report: DeliveryReport) -> None:
     count(Metric.RAINDROP_REQUESTS, report.requests)
     count(Metric.RAINDROP_REQUEST_FAILURES, report.failed_requests)

@@ -79,14 +79,18 @@ class Forwarder:
         deadline: float,
         refresh_key: KeyRefresher | None = None,
         user_hash_key: bytes = PROCESS_USER_HASH_KEY,
+        project: str | None = None,
     ) -> ForwardResult:
+        """``project``: the Raindrop project every item goes to (None: the configured one)."""
         # Chunks leave as soon as they fill up, so the first requests are in flight while
         # the rest of the batch is still being mapped.
         mapper = Mapper(self.mapping, user_hash_key=user_hash_key)
         builder = ChunkBuilder(
             max_items=self.delivery.chunk_max_items, max_bytes=self.delivery.chunk_max_bytes
         )
-        session = self.client.session(api_key=api_key, deadline=deadline, refresh_key=refresh_key)
+        session = self.client.session(
+            api_key=api_key, deadline=deadline, refresh_key=refresh_key, project=project
+        )
         for index, event in enumerate(events):
             for item in mapper.add(index, event):
                 chunk = builder.add(item)

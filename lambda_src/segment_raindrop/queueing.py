@@ -78,6 +78,10 @@ class FailedEventsMessage(BaseModel):
     events: list[Any]
     # Events too large for any SQS message: only their identifying fields are kept.
     omitted: list[dict[str, Any]] = Field(default_factory=list)
+    # The Raindrop project the events were sent to (POST /segment/{project}), so a retry or a
+    # replay delivers them to the same one. Absent: the configured default. Optional, so the
+    # format stays 1 and older messages read as before.
+    project: str | None = None
 
 
 @dataclass(slots=True)
@@ -91,6 +95,7 @@ class FailureGroup:
     attempts: int = 1
     first_failure_at: str | None = None
     retries: int = 0
+    project: str | None = None
 
 
 @dataclass(slots=True)
@@ -187,7 +192,10 @@ class QueueWriter:
             request_id=request_id,
             source=self._source,
             events=[],
+            project=group.project,
         ).model_dump(mode="json")
+        if header["project"] is None:
+            del header["project"]  # absent means the default project, as before the field
         url = self._urls[target]
         entries: list[_Entry] = []
         current: list[tuple[int, str]] = []

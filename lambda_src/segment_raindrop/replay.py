@@ -510,6 +510,7 @@ class Replayer:
             api_key=api_key,
             deadline=deadline,
             refresh_key=self._secrets.fresh_raindrop_key,
+            project=message.project,
         )
         summary.tally.forwarded(result)
         failures = result.failures

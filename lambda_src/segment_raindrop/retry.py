@@ -127,6 +127,7 @@ class _Worker:
             api_key=api_key,
             deadline=deadline,
             refresh_key=rt.secrets.fresh_raindrop_key,
+            project=message.project,
         )
         self.tally.forwarded(result)
         transient = result.failed(FailureReason.TRANSIENT, FailureReason.DEADLINE)

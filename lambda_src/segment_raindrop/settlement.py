@@ -27,6 +27,7 @@ from segment_raindrop.observability import (
     record_counts,
     record_dead_letters,
     record_delivery,
+    record_redactions,
 )
 from segment_raindrop.pipeline import Failure, ForwardResult
 from segment_raindrop.queueing import (
@@ -54,10 +55,14 @@ class Routing:
     retries: int = 0
     # The retry worker's last receive: transient failures are dead-lettered as "transient".
     exhausted: bool = False
+    # The Raindrop project the events went to, written into every message (None: default).
+    project: str | None = None
 
     @classmethod
-    def webhook(cls, *, retry_delay_seconds: int) -> Routing:
-        return cls(QueueTarget.RETRY, min(retry_delay_seconds, SQS_MAX_DELAY_SECONDS))
+    def webhook(cls, *, retry_delay_seconds: int, project: str | None = None) -> Routing:
+        return cls(
+            QueueTarget.RETRY, min(retry_delay_seconds, SQS_MAX_DELAY_SECONDS), project=project
+        )
 
     @classmethod
     def retry_worker(
@@ -70,15 +75,16 @@ class Routing:
     ) -> Routing:
         retries = message.retries + receive_count
         if retries >= max_receives:
-            return cls(QueueTarget.DEAD_LETTER, 0, message, retries, exhausted=True)
+            dead = QueueTarget.DEAD_LETTER
+            return cls(dead, 0, message, retries, exhausted=True, project=message.project)
         delay = round(
             backoff_seconds(base_delay_seconds, retries, SQS_MAX_DELAY_SECONDS, jitter="equal")
         )
-        return cls(QueueTarget.RETRY, delay, message, retries)
+        return cls(QueueTarget.RETRY, delay, message, retries, project=message.project)
 
     @classmethod
     def replay(cls, message: FailedEventsMessage) -> Routing:
-        return cls(QueueTarget.DEAD_LETTER, 0, message, message.retries)
+        return cls(QueueTarget.DEAD_LETTER, 0, message, message.retries, project=message.project)
 
 
 @dataclass(slots=True)
@@ -188,6 +194,7 @@ def _groups(
                 attempts=attempts,
                 first_failure_at=history.first_failure_at if history is not None else None,
                 retries=routing.retries,
+                project=routing.project,
             )
         else:
             group.attempts = max(group.attempts, attempts)
@@ -204,6 +211,7 @@ class Tally:
     failed_by_reason: Counter[str] = field(default_factory=Counter)
     dead_by_reason: Counter[str] = field(default_factory=Counter)
     filtered_by_reason: Counter[str] = field(default_factory=Counter)
+    redactions: Counter[str] = field(default_factory=Counter)
     delivery: DeliveryReport = field(default_factory=DeliveryReport)
 
     def forwarded(self, result: ForwardResult) -> None:
@@ -212,6 +220,7 @@ class Tally:
         self.events["filtered"] += len(result.filtered)
         self.filtered_by_reason.update(result.filtered.values())
         self.events["texts_repaired"] += result.mapped.repaired_texts
+        self.redactions.update(result.mapped.redactions)
         self.failed_by_reason.update(failure.reason.value for failure in result.failures.values())
         self.delivery.merge(result.delivery)
 
@@ -230,4 +239,5 @@ class Tally:
         if self.events["texts_repaired"]:
             count(Metric.TEXTS_REPAIRED, self.events["texts_repaired"])
         record_dead_letters(self.dead_by_reason)
+        record_redactions(self.redactions)
         record_delivery(self.delivery)

@@ -1,4 +1,5 @@
-"""Lambda handler for Segment's webhook requests (API Gateway REST, ``POST /segment``).
+"""Lambda handler for Segment's webhook requests (API Gateway REST, ``POST /segment``, and
+``POST /segment/{project}`` to send a request's items to that Raindrop project).
 
 What Segment is told, and why (it retries 5xx, 408 and 429 for four hours and drops 4xx;
 docs/wire.md §6):
@@ -6,6 +7,8 @@ docs/wire.md §6):
 - 200 with counts: every event was forwarded, filtered, or durably queued by us.
 - 400: the body is not JSON, or not an event, an array or a batch envelope.
 - 401: the request is not Segment's.
+- 404: ``/segment/{project}`` names a malformed project slug, or (after authentication) one
+  not in ``RAINDROP_PROJECTS`` when that allow-list is set: a typo must not create a project.
 - 413: the body (decompressed, for a gzip or deflate ``Content-Encoding``) is larger than
   ``MAX_BODY_BYTES``.
 - 415: a ``Content-Encoding`` other than gzip, deflate or identity.
@@ -41,6 +44,7 @@ from segment_raindrop.credentials import ForwarderSecret, RaindropKeyNotSet, Sec
 from segment_raindrop.encoding import BodyTooLarge, UnsupportedEncoding, decode_body
 from segment_raindrop.observability import count, logger, metrics, traced_handler
 from segment_raindrop.pipeline import ForwardResult
+from segment_raindrop.projects import admits, is_project_slug
 from segment_raindrop.runtime import LazyRuntime, Runtime
 from segment_raindrop.segment import BodyError, parse_body
 from segment_raindrop.settlement import Routing, Tally, settle
@@ -136,6 +140,19 @@ def _secret_unavailable(exc: SecretUnavailable) -> Response[str]:
 @app.post("/segment")
 @app.post("/v1/batch")  # where Segment's server libraries post; the stack routes it here too
 def receive() -> Response[str]:
+    return _receive(project=None)
+
+
+@app.post("/segment/<project>")
+def receive_for_project(project: str) -> Response[str]:
+    """One Segment destination per source, each to its own Raindrop project."""
+    # Raindrop would create a project for any new slug: refuse malformed ones before anything.
+    if not is_project_slug(project):
+        raise Refusal(404, "not found")
+    return _receive(project=project)
+
+
+def _receive(*, project: str | None) -> Response[str]:
     started = time.monotonic()
     raw = _raw_body()
     rt = runtime.get()
@@ -147,10 +164,22 @@ def receive() -> Response[str]:
         max_bytes=rt.config.max_body_bytes,
     )
     secret, auth = _authenticate(rt, rt.secrets.get(), body)
-    # After authentication, so strangers cannot probe the set-up state.
+    # After authentication, so strangers can probe neither the allow-list nor the set-up state.
+    if project is not None and not admits(project, rt.config.delivery.projects):
+        logger.warning("request for a project not in RAINDROP_PROJECTS refused")
+        raise Refusal(404, "not found")
     api_key = secret.require_raindrop_key()
     parsed = parse_body(body)
-    return _forward(rt, secret, api_key, parsed.events, started, shape=parsed.shape, auth=auth)
+    return _forward(
+        rt,
+        secret,
+        api_key,
+        parsed.events,
+        started,
+        shape=parsed.shape,
+        auth=auth,
+        project=project,
+    )
 
 
 def _raw_body() -> bytes:
@@ -209,6 +238,7 @@ def _forward(
     *,
     shape: str,
     auth: str,
+    project: str | None,
 ) -> Response[str]:
     remaining = app.lambda_context.get_remaining_time_in_millis() / 1000
     deadline = deadline_within(
@@ -226,11 +256,12 @@ def _forward(
         deadline=deadline,
         refresh_key=rt.secrets.fresh_raindrop_key,
         user_hash_key=secret.deletion_hash_key,
+        project=project,
     )
     settlement = settle(
         result,
         rt.writer,
-        Routing.webhook(retry_delay_seconds=rt.config.retry_base_delay_seconds),
+        Routing.webhook(retry_delay_seconds=rt.config.retry_base_delay_seconds, project=project),
         request_id=app.lambda_context.aws_request_id,
         deadline=queueing_deadline,
     )
@@ -275,6 +306,7 @@ def _log(
             # Counts and field names only: never the text repaired or the timestamps.
             "texts_repaired": result.mapped.repaired_texts,
             "timestamp_fallbacks": dict(result.mapped.timestamp_fallbacks),
+            "redactions": dict(tally.redactions),
             "raindrop_requests": report.requests,
             "raindrop_statuses": dict(report.statuses),
             "duration_ms": round((time.monotonic() - started) * 1000, 1),

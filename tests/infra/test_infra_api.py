@@ -38,12 +38,20 @@ def test_post_segment_and_sdk_batch_are_proxied_to_the_webhook(
     template: assertions.Template,
 ) -> None:
     segment_id, _ = only(template, "AWS::ApiGateway::Resource", PathPart="segment")
+    project_id, project = only(template, "AWS::ApiGateway::Resource", PathPart="{project}")
     batch_id, batch = only(template, "AWS::ApiGateway::Resource", PathPart="batch")
     v1_id, _ = only(template, "AWS::ApiGateway::Resource", PathPart="v1")
     assert ref_or_att(batch["Properties"]["ParentId"]) == v1_id
+    # POST /segment/{project}: one Segment destination per source, each to its own project.
+    assert ref_or_att(project["Properties"]["ParentId"]) == segment_id
     methods = [m["Properties"] for m in resources(template, "AWS::ApiGateway::Method").values()]
-    assert {ref_or_att(method["ResourceId"]) for method in methods} == {segment_id, batch_id}
+    assert {ref_or_att(method["ResourceId"]) for method in methods} == {
+        segment_id,
+        project_id,
+        batch_id,
+    }
     for method in methods:
+        assert method["AuthorizationType"] == "NONE"  # the function authenticates every request
         assert method["HttpMethod"] == "POST"
         assert method["Integration"]["Type"] == "AWS_PROXY"
         uri = json.dumps(method["Integration"]["Uri"])

@@ -24,7 +24,7 @@ EXPECTED = {
     ("Webhook/Api/DeploymentStage.prod", "AwsSolutions-APIG6"),
     *(
         (f"Webhook/Api/Default/{path}/POST", rule)
-        for path in ("segment", "v1/batch")
+        for path in ("segment", "segment/{project}", "v1/batch")
         for rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4")
     ),
     (

@@ -108,6 +108,7 @@ def put_message(
     retries: int = 0,
     first_failure_at: str = FIRST_FAILURE,
     request_id: str = "req-1",
+    project: str | None = None,
 ) -> None:
     """One message in the forwarder's own format, written by the forwarder's own writer."""
     group = FailureGroup(
@@ -118,6 +119,7 @@ def put_message(
         attempts=attempts,
         first_failure_at=first_failure_at,
         retries=retries,
+        project=project,
     )
     result = writer(aws).send(target, [group], request_id=request_id)
     assert result.messages == 1

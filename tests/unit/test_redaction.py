@@ -1,0 +1,202 @@
+"""Redaction (pure code): what must never survive, and ordinary text that must be left alone."""
+
+from __future__ import annotations
+
+import random
+import string
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from segment_raindrop.redaction import Redactor, luhn_valid, placeholder
+
+# Text around the secrets: letters, spaces and punctuation that cannot extend a match.
+_FILLER = st.text(alphabet=string.ascii_letters + " ,;!?()", max_size=40)
+_LOCAL = st.text(alphabet=string.ascii_lowercase + string.digits + "._+-", min_size=1, max_size=20)
+_LABEL = st.text(alphabet=string.ascii_lowercase + string.digits, min_size=1, max_size=12)
+_TLD = st.text(alphabet=string.ascii_lowercase, min_size=2, max_size=6)
+
+
+@st.composite
+def emails(draw: st.DrawFn) -> str:
+    local = draw(_LOCAL).strip("._+-") or "a"
+    labels = draw(st.lists(_LABEL, min_size=1, max_size=3))
+    return f"{local}@{'.'.join(labels)}.{draw(_TLD)}"
+
+
+def _luhn_complete(partial: str) -> str:
+    for check in "0123456789":
+        if luhn_valid(partial + check):
+            return partial + check
+    raise AssertionError("unreachable")
+
+
+@st.composite
+def cards(draw: st.DrawFn) -> str:
+    prefix, length = draw(
+        st.sampled_from(
+            [
+                ("4", 16),
+                ("4", 13),
+                ("51", 16),
+                ("55", 16),
+                ("34", 15),
+                ("37", 15),
+                ("6011", 16),
+                ("2221", 16),
+                ("4", 19),
+            ]
+        )
+    )
+    body = draw(
+        st.text(
+            alphabet=string.digits,
+            min_size=length - len(prefix) - 1,
+            max_size=length - len(prefix) - 1,
+        )
+    )
+    digits = _luhn_complete(prefix + body)
+    separator = draw(st.sampled_from(["", " ", "-"]))
+    if separator:
+        return separator.join(digits[i : i + 4] for i in range(0, len(digits), 4))
+    return digits
+
+
+@st.composite
+def ssns(draw: st.DrawFn) -> str:
+    area = draw(st.integers(1, 899).filter(lambda n: n != 666))
+    group = draw(st.integers(1, 99))
+    serial = draw(st.integers(1, 9999))
+    separator = draw(st.sampled_from(["-", " "]))
+    return f"{area:03d}{separator}{group:02d}{separator}{serial:04d}"
+
+
+def _redact(text: str) -> tuple[str, Redactor]:
+    redactor = Redactor(pii=True)
+    return redactor.text(text), redactor
+
+
+@settings(max_examples=300)
+@given(before=_FILLER, secret=st.one_of(emails(), cards(), ssns()), after=_FILLER)
+def test_emails_cards_and_ssns_in_random_text_never_survive(
+    before: str, secret: str, after: str
+) -> None:
+    redacted, redactor = _redact(f"{before} {secret} {after}")
+    assert secret not in redacted
+    assert sum(redactor.counts.values()) >= 1
+
+
+@settings(max_examples=200)
+@given(secret=cards())
+def test_a_card_is_typed_as_a_card(secret: str) -> None:
+    redacted, redactor = _redact(f"paid with {secret}.")
+    assert redacted == f"paid with {placeholder('card')}."
+    assert redactor.counts == {"card": 1}
+
+
+# The false-positive cases tried: none of these may change.
+ORDINARY = [
+    "order #1234567890 shipped",
+    "order 4111-2222-3333",
+    "invoice INV-2025-000123",
+    "2025-03-14T09:26:53.589Z",
+    "2025-03-14 09:26:53",
+    "14/03/2025 and 03-14-2025",
+    "version 1.2.3, v1.2.3.4 and 10.0.19041.1234",
+    "release 2.31.0-rc.1",
+    "uuid 123e4567-e89b-12d3-a456-426614174000",
+    "price $1,234.56 or 1.234,56 EUR",
+    "epoch 1700000000 and 1700000000000 ms",
+    "latency_ms=532 tokens=1024",
+    "gpt-4o-mini-2024-07-18 and claude-3-5-sonnet-20241022",
+    "call me at noon; room 101",
+    "user@ without domain, @mention, a@b",
+    "the password is in the vault",
+    "task-123456789 sku 987654321",
+    "std::vector<int> and a::b",
+    "Rust's fe80::1-like paths a::b::c",
+    "12:30:45 and 1:2:3",
+    "ISBN 978-3-16-148410-0",
+]
+
+
+@pytest.mark.parametrize("text", ORDINARY)
+def test_ordinary_text_is_left_alone(text: str) -> None:
+    redacted, redactor = _redact(text)
+    assert redacted == text
+    assert not redactor.counts
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("sk-" + "a1B2" * 12, "credential"),
+        ("sk-proj-" + "x9" * 20, "credential"),
+        ("sk-ant-api03-" + "Zz_9" * 10, "credential"),
+        ("ghp_" + "a" * 36, "credential"),
+        ("gho_" + "b" * 36, "credential"),
+        ("github_pat_" + "11ABC" * 6, "credential"),
+        ("xoxb-1234567890-abcdefghij", "credential"),
+        ("sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc", "credential"),
+        ("rk_live_" + "4eC39HqLyjWDarjtT1zdp7dc", "credential"),
+        ("AIza" + "SyA-" * 8 + "abc", "credential"),
+        ("AKIAIOSFODNN7EXAMPLE", "credential"),
+        ("ASIAIOSFODNN7EXAMPLE", "credential"),
+        ("Bearer eyJhbGciOiJIUzI1NiJ9.e30.abc", "credential"),
+        ("192.168.1.20", "ip"),
+        ("2001:db8::8a2e:370:7334", "ip"),
+        ("2001:0db8:85a3:0000:0000:8a2e:0370:7334", "ip"),
+        ("(555) 123-4567", "phone"),
+        ("555-123-4567", "phone"),
+        ("+44 20 7946 0958", "phone"),
+    ],
+)
+def test_credentials_ips_and_phones_are_replaced(text: str, kind: str) -> None:
+    redacted, redactor = _redact(f"see {text} here")
+    assert redacted == f"see {placeholder(kind)} here"
+    assert redactor.counts == {kind: 1}
+
+
+def test_passwords_keep_their_key_and_lose_their_value() -> None:
+    redacted, redactor = _redact("login password=hunter2&user=bob api_key: s3cr3t")
+    assert redacted == "login password=<REDACTED_PASSWORD>&user=bob api_key: <REDACTED_PASSWORD>"
+    assert redactor.counts == {"password": 2}
+
+
+def test_a_number_that_fails_the_luhn_check_is_not_a_card() -> None:
+    assert _redact("4111111111111112")[0] == "4111111111111112"
+
+
+def test_redacting_json_text_keeps_it_json() -> None:
+    redacted, _ = _redact('{"input":"password=abc\\"x","to":"a@b.io"}')
+    assert redacted == '{"input":"password=<REDACTED_PASSWORD>\\"x","to":"<REDACTED_EMAIL>"}'
+
+
+def test_keys_are_dropped_at_any_depth_and_the_original_is_untouched() -> None:
+    redactor = Redactor(pii=False, drop_keys={"email", "ssn"})
+    event = {
+        "type": "track",
+        "userId": "u1",
+        "properties": {"email": "a@b.io", "nested": {"ssn": "1", "keep": [{"email": "x"}]}},
+        "context": {"traits": {"email": "a@b.io", "plan": "pro"}, "ip": "1.2.3.4"},
+    }
+    redacted = redactor.event(event)
+    assert redacted["properties"] == {"nested": {"keep": [{}]}}
+    assert redacted["context"] == {"traits": {"plan": "pro"}, "ip": "1.2.3.4"}
+    assert event["properties"]["email"] == "a@b.io"  # a copy was redacted
+    assert not redactor.counts  # pii off: strings are left as they are
+
+
+def test_off_by_default_changes_nothing() -> None:
+    event = {"properties": {"to": "a@b.io"}}
+    assert Redactor(pii=False).event(event) is event
+
+
+def test_random_prose_is_left_alone() -> None:
+    rng = random.Random(7)
+    words = ["the", "model", "answered", "quickly", "about", "weather", "and", "tea", "2025"]
+    text = " ".join(rng.choice(words) for _ in range(500))
+    redacted, redactor = _redact(text)
+    assert redacted == text
+    assert not redactor.counts
