@@ -228,6 +228,12 @@ def test_what_cannot_be_read_is_said(aws: AwsEnv) -> None:
     assert unknown.exit_code == 2
     assert "cannot read the outputs of stack 'no-such-stack'" in unknown.stderr
 
+    no_region = runner.invoke(
+        app, ["status", "--stack", STACK], env={"AWS_DEFAULT_REGION": None, "AWS_REGION": None}
+    )
+    assert no_region.exit_code == 2
+    assert "Pass --region or set AWS_REGION" in no_region.stderr
+
     _create_stack(aws, DeadLetterQueueUrl=aws.resources.dlq_url + "-gone")
     report = _report(_status(aws, "--json"))
     assert report["dead_letter_queue"]["error"] is not None

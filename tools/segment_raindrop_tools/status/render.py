@@ -55,8 +55,12 @@ def render(report: StatusReport, console: Console) -> None:
     console.print()
     if problems:
         console.print("[bold yellow]Needs attention:[/]")
+        listing = Table.grid(padding=(0, 1))
+        listing.add_column(no_wrap=True)
+        listing.add_column()
         for problem in problems:
-            console.print(f"  - {escape(problem)}", highlight=False)
+            listing.add_row("  -", escape(problem))
+        console.print(listing, highlight=False)
     else:
         console.print("[bold green]Healthy:[/] nothing needs attention.")
 

@@ -46,11 +46,14 @@ class Clients:
 
 def stack_target(stack: str, region: str | None) -> Target:
     """The deployed stack's resources, from its outputs; exits (2) when they are unreadable."""
+    region = region or boto3.session.Session().region_name
+    if region is None:
+        fail("which region is the stack in? Pass --region or set AWS_REGION")
     outputs = stack_outputs(stack, region)
     return Target(
         kind="stack",
         name=stack,
-        region=region or boto3.session.Session().region_name,
+        region=region,
         webhook_url=outputs.get(OUTPUT_WEBHOOK_URL),
         secret_id=outputs.get(OUTPUT_SECRET_ARN),
         retry_queue_url=outputs.get(OUTPUT_RETRY_QUEUE_URL),
