@@ -9,6 +9,7 @@ import typer
 
 from segment_raindrop_tools import cli_local
 from segment_raindrop_tools.cli_replay import replay
+from segment_raindrop_tools.cli_status import status
 
 app = typer.Typer(
     name="segment-raindrop",
@@ -25,6 +26,7 @@ def _root() -> None:
 
 
 app.command("replay")(replay)
+app.command("status")(status)
 cli_local.register(app)
 
 
