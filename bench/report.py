@@ -57,6 +57,16 @@ def _outage_section(outage: OutageResult) -> list[str]:
 REDACTION_MARK = "<!-- redaction -->"
 
 
+SOAK_REPORT = Path(__file__).resolve().parent.parent / "docs" / "soak.md"
+
+
+def _soak_section() -> list[str]:
+    """The last `make soak` (it writes docs/soak.md; the soak is too long for `make bench`)."""
+    if not SOAK_REPORT.exists():
+        return ["", "## Loss under faults", "", "Run `make soak` to measure it."]
+    return ["", "## Loss under faults (`make soak`)", "", *SOAK_REPORT.read_text().splitlines()]
+
+
 def markdown(
     in_process: Sequence[InProcessResult],
     parse_map: tuple[int, float],
@@ -205,6 +215,7 @@ def markdown(
             f" | {row.total_dollars_per_million:.2f} |"
         )
     lines += _outage_section(outage)
+    lines += _soak_section()
     largest = max(in_process, key=lambda row: row.events)
     at_50 = next((row for row in end_to_end if abs(row.latency - 0.05) < 1e-9), None)
     lines += ["", "## Targets", "", "| target | measured | |", "| --- | ---: | --- |"]
