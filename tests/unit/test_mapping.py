@@ -917,8 +917,13 @@ def test_samples_conversation_maps_completely() -> None:
     assert result.invalid == {}
     assert result.filtered == {}
     endpoints = [item.endpoint for item in result.items]
-    # turn 1, tool call, turns 2-5, feedback, then the enrichment (identifies come last)
-    assert endpoints == [TRACK, TRACK, TRACK, TRACK, TRACK, TRACK, SIGNAL, IDENTIFY]
+    # turn 1 (with an attachment), tool call, the edit signal, turns 2-5, feedback, then the
+    # enrichment (identifies come last)
+    assert endpoints == [TRACK, TRACK, SIGNAL, TRACK, TRACK, TRACK, TRACK, SIGNAL, IDENTIFY]
+    first, edit = (json.loads(result.items[i].payload) for i in (0, 2))
+    assert edit["signal_type"] == "edit"
+    assert edit["event_id"] == first["event_id"]
+    assert edit["attachment_id"] == first["attachments"][0]["attachment_id"]
     chats = [json.loads(item.payload) for item in result.items if item.endpoint == TRACK]
     assert {chat["event"] for chat in chats} == {"ai_interaction", "AI Tool Called"}
     assert all(chat["ai_data"]["input"] and chat["ai_data"]["output"] for chat in chats)
