@@ -9,7 +9,7 @@ first path that holds a usable value wins. Paths are split once per configuratio
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -62,18 +62,24 @@ def validate_field_paths(value: Mapping[str, Sequence[str]]) -> dict[str, tuple[
     return checked
 
 
+Getter = Callable[[Mapping[str, Any]], Any]
+
+
 @dataclass(frozen=True, slots=True)
 class FieldPaths:
-    """Every field's paths, pre-split: what the mapper walks for each event."""
+    """Every field's paths, pre-split, and a getter per path: what the mapper runs for each
+    event (a getter for a path of one, two or three names is a closure without a loop, which
+    keeps the mapping about as fast as the fixed rules it replaced)."""
 
     paths: Mapping[str, tuple[Path, ...]]
+    getters: Mapping[str, tuple[Getter, ...]]
 
     @classmethod
     def from_overrides(cls, overrides: Mapping[str, Sequence[str]]) -> FieldPaths:
         merged = {**DEFAULT_FIELD_PATHS, **overrides}
-        return cls(
-            {field: tuple(_split(path) for path in paths) for field, paths in merged.items()}
-        )
+        paths = {field: tuple(_split(path) for path in given) for field, given in merged.items()}
+        getters = {field: tuple(getter(path) for path in split) for field, split in paths.items()}
+        return cls(paths, getters)
 
     def __getitem__(self, field: str) -> tuple[Path, ...]:
         return self.paths[field]
@@ -94,6 +100,33 @@ class FieldPaths:
 
 def _split(path: str) -> Path:
     return tuple(path.split("."))
+
+
+def getter(path: Path) -> Getter:
+    """A function giving the value at ``path`` in an event, or None (see :func:`lookup`)."""
+    if len(path) == 1:
+        (only,) = path
+        return lambda event: event.get(only)
+    if len(path) == 2:
+        first, second = path
+
+        def get_two(event: Mapping[str, Any]) -> Any:
+            value = event.get(first)
+            return value.get(second) if isinstance(value, dict) else None
+
+        return get_two
+    if len(path) == 3:
+        first, second, third = path
+
+        def get_three(event: Mapping[str, Any]) -> Any:
+            value = event.get(first)
+            if not isinstance(value, dict):
+                return None
+            value = value.get(second)
+            return value.get(third) if isinstance(value, dict) else None
+
+        return get_three
+    return lambda event: lookup(event, path)
 
 
 def lookup(event: Mapping[str, Any], path: Path) -> Any:

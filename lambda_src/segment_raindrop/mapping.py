@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 from segment_raindrop import codec
 from segment_raindrop.codec import UnparsedEvent
 from segment_raindrop.config import MappingConfig
-from segment_raindrop.field_paths import FieldPaths, lookup
+from segment_raindrop.field_paths import FieldPaths
 from segment_raindrop.raindrop import (
     SIGNAL_TYPES,
     AiData,
@@ -133,6 +133,7 @@ class Mapper:
         self._user_hash_key = user_hash_key
         self._result = MapResult()
         self._paths = FieldPaths.from_overrides(config.field_paths)
+        self._get = self._paths.getters
         # Properties that ai_data paths read into: they may arrive as JSON text (the Classic
         # destination's string ai_data) and must be objects.
         self._ai_objects = frozenset(
@@ -145,8 +146,8 @@ class Mapper:
         self._consumed = self._ai_objects | self._paths.property_keys(
             "ai_data.input", "ai_data.output", "attachments"
         )
-        # user id -> (source, identify) from the first track that carried the user's traits.
-        self._enrichment: dict[str, tuple[int, Identify]] = {}
+        # user id -> (item, identify) from the first track that carried the user's traits.
+        self._enrichment: dict[str, tuple[MappedItem, Identify]] = {}
         self._identifies: list[_HeldIdentify] = []
         self._finished = False
 
@@ -192,8 +193,7 @@ class Mapper:
         for held in self._identifies:
             enrichment = self._enrichment.pop(held.model.user_id, None)
             items.append(held.item if enrichment is None else _merged(held, enrichment[1]))
-        for source, identify in self._enrichment.values():
-            items.append(_item(Endpoint.IDENTIFY, identify, source, optional=True))
+        items.extend(item for item, _ in self._enrichment.values())
         self._result.items.extend(items)
         return items
 
@@ -238,21 +238,25 @@ class Mapper:
             self._filter(index, "track event is not an AI event")
             return None
         event = self._decoded(event)
+        user_id = self._optional_user_id(event)  # once: the item and enrichment both need it
         unusable: list[str] = []  # timestamp fields passed over
         dropped = 0
         if name in self._config.feedback_event_names:
             items = [_item(Endpoint.SIGNAL, self._signal(event, unusable), index)]
         else:
+            if user_id is None:
+                raise InvalidEvent(f"event has no {self._paths.names('user_id')}")
             renamed = self._config.event_renames.get(name, name)
-            track, dropped = self._track(event, renamed, unusable)
+            track, dropped = self._track(event, renamed, user_id, unusable)
             items = [_item(Endpoint.TRACK, track, index)]
-        self._note_enrichment(event, index)
+        if user_id is not None:
+            self._note_enrichment(event, user_id, index)
         self._result.timestamp_fallbacks.update(unusable)
         if dropped:
             self._result.dropped_attachments[index] += dropped
         return items
 
-    def _note_enrichment(self, event: dict[str, Any], index: int) -> None:
+    def _note_enrichment(self, event: dict[str, Any], user_id: str, index: int) -> None:
         """Keep each user's first ``context.traits`` for :meth:`finish`."""
         if not self._config.enrich_from_context_traits:
             return
@@ -260,18 +264,18 @@ class Mapper:
         traits = context.get("traits") if isinstance(context, dict) else None
         if not isinstance(traits, dict) or not traits:
             return
-        user_id = self._optional_user_id(event)
-        if user_id is None or user_id in self._enrichment:
-            return  # a signal needs no user; without one there is nobody to enrich
+        if user_id in self._enrichment:
+            return
         try:
             flat = flatten_traits(traits)
             if not flat:
                 return
             identify = _validated(Identify, user_id=user_id, traits=flat)
-            _item(Endpoint.IDENTIFY, identify, index)  # unencodable text fails in this add
+            # Serialised now, so that unencodable text is repaired in this event's own add.
+            item = _item(Endpoint.IDENTIFY, identify, index, optional=True)
         except InvalidEvent:
             return  # enrichment is a bonus: never lose the AI event over it
-        self._enrichment[user_id] = (index, identify)
+        self._enrichment[user_id] = (item, identify)
 
     # -- reading fields through their paths ------------------------------------------------
 
@@ -295,22 +299,22 @@ class Mapper:
 
     def _first(self, event: dict[str, Any], name: str) -> Any:
         """The first value present (not null) along the field's paths."""
-        for path in self._paths[name]:
-            value = lookup(event, path)
+        for get in self._get[name]:
+            value = get(event)
             if value is not None:
                 return value
         return None
 
     def _first_text(self, event: dict[str, Any], name: str) -> str | None:
-        for path in self._paths[name]:
-            text = _text(lookup(event, path))
+        for get in self._get[name]:
+            text = _text(get(event))
             if text is not None:
                 return text
         return None
 
     def _optional_user_id(self, event: dict[str, Any]) -> str | None:
-        for path in self._paths["user_id"]:
-            value = lookup(event, path)
+        for get in self._get["user_id"]:
+            value = get(event)
             if isinstance(value, int) and not isinstance(value, bool):
                 return str(value)
             text = _text(value)
@@ -334,8 +338,8 @@ class Mapper:
         """The first usable timestamp's time; the paths passed over are added to ``unusable``,
         so a time taken from elsewhere does not go unnoticed."""
         passed_over: list[str] = []
-        for path in self._paths["timestamp"]:
-            value = lookup(event, path)
+        for path, get in zip(self._paths["timestamp"], self._get["timestamp"], strict=True):
+            value = get(event)
             normalised = normalise_timestamp(value)
             if normalised is not None:
                 unusable.extend(passed_over)
@@ -358,8 +362,8 @@ class Mapper:
 
     def _ai_text(self, event: dict[str, Any], name: str) -> str | None:
         # Whitespace alone is no AI content: Raindrop refuses it, so the next path is tried.
-        for path in self._paths[name]:
-            text = _text(_as_text(lookup(event, path)))
+        for get in self._get[name]:
+            text = _text(_as_text(get(event)))
             if text is not None:
                 return text
         return None
@@ -387,13 +391,13 @@ class Mapper:
     # -- the items ---------------------------------------------------------------------------
 
     def _track(
-        self, event: dict[str, Any], name: str, unusable: list[str]
+        self, event: dict[str, Any], name: str, user_id: str, unusable: list[str]
     ) -> tuple[TrackEvent, int]:
         attachments, dropped = self._attachments(event)
         track = _validated(
             TrackEvent,
             event_id=self._event_id(event),
-            user_id=self._user_id(event),
+            user_id=user_id,
             event=name,
             timestamp=self._timestamp(event, unusable),
             properties=self._remaining(event),
