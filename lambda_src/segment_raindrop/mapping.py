@@ -237,15 +237,15 @@ class Mapper:
         if not self._config.is_forwarded_track(name):
             self._filter(index, "track event is not an AI event")
             return None
-        event = self._decoded(event)
+        is_signal = name in self._config.feedback_event_names
+        # A signal has no ai_data to send: what its properties.ai_data holds is not checked.
+        event = self._decoded(event, ai_objects=not is_signal)
         user_id = self._optional_user_id(event)  # once: the item and enrichment both need it
         unusable: list[str] = []  # timestamp fields passed over
         dropped = 0
-        if name in self._config.feedback_event_names:
+        if is_signal:
             items = [_item(Endpoint.SIGNAL, self._signal(event, unusable), index)]
         else:
-            if user_id is None:
-                raise InvalidEvent(f"event has no {self._paths.names('user_id')}")
             renamed = self._config.event_renames.get(name, name)
             track, dropped = self._track(event, renamed, user_id, unusable)
             items = [_item(Endpoint.TRACK, track, index)]
@@ -279,11 +279,12 @@ class Mapper:
 
     # -- reading fields through their paths ------------------------------------------------
 
-    def _decoded(self, event: dict[str, Any]) -> dict[str, Any]:
-        """``event`` with the objects ai_data paths read into decoded when sent as JSON text."""
+    def _decoded(self, event: dict[str, Any], *, ai_objects: bool) -> dict[str, Any]:
+        """``event`` with its properties an object and, with ``ai_objects``, the objects that
+        ai_data paths read into decoded when sent as JSON text (and checked to be objects)."""
         properties = _properties(event)
         decoded: dict[str, Any] | None = None
-        for key in self._ai_objects:
+        for key in self._ai_objects if ai_objects else ():
             value = properties.get(key)
             if isinstance(value, str):
                 value = _json_in_string(value, key)
@@ -391,12 +392,15 @@ class Mapper:
     # -- the items ---------------------------------------------------------------------------
 
     def _track(
-        self, event: dict[str, Any], name: str, user_id: str, unusable: list[str]
+        self, event: dict[str, Any], name: str, user_id: str | None, unusable: list[str]
     ) -> tuple[TrackEvent, int]:
+        event_id = self._event_id(event)
+        if user_id is None:
+            raise InvalidEvent(f"event has no {self._paths.names('user_id')}")
         attachments, dropped = self._attachments(event)
         track = _validated(
             TrackEvent,
-            event_id=self._event_id(event),
+            event_id=event_id,
             user_id=user_id,
             event=name,
             timestamp=self._timestamp(event, unusable),

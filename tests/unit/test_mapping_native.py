@@ -154,6 +154,14 @@ RULES = [
         mapped(SIGNAL, signal_type="default"),
     ),
     Row(
+        "signal-ai-data-of-any-shape-is-dropped-not-checked",
+        feedback(ai_data=["not", "an", "object"]),
+        mapped(
+            SIGNAL,
+            properties={"trace_id": "trace-1", "comment": "Great answer", "sentiment": "positive"},
+        ),
+    ),
+    Row(
         "signal-attachment-id-passes-through",
         feedback(attachment_id="att-1"),
         mapped(SIGNAL, attachment_id="att-1"),
