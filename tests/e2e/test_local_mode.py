@@ -268,7 +268,7 @@ def test_forwards_to_a_given_raindrop_with_the_given_key(
     events = sample_conversation("usr-real", seed=3, turns=2)
     response = local.post(events, headers=local.bearer())
     assert response.status_code == 200
-    assert response.json()["forwarded"] == 5
+    assert response.json()["forwarded"] == 6
     ai_ids, _ = expected_ids(events)
     assert {item["event_id"] for item in real.accepted("events/track")} == ai_ids
     assert {r.headers["Authorization"] for r in real.requests} == {"Bearer rk-live-key"}
