@@ -8,8 +8,11 @@ import json
 import pytest
 from aws_cdk import assertions
 
+from infra.config import CONTEXT_KEYS as STACK_KEYS
 from infra.config import ConfigError, config_from_context
 from segment_raindrop.environment import read_mapping_config, to_environment
+from segment_raindrop_tools.mapping_preview import CONTEXT_KEYS as MAP_KEYS
+from segment_raindrop_tools.mapping_preview import mapping_config
 from tests.infra.support import HANDLERS, environment
 
 TEAM = {
@@ -53,3 +56,11 @@ def test_functions_read_the_stacks_field_paths(custom_template: assertions.Templ
     for handler in HANDLERS:
         variables = environment(custom_template, handler)
         assert json.loads(variables["FIELD_PATHS"]) == {"ai_data.input": ["properties.prompt"]}
+
+
+def test_map_commands_context_keys_are_the_stacks() -> None:
+    # `segment-raindrop map -c` names mapping settings as cdk.json does, without importing CDK.
+    assert set(MAP_KEYS) <= set(STACK_KEYS)
+    stack = config_from_context({"fieldPaths": TEAM, "forwardIdentify": False})
+    preview = mapping_config({}, {"fieldPaths": TEAM, "forwardIdentify": False})
+    assert preview == stack.mapping

@@ -173,3 +173,16 @@ def test_as_a_process_from_stdin_sending_nothing(
         "users/identify",
     ]
     assert receiver.requests == []
+
+
+def test_map_does_not_load_the_cdk() -> None:
+    # Loading CDK (jsii, node) would take seconds; settings are validated by MappingConfig.
+    code = (
+        "import sys, segment_raindrop_tools.cli\n"
+        "heavy = {'aws_cdk', 'jsii', 'infra'} & {name.split('.')[0] for name in sys.modules}\n"
+        "print(sorted(heavy))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"
