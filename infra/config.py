@@ -113,6 +113,9 @@ class StackConfig(BaseModel):
     enrich_from_context_traits: bool = _MAPPING_DEFAULTS.enrich_from_context_traits
     redact_pii: bool = _MAPPING_DEFAULTS.redact_pii
     redact_keys: EventNames = Field(default_factory=list)
+    # Raindrop field -> Segment paths, only the fields that differ from the defaults; checked
+    # by the runtime's MappingConfig (via `mapping`) so the synth fails on a bad path.
+    field_paths: dict[str, list[str]] = Field(default_factory=dict)
     throttle_rate_limit: float = Field(100.0, gt=0, le=10000)
     throttle_burst_limit: int = Field(200, gt=0, le=5000)
     alarm_email: str | None = Field(None, pattern=_EMAIL.pattern)
@@ -142,6 +145,7 @@ class StackConfig(BaseModel):
         "event_renames",
         "raindrop_projects",
         "redact_keys",
+        "field_paths",
         mode="before",
     )
     @classmethod
@@ -204,12 +208,13 @@ class StackConfig(BaseModel):
             self.feedback_event_names,
             self.raindrop_projects,
             self.redact_keys,
+            self.field_paths,
         ]
         size = sum(len(json.dumps(value, ensure_ascii=False).encode()) for value in settings)
         if size > ENVIRONMENT_BUDGET_BYTES:
             raise ValueError(
                 "forwardEventPrefixes, forwardEventNames, eventRenames, feedbackEventNames, "
-                "raindropProjects and redactKeys: "
+                "raindropProjects, redactKeys and fieldPaths: "
                 f"{size} bytes of JSON together, more than the {ENVIRONMENT_BUDGET_BYTES} that "
                 "fit in Lambda's 4 KB of environment variables"
             )
@@ -218,7 +223,11 @@ class StackConfig(BaseModel):
     @property
     def mapping(self) -> MappingConfig:
         """The mapping settings as the functions will read them."""
+        # Only when given: FIELD_PATHS holds overrides, and "{}" would spend Lambda's 4 KB of
+        # variables on saying nothing.
+        overrides = {field: tuple(paths) for field, paths in self.field_paths.items()}
         return MappingConfig(
+            **({"field_paths": overrides} if overrides else {}),
             forward_event_prefixes=tuple(self.forward_event_prefixes),
             forward_event_names=frozenset(self.forward_event_names),
             event_renames=self.event_renames,

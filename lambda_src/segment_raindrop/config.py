@@ -18,6 +18,7 @@ from segment_raindrop.contract import (
     MAX_ADMITTED_BODY_BYTES,
     WEBHOOK_DELIVERY_BUDGET_SECONDS,
 )
+from segment_raindrop.field_paths import validate_field_paths
 from segment_raindrop.projects import check_slugs
 
 DEFAULT_RAINDROP_API_URL = "https://api.raindrop.ai/v1"
@@ -67,6 +68,16 @@ class MappingConfig(BaseModel):
     # and property/trait keys dropped at any depth (segment_raindrop.redaction).
     redact_pii: bool = Field(default=False, validation_alias="REDACT_PII")
     redact_keys: frozenset[NonEmptyStr] = Field(default=frozenset(), validation_alias="REDACT_KEYS")
+    # Raindrop field -> the Segment paths it is read from, in order; fields not given keep
+    # their defaults (segment_raindrop.field_paths.DEFAULT_FIELD_PATHS).
+    field_paths: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict, validation_alias="FIELD_PATHS"
+    )
+
+    @field_validator("field_paths")
+    @classmethod
+    def _known_field_paths(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        return validate_field_paths(value)
 
     def is_forwarded_track(self, name: str) -> bool:
         return (

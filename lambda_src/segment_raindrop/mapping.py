@@ -25,12 +25,21 @@ from pydantic import BaseModel, ValidationError
 from segment_raindrop import codec
 from segment_raindrop.codec import UnparsedEvent
 from segment_raindrop.config import MappingConfig
-from segment_raindrop.raindrop import AiData, Endpoint, Identify, Signal, TrackEvent, is_blank
+from segment_raindrop.field_paths import FieldPaths
+from segment_raindrop.raindrop import (
+    SIGNAL_TYPES,
+    AiData,
+    Attachment,
+    Endpoint,
+    Identify,
+    Signal,
+    TrackEvent,
+    is_blank,
+)
 from segment_raindrop.redaction import Redactor
 
 # 2025-03-14T09:26:53.589Z: UTC with milliseconds, the form Raindrop gets.
 _CANONICAL_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
-_TIMESTAMP_FIELDS = ("timestamp", "originalTimestamp", "receivedAt", "sentAt")
 # ISO 8601's end of day ("24:00"), which datetime.fromisoformat refuses: the next day's 00:00.
 _END_OF_DAY = re.compile(r"(\d{4}-\d{2}-\d{2}[Tt ])24:00(?::00(?:[.,]0+)?)?(?=[Zz+-]|$)")
 # Hashes user ids for the deletion log when no per-deployment key is given (tests, benchmarks,
@@ -40,6 +49,9 @@ PROCESS_USER_HASH_KEY = secrets.token_bytes(32)
 _NOT_FORWARDED_TYPES = frozenset({"page", "screen", "group", "alias"})
 _M = TypeVar("_M", bound=BaseModel)
 _SENTIMENTS = {"positive": "POSITIVE", "negative": "NEGATIVE"}
+# What Raindrop needs in a signal's properties when the signal is of that kind.
+_REQUIRED_SIGNAL_PROPERTY = {"feedback": "comment", "edit": "after"}
+_AI_FIELDS = ("ai_data.input", "ai_data.output", "ai_data.model", "ai_data.convo_id")
 
 
 class InvalidEvent(Exception):
@@ -78,6 +90,9 @@ class MapResult:
     timestamp_fallbacks: Counter[str] = field(default_factory=Counter)
     # Redactions made in what is sent (REDACT_PII), by kind; never the text itself.
     redactions: Counter[str] = field(default_factory=Counter)
+    # Entries of mapped events' attachments that were not in Raindrop's attachment shape and
+    # were left out (their event still went), by the index of the event.
+    dropped_attachments: Counter[int] = field(default_factory=Counter)
 
     @property
     def mapped(self) -> set[int]:
@@ -90,13 +105,28 @@ def map_events(
     mapper = Mapper(config, user_hash_key=user_hash_key)
     for index, event in enumerate(events):
         mapper.add(index, event)
+    mapper.finish()
     return mapper.result
 
 
-class Mapper:
-    """Maps one request's events one at a time; ``result`` accounts for all of them.
+@dataclass(slots=True)
+class _HeldIdentify:
+    """An explicit identify, held until the end of the request in case a track's
+    ``context.traits`` for the same user are to be merged into it."""
 
-    Per request, not per process: enrichment yields one identify per user and request.
+    source: int
+    model: Identify
+    item: MappedItem
+
+
+class Mapper:
+    """Maps one request's events one at a time; ``result`` accounts for all of them once
+    :meth:`finish` has been called.
+
+    Per request, not per process: a user gets one ``users/identify`` per request from
+    enrichment, merged into the user's explicit identify when the request has one. Identify
+    items are therefore held until :meth:`finish` (they are few); every other item is returned
+    by :meth:`add` at once, so delivery can start while the rest is being mapped.
     ``user_hash_key`` keys the hash of deleted users' ids in ``result.deletions``: unkeyed,
     a short or numeric id could be found again by trying every candidate.
     """
@@ -105,7 +135,24 @@ class Mapper:
         self._config = config
         self._user_hash_key = user_hash_key
         self._result = MapResult()
-        self._enriched_users: set[str] = set()
+        self._paths = FieldPaths.from_overrides(config.field_paths)
+        self._get = self._paths.getters
+        # Properties that ai_data paths read into: they may arrive as JSON text (the Classic
+        # destination's string ai_data) and must be objects.
+        self._ai_objects = frozenset(
+            path[1]
+            for name in _AI_FIELDS
+            for path in self._paths[name]
+            if len(path) > 2 and path[0] == "properties"
+        )
+        # What is sent as ai_data content or attachments is not repeated in properties.
+        self._consumed = self._ai_objects | self._paths.property_keys(
+            "ai_data.input", "ai_data.output", "attachments"
+        )
+        # user id -> (item, identify) from the first track that carried the user's traits.
+        self._enrichment: dict[str, tuple[MappedItem, Identify]] = {}
+        self._identifies: list[_HeldIdentify] = []
+        self._finished = False
         self._redactor = Redactor(pii=config.redact_pii, drop_keys=config.redact_keys)
         # The result counts what the redactor counts, so both stay one Counter.
         self._result.redactions = self._redactor.counts
@@ -115,7 +162,8 @@ class Mapper:
         return self._result
 
     def add(self, index: int, event: Any) -> list[MappedItem]:
-        """The items event ``index`` maps to (also kept in ``result``); none if not mapped."""
+        """The items event ``index`` maps to now (also kept in ``result``); identify items
+        come from :meth:`finish`."""
         try:
             try:
                 items = self._map_event(index, event)
@@ -140,6 +188,21 @@ class Mapper:
         self._result.items.extend(items)
         return items
 
+    def finish(self) -> list[MappedItem]:
+        """The request's identify items: one per explicit identify (the first of a user's
+        absorbs that user's enrichment, its own traits winning), then one per user enriched
+        without one. Call once, after the last :meth:`add`; later calls return nothing."""
+        if self._finished:
+            return []
+        self._finished = True
+        items: list[MappedItem] = []
+        for held in self._identifies:
+            enrichment = self._enrichment.pop(held.model.user_id, None)
+            items.append(held.item if enrichment is None else _merged(held, enrichment[1]))
+        items.extend(item for item, _ in self._enrichment.values())
+        self._result.items.extend(items)
+        return items
+
     def _map_event(self, index: int, event: Any) -> list[MappedItem] | None:
         """The event's items, or None when it was filtered (recorded with its reason)."""
         # The one redaction hook: the content every item is built from, redacted before it is
@@ -158,9 +221,13 @@ class Mapper:
             if not self._config.forward_identify:
                 self._filter(index, "identify forwarding is disabled")
                 return None
-            return [_item(Endpoint.IDENTIFY, _identify(event, event.get("traits")), index)]
+            identify = self._identify(event, event.get("traits"))
+            item = _item(Endpoint.IDENTIFY, identify, index)  # fails here, in its own add
+            self._identifies.append(_HeldIdentify(index, identify, item))
+            return []
         if kind == "delete":
-            self._result.deletions.append(_hash_user(event, self._user_hash_key))
+            user_id = self._optional_user_id(event) or ""
+            self._result.deletions.append(_hash_user(user_id, self._user_hash_key))
             self._filter(index, "user deletion requests are not forwarded")
             return None
         if kind in _NOT_FORWARDED_TYPES:
@@ -179,49 +246,238 @@ class Mapper:
         if not self._config.is_forwarded_track(name):
             self._filter(index, "track event is not an AI event")
             return None
-        properties = _properties(event)
+        is_signal = name in self._config.feedback_event_names
+        # A signal has no ai_data to send: what its properties.ai_data holds is not checked.
+        event = self._decoded(event, ai_objects=not is_signal)
+        user_id = self._optional_user_id(event)  # once: the item and enrichment both need it
         unusable: list[str] = []  # timestamp fields passed over
-        if name in self._config.feedback_event_names:
-            items = [_item(Endpoint.SIGNAL, _signal(event, properties, unusable), index)]
+        dropped = 0
+        if is_signal:
+            items = [_item(Endpoint.SIGNAL, self._signal(event, unusable), index)]
         else:
             renamed = self._config.event_renames.get(name, name)
-            track = _track(event, renamed, properties, unusable)
+            track, dropped = self._track(event, renamed, user_id, unusable)
             items = [_item(Endpoint.TRACK, track, index)]
-        enrichment = self._enrichment(event, index)
-        if enrichment is not None:
-            items.append(enrichment)
+        if user_id is not None:
+            self._note_enrichment(event, user_id, index)
         self._result.timestamp_fallbacks.update(unusable)
+        if dropped:
+            self._result.dropped_attachments[index] += dropped
         return items
 
-    def _enrichment(self, event: dict[str, Any], index: int) -> MappedItem | None:
-        """One ``users/identify`` per user and request from a track's ``context.traits``."""
+    def _note_enrichment(self, event: dict[str, Any], user_id: str, index: int) -> None:
+        """Keep each user's first ``context.traits`` for :meth:`finish`."""
         if not self._config.enrich_from_context_traits:
-            return None
+            return
         context = event.get("context")
         traits = context.get("traits") if isinstance(context, dict) else None
         if not isinstance(traits, dict) or not traits:
-            return None
-        try:
-            user_id = _user_id(event)
-        except InvalidEvent:
-            return None  # a signal needs no user; without one there is nobody to enrich
-        if user_id in self._enriched_users:
-            return None
+            return
+        if user_id in self._enrichment:
+            return
         try:
             flat = flatten_traits(traits)
             if not flat:
-                return None
+                return
             identify = _validated(Identify, user_id=user_id, traits=flat)
+            # Serialised now, so that unencodable text is repaired in this event's own add.
             item = _item(Endpoint.IDENTIFY, identify, index, optional=True)
         except InvalidEvent:
-            return None  # enrichment is a bonus: never lose the AI event over it
-        self._enriched_users.add(user_id)
-        return item
+            return  # enrichment is a bonus: never lose the AI event over it
+        self._enrichment[user_id] = (item, identify)
+
+    # -- reading fields through their paths ------------------------------------------------
+
+    def _decoded(self, event: dict[str, Any], *, ai_objects: bool) -> dict[str, Any]:
+        """``event`` with its properties an object and, with ``ai_objects``, the objects that
+        ai_data paths read into decoded when sent as JSON text (and checked to be objects)."""
+        properties = _properties(event)
+        decoded: dict[str, Any] | None = None
+        for key in self._ai_objects if ai_objects else ():
+            value = properties.get(key)
+            if isinstance(value, str):
+                value = _json_in_string(value, key)
+                decoded = decoded if decoded is not None else dict(properties)
+                decoded[key] = value
+            if value is not None and not isinstance(value, dict):
+                raise InvalidEvent(f"properties.{key} is not an object")
+        if decoded is not None:
+            return {**event, "properties": decoded}
+        if event.get("properties") is None:
+            return {**event, "properties": properties}
+        return event
+
+    def _first(self, event: dict[str, Any], name: str) -> Any:
+        """The first value present (not null) along the field's paths."""
+        for get in self._get[name]:
+            value = get(event)
+            if value is not None:
+                return value
+        return None
+
+    def _first_text(self, event: dict[str, Any], name: str) -> str | None:
+        for get in self._get[name]:
+            text = _text(get(event))
+            if text is not None:
+                return text
+        return None
+
+    def _optional_user_id(self, event: dict[str, Any]) -> str | None:
+        for get in self._get["user_id"]:
+            value = get(event)
+            if isinstance(value, int) and not isinstance(value, bool):
+                return str(value)
+            text = _text(value)
+            if text is not None:
+                return text
+        return None
+
+    def _user_id(self, event: dict[str, Any]) -> str:
+        user_id = self._optional_user_id(event)
+        if user_id is None:
+            raise InvalidEvent(f"event has no {self._paths.names('user_id')}")
+        return user_id
+
+    def _event_id(self, event: dict[str, Any]) -> str:
+        event_id = self._first_text(event, "event_id")
+        if event_id is None:
+            raise InvalidEvent(f"event has no {self._paths.names('event_id')}")
+        return event_id
+
+    def _timestamp(self, event: dict[str, Any], unusable: list[str]) -> str:
+        """The first usable timestamp's time; the paths passed over are added to ``unusable``,
+        so a time taken from elsewhere does not go unnoticed."""
+        passed_over: list[str] = []
+        for path, get in zip(self._paths["timestamp"], self._get["timestamp"], strict=True):
+            value = get(event)
+            normalised = normalise_timestamp(value)
+            if normalised is not None:
+                unusable.extend(passed_over)
+                return normalised
+            if value is not None:
+                passed_over.append(".".join(path))
+        raise InvalidEvent("event has no valid timestamp")
+
+    def _ai_data(self, event: dict[str, Any]) -> AiData | None:
+        content = {
+            "model": _as_text(self._first(event, "ai_data.model")),
+            "input": self._ai_text(event, "ai_data.input"),
+            "output": self._ai_text(event, "ai_data.output"),
+            "convo_id": _as_text(self._first(event, "ai_data.convo_id")),
+        }
+        if content["input"] is None and content["output"] is None:
+            # Raindrop requires AI content in ai_data; an event without it is still an event.
+            return None
+        return _validated(AiData, **content)
+
+    def _ai_text(self, event: dict[str, Any], name: str) -> str | None:
+        # Whitespace alone is no AI content: Raindrop refuses it, so the next path is tried.
+        for get in self._get[name]:
+            text = _text(_as_text(get(event)))
+            if text is not None:
+                return text
+        return None
+
+    def _attachments(self, event: dict[str, Any]) -> tuple[list[Attachment] | None, int]:
+        """The entries in Raindrop's attachment shape, and how many did not fit it."""
+        raw = self._first(event, "attachments")
+        if raw is None:
+            return None, 0
+        if not isinstance(raw, list):
+            return None, 1
+        kept: list[Attachment] = []
+        for entry in raw:
+            try:
+                kept.append(Attachment.model_validate(entry))
+            except ValidationError:
+                continue
+        return kept or None, len(raw) - len(kept)
+
+    def _remaining(self, event: dict[str, Any]) -> dict[str, Any]:
+        properties: dict[str, Any] = event["properties"]
+        consumed = self._consumed
+        return {key: value for key, value in properties.items() if key not in consumed}
+
+    # -- the items ---------------------------------------------------------------------------
+
+    def _track(
+        self, event: dict[str, Any], name: str, user_id: str | None, unusable: list[str]
+    ) -> tuple[TrackEvent, int]:
+        event_id = self._event_id(event)
+        if user_id is None:
+            raise InvalidEvent(f"event has no {self._paths.names('user_id')}")
+        attachments, dropped = self._attachments(event)
+        track = _validated(
+            TrackEvent,
+            event_id=event_id,
+            user_id=user_id,
+            event=name,
+            timestamp=self._timestamp(event, unusable),
+            properties=self._remaining(event),
+            ai_data=self._ai_data(event),
+            attachments=attachments,
+        )
+        return track, dropped
+
+    def _signal(self, event: dict[str, Any], unusable: list[str]) -> Signal:
+        properties: dict[str, Any] = event["properties"]
+        event_id = self._first_text(event, "signal.event_id")
+        if event_id is None:
+            paths = self._paths.names("signal.event_id")
+            raise InvalidEvent(f"feedback has no {paths} to link it to")
+        sentiment = self._first(event, "signal.sentiment")
+        ai_objects = self._ai_objects
+        return _validated(
+            Signal,
+            event_id=event_id,
+            signal_name=self._first_text(event, "signal.signal_name") or "feedback",
+            signal_type=self._signal_type(event, properties),
+            timestamp=self._timestamp(event, unusable),
+            properties={key: value for key, value in properties.items() if key not in ai_objects},
+            sentiment=_SENTIMENTS.get(sentiment.lower()) if isinstance(sentiment, str) else None,
+            attachment_id=self._first_text(event, "signal.attachment_id"),
+        )
+
+    def _signal_type(self, event: dict[str, Any], properties: dict[str, Any]) -> str:
+        """The kind asked for when it is one of Raindrop's; otherwise ``feedback`` when there
+        is a comment (Raindrop needs one on feedback) and ``default`` when not."""
+        asked = self._first(event, "signal.signal_type")
+        if isinstance(asked, str) and asked in SIGNAL_TYPES:
+            required = _REQUIRED_SIGNAL_PROPERTY.get(asked)
+            if required is not None and _text(properties.get(required)) is None:
+                raise InvalidEvent(f"{asked} signal has no properties.{required}")
+            return asked
+        return "feedback" if _text(properties.get("comment")) else "default"
+
+    def _identify(self, event: dict[str, Any], traits: Any) -> Identify:
+        user_id = self._user_id(event)
+        if traits is None:
+            traits = {}
+        if not isinstance(traits, dict):
+            raise InvalidEvent("traits is not an object")
+        return _validated(Identify, user_id=user_id, traits=flatten_traits(traits))
+
+
+def _merged(held: _HeldIdentify, enrichment: Identify) -> MappedItem:
+    """The explicit identify with the track's context traits added; its own traits win."""
+    try:
+        merged = _validated(
+            Identify,
+            user_id=held.model.user_id,
+            traits={**enrichment.traits, **held.model.traits},
+        )
+        return _item(Endpoint.IDENTIFY, merged, held.source)
+    except (InvalidEvent, UnencodableText):
+        # Each half was ready to send on its own; should their union not be, the explicit
+        # identify goes as it came.
+        return held.item
 
 
 def _item(
     endpoint: Endpoint, model: BaseModel, source: int, *, optional: bool = False
 ) -> MappedItem:
+    """The one place every item is serialised: a redactor would apply here, to the model's
+    values, before anything becomes the bytes that leave the account."""
     try:
         payload = model.__pydantic_serializer__.to_json(model, exclude_none=True)
     except ValueError:
@@ -261,24 +517,6 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and not is_blank(value) else None
 
 
-def _user_id(event: dict[str, Any]) -> str:
-    for key in ("userId", "anonymousId"):
-        value = event.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
-        text = _text(value)
-        if text is not None:
-            return text
-    raise InvalidEvent("event has no userId or anonymousId")
-
-
-def _event_id(event: dict[str, Any], properties: dict[str, Any]) -> str:
-    event_id = _text(properties.get("trace_id")) or _text(event.get("messageId"))
-    if event_id is None:
-        raise InvalidEvent("event has no properties.trace_id or messageId")
-    return event_id
-
-
 def normalise_timestamp(value: Any) -> str | None:
     """ISO 8601 in UTC with milliseconds, or None when ``value`` is not a timestamp."""
     if not isinstance(value, str) or not value:
@@ -306,46 +544,9 @@ def normalise_timestamp(value: Any) -> str | None:
     return parsed.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _timestamp(event: dict[str, Any], unusable: list[str]) -> str:
-    """The first usable timestamp field's time; the fields passed over are added to
-    ``unusable``, so a time taken from elsewhere does not go unnoticed."""
-    passed_over: list[str] = []
-    for key in _TIMESTAMP_FIELDS:
-        value = event.get(key)
-        normalised = normalise_timestamp(value)
-        if normalised is not None:
-            unusable.extend(passed_over)
-            return normalised
-        if value is not None:
-            passed_over.append(key)
-    raise InvalidEvent("event has no valid timestamp")
-
-
-def _ai_data(properties: dict[str, Any]) -> tuple[AiData | None, dict[str, Any]]:
-    """``properties.ai_data`` as Raindrop's ai_data, and the properties without it."""
-    raw = properties.get("ai_data")
-    remaining = {key: value for key, value in properties.items() if key != "ai_data"}
-    if isinstance(raw, str):
-        raw = _json_in_string(raw)
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise InvalidEvent("properties.ai_data is not an object")
-    content = {
-        "model": _as_text(_first_present(raw.get("model"), properties.get("model"))),
-        # Whitespace alone is no AI content: Raindrop refuses it.
-        "input": _text(_as_text(raw.get("input"))),
-        "output": _text(_as_text(raw.get("output"))),
-        "convo_id": _as_text(_first_present(raw.get("convo_id"), properties.get("convo_id"))),
-    }
-    if content["input"] is None and content["output"] is None:
-        # Raindrop requires AI content in ai_data; an event without it is still an event.
-        return None, remaining
-    return _validated(AiData, **content), remaining
-
-
-def _json_in_string(text: str) -> Any:
-    """``properties.ai_data`` sent as a JSON string, held to the limits of a whole event."""
+def _json_in_string(text: str, key: str) -> Any:
+    """``properties.<key>`` (ai_data) sent as a JSON string, held to the limits of a whole
+    event."""
     try:
         value = codec.loads(text)
     except codec.NestedTooDeeply:
@@ -353,14 +554,10 @@ def _json_in_string(text: str) -> Any:
     except codec.NumberTooLong:
         raise InvalidEvent(codec.NUMBER_TOO_LONG) from None
     except codec.JsonError:
-        raise InvalidEvent("properties.ai_data is a string but not JSON") from None
+        raise InvalidEvent(f"properties.{key} is a string but not JSON") from None
     if codec.depth_exceeds(value, codec.MAX_EVENT_DEPTH):
         raise InvalidEvent(codec.TOO_DEEP)
     return value
-
-
-def _first_present(value: Any, fallback: Any) -> Any:
-    return fallback if value is None else value
 
 
 def _as_text(value: Any) -> str | None:
@@ -380,47 +577,6 @@ def json_text(value: Any) -> str:
         raise UnencodableText from None
 
 
-def _track(
-    event: dict[str, Any], name: str, properties: dict[str, Any], unusable: list[str]
-) -> TrackEvent:
-    ai_data, remaining = _ai_data(properties)
-    return _validated(
-        TrackEvent,
-        event_id=_event_id(event, properties),
-        user_id=_user_id(event),
-        event=name,
-        timestamp=_timestamp(event, unusable),
-        properties=remaining,
-        ai_data=ai_data,
-    )
-
-
-def _signal(event: dict[str, Any], properties: dict[str, Any], unusable: list[str]) -> Signal:
-    trace_id = _text(properties.get("trace_id"))
-    if trace_id is None:
-        raise InvalidEvent("feedback has no properties.trace_id to link it to")
-    sentiment = properties.get("sentiment")
-    return _validated(
-        Signal,
-        event_id=trace_id,
-        signal_name=_text(properties.get("signal_name")) or "feedback",
-        # Raindrop needs a comment on feedback: whitespace alone makes a default signal.
-        signal_type="feedback" if _text(properties.get("comment")) else "default",
-        timestamp=_timestamp(event, unusable),
-        properties={key: value for key, value in properties.items() if key != "ai_data"},
-        sentiment=_SENTIMENTS.get(sentiment.lower()) if isinstance(sentiment, str) else None,
-    )
-
-
-def _identify(event: dict[str, Any], traits: Any) -> Identify:
-    user_id = _user_id(event)
-    if traits is None:
-        traits = {}
-    if not isinstance(traits, dict):
-        raise InvalidEvent("traits is not an object")
-    return _validated(Identify, user_id=user_id, traits=flatten_traits(traits))
-
-
 def flatten_traits(traits: dict[str, Any], prefix: str = "") -> dict[str, str | bool | int | float]:
     """Scalars only: nested objects become dotted keys, lists JSON text, nulls are dropped."""
     flat: dict[str, str | bool | int | float] = {}
@@ -437,15 +593,11 @@ def flatten_traits(traits: dict[str, Any], prefix: str = "") -> dict[str, str | 
     return flat
 
 
-def _hash_user(event: dict[str, Any], key: bytes) -> str:
+def _hash_user(user: str, key: bytes) -> str:
     """A keyed hash (HMAC-SHA256, 16 hex digits) of the deleted user's id, never the id.
 
     Keyed because an unkeyed hash of a short or numeric id is found again by trying them all.
     """
-    try:
-        user = _user_id(event)
-    except InvalidEvent:
-        user = ""
     # surrogatepass: a lone surrogate (legal in a JSON escape) must not crash the hash.
     message = user.encode("utf-8", "surrogatepass")
     return hmac.new(key, message, hashlib.sha256).hexdigest()[:16]

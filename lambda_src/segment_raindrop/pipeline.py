@@ -96,6 +96,11 @@ class Forwarder:
                 chunk = builder.add(item)
                 if chunk is not None:
                     session.submit(chunk)
+        # Identify items come last: a user's explicit traits and enrichment merge into one.
+        for item in mapper.finish():
+            chunk = builder.add(item)
+            if chunk is not None:
+                session.submit(chunk)
         for chunk in builder.flush():
             session.submit(chunk)
         report = session.wait()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -77,6 +77,9 @@ TraitValue = StrictStr | StrictBool | StrictInt | Annotated[StrictFloat, AllowIn
 
 _MODEL_CONFIG = ConfigDict(extra="forbid", frozen=True)
 
+SignalType = Literal["default", "standard", "feedback", "edit", "agent", "agent_internal"]
+SIGNAL_TYPES: frozenset[str] = frozenset(get_args(SignalType))
+
 
 class AiData(BaseModel):
     model_config = _MODEL_CONFIG
@@ -101,6 +104,8 @@ class Attachment(BaseModel):
     name: StrictStr | None = None
     role: Literal["input", "output", "context"] | None = None
     language: StrictStr | None = None
+    # Pre-assigned, so that a signal's ``attachment_id`` can point at this attachment.
+    attachment_id: NonEmptyStr | None = None
 
 
 class TrackEvent(BaseModel):
@@ -124,7 +129,7 @@ class Signal(BaseModel):
 
     event_id: NonEmptyStr
     signal_name: NonEmptyStr
-    signal_type: Literal["default", "feedback", "edit"] = "default"
+    signal_type: SignalType = "default"
     timestamp: Timestamp
     properties: dict[str, Any] = Field(default_factory=dict)
     sentiment: Literal["POSITIVE", "NEGATIVE"] | None = None

@@ -376,7 +376,7 @@ def _raindrop_back(scene: Scene) -> None:
     scene.local.receiver.heal()
 
 
-SEND_SAMPLE = _says("Raindrop got 6 of 7 events")
+SEND_SAMPLE = _says("Raindrop got 7 of 8 events")
 # The drill's steps 5 and 7 run in terminal 2, where step 4 sourced local mode's environment.
 DRILL_TERMINAL_2 = "set -a; source local-data/local.env; set +a\n"
 
@@ -405,6 +405,11 @@ RUN: dict[tuple[str, str, int], Run] = {
     ("docs/local-mode.md", "set -a; source local-data/local.env; set +a", 0): Run(
         check=_says("Dry run (nothing changed)", "Everything selected would be replayed.")
     ),
+    (
+        "docs/local-mode.md",
+        "uv run --extra cli segment-raindrop map < tests/fixtures/ai_conversation.json",
+        0,
+    ): Run(check=_says("7 events: 5 mapped, 2 filtered, 0 invalid", '"events": [')),
     ("docs/local-mode.md", "uv run --extra cli segment-raindrop status", 0): Run(
         check=_says("local mode (local-data/local.json)", "Healthy: nothing needs attention.")
     ),

@@ -19,6 +19,7 @@ CUSTOM_CONTEXT = {
     "feedbackEventNames": '["Thumbs"]',
     "forwardIdentify": "false",
     "enrichFromContextTraits": "false",
+    "fieldPaths": '{"ai_data.input": ["properties.prompt"]}',
     "throttleRateLimit": "25",
     "throttleBurstLimit": "50",
     "alarmEmail": "ops@example.com",

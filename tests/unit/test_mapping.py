@@ -682,7 +682,8 @@ def test_enrichment_is_independent_of_identify_forwarding() -> None:
     assert [(item.endpoint, item.source) for item in result.items] == [(TRACK, 1), (IDENTIFY, 1)]
 
 
-def test_items_keep_event_order_and_sources() -> None:
+def test_items_keep_event_order_and_sources_identifies_last() -> None:
+    # Identify items are held to the end of the request, where enrichment merges into them.
     events = [
         track("Order Completed"),
         track(properties=props(trace_id="a")),
@@ -694,9 +695,9 @@ def test_items_keep_event_order_and_sources() -> None:
     result = map_events(events, MappingConfig())
     assert [(item.endpoint, item.source) for item in result.items] == [
         (TRACK, 1),
-        (IDENTIFY, 2),
         (SIGNAL, 4),
         (TRACK, 5),
+        (IDENTIFY, 2),
     ]
     assert set(result.filtered) == {0}
     assert set(result.invalid) == {3}
@@ -849,8 +850,9 @@ def test_actions_batch_fixture(fixture_json: Callable[[str], Any]) -> None:
         4: "page calls are not forwarded",
     }
     got = [(item.endpoint, item.source) for item in result.items]
-    assert got == [(TRACK, 0), (IDENTIFY, 0), (TRACK, 1), (SIGNAL, 2), (IDENTIFY, 5)]
-    chat, _, tool, signal, person = (json.loads(item.payload) for item in result.items)
+    # Hiro's context traits (event 0) merge into his own identify (event 5): one identify.
+    assert got == [(TRACK, 0), (TRACK, 1), (SIGNAL, 2), (IDENTIFY, 5)]
+    chat, tool, signal, person = (json.loads(item.payload) for item in result.items)
     assert chat["ai_data"] == {
         "model": "claude-3-5-sonnet-20241022",
         "convo_id": "convo_jp_42",
@@ -875,6 +877,7 @@ def test_actions_batch_fixture(fixture_json: Callable[[str], Any]) -> None:
     }
     assert person["traits"] == {
         "email": "hiro.kim@example.com",
+        "plan": "team",  # from the track's context.traits
         "name": "Hiro Kim",
         "company.id": "org_77",
         "company.name": "Initech GmbH",
@@ -914,12 +917,17 @@ def test_samples_conversation_maps_completely() -> None:
     assert result.invalid == {}
     assert result.filtered == {}
     endpoints = [item.endpoint for item in result.items]
-    # turn 1, enrichment, tool call, turns 2-5, feedback
-    assert endpoints == [TRACK, IDENTIFY, TRACK, TRACK, TRACK, TRACK, TRACK, SIGNAL]
+    # turn 1 (with an attachment), tool call, the edit signal, turns 2-5, feedback, then the
+    # enrichment (identifies come last)
+    assert endpoints == [TRACK, TRACK, SIGNAL, TRACK, TRACK, TRACK, TRACK, SIGNAL, IDENTIFY]
+    first, edit = (json.loads(result.items[i].payload) for i in (0, 2))
+    assert edit["signal_type"] == "edit"
+    assert edit["event_id"] == first["event_id"]
+    assert edit["attachment_id"] == first["attachments"][0]["attachment_id"]
     chats = [json.loads(item.payload) for item in result.items if item.endpoint == TRACK]
     assert {chat["event"] for chat in chats} == {"ai_interaction", "AI Tool Called"}
     assert all(chat["ai_data"]["input"] and chat["ai_data"]["output"] for chat in chats)
-    signal = json.loads(result.items[-1].payload)
+    signal = json.loads(result.items[-2].payload)
     assert signal["event_id"] == chats[-1]["event_id"]
 
 

@@ -257,9 +257,17 @@ def assert_accounted_and_valid(events: list[Any], result: MapResult) -> None:
     for reason in [*result.filtered.values(), *result.invalid.values()]:
         assert isinstance(reason, str)
         assert reason
-    # Items come in event order, at most one primary item and one enrichment per event.
-    sources = [item.source for item in result.items]
+    # Tracks and signals come in event order, then the identifies (held to merge enrichment),
+    # at most one primary item and one enrichment per event.
+    first_identify = next(
+        (i for i, item in enumerate(result.items) if item.endpoint is Endpoint.IDENTIFY),
+        len(result.items),
+    )
+    assert all(item.endpoint is Endpoint.IDENTIFY for item in result.items[first_identify:])
+    sources = [item.source for item in result.items[:first_identify]]
     assert sources == sorted(sources)
+    identify_sources = [item.source for item in result.items[first_identify:]]
+    assert identify_sources == sorted(set(identify_sources), key=identify_sources.index)
     for source, count in Counter(sources).items():
         assert count <= 2
         if count == 2:
@@ -268,13 +276,18 @@ def assert_accounted_and_valid(events: list[Any], result: MapResult) -> None:
             assert endpoints[0] in {Endpoint.TRACK, Endpoint.SIGNAL}
     # Every payload is strict JSON in UTF-8 that Raindrop's model for its endpoint accepts.
     enriched: list[str] = []
+    identified: set[str] = set()
     for item in result.items:
         document = json.loads(item.payload.decode("utf-8"), parse_constant=_no_constants)
         MODEL_FOR_ENDPOINT[item.endpoint].model_validate(document)
-        if item.endpoint is Endpoint.IDENTIFY and events[item.source].get("type") == "track":
-            enriched.append(document["user_id"])
-    # Enrichment: one users/identify per user per request.
+        if item.endpoint is Endpoint.IDENTIFY:
+            is_track = events[item.source].get("type") == "track"
+            assert item.optional is is_track
+            (enriched.append if is_track else identified.add)(document["user_id"])
+    # Enrichment: one users/identify per user per request, merged into the user's explicit
+    # identify when the request has one.
     assert len(enriched) == len(set(enriched))
+    assert not identified & set(enriched)
 
 
 def encode(events: list[Any], shape: str) -> bytes:

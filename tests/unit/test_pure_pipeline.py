@@ -15,6 +15,8 @@ from segment_raindrop.raindrop import MODEL_FOR_ENDPOINT, Endpoint, TrackEvent
 from segment_raindrop.segment import parse_body
 from segment_raindrop_tools import samples
 
+IDENTIFY = Endpoint.IDENTIFY
+
 N = 4_000
 
 
@@ -55,7 +57,12 @@ def test_4000_event_batch_parse_map_chunk(traffic: list[dict[str, Any]]) -> None
         "AI Feedback Submitted": Endpoint.SIGNAL,
         "identify": Endpoint.IDENTIFY,
     }
-    assert [item.source for item in primary] == sorted(result.mapped)
+    # Tracks and signals in event order; identifies (held for merging) after them.
+    assert sorted(item.source for item in primary) == sorted(result.mapped)
+    others = [item.source for item in primary if item.endpoint is not Endpoint.IDENTIFY]
+    assert others == sorted(others)
+    first_identify = next(i for i, item in enumerate(result.items) if item.endpoint is IDENTIFY)
+    assert all(item.endpoint is IDENTIFY for item in result.items[first_identify:])
     for item in primary:
         assert item.endpoint is expected_endpoint[kinds[item.source]]
     enrichments = [
@@ -65,7 +72,11 @@ def test_4000_event_batch_parse_map_chunk(traffic: list[dict[str, Any]]) -> None
     users_with_tracks = {
         event["userId"] for index, event in enumerate(events) if kinds[index].startswith("AI ")
     }
-    assert sorted(enriched_users) == sorted(users_with_tracks)
+    # One identify per user: a user who also sent an identify gets the traits merged into it.
+    identified = {
+        event["userId"] for index, event in enumerate(events) if kinds[index] == "identify"
+    }
+    assert sorted(enriched_users) == sorted(users_with_tracks - identified)
 
     # Every item is valid for its endpoint, and the AI content made it across.
     counts = Counter(item.endpoint for item in result.items)
@@ -103,14 +114,22 @@ def test_same_events_in_every_envelope_map_identically(traffic: list[dict[str, A
     as_batch = map_events(parse_body(envelope).events, config)
     one_by_one = [map_events(parse_body(json.dumps(event)).events, config) for event in events]
     assert [i.payload for i in as_array.items] == [i.payload for i in as_batch.items]
-    # Alone, each event yields its own enrichment; otherwise the primary items are the same.
-    alone = [r.items[0].payload for r in one_by_one if r.items]
-    in_batch = [
-        item.payload
+    # Alone, each event yields its own enrichment; otherwise the primary items are the same,
+    # except that in a batch an explicit identify also carries its user's context traits.
+    alone = {n: r.items[0] for n, r in enumerate(one_by_one) if r.items}
+    in_batch = {
+        item.source: item
         for item in as_array.items
         if not _is_enrichment(item.endpoint, kind(events[item.source]))
-    ]
-    assert alone == in_batch
+    }
+    assert alone.keys() == in_batch.keys()
+    for index, item in alone.items():
+        if item.endpoint is IDENTIFY:
+            own = json.loads(item.payload)["traits"]
+            merged = json.loads(in_batch[index].payload)["traits"]
+            assert merged.items() >= own.items()
+        else:
+            assert item.payload == in_batch[index].payload
 
 
 def test_long_prompts_still_map(traffic: list[dict[str, Any]]) -> None:

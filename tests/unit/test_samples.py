@@ -54,6 +54,7 @@ def test_conversation_shape() -> None:
     assert names == [
         "AI Chat Completed",
         "AI Tool Called",
+        "AI Feedback Submitted",  # the edit of the first answer's attachment
         "AI Chat Completed",
         "AI Chat Completed",
         "AI Chat Completed",

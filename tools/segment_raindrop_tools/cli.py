@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from segment_raindrop_tools import cli_local
+from segment_raindrop_tools.cli_map import map_command
 from segment_raindrop_tools.cli_replay import replay
 from segment_raindrop_tools.cli_status import status
 
@@ -27,6 +28,7 @@ def _root() -> None:
 
 app.command("replay")(replay)
 app.command("status")(status)
+app.command("map")(map_command)
 cli_local.register(app)
 
 

@@ -209,11 +209,12 @@ def sample_conversation(
 ) -> list[dict[str, Any]]:
     """An identify, a page view (filtered) and an AI conversation, timed just before ``now``.
 
-    The conversation (``samples.conversation``): ``turns`` chat completions, a tool call after
-    the first and feedback on the last. Its events are spaced up to 45 s apart.
+    The conversation (``samples.conversation``): ``turns`` chat completions (the first with
+    an attachment), a tool call and an edit signal after the first, and feedback on the last.
+    Its events are spaced up to 45 s apart.
     """
     now = now or datetime.now(UTC)
-    start = now - timedelta(seconds=45 * (turns + 2) + 15)
+    start = now - timedelta(seconds=45 * (turns + 3) + 15)
     identify = _at(samples.identify(user_id, seed=seed), start)
     page = _at(samples.page(user_id, seed=seed), start + timedelta(seconds=2))
     conversation = samples.conversation(

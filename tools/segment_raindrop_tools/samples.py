@@ -291,6 +291,18 @@ class _Traffic:
         }
         return events.track_call(events.AI_TOOL, properties, **envelope)
 
+    def edit(self, user: _User, chat: Event) -> Event:
+        """An edit signal: the user corrected the code ``chat`` attached to its answer."""
+        [attachment] = chat["properties"]["attachments"]
+        properties = {
+            "trace_id": chat["properties"]["trace_id"],
+            "signal_type": "edit",
+            "signal_name": "code_edited",
+            "attachment_id": attachment["attachment_id"],
+            "after": _EDITED_QUERY,
+        }
+        return events.track_call(events.AI_FEEDBACK, properties, **self._envelope(user))
+
     def feedback(self, user: _User) -> Event:
         rng = self._rng
         envelope = self._envelope(user)
@@ -353,6 +365,33 @@ class _Traffic:
         return events.track_call(events.ORDER_COMPLETED, properties, **envelope)
 
 
+# The code the first answer of a conversation attaches, and the user's corrected version.
+_QUERY: Final = (
+    "SELECT date_trunc('day', ts) AS day, count(DISTINCT user_id) AS active_users\n"
+    "FROM events\nGROUP BY 1\nORDER BY 1;"
+)
+_EDITED_QUERY: Final = (
+    "SELECT date_trunc('day', ts) AS day, count(DISTINCT user_id) AS active_users\n"
+    "FROM events\nWHERE ts >= now() - interval '30 days'\nGROUP BY 1\nORDER BY 1;"
+)
+
+
+def _with_attachment(chat: Event) -> Event:
+    """``chat`` with the answer's code as a Raindrop attachment (``properties.attachments``)."""
+    trace_id = chat["properties"]["trace_id"]
+    chat["properties"]["attachments"] = [
+        {
+            "type": "code",
+            "role": "output",
+            "language": "sql",
+            "name": "active_users.sql",
+            "value": _QUERY,
+            "attachment_id": f"att_{trace_id.removeprefix('tr_')[:12]}",
+        }
+    ]
+    return chat
+
+
 def conversation(
     user_id: str = "usr_4f1c9e2a7b30",
     *,
@@ -364,8 +403,9 @@ def conversation(
     """One user's session with the assistant, in order.
 
     ``turns`` ``AI Chat Completed`` events (the input is the whole message list so far, as chat
-    apps resend it; every third turn carries ``ai_data`` as a JSON string), an
-    ``AI Tool Called`` after the first turn, and an ``AI Feedback Submitted`` about the last
+    apps resend it; every third turn carries ``ai_data`` as a JSON string; the first answer
+    attaches a SQL query), an ``AI Tool Called`` after the first turn, then an edit signal
+    (the user corrected the attached query), and an ``AI Feedback Submitted`` about the last
     turn.
     """
     traffic = _Traffic(seed, start, prompt_chars)
@@ -376,7 +416,9 @@ def conversation(
             traffic.chat_completed(user, ai_data_as_string=turn % 3 == 2, history=2 * turn)
         )
         if turn == 0:
+            first = _with_attachment(events[0])
             events.append(traffic.tool_called(user))
+            events.append(traffic.edit(user, first))
     events.append(traffic.feedback(user))
     return events
 

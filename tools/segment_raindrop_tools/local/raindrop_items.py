@@ -27,7 +27,7 @@ def check_endpoint(endpoint: str | None) -> None:
 
 _ATTACHMENT_TYPES = frozenset({"code", "text", "image", "iframe"})
 _ATTACHMENT_ROLES = frozenset({"input", "output", "context"})
-_SIGNAL_TYPES = frozenset({"default", "feedback", "edit"})
+_SIGNAL_TYPES = frozenset({"default", "standard", "feedback", "edit", "agent", "agent_internal"})
 _SENTIMENTS = frozenset({"POSITIVE", "NEGATIVE"})
 
 
@@ -91,6 +91,10 @@ def _check_event(item: dict[str, Any]) -> None:
             attachment.get("role", "input") in _ATTACHMENT_ROLES,
             f"{where}.role must be one of {sorted(_ATTACHMENT_ROLES)}",
         )
+        _require(
+            "attachment_id" not in attachment or _non_empty(attachment["attachment_id"]),
+            f"{where}.attachment_id must be a non-empty string",
+        )
 
 
 def _check_signal(item: dict[str, Any]) -> None:
@@ -104,6 +108,10 @@ def _check_signal(item: dict[str, Any]) -> None:
     _require(
         signal_type != "edit" or _non_empty(properties.get("after")),
         "an edit signal needs a non-empty properties.after",
+    )
+    _require(
+        "attachment_id" not in item or _non_empty(item["attachment_id"]),
+        "attachment_id must be a non-empty string",
     )
     _require(
         item.get("sentiment", "POSITIVE") in _SENTIMENTS,

@@ -1,0 +1,122 @@
+"""What the forwarder would make of some Segment events, without sending anything.
+
+:func:`preview` runs the functions' own mapper and chunker over the events, so what it shows is
+what would be sent: per event the Raindrop items it becomes (or why it is filtered or invalid),
+and the request bodies per endpoint. :func:`mapping_config` builds the configuration the way the
+functions read it (their environment), with cdk.json-style overrides on top, validated by the
+runtime's own model; infra (CDK) is not imported, so this needs neither AWS nor the CDK.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic.alias_generators import to_camel
+
+from segment_raindrop.chunking import build_chunks
+from segment_raindrop.config import ConfigError, DeliveryConfig, MappingConfig, describe_errors
+from segment_raindrop.environment import read_mapping_config
+from segment_raindrop.mapping import PROCESS_USER_HASH_KEY, MappedItem, Mapper
+
+__all__ = [
+    "CONTEXT_KEYS",
+    "EventPreview",
+    "Preview",
+    "mapping_config",
+    "parse_context",
+    "preview",
+]
+
+CONTEXT_KEYS: dict[str, str] = {to_camel(name): name for name in MappingConfig.model_fields}
+"""cdk.json context key → MappingConfig field, for the keys that shape the mapping."""
+
+
+def parse_context(pairs: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs as given to ``cdk synth -c``: values are JSON when they parse as
+    JSON (lists, objects, booleans), text otherwise. Raises ConfigError naming the bad pair."""
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, separator, text = pair.partition("=")
+        if not separator or not key:
+            raise ConfigError(f"--context {pair!r}: expected KEY=VALUE")
+        if key not in CONTEXT_KEYS:
+            known = ", ".join(CONTEXT_KEYS)
+            raise ConfigError(f"--context {key}: not a mapping setting (known: {known})")
+        try:
+            values[key] = json.loads(text)
+        except json.JSONDecodeError:
+            values[key] = text
+    return values
+
+
+def mapping_config(env: Mapping[str, str], context: Mapping[str, Any]) -> MappingConfig:
+    """The functions' mapping configuration from ``env``, with ``context`` (camelCase keys)
+    replacing whole settings. Raises ConfigError naming the variable or key."""
+    base = read_mapping_config(env)
+    if not context:
+        return base
+    values = base.model_dump(exclude_unset=True)
+    values |= {CONTEXT_KEYS[key]: value for key, value in context.items()}
+    try:
+        return MappingConfig.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc, name=to_camel)) from None
+
+
+@dataclass(slots=True)
+class EventPreview:
+    index: int
+    kind: str
+    outcome: str  # mapped, filtered or invalid
+    reason: str | None = None
+    items: list[MappedItem] = field(default_factory=list)
+    dropped_attachments: int = 0
+
+
+@dataclass(slots=True)
+class Preview:
+    events: list[EventPreview]
+    # (endpoint, request body) in the order the requests would be made
+    requests: list[tuple[str, bytes]]
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for event in self.events if event.outcome == outcome)
+
+
+def preview(
+    events: Sequence[Any], config: MappingConfig, delivery: DeliveryConfig | None = None
+) -> Preview:
+    """Map ``events`` as one request would be mapped, and chunk the items as it would be sent."""
+    delivery = delivery or DeliveryConfig()
+    mapper = Mapper(config, user_hash_key=PROCESS_USER_HASH_KEY)
+    for index, event in enumerate(events):
+        mapper.add(index, event)
+    mapper.finish()
+    result = mapper.result
+    per_event = [EventPreview(index, _kind(event), "mapped") for index, event in enumerate(events)]
+    for item in result.items:
+        per_event[item.source].items.append(item)
+    for index, reason in result.filtered.items():
+        per_event[index].outcome, per_event[index].reason = "filtered", reason
+    for index, reason in result.invalid.items():
+        per_event[index].outcome, per_event[index].reason = "invalid", reason
+    for index, dropped in result.dropped_attachments.items():
+        per_event[index].dropped_attachments = dropped
+    chunks = build_chunks(
+        result.items, max_items=delivery.chunk_max_items, max_bytes=delivery.chunk_max_bytes
+    )
+    return Preview(per_event, [(chunk.endpoint.value, chunk.body) for chunk in chunks])
+
+
+def _kind(event: Any) -> str:
+    """``track "AI Chat Completed"``, ``identify``...: what the event is, never its content."""
+    if not isinstance(event, dict):
+        return "not an object"
+    kind = event.get("type")
+    kind = kind if isinstance(kind, str) and kind else "no type"
+    name = event.get("event")
+    return f"{kind} {json.dumps(name, ensure_ascii=False)}" if isinstance(name, str) else kind
