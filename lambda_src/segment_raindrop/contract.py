@@ -95,6 +95,8 @@ class Metric(StrEnum):
     # Personal data or credentials replaced before sending (REDACT_PII), with a second
     # dimension, kind (email, phone, card, ssn, ip, credential, password).
     REDACTIONS = "Redactions"
+    # Entries of properties.attachments not in Raindrop's shape, left out (their event went).
+    ATTACHMENTS_DROPPED = "AttachmentsDropped"
     REQUESTS_REFUSED = "RequestsRefused"
     UNAUTHORIZED_REQUESTS = "UnauthorizedRequests"
     # A batch signed over its first element only, with no token configured to check the rest.

@@ -220,6 +220,7 @@ class Tally:
         self.events["filtered"] += len(result.filtered)
         self.filtered_by_reason.update(result.filtered.values())
         self.events["texts_repaired"] += result.mapped.repaired_texts
+        self.events["attachments_dropped"] += sum(result.mapped.dropped_attachments.values())
         self.redactions.update(result.mapped.redactions)
         self.failed_by_reason.update(failure.reason.value for failure in result.failures.values())
         self.delivery.merge(result.delivery)
@@ -238,6 +239,8 @@ class Tally:
         record_counts(self.counts(*names))
         if self.events["texts_repaired"]:
             count(Metric.TEXTS_REPAIRED, self.events["texts_repaired"])
+        if self.events["attachments_dropped"]:
+            count(Metric.ATTACHMENTS_DROPPED, self.events["attachments_dropped"])
         record_dead_letters(self.dead_by_reason)
         record_redactions(self.redactions)
         record_delivery(self.delivery)

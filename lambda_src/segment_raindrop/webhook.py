@@ -305,6 +305,7 @@ def _log(
             "filtered_by_reason": dict(tally.filtered_by_reason),
             # Counts and field names only: never the text repaired or the timestamps.
             "texts_repaired": result.mapped.repaired_texts,
+            "attachments_dropped": tally.events["attachments_dropped"],
             "timestamp_fallbacks": dict(result.mapped.timestamp_fallbacks),
             "redactions": dict(tally.redactions),
             "raindrop_requests": report.requests,

@@ -824,3 +824,24 @@ def test_a_warm_webhook_stops_waiting_on_a_hanging_raindrop_then_resumes(
     assert (third.status, third.body["forwarded"]) == (200, 1)
     fourth = invoke_webhook([se.chat(seq) for seq in range(500, 520)], headers=bearer(aws))
     assert fourth.body["forwarded"] == 20
+
+
+def test_attachments_not_in_raindrops_shape_are_dropped_counted_and_the_event_goes(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke
+) -> None:
+    chat = se.chat(0)
+    chat["properties"]["attachments"] = [
+        {"type": "code", "value": "SELECT 1", "language": "sql", "role": "output"},
+        {"type": "video", "value": "x"},  # not a Raindrop attachment type
+        "not an object",
+    ]
+    answers: list[WebhookResponse] = []
+    logs = _captured_logs(lambda: answers.append(invoke_webhook([chat], headers=bearer(aws))))
+    assert answers[0].body["forwarded"] == 1
+    (item,) = receiver.accepted("events/track")
+    assert item["attachments"] == [
+        {"type": "code", "value": "SELECT 1", "language": "sql", "role": "output"}
+    ]
+    assert "attachments" not in item["properties"]
+    processed = [json.loads(line) for line in logs.splitlines() if "request processed" in line]
+    assert processed[0]["attachments_dropped"] == 2
