@@ -32,7 +32,7 @@ from segment_raindrop.contract import (
     WEBHOOK_DELIVERY_BUDGET_SECONDS,
     WEBHOOK_TIMEOUT_SECONDS,
 )
-from segment_raindrop.projects import check_slugs
+from segment_raindrop.projects import PROJECT_SLUG, check_slugs
 
 __all__ = ["ConfigError", "StackConfig", "config_from_context"]
 
@@ -94,7 +94,7 @@ class StackConfig(BaseModel):
     secret_name: str | None = Field(None, pattern=_SECRET_NAME.pattern)
     secret_arn: str | None = Field(None, pattern=_SECRET_ARN.pattern)
     raindrop_api_url: str = Field(DEFAULT_RAINDROP_API_URL, pattern=r"^https://[^\s]+$")
-    raindrop_project_id: str | None = Field(None, min_length=1)
+    raindrop_project_id: str | None = Field(None, pattern=PROJECT_SLUG.pattern)
     # The slugs POST /segment/{project} accepts; unset: any well-formed slug.
     raindrop_projects: list[str] | None = Field(None, max_length=1000)
     forward_event_prefixes: EventNames = Field(

@@ -141,6 +141,15 @@ class DeliveryConfig(BaseModel):
             check_slugs(sorted(value))
         return value
 
+    @field_validator("project_id")
+    @classmethod
+    def _project_slug(cls, value: str | None) -> str | None:
+        # Raindrop answers 400 to every chunk sent with a malformed project (all of them then
+        # dead-lettered as rejected): refused at start-up instead, naming the setting.
+        if value:
+            check_slugs([value])
+        return value or None
+
     @field_validator("api_url")
     @classmethod
     def _http_url(cls, value: str) -> str:

@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.parameters.exceptions import (
     GetParameterError,
     TransformParameterError,
 )
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from segment_raindrop.mapping import PROCESS_USER_HASH_KEY
 
@@ -36,7 +36,9 @@ class RaindropKeyNotSet(SecretUnavailable):
     """The secret is readable but its Raindrop key is missing or still a placeholder."""
 
     def __init__(self) -> None:
-        super().__init__("the Raindrop API key in the secret is missing or a placeholder")
+        super().__init__(
+            "the Raindrop API key in the secret is missing, a placeholder or not a valid key"
+        )
 
 
 class ForwarderSecret(BaseModel):
@@ -50,10 +52,24 @@ class ForwarderSecret(BaseModel):
     # Keys the hash of deleted users' ids in the logs; derived from the token when absent.
     user_hash_key: str | None = None
 
+    @field_validator("raindrop_api_key", "webhook_token", "webhook_token_previous", mode="after")
+    @classmethod
+    def _pasted(cls, value: str | None) -> str | None:
+        # Values are pasted into the console: a trailing newline or space is not part of them.
+        return value.strip() if isinstance(value, str) else value
+
     @property
     def raindrop_key_configured(self) -> bool:
-        key = self.raindrop_api_key.strip()
-        return key.upper() not in PLACEHOLDER_KEYS and not key.startswith("<")
+        key = self.raindrop_api_key
+        # An HTTP header carries ASCII only: a key pasted with a smart quote or a non-breaking
+        # space could never be sent, so it counts as not set (a 503 naming the fix).
+        return (
+            key.upper() not in PLACEHOLDER_KEYS
+            and not key.startswith("<")
+            and key.isascii()
+            and key.isprintable()
+            and " " not in key
+        )
 
     @property
     def deletion_hash_key(self) -> bytes:

@@ -53,6 +53,8 @@ from segment_raindrop.config import DeliveryConfig
 from segment_raindrop.projects import PROJECT_HEADER
 from segment_raindrop.timing import backoff_seconds
 
+# Past the deadline, how long chunks still in a worker are waited for (thread hand-off).
+WAIT_GRACE_SECONDS = 1.0
 # Below this much time left, an attempt cannot reasonably complete: stop and queue instead.
 MIN_ATTEMPT_SECONDS = 0.05
 _ERROR_TEXT_LIMIT = 300
@@ -189,15 +191,21 @@ class DeliverySession:
 
     def wait(self) -> DeliveryReport:
         report = DeliveryReport()
+        # Each attempt's timeouts end by the deadline; the grace covers thread hand-off. One
+        # end for all chunks: past it, a chunk still in a worker is given up at once, not
+        # after a grace of its own.
+        end = self._deadline + WAIT_GRACE_SECONDS
         for chunk, future in self._futures:
-            # Each attempt's timeouts end by the deadline; the grace covers thread hand-off.
-            wait = max(0.0, self._deadline - time.monotonic()) + 1.0
             try:
-                report.merge(future.result(timeout=wait))
+                report.merge(future.result(timeout=max(0.0, end - time.monotonic())))
             except FutureTimeout:
                 future.cancel()
                 report.results.append(
                     ChunkResult(chunk, ChunkStatus.DEADLINE, attempts=0, error="deadline")
+                )
+            except Exception as exc:
+                report.results.append(
+                    ChunkResult(chunk, ChunkStatus.TRANSIENT, attempts=0, error=type(exc).__name__)
                 )
         self._futures.clear()
         return report
@@ -400,6 +408,11 @@ class RaindropClient:
             # the chunk's fate is unknown, so it is retried and, failing that, queued.
             report.statuses["connection_error"] += 1
             return _Retry(error=type(exc).__name__)
+        except Exception as exc:
+            # Not httpx's: a header value it cannot encode, say. Retried and then queued like
+            # a transport error, so the events are answered for rather than lost with a 502.
+            report.statuses["error"] += 1
+            return _Retry(error=type(exc).__name__)
         report.latencies_ms.append((time.monotonic() - started) * 1000)
         status = response.status_code
         report.statuses[str(status)] += 1
@@ -466,6 +479,6 @@ def _retry_after_seconds(value: str | None) -> float | None:
         pass
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a year past 9999
         return None
     return max(0.0, when.timestamp() - time.time())

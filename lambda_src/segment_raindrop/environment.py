@@ -128,7 +128,9 @@ def _text(value: Any, *, structured: bool) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return f"{value:g}"
+        # repr: the shortest text that reads back as the same float (":g" keeps 6 digits).
+        text = repr(value)
+        return text.removesuffix(".0")
     return str(value)
 
 

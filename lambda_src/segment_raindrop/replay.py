@@ -98,6 +98,11 @@ class ReplayOptions(BaseModel):
 
     max_messages: int | None = Field(default=None, ge=1)  # None: every message
     dry_run: bool = False
+    # An event of a rejected, transient or deadline message was mapped when it failed; if the
+    # mapping in force now filters it, the replay most likely runs with other settings than the
+    # deployment (a CLI without its FORWARD_EVENT_* variables). Such messages are kept unless
+    # this is set. (Invalid events filtered now are a fixed rule healing them: deleted.)
+    drop_filtered: bool = False
     reason: FailureReason | None = None
     # Compared with the message's first failure: since <= first_failure_at < until.
     since: datetime | None = None
@@ -485,7 +490,15 @@ class Replayer:
         if mapped.invalid:
             summary.tally.failed_by_reason[FailureReason.INVALID.value] += len(mapped.invalid)
         summary.events_omitted += len(message.omitted)
-        return Outcome.WOULD_KEEP if mapped.invalid or message.omitted else Outcome.WOULD_REPLAY
+        kept_filtered = mapped.filtered and self._guards_filtered(message)
+        if kept_filtered:
+            summary.errors.append(_filtered_now(message, len(mapped.filtered)))
+        keep = mapped.invalid or message.omitted or kept_filtered
+        return Outcome.WOULD_KEEP if keep else Outcome.WOULD_REPLAY
+
+    def _guards_filtered(self, message: FailedEventsMessage) -> bool:
+        """Whether events filtered now keep ``message`` (see ReplayOptions.drop_filtered)."""
+        return not self.options.drop_filtered and message.reason is not FailureReason.INVALID
 
     def _replay(
         self,
@@ -499,6 +512,11 @@ class Replayer:
             # Only summaries of events too large for SQS: nothing to send, nothing to delete.
             summary.events_omitted += len(message.omitted)
             return Outcome.KEPT
+        if self._guards_filtered(message):
+            filtered = map_events(message.events, self._forwarder.mapping).filtered
+            if filtered:
+                summary.errors.append(_filtered_now(message, len(filtered), message_id))
+                return Outcome.KEPT
         deadline = deadline_within(
             time.monotonic(),
             budget=self.message_budget_seconds,
@@ -626,6 +644,16 @@ class Replayer:
                 else:
                     self._leases[message_id].renewed_at = now
                     self._leases.move_to_end(message_id)
+
+
+def _filtered_now(message: FailedEventsMessage, count: int, message_id: str = "") -> str:
+    where = f"message {message_id}: " if message_id else ""
+    return (
+        f"{where}{count} of its {len(message.events)} events would now be filtered, although "
+        f"they were forwarded when they failed ({message.reason.value}): is this replay configured as the deployment "
+        "(FORWARD_EVENT_PREFIXES, FORWARD_EVENT_NAMES, FEEDBACK_EVENT_NAMES, FORWARD_IDENTIFY)? "
+        "Kept; pass --drop-filtered (drop_filtered) to delete such events instead"
+    )
 
 
 def _parse_time(value: str) -> datetime | None:

@@ -141,6 +141,10 @@ class _Worker:
         )
         settlement = settle(result, rt.writer, routing, request_id=message.request_id)
         self.tally.settled(settlement)
+        if settlement.retry.omitted or settlement.dead_letter.omitted:
+            # An event that no longer fits a message would survive only as its summary: keep
+            # the original (it comes back, then goes to the dead-letter queue whole by redrive).
+            raise RetryLater("an event no longer fits an SQS message; the original is kept")
         if settlement.unqueued:
             logger.error(
                 "events could be neither delivered nor queued; the message comes back",

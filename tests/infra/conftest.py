@@ -12,7 +12,7 @@ CUSTOM_CONTEXT = {
     "stage": "staging",
     "secretName": "segment-raindrop/staging",
     "raindropApiUrl": "https://raindrop.example.com/v1",
-    "raindropProjectId": "proj_123",
+    "raindropProjectId": "proj-123",
     "forwardEventPrefixes": '["AI ", "LLM "]',
     "forwardEventNames": '["Chat Started"]',
     "eventRenames": '{"AI Chat Completed": "chat"}',

@@ -138,7 +138,7 @@ def test_environment_follows_the_context(custom_template: assertions.Template) -
         variables = environment(custom_template, handler)
         assert variables["RAINDROP_SECRET_ID"] == "segment-raindrop/staging"
         assert variables["RAINDROP_API_URL"] == "https://raindrop.example.com/v1"
-        assert variables["RAINDROP_PROJECT_ID"] == "proj_123"
+        assert variables["RAINDROP_PROJECT_ID"] == "proj-123"
         assert json.loads(variables["FORWARD_EVENT_PREFIXES"]) == ["AI ", "LLM "]
         assert json.loads(variables["FORWARD_EVENT_NAMES"]) == ["Chat Started"]
         assert json.loads(variables["EVENT_RENAMES"]) == {"AI Chat Completed": "chat"}

@@ -61,7 +61,15 @@ def test_replay_after_an_outage_delivers_everything_and_empties_the_queue(
     aws: Any, receiver: Any, make_replayer: Any
 ) -> None:
     ids = _seed(aws, 5, per_message=3)
-    put_message(aws, QueueTarget.DEAD_LETTER, [se.identify(7), se.page(8)])
+    # A page among events once invalid: a rule fixed since then filters it, which heals it.
+    put_message(
+        aws,
+        QueueTarget.DEAD_LETTER,
+        [se.identify(7), se.page(8)],
+        reason=FailureReason.INVALID,
+        status=None,
+        error="event has no type",
+    )
 
     summary = make_replayer().run()
 
@@ -110,7 +118,9 @@ def test_dry_run_changes_nothing_and_reports_what_would_be_sent(
         status=None,
         error="event has no userId or anonymousId",
     )
-    put_message(aws, QueueTarget.DEAD_LETTER, [se.page(6)])
+    put_message(
+        aws, QueueTarget.DEAD_LETTER, [se.page(6)], reason=FailureReason.INVALID, status=None
+    )
     before = raw_dlq(aws)
     receiver.outage()  # a dry run must not even try
 

@@ -12,6 +12,7 @@ from segment_raindrop.credentials import ForwarderSecret, RaindropKeyNotSet
     [
         "<your Raindrop write key>",
         "  <set me>",
+        "<raindrop-write-key>",
         "replace_me",
         " REPLACE_ME ",
         "changeme",

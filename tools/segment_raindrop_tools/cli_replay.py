@@ -286,6 +286,14 @@ def replay(
         bool,
         typer.Option("--dry-run", help="Map and validate only; report what would be sent."),
     ] = False,
+    drop_filtered: Annotated[
+        bool,
+        typer.Option(
+            "--drop-filtered",
+            help="Delete events that the current mapping filters (kept by default: a replay "
+            "configured differently from the deployment would otherwise lose them).",
+        ),
+    ] = False,
     max_messages: Annotated[
         int | None, typer.Option("--max-messages", min=1, help="Replay at most N messages.")
     ] = None,
@@ -335,6 +343,7 @@ def replay(
             until=until,
             rate=rate,
             dry_run=dry_run,
+            drop_filtered=drop_filtered,
             yes=yes,
             as_json=as_json,
             wait_seconds=wait_seconds,
@@ -353,6 +362,7 @@ def _replay(
     until: str | None,
     rate: float | None,
     dry_run: bool,
+    drop_filtered: bool,
     yes: bool,
     as_json: bool,
     wait_seconds: int,
@@ -361,6 +371,7 @@ def _replay(
         options = ReplayOptions(
             max_messages=max_messages,
             dry_run=dry_run,
+            drop_filtered=drop_filtered,
             reason=reason,
             since=_timestamp(since, "--since"),
             until=_timestamp(until, "--until"),
