@@ -651,7 +651,9 @@ def _filtered_now(message: FailedEventsMessage, count: int, message_id: str = ""
     return (
         f"{where}{count} of its {len(message.events)} events would now be filtered, although "
         f"they were forwarded when they failed ({message.reason.value}): is this replay "
-        "configured as the deployment (FORWARD_EVENT_PREFIXES, FORWARD_EVENT_NAMES, FEEDBACK_EVENT_NAMES, FORWARD_IDENTIFY)? Kept; pass --drop-filtered (drop_filtered) to delete such events instead"
+        "configured as the deployment (FORWARD_EVENT_PREFIXES, FORWARD_EVENT_NAMES, "
+        "FEEDBACK_EVENT_NAMES, FORWARD_IDENTIFY)? Kept; pass --drop-filtered (drop_filtered) "
+        "to delete such events instead"
     )
 
 
