@@ -49,6 +49,14 @@ class ForwarderSecret(BaseModel):
     segment_shared_secret: str | None = None
     # Keys the hash of deleted users' ids in the logs; derived from the token when absent.
     user_hash_key: str | None = None
+    # The Segment source's write key the mirror sends with; missing or a placeholder: the
+    # mirror is off (Raindrop still gets everything).
+    segment_write_key: str | None = None
+
+    @property
+    def segment_write_key_configured(self) -> bool:
+        key = (self.segment_write_key or "").strip()
+        return key.upper() not in PLACEHOLDER_KEYS and not key.startswith("<")
 
     @property
     def raindrop_key_configured(self) -> bool:
@@ -76,7 +84,8 @@ class ForwarderSecret(BaseModel):
             f"ForwarderSecret(raindrop_api_key={'set' if self.raindrop_api_key else 'unset'}, "
             f"webhook_token={'set' if self.webhook_token else 'unset'}, "
             f"webhook_token_previous={'set' if self.webhook_token_previous else 'unset'}, "
-            f"segment_shared_secret={'set' if self.segment_shared_secret else 'unset'})"
+            f"segment_shared_secret={'set' if self.segment_shared_secret else 'unset'}, "
+            f"segment_write_key={'set' if self.segment_write_key else 'unset'})"
         )
 
     __str__ = __repr__
