@@ -206,7 +206,6 @@ class ForwarderConfig(BaseModel):
     mapping: MappingConfig = Field(default_factory=MappingConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     mirror: MirrorConfig = Field(default_factory=MirrorConfig)
-    mirror: MirrorConfig = Field(default_factory=MirrorConfig)
 
 
 class ReplayConfig(BaseModel):
