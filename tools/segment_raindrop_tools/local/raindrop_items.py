@@ -86,7 +86,8 @@ def _check_event(item: dict[str, Any]) -> None:
             _non_empty(ai_data.get("input")) or _non_empty(ai_data.get("output")),
             "ai_data needs a non-empty input or output",
         )
-    attachments = item.get("attachments", [])
+    # Raindrop's SDK sends "attachments": null when there are none.
+    attachments = item.get("attachments") or []
     _require(isinstance(attachments, list), "attachments must be an array")
     for index, attachment in enumerate(attachments):
         where = f"attachments[{index}]"
