@@ -194,13 +194,19 @@ def encode(event: dict[str, Any], *, max_bytes: int = SEGMENT_MAX_EVENT_BYTES) -
         excess = len(payload) - max_bytes
         if excess <= 0:
             break
-        longest = max(_strings(event), key=lambda found: len(found[2]), default=None)
+        longest = max(
+            _strings(event),
+            key=lambda found: len(found[2].encode("utf-8", "replace")),
+            default=None,
+        )
         if longest is None or len(longest[2]) < _MIN_CUTTABLE:
             break
         container, key, text = longest
-        # Removing n characters removes at least n bytes of JSON; the marker's bytes come back.
-        keep = max(0, len(text) - excess - len(TRUNCATION_MARKER.encode()))
-        container[key] = text[:keep] + TRUNCATION_MARKER
+        # Cut by UTF-8 bytes: n bytes of text removed take at least n bytes off the JSON (its
+        # escapes only ever add); the marker's bytes are made room for.
+        encoded = text.encode("utf-8", errors="replace")
+        keep = max(0, len(encoded) - excess - len(TRUNCATION_MARKER.encode()))
+        container[key] = encoded[:keep].decode("utf-8", errors="ignore") + TRUNCATION_MARKER
         payload = _dumps(event)
     return SegmentEvent(payload, truncated=True)
 

@@ -80,13 +80,11 @@ class Payload:
     endpoint: str | None = None  # for raindrop_items: the Raindrop endpoint, e.g. events/track
 
     def describe(self) -> dict[str, str]:
-        """The message fields that say so; none for the default, so older readers see the
-        same messages as before."""
-        fields: dict[str, str] = {}
-        if self.destination is not Destination.RAINDROP:
-            fields["destination"] = self.destination.value
-        if self.kind is not MessageKind.SEGMENT_EVENTS:
-            fields["kind"] = self.kind.value
+        """The message fields that say so: none for the webhook's own messages (so they read
+        as before), both for the mirror's, and the endpoint of Raindrop items."""
+        if self == Payload():
+            return {}
+        fields = {"destination": self.destination.value, "kind": self.kind.value}
         if self.endpoint is not None:
             fields["endpoint"] = self.endpoint
         return fields
