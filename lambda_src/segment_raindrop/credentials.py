@@ -28,6 +28,12 @@ if TYPE_CHECKING:
 PLACEHOLDER_KEYS = frozenset({"", "REPLACE_ME", "REPLACE-ME", "CHANGE_ME", "CHANGEME", "TODO"})
 
 
+def _is_real_key(value: str) -> bool:
+    """False for a missing key and for the stand-ins people leave in a secret."""
+    key = value.strip()
+    return key.upper() not in PLACEHOLDER_KEYS and not key.startswith("<")
+
+
 class SecretUnavailable(Exception):
     """The secret could not be read or is malformed. The message is safe to log."""
 
@@ -55,13 +61,11 @@ class ForwarderSecret(BaseModel):
 
     @property
     def segment_write_key_configured(self) -> bool:
-        key = (self.segment_write_key or "").strip()
-        return key.upper() not in PLACEHOLDER_KEYS and not key.startswith("<")
+        return _is_real_key(self.segment_write_key or "")
 
     @property
     def raindrop_key_configured(self) -> bool:
-        key = self.raindrop_api_key.strip()
-        return key.upper() not in PLACEHOLDER_KEYS and not key.startswith("<")
+        return _is_real_key(self.raindrop_api_key)
 
     @property
     def deletion_hash_key(self) -> bytes:
