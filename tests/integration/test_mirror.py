@@ -28,10 +28,15 @@ from segment_raindrop_tools.local.faults import Fault
 from segment_raindrop_tools.local.queues import peek_queue
 from segment_raindrop_tools.local.receiver import RaindropReceiver
 from segment_raindrop_tools.local.segment_tracking import SegmentTrackingApi
-from tests.integration.test_replay_support import fast, fresh_runtimes, run_retry_worker
+from tests.integration.test_replay_support import (
+    fast,
+    fresh_runtimes,
+    make_replayer,
+    run_retry_worker,
+)
 
 pytestmark = pytest.mark.usefixtures("fast", "fresh_runtimes")
-__all__ = ["fast", "fresh_runtimes"]  # fixtures, imported for use by name
+__all__ = ["fast", "fresh_runtimes", "make_replayer"]  # fixtures, imported for use by name
 
 WRITE_KEY = "wk-test-write-key"
 
@@ -237,3 +242,33 @@ def test_bodies_raindrop_would_not_parse_are_refused(env: MirrorEnv) -> None:
     assert env.post("events/track", {"not": "an array"}).status == 400
     assert env.post("events/track_partial", [{"event_id": "x"}]).status == 400
     assert env.receiver.requests == []
+
+
+def test_replay_delivers_dead_lettered_messages_of_both_kinds(
+    env: MirrorEnv, make_replayer: Any
+) -> None:
+    for destination, kind, endpoint, event in (
+        ("segment", "segment_events", None, {"type": "identify", "userId": "u", "traits": {},
+            "messageId": "sr-1", "context": {"library": {"name": "segment-raindrop"}}}),
+        ("raindrop", "raindrop_items", "users/identify", {"user_id": "u", "traits": {"a": 1}}),
+    ):  # fmt: skip
+        message = {
+            "format": 1,
+            "reason": "transient",
+            "first_failure_at": "2026-11-29T10:00:00.000Z",
+            "last_failure_at": "2026-11-29T10:00:00.000Z",
+            "events": [event],
+            "destination": destination,
+            "kind": kind,
+            **({"endpoint": endpoint} if endpoint else {}),
+        }
+        env.aws.sqs.send_message(
+            QueueUrl=env.aws.resources.dlq_url, MessageBody=json.dumps(message)
+        )
+
+    summary = make_replayer().run()
+
+    assert summary.messages_replayed == 2
+    assert [event["messageId"] for event in env.segment.accepted_events()] == ["sr-1"]
+    assert env.receiver.accepted("users/identify") == [{"user_id": "u", "traits": {"a": 1}}]
+    assert env.aws.queue_depth(env.aws.resources.dlq_url) == 0
