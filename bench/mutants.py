@@ -787,7 +787,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "secret-angle-placeholder",
         "credentials",
         "credentials.py",
-        '            and not key.startswith("<")\n',
+        '        and not key.startswith("<")\n',
         "",
         "a '<your key>' placeholder counts as a configured key",
         UNIT_GUARDS,

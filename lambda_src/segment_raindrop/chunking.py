@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from segment_raindrop.mapping import MappedItem
-from segment_raindrop.raindrop import Endpoint
+from segment_raindrop.raindrop import SINGLE_OBJECT_ENDPOINTS, Endpoint
 
 # Brackets around the array; each item after the first adds one comma.
 _ARRAY_OVERHEAD = 2
@@ -21,9 +21,16 @@ _ARRAY_OVERHEAD = 2
 class Chunk:
     endpoint: Endpoint
     items: tuple[MappedItem, ...]
+    # The request body exactly as a client sent it (the mirror passes Raindrop SDK requests on
+    # unchanged); halves, sent after a 413 or a refusal, are built from the items again.
+    raw: bytes | None = None
 
     @property
     def body(self) -> bytes:
+        if self.raw is not None:
+            return self.raw
+        if self.endpoint in SINGLE_OBJECT_ENDPOINTS and len(self.items) == 1:
+            return self.items[0].payload
         return b"[" + b",".join(item.payload for item in self.items) + b"]"
 
     @property

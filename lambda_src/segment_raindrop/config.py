@@ -22,6 +22,8 @@ from segment_raindrop.field_paths import validate_field_paths
 from segment_raindrop.projects import check_slugs
 
 DEFAULT_RAINDROP_API_URL = "https://api.raindrop.ai/v1"
+# Segment's HTTP Tracking API; EU workspaces use https://events.eu1.segmentapis.com/v1.
+DEFAULT_SEGMENT_API_URL = "https://api.segment.io/v1"
 
 NonEmptyStr = Annotated[str, Field(min_length=1)]
 
@@ -158,6 +160,32 @@ class DeliveryConfig(BaseModel):
         return value.rstrip("/")
 
 
+class MirrorConfig(BaseModel):
+    """The Raindrop -> Segment direction (segment_raindrop.mirror): where Segment is and where
+    partial events wait for their interaction to finish."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    enabled: bool = Field(default=True, validation_alias="MIRROR_TO_SEGMENT")
+    segment_api_url: NonEmptyStr = Field(
+        default=DEFAULT_SEGMENT_API_URL, validation_alias="SEGMENT_API_URL"
+    )
+    # DynamoDB table (partition key event_id, TTL attribute expires_at); None: partial events
+    # are mirrored only when a single patch finishes the interaction.
+    partials_table: NonEmptyStr | None = Field(default=None, validation_alias="PARTIALS_TABLE")
+    # How long an unfinished interaction's patches are kept before DynamoDB's TTL drops them.
+    partials_ttl_seconds: int = Field(
+        default=86_400, ge=60, le=30 * 86_400, validation_alias="PARTIALS_TTL_SECONDS"
+    )
+
+    @field_validator("segment_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+
 class ForwarderConfig(BaseModel):
     """Everything the webhook, the retry worker and the replay Lambda need."""
 
@@ -186,6 +214,7 @@ class ForwarderConfig(BaseModel):
     )
     mapping: MappingConfig = Field(default_factory=MappingConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    mirror: MirrorConfig = Field(default_factory=MirrorConfig)
 
 
 class ReplayConfig(BaseModel):
@@ -201,3 +230,4 @@ class ReplayConfig(BaseModel):
     )
     mapping: MappingConfig = Field(default_factory=MappingConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
+    mirror: MirrorConfig = Field(default_factory=MirrorConfig)

@@ -66,6 +66,16 @@ RETRY_RETENTION_DAYS: Final = 4
 # AWS's guidance for SQS event sources: at least six times the function timeout.
 VISIBILITY_TO_TIMEOUT_RATIO: Final = 6
 
+# --- Raindrop -> Segment (the mirror; docs/wire.md §2) ------------------------------------------
+# Segment refuses larger events and batch requests (HTTP Tracking API limits). 32 KB and 500 KB
+# are read as decimal kilobytes, the stricter reading.
+SEGMENT_MAX_EVENT_BYTES: Final = 32_000
+SEGMENT_MAX_BATCH_BYTES: Final = 500_000
+# context.library.name of every event the mirror sends to Segment: the Segment -> Raindrop
+# webhook filters such events, so nothing goes round in a loop.
+MIRROR_LIBRARY_NAME: Final = "segment-raindrop"
+LOOP_FILTER_REASON: Final = "originated in Raindrop"
+
 # --- Observability ----------------------------------------------------------------------------
 SERVICE_NAME: Final = "segment-raindrop"
 METRICS_NAMESPACE: Final = "SegmentRaindrop"
@@ -111,6 +121,15 @@ class Metric(StrEnum):
     # requests answered 413, most of them bodies over Lambda's 6 MB invoke payload that API
     # Gateway refuses before the function runs (Segment drops 413s).
     API_REQUESTS_TOO_LARGE = "ApiRequestsTooLarge"
+    # The mirror (Raindrop's SDK -> this stack -> Raindrop and Segment).
+    RAINDROP_SDK_REQUESTS = "RaindropSdkRequests"
+    MIRROR_EVENTS_SENT = "MirrorEventsSent"
+    # Segment events that could not be delivered now (queued for a retry or dead-lettered).
+    MIRROR_FAILURES = "MirrorFailures"
+    # Requests not mirrored because the write key is missing or a placeholder.
+    MIRROR_DISABLED = "MirrorDisabled"
+    # Events over Segment's 32 KB whose longest texts were cut to fit.
+    MIRROR_EVENTS_TRUNCATED = "MirrorEventsTruncated"
 
 
 # The per-event outcomes a webhook answer and the metrics count, in the order they are shown.

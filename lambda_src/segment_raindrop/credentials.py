@@ -28,6 +28,20 @@ if TYPE_CHECKING:
 PLACEHOLDER_KEYS = frozenset({"", "REPLACE_ME", "REPLACE-ME", "CHANGE_ME", "CHANGEME", "TODO"})
 
 
+def _is_real_key(value: str) -> bool:
+    """False for a missing key and for the stand-ins people leave in a secret, and for a key
+    no HTTP header can carry (a smart quote or a non-breaking space pasted with it): such a
+    key counts as not set, a 503 naming the fix, rather than a crash on every request."""
+    key = value.strip()
+    return (
+        key.upper() not in PLACEHOLDER_KEYS
+        and not key.startswith("<")
+        and key.isascii()
+        and key.isprintable()
+        and " " not in key
+    )
+
+
 class SecretUnavailable(Exception):
     """The secret could not be read or is malformed. The message is safe to log."""
 
@@ -51,8 +65,21 @@ class ForwarderSecret(BaseModel):
     segment_shared_secret: str | None = None
     # Keys the hash of deleted users' ids in the logs; derived from the token when absent.
     user_hash_key: str | None = None
+    # The Segment source's write key the mirror sends with; missing or a placeholder: the
+    # mirror is off (Raindrop still gets everything).
+    segment_write_key: str | None = None
 
-    @field_validator("raindrop_api_key", "webhook_token", "webhook_token_previous", mode="after")
+    @property
+    def segment_write_key_configured(self) -> bool:
+        return _is_real_key(self.segment_write_key or "")
+
+    @field_validator(
+        "raindrop_api_key",
+        "webhook_token",
+        "webhook_token_previous",
+        "segment_write_key",
+        mode="after",
+    )
     @classmethod
     def _pasted(cls, value: str | None) -> str | None:
         # Values are pasted into the console: a trailing newline or space is not part of them.
@@ -60,16 +87,7 @@ class ForwarderSecret(BaseModel):
 
     @property
     def raindrop_key_configured(self) -> bool:
-        key = self.raindrop_api_key
-        # An HTTP header carries ASCII only: a key pasted with a smart quote or a non-breaking
-        # space could never be sent, so it counts as not set (a 503 naming the fix).
-        return (
-            key.upper() not in PLACEHOLDER_KEYS
-            and not key.startswith("<")
-            and key.isascii()
-            and key.isprintable()
-            and " " not in key
-        )
+        return _is_real_key(self.raindrop_api_key)
 
     @property
     def deletion_hash_key(self) -> bytes:
@@ -92,7 +110,8 @@ class ForwarderSecret(BaseModel):
             f"ForwarderSecret(raindrop_api_key={'set' if self.raindrop_api_key else 'unset'}, "
             f"webhook_token={'set' if self.webhook_token else 'unset'}, "
             f"webhook_token_previous={'set' if self.webhook_token_previous else 'unset'}, "
-            f"segment_shared_secret={'set' if self.segment_shared_secret else 'unset'})"
+            f"segment_shared_secret={'set' if self.segment_shared_secret else 'unset'}, "
+            f"segment_write_key={'set' if self.segment_write_key else 'unset'})"
         )
 
     __str__ = __repr__

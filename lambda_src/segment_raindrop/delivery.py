@@ -34,6 +34,7 @@ deadline.
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import threading
 import time
@@ -225,6 +226,7 @@ class RaindropClient:
         *,
         transport: httpx.BaseTransport | None = None,
         breaker: CircuitBreaker | None = None,
+        thread_name_prefix: str = "raindrop",
     ) -> None:
         self._config = config
         self._breaker = breaker if breaker is not None else CircuitBreaker.from_config(config)
@@ -246,7 +248,7 @@ class RaindropClient:
             ),
         )
         self._pool = ThreadPoolExecutor(
-            max_workers=config.concurrency, thread_name_prefix="raindrop"
+            max_workers=config.concurrency, thread_name_prefix=thread_name_prefix
         )
 
     @property
@@ -385,15 +387,12 @@ class RaindropClient:
         """One request; the verdict on its answer."""
         config = self._config
         api_key = key.value
-        headers = {"Authorization": f"Bearer {api_key}"}
-        if project:
-            # Replaces the client's default project header for this request only.
-            headers[PROJECT_HEADER] = project
+        url, headers, body = self._request(chunk, api_key, project)
         started = time.monotonic()
         try:
             response = self._http.post(
-                f"{config.api_url}/{chunk.endpoint.value}",
-                content=chunk.body,
+                url,
+                content=body,
                 headers=headers,
                 timeout=httpx.Timeout(
                     min(config.read_timeout_seconds, remaining),
@@ -432,6 +431,17 @@ class RaindropClient:
         if not _retryable(status):
             return _Final(ChunkStatus.REJECTED, status, error)
         return _Retry(status, error, _retry_after_seconds(response.headers.get("retry-after")))
+
+    def _request(
+        self, chunk: Chunk, api_key: str, project: str | None
+    ) -> tuple[str, dict[str, str], bytes]:
+        """Where one chunk goes, with which headers and body: the one thing that differs
+        between Raindrop and Segment (see :class:`SegmentClient`)."""
+        headers = {"Authorization": f"Bearer {api_key}"}
+        if project:
+            # Replaces the client's default project header for this request only.
+            headers[PROJECT_HEADER] = project
+        return f"{self._config.api_url}/{chunk.endpoint.value}", headers, chunk.body
 
     def _backoff(self, attempts: int, retry_after: float | None) -> float:
         config = self._config
@@ -482,3 +492,36 @@ def _retry_after_seconds(value: str | None) -> float | None:
     except (TypeError, ValueError, OverflowError):  # OverflowError: a year past 9999
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+class SegmentClient(RaindropClient):
+    """Segment's HTTP Tracking API batch endpoint with Raindrop's delivery semantics: the same
+    retries, back-off, deadline, breaker and splitting (a 400 isolates the event Segment
+    refuses), with Basic auth (the write key as user name) and ``{"batch": [...]}`` bodies.
+
+    Its chunks hold Segment events; their ``endpoint`` only groups them for chunking (Segment
+    has the one endpoint). ``config.api_url`` is Segment's base URL.
+    """
+
+    def __init__(
+        self,
+        config: DeliveryConfig,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        # Segment's project header would mean nothing to it; no project is ever sent.
+        super().__init__(
+            config.model_copy(update={"project_id": None}),
+            transport=transport,
+            breaker=breaker,
+            thread_name_prefix="segment",
+        )
+
+    def _request(
+        self, chunk: Chunk, api_key: str, project: str | None
+    ) -> tuple[str, dict[str, str], bytes]:
+        del project
+        token = base64.b64encode(f"{api_key}:".encode()).decode("ascii")
+        body = b'{"batch":[' + b",".join(item.payload for item in chunk.items) + b"]}"
+        return f"{self._config.api_url}/batch", {"Authorization": f"Basic {token}"}, body

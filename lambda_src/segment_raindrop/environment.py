@@ -22,13 +22,18 @@ from segment_raindrop.config import (
     DeliveryConfig,
     ForwarderConfig,
     MappingConfig,
+    MirrorConfig,
     ReplayConfig,
     describe_errors,
 )
 
 _M = TypeVar("_M", bound=BaseModel)
 # Fields that are whole models of their own: their variables sit at the top level.
-_NESTED: dict[str, type[BaseModel]] = {"mapping": MappingConfig, "delivery": DeliveryConfig}
+_NESTED: dict[str, type[BaseModel]] = {
+    "mapping": MappingConfig,
+    "delivery": DeliveryConfig,
+    "mirror": MirrorConfig,
+}
 
 
 def _variables(model: type[BaseModel]) -> Iterator[tuple[str, str, Any]]:

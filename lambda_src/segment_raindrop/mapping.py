@@ -25,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 from segment_raindrop import codec
 from segment_raindrop.codec import UnparsedEvent
 from segment_raindrop.config import MappingConfig
+from segment_raindrop.contract import LOOP_FILTER_REASON, MIRROR_LIBRARY_NAME
 from segment_raindrop.field_paths import FieldPaths
 from segment_raindrop.raindrop import (
     SIGNAL_TYPES,
@@ -212,6 +213,10 @@ class Mapper:
             raise InvalidEvent(event.reason)
         if not isinstance(event, dict):
             raise InvalidEvent("event is not a JSON object")
+        if _mirrored(event):
+            # The mirror sent it to Segment from Raindrop: forwarding it would be a loop.
+            self._filter(index, LOOP_FILTER_REASON)
+            return None
         kind = event.get("type")
         if not isinstance(kind, str) or not kind:
             raise InvalidEvent("event has no type")
@@ -471,6 +476,12 @@ def _merged(held: _HeldIdentify, enrichment: Identify) -> MappedItem:
         # Each half was ready to send on its own; should their union not be, the explicit
         # identify goes as it came.
         return held.item
+
+
+def _mirrored(event: dict[str, Any]) -> bool:
+    context = event.get("context")
+    library = context.get("library") if isinstance(context, dict) else None
+    return isinstance(library, dict) and library.get("name") == MIRROR_LIBRARY_NAME
 
 
 def _item(

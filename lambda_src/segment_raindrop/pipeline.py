@@ -9,7 +9,7 @@ local mode all use these two steps; they differ only in where they route failure
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +116,20 @@ class Forwarder:
             else:
                 result.failures[index] = failure
         return result
+
+
+def delivered(events: Sequence[Any], sent: Iterable[int], report: DeliveryReport) -> ForwardResult:
+    """The outcome of sending items that needed no mapping (the mirror's): item ``i`` of what
+    was sent came from ``events[i]``; ``sent`` lists the indices that were submitted."""
+    result = ForwardResult(events=events, mapped=MapResult(), delivery=report)
+    failures = _failures_by_event(report.results)
+    for index in sent:
+        failure = failures.get(index)
+        if failure is None:
+            result.forwarded.add(index)
+        else:
+            result.failures[index] = failure
+    return result
 
 
 def _failures_by_event(results: Sequence[ChunkResult]) -> dict[int, Failure]:

@@ -50,6 +50,46 @@ class FailureReason(StrEnum):
         return self in (FailureReason.INVALID, FailureReason.REJECTED)
 
 
+class Destination(StrEnum):
+    """Where a queued message's events are to be delivered."""
+
+    RAINDROP = "raindrop"
+    SEGMENT = "segment"
+
+
+class MessageKind(StrEnum):
+    """What a queued message's ``events`` are.
+
+    - ``segment_events`` to Raindrop: Segment events, mapped again when retried (the webhook);
+    - ``segment_events`` to Segment: events the mirror built, sent to Segment's batch endpoint
+      as they are (their messageId lets Segment drop a resend);
+    - ``raindrop_items`` to Raindrop: items of a Raindrop SDK request, sent as they are to
+      ``endpoint`` (``events/track_partial`` and ``traces``: one object per item).
+    """
+
+    SEGMENT_EVENTS = "segment_events"
+    RAINDROP_ITEMS = "raindrop_items"
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """Where a message's events go and what they are (defaults: the webhook's messages)."""
+
+    destination: Destination = Destination.RAINDROP
+    kind: MessageKind = MessageKind.SEGMENT_EVENTS
+    endpoint: str | None = None  # for raindrop_items: the Raindrop endpoint, e.g. events/track
+
+    def describe(self) -> dict[str, str]:
+        """The message fields that say so: none for the webhook's own messages (so they read
+        as before), both for the mirror's, and the endpoint of Raindrop items."""
+        if self == Payload():
+            return {}
+        fields = {"destination": self.destination.value, "kind": self.kind.value}
+        if self.endpoint is not None:
+            fields["endpoint"] = self.endpoint
+        return fields
+
+
 class QueueTarget(StrEnum):
     RETRY = "retry"
     DEAD_LETTER = "dead-letter"
@@ -82,6 +122,15 @@ class FailedEventsMessage(BaseModel):
     # replay delivers them to the same one. Absent: the configured default. Optional, so the
     # format stays 1 and older messages read as before.
     project: str | None = None
+    # Which destination the events are for and what they are (see MessageKind). Absent: a
+    # webhook message (Segment events for Raindrop), as before these fields.
+    destination: Destination = Destination.RAINDROP
+    kind: MessageKind = MessageKind.SEGMENT_EVENTS
+    endpoint: str | None = None
+
+    @property
+    def payload(self) -> Payload:
+        return Payload(self.destination, self.kind, self.endpoint)
 
 
 @dataclass(slots=True)
@@ -96,6 +145,7 @@ class FailureGroup:
     first_failure_at: str | None = None
     retries: int = 0
     project: str | None = None
+    payload: Payload = field(default_factory=Payload)
 
 
 @dataclass(slots=True)
@@ -193,9 +243,10 @@ class QueueWriter:
             source=self._source,
             events=[],
             project=group.project,
-        ).model_dump(mode="json")
+        ).model_dump(mode="json", exclude={"destination", "kind", "endpoint"})
         if header["project"] is None:
             del header["project"]  # absent means the default project, as before the field
+        header |= group.payload.describe()
         url = self._urls[target]
         entries: list[_Entry] = []
         current: list[tuple[int, str]] = []

@@ -32,6 +32,13 @@ class Endpoint(StrEnum):
     TRACK = "events/track"
     SIGNAL = "signals/track"
     IDENTIFY = "users/identify"
+    # Only the mirror sends to these two, passing on what Raindrop's SDK sent.
+    TRACK_PARTIAL = "events/track_partial"
+    TRACES = "traces"
+
+
+# Endpoints whose body is one JSON object rather than an array of items.
+SINGLE_OBJECT_ENDPOINTS: frozenset[Endpoint] = frozenset({Endpoint.TRACK_PARTIAL, Endpoint.TRACES})
 
 
 def _iso_8601(value: str) -> str:

@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from segment_raindrop.config import ConfigError, describe_errors
 from segment_raindrop.contract import Metric
 from segment_raindrop.credentials import RaindropKeyNotSet, SecretStore, SecretUnavailable
+from segment_raindrop.delivery import SegmentClient
 from segment_raindrop.mapping import map_events
 from segment_raindrop.observability import count, logger, metrics, traced_handler
 from segment_raindrop.pipeline import Forwarder
@@ -50,6 +51,7 @@ from segment_raindrop.queueing import (
     QueueWriter,
     parse_message,
 )
+from segment_raindrop.relay import CannotDeliver, deliver_message, is_mirror_message
 from segment_raindrop.runtime import LazyRuntime, Runtime
 from segment_raindrop.settlement import Routing, Tally, settle
 from segment_raindrop.timing import deadline_within
@@ -251,8 +253,11 @@ class Replayer:
         secrets: SecretStore,
         options: ReplayOptions | None = None,
         on_progress: ProgressCallback | None = None,
+        segment: SegmentClient | None = None,
     ) -> None:
         self._sqs = sqs
+        # Delivers the mirror's messages for Segment (None: they are kept on the queue).
+        self._segment = segment
         self._queue_url = queue_url
         self._forwarder = forwarder
         self._secrets = secrets
@@ -286,6 +291,7 @@ class Replayer:
             secrets=rt.secrets,
             options=options,
             on_progress=on_progress,
+            segment=rt.segment,
         )
 
     @property
@@ -482,6 +488,12 @@ class Replayer:
         return options.until is None or first < options.until
 
     def _dry_run(self, message: FailedEventsMessage, summary: ReplaySummary) -> Outcome:
+        if is_mirror_message(message):
+            # Sent as they are, unmapped: to Raindrop's endpoint, or Segment's batch endpoint.
+            target = "segment/batch" if message.destination.value == "segment" else "raindrop/"
+            summary.would_send[target + (message.endpoint or "")] += len(message.events)
+            summary.tally.events["forwarded"] += len(message.events)
+            return Outcome.WOULD_REPLAY
         mapped = map_events(message.events, self._forwarder.mapping)
         for item in mapped.items:
             summary.would_send[item.endpoint.value] += 1
@@ -523,13 +535,26 @@ class Replayer:
             remaining=float("inf") if time_left is None else time_left(),
             reserve=LAMBDA_RESERVE_SECONDS,
         )
-        result = self._forwarder.forward(
-            message.events,
-            api_key=api_key,
-            deadline=deadline,
-            refresh_key=self._secrets.fresh_raindrop_key,
-            project=message.project,
-        )
+        if is_mirror_message(message):
+            try:
+                result = deliver_message(
+                    message,
+                    raindrop=self._forwarder.client,
+                    segment=self._segment,
+                    secrets=self._secrets,
+                    deadline=deadline,
+                )
+            except CannotDeliver as exc:
+                summary.errors.append(f"message {message_id}: {exc}; kept")
+                return Outcome.KEPT
+        else:
+            result = self._forwarder.forward(
+                message.events,
+                api_key=api_key,
+                deadline=deadline,
+                refresh_key=self._secrets.fresh_raindrop_key,
+                project=message.project,
+            )
         summary.tally.forwarded(result)
         failures = result.failures
         if not failures:

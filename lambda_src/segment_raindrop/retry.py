@@ -40,6 +40,7 @@ from segment_raindrop.credentials import SecretUnavailable
 from segment_raindrop.failure_age import publish_failure_age
 from segment_raindrop.observability import logger, metrics, traced_handler
 from segment_raindrop.queueing import FailedEventsMessage, FailureReason, parse_message
+from segment_raindrop.relay import CannotDeliver, deliver_message, is_mirror_message
 from segment_raindrop.runtime import LazyRuntime, Runtime
 from segment_raindrop.settlement import Routing, Tally, settle
 from segment_raindrop.timing import backoff_seconds, deadline_within
@@ -118,17 +119,29 @@ class _Worker:
             raise RetryLater("the message holds omitted events; it belongs on the DLQ")
         try:
             api_key = rt.secrets.ready_key()
+            if is_mirror_message(message):
+                # Raindrop SDK items, or events for Segment: sent as they are, not mapped.
+                result = deliver_message(
+                    message,
+                    raindrop=rt.forwarder.client,
+                    segment=rt.segment,
+                    secrets=rt.secrets,
+                    deadline=deadline,
+                )
+            else:
+                result = rt.forwarder.forward(
+                    message.events,
+                    api_key=api_key,
+                    deadline=deadline,
+                    refresh_key=rt.secrets.fresh_raindrop_key,
+                    project=message.project,
+                )
         except SecretUnavailable as exc:
             logger.error("secret not ready", extra={"problem": str(exc)})
             raise RetryLater(str(exc)) from None
-
-        result = rt.forwarder.forward(
-            message.events,
-            api_key=api_key,
-            deadline=deadline,
-            refresh_key=rt.secrets.fresh_raindrop_key,
-            project=message.project,
-        )
+        except CannotDeliver as exc:
+            logger.error("message cannot be delivered now", extra={"problem": str(exc)})
+            raise RetryLater(str(exc)) from None
         self.tally.forwarded(result)
         transient = result.failed(FailureReason.TRANSIENT, FailureReason.DEADLINE)
         if transient and len(transient) == len(message.events):

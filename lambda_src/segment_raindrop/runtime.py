@@ -26,13 +26,15 @@ from botocore.config import Config
 from segment_raindrop.breaker import CircuitBreaker
 from segment_raindrop.config import ForwarderConfig
 from segment_raindrop.credentials import SecretStore
-from segment_raindrop.delivery import RaindropClient
+from segment_raindrop.delivery import RaindropClient, SegmentClient
 from segment_raindrop.environment import read_config
 from segment_raindrop.observability import on_breaker_change
+from segment_raindrop.partials import PartialStore
 from segment_raindrop.pipeline import Forwarder
 from segment_raindrop.queueing import QueueWriter
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs.client import SQSClient
 
@@ -49,6 +51,8 @@ AWS_CLIENT_CONFIG = Config(
 class AwsClients:
     sqs: SQSClient
     secretsmanager: SecretsManagerClient
+    # Only the mirror uses it (partial events); None: built with the defaults when needed.
+    dynamodb: DynamoDBClient | None = None
 
 
 def aws_clients(
@@ -60,6 +64,7 @@ def aws_clients(
     return AwsClients(
         sqs=session.client("sqs", endpoint_url=endpoint_url, config=settings),
         secretsmanager=session.client("secretsmanager", endpoint_url=endpoint_url, config=settings),
+        dynamodb=session.client("dynamodb", endpoint_url=endpoint_url, config=settings),
     )
 
 
@@ -70,9 +75,13 @@ class Runtime:
     forwarder: Forwarder
     writer: QueueWriter
     sqs: SQSClient
+    # The mirror's: Segment's batch endpoint, and the partial events' table (None: not set).
+    segment: SegmentClient
+    partials: PartialStore | None = None
 
     def close(self) -> None:
         self.forwarder.client.close()
+        self.segment.close()
 
 
 def build_runtime(
@@ -112,7 +121,22 @@ def build_runtime(
             source=source,
         ),
         sqs=clients.sqs,
+        segment=SegmentClient(
+            config.delivery.model_copy(update={"api_url": config.mirror.segment_api_url}),
+            transport=transport,
+        ),
+        partials=_partials(config, clients),
     )
+
+
+def _partials(config: ForwarderConfig, clients: AwsClients) -> PartialStore | None:
+    table = config.mirror.partials_table
+    if table is None:
+        return None
+    dynamodb = clients.dynamodb
+    if dynamodb is None:
+        dynamodb = boto3.session.Session().client("dynamodb", config=AWS_CLIENT_CONFIG)
+    return PartialStore(dynamodb, table, ttl_seconds=config.mirror.partials_ttl_seconds)
 
 
 RuntimeFactory = Callable[[], Runtime]

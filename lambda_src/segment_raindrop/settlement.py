@@ -34,6 +34,7 @@ from segment_raindrop.queueing import (
     FailedEventsMessage,
     FailureGroup,
     FailureReason,
+    Payload,
     QueueResult,
     QueueTarget,
     QueueWriter,
@@ -57,11 +58,24 @@ class Routing:
     exhausted: bool = False
     # The Raindrop project the events went to, written into every message (None: default).
     project: str | None = None
+    # The destination and kind of the events, written into every message.
+    payload: Payload = field(default_factory=Payload)
 
     @classmethod
-    def webhook(cls, *, retry_delay_seconds: int, project: str | None = None) -> Routing:
+    def webhook(
+        cls,
+        *,
+        retry_delay_seconds: int,
+        project: str | None = None,
+        payload: Payload | None = None,
+    ) -> Routing:
+        """The first failure of events received now (the webhook's, or the mirror's with the
+        ``payload`` saying what its events are)."""
         return cls(
-            QueueTarget.RETRY, min(retry_delay_seconds, SQS_MAX_DELAY_SECONDS), project=project
+            QueueTarget.RETRY,
+            min(retry_delay_seconds, SQS_MAX_DELAY_SECONDS),
+            project=project,
+            payload=payload or Payload(),
         )
 
     @classmethod
@@ -76,15 +90,37 @@ class Routing:
         retries = message.retries + receive_count
         if retries >= max_receives:
             dead = QueueTarget.DEAD_LETTER
-            return cls(dead, 0, message, retries, exhausted=True, project=message.project)
+            return cls(
+                dead,
+                0,
+                message,
+                retries,
+                exhausted=True,
+                project=message.project,
+                payload=message.payload,
+            )
         delay = round(
             backoff_seconds(base_delay_seconds, retries, SQS_MAX_DELAY_SECONDS, jitter="equal")
         )
-        return cls(QueueTarget.RETRY, delay, message, retries, project=message.project)
+        return cls(
+            QueueTarget.RETRY,
+            delay,
+            message,
+            retries,
+            project=message.project,
+            payload=message.payload,
+        )
 
     @classmethod
     def replay(cls, message: FailedEventsMessage) -> Routing:
-        return cls(QueueTarget.DEAD_LETTER, 0, message, message.retries, project=message.project)
+        return cls(
+            QueueTarget.DEAD_LETTER,
+            0,
+            message,
+            message.retries,
+            project=message.project,
+            payload=message.payload,
+        )
 
 
 @dataclass(slots=True)
@@ -195,6 +231,7 @@ def _groups(
                 first_failure_at=history.first_failure_at if history is not None else None,
                 retries=routing.retries,
                 project=routing.project,
+                payload=routing.payload,
             )
         else:
             group.attempts = max(group.attempts, attempts)

@@ -9,7 +9,7 @@ import pytest
 from segment_raindrop.chunking import Chunk, build_chunks
 from segment_raindrop.config import MappingConfig
 from segment_raindrop.mapping import MappedItem, map_events
-from segment_raindrop.raindrop import Endpoint
+from segment_raindrop.raindrop import MODEL_FOR_ENDPOINT, Endpoint
 from segment_raindrop.segment import parse_body
 from segment_raindrop_tools import samples
 
@@ -122,7 +122,7 @@ def test_real_batch_chunks_within_bounds() -> None:
     events = parse_body(samples.body(samples.batch(600, seed=11))).events
     result = map_events(events, MappingConfig())
     chunks = build_chunks(result.items, max_items=100, max_bytes=64 * 1024)
-    assert {chunk.endpoint for chunk in chunks} == set(Endpoint)
+    assert {chunk.endpoint for chunk in chunks} == set(MODEL_FOR_ENDPOINT)
     seen = [id(entry) for entry in flat(chunks)]
     assert sorted(seen) == sorted(id(entry) for entry in result.items)
     for chunk in chunks:

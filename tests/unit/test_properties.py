@@ -338,7 +338,7 @@ ITEMS = st.lists(
         lambda endpoint, text, source: MappedItem(
             endpoint, json.dumps({"t": text}).encode(), source
         ),
-        st.sampled_from(list(Endpoint)),
+        st.sampled_from(list(MODEL_FOR_ENDPOINT)),
         st.text(max_size=300),
         st.integers(0, 50),
     ),

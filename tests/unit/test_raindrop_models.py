@@ -56,6 +56,8 @@ def test_endpoints_and_models() -> None:
         "events/track",
         "signals/track",
         "users/identify",
+        "events/track_partial",
+        "traces",
     ]
     expected = {Endpoint.TRACK: TrackEvent, Endpoint.SIGNAL: Signal, Endpoint.IDENTIFY: Identify}
     assert expected == MODEL_FOR_ENDPOINT

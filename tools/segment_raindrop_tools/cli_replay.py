@@ -36,7 +36,7 @@ from rich.table import Table
 
 from segment_raindrop.config import ConfigError, ReplayConfig, describe_errors
 from segment_raindrop.credentials import SecretStore
-from segment_raindrop.delivery import RaindropClient
+from segment_raindrop.delivery import RaindropClient, SegmentClient
 from segment_raindrop.environment import read_replay_config
 from segment_raindrop.observability import logger
 from segment_raindrop.pipeline import Forwarder
@@ -136,6 +136,10 @@ def build_replayer(config: ReplayConfig, options: ReplayOptions, *, region: str 
             client=clients.secretsmanager,
         ),
         options=options,
+        # The mirror's messages for Segment (SEGMENT_API_URL, as the functions read it).
+        segment=SegmentClient(
+            config.delivery.model_copy(update={"api_url": config.mirror.segment_api_url})
+        ),
     )
 
 

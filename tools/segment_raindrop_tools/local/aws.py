@@ -27,6 +27,7 @@ from segment_raindrop.contract import (
 from segment_raindrop.runtime import AWS_CLIENT_CONFIG, AwsClients
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.literals import QueueAttributeNameType
@@ -37,8 +38,10 @@ __all__ = [
     "MAX_MESSAGE_BYTES",
     "RETRY_QUEUE_VISIBILITY_SECONDS",
     "LocalResources",
+    "dynamodb_client",
     "forwarder_clients",
     "provision",
+    "provision_partials_table",
     "secretsmanager_client",
     "sqs_client",
 ]
@@ -49,7 +52,9 @@ MAX_MESSAGE_BYTES: Final = SQS_MAX_MESSAGE_BYTES  # moto 5.2.5 accepts SQS's 202
 DLQ_RETENTION_SECONDS: Final = DLQ_RETENTION_DAYS * _DAY
 RETRY_QUEUE_RETENTION_SECONDS: Final = RETRY_RETENTION_DAYS * _DAY
 RETRY_QUEUE_VISIBILITY_SECONDS: Final = RETRY_TIMEOUT_SECONDS * VISIBILITY_TO_TIMEOUT_RATIO
-_SECRET_KEYS = frozenset({"raindrop_api_key", "webhook_token", "segment_shared_secret"})
+_SECRET_KEYS = frozenset(
+    {"raindrop_api_key", "webhook_token", "segment_shared_secret", "segment_write_key"}
+)
 # The forwarder's own timeouts and retries; and no proxy from the environment, which botocore
 # would otherwise use even for 127.0.0.1 (an empty mapping, not None, turns that lookup off).
 _FORWARDER_LOCAL_CONFIG: Final = AWS_CLIENT_CONFIG.merge(Config(proxies={}))
@@ -85,6 +90,32 @@ def secretsmanager_client(endpoint_url: str | None, region: str) -> SecretsManag
     return boto3.client("secretsmanager", **_client_options(endpoint_url, region))
 
 
+def dynamodb_client(endpoint_url: str | None, region: str) -> DynamoDBClient:
+    return boto3.client("dynamodb", **_client_options(endpoint_url, region))
+
+
+def provision_partials_table(
+    *, endpoint_url: str | None, region: str = "us-east-1", name: str = "segment-raindrop-partials"
+) -> str:
+    """The mirror's partial-events table as the stack makes it (on-demand, partition key
+    ``event_id``, TTL on ``expires_at``); an existing one is kept. Returns its name."""
+    client = dynamodb_client(endpoint_url, region)
+    try:
+        client.create_table(
+            TableName=name,
+            AttributeDefinitions=[{"AttributeName": "event_id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "event_id", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    except client.exceptions.ResourceInUseException:
+        return name
+    client.update_time_to_live(
+        TableName=name,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+    )
+    return name
+
+
 def forwarder_clients(
     endpoint_url: str, region: str, *, sqs_endpoint_url: str | None = None
 ) -> AwsClients:
@@ -96,6 +127,7 @@ def forwarder_clients(
     return AwsClients(
         sqs=boto3.client("sqs", **sqs_options),
         secretsmanager=boto3.client("secretsmanager", **options),
+        dynamodb=boto3.client("dynamodb", **options),
     )
 
 

@@ -138,6 +138,7 @@ def banner(ep: LocalEndpoints) -> str:
         "",
         "or a whole AI conversation:  segment-raindrop send-sample",
         "",
+        *_sdk_lines(ep),
         f"To run `segment-raindrop replay` against this instance: source {ep.env_file}",
         "(or export these yourself):",
         "",
@@ -147,3 +148,21 @@ def banner(ep: LocalEndpoints) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _sdk_lines(ep: LocalEndpoints) -> list[str]:
+    """How to point Raindrop's Python SDK at local mode (Raindrop -> Segment, the mirror)."""
+    if not ep.raindrop_sdk_endpoint:
+        return []
+    return [
+        "Raindrop's SDK (Raindrop -> Segment): forwarded to Raindrop, mirrored to the local",
+        f"Segment stand-in at {ep.segment_api_url}:",
+        "",
+        "  import raindrop.analytics as raindrop",
+        "  raindrop.init(",
+        f"      api_key={ep.raindrop_api_key or '<your Raindrop API key>'!r},",
+        f"      endpoint={ep.raindrop_sdk_endpoint!r},",
+        "      local_workshop_url=None, tracing_enabled=False,",
+        "  )",
+        "",
+    ]

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
-from segment_raindrop import webhook
+from segment_raindrop import mirror, webhook
 from segment_raindrop.contract import (
     API_GATEWAY_MAX_BODY_BYTES,
     LAMBDA_MAX_INVOKE_BYTES,
@@ -38,6 +38,7 @@ from segment_raindrop_tools.local.invocations import SerialInvocations, StoppedE
 __all__ = ["Exchange", "WebhookFront"]
 
 _JSON = [("Content-Type", "application/json")]
+MIRROR_PATH_PREFIX = mirror.PATH_PREFIX + "/"
 _STOPPING_BODY = b'{"message":"local mode is stopping"}'
 _GATEWAY_ERROR_BODY = b'{"message":"Internal server error"}'
 
@@ -196,8 +197,12 @@ class WebhookFront:
     def _invoke(
         self, event: dict[str, Any], context: LocalContext
     ) -> tuple[int, list[tuple[str, str]], bytes]:
+        # The stack routes /raindrop/v1/{proxy+} to the mirror (Raindrop's SDK), the rest to
+        # the webhook (Segment).
+        path = str(event.get("path") or "")
+        target = mirror.handler if path.startswith(MIRROR_PATH_PREFIX) else webhook.handler
         try:
-            answer = self._invocations.run(webhook.handler, event, context)
+            answer = self._invocations.run(target, event, context)
         except StoppedError:
             return 503, _JSON, _STOPPING_BODY
         except Exception as exc:

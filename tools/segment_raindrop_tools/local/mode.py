@@ -9,6 +9,9 @@
   are given, in which case nothing local stands in for Raindrop;
 - the webhook over HTTP (:mod:`~segment_raindrop_tools.local.front`), serving ``POST /segment``
   and ``POST /v1/batch``, the path Segment's own libraries post to;
+- the mirror (Raindrop's SDK pointed at ``/raindrop/v1/``): a Segment Tracking API stand-in
+  (:mod:`~segment_raindrop_tools.local.segment_tracking`) recording the mirrored batches, and
+  the partial-events table in moto;
 - the retry worker: Lambda's SQS event source on the retry queue
   (:mod:`~segment_raindrop_tools.local.event_source`) feeding ``segment_raindrop.retry.handler``.
 
@@ -30,7 +33,11 @@ from typing import Any, Self
 from segment_raindrop import retry, webhook
 from segment_raindrop.config import DEFAULT_RAINDROP_API_URL
 from segment_raindrop.observability import logger as forwarder_logger
-from segment_raindrop_tools.local.aws import LocalResources, provision
+from segment_raindrop_tools.local.aws import (
+    LocalResources,
+    provision,
+    provision_partials_table,
+)
 from segment_raindrop_tools.local.console import Console, Echo, banner
 from segment_raindrop_tools.local.event_source import BatchRun, SqsEventSource
 from segment_raindrop_tools.local.front import Exchange, WebhookFront
@@ -39,6 +46,7 @@ from segment_raindrop_tools.local.moto import MotoServer
 from segment_raindrop_tools.local.options import HOST, WEBHOOK_PATH, LocalEndpoints, LocalOptions
 from segment_raindrop_tools.local.raindrop_items import check_raindrop_items
 from segment_raindrop_tools.local.receiver import RaindropReceiver
+from segment_raindrop_tools.local.segment_tracking import SegmentTrackingApi
 from segment_raindrop_tools.local.state import (
     ENV_FILE,
     ITEMS_FILE,
@@ -73,6 +81,7 @@ class LocalMode:
         self._stopping = threading.Event()
         self._moto: MotoServer | None = None
         self._receiver: RaindropReceiver | None = None
+        self._segment: SegmentTrackingApi | None = None
         self._front: WebhookFront | None = None
         self._poller: threading.Thread | None = None
         self._retry_source: SqsEventSource | None = None
@@ -117,6 +126,7 @@ class LocalMode:
             "raindrop_api_key": options.raindrop_api_key or f"rk_local_{secrets.token_hex(12)}",
             "webhook_token": options.webhook_token or f"whk_{secrets.token_hex(16)}",
             "segment_shared_secret": options.shared_secret or f"ss_{secrets.token_hex(16)}",
+            "segment_write_key": f"wk_local_{secrets.token_hex(12)}",
         }
         resources = provision(
             endpoint_url=self._moto.endpoint_url,
@@ -138,7 +148,19 @@ class LocalMode:
                 on_accept=self._on_accept,
             ).start()
             raindrop_url = self._receiver.url
-        config = forwarder_config(options, resources, raindrop_url=raindrop_url)
+        self._segment = SegmentTrackingApi(write_key=secret["segment_write_key"]).start()
+        partials_table = provision_partials_table(
+            endpoint_url=self._moto.endpoint_url,
+            region=options.region,
+            name=f"{options.resource_prefix}-partials",
+        )
+        config = forwarder_config(
+            options,
+            resources,
+            raindrop_url=raindrop_url,
+            segment_url=self._segment.url,
+            partials_table=partials_table,
+        )
         self._saved_log_level = forwarder_logger.log_level
         forwarder_logger.setLevel("INFO" if options.verbose else "WARNING")
         self._invocations.exclusively(
@@ -173,6 +195,10 @@ class LocalMode:
             env_file=str(data_dir / ENV_FILE),
             pid=os.getpid(),
             started_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            raindrop_sdk_endpoint=f"{origin}/raindrop/v1/",
+            segment_api_url=self._segment.url,
+            # Local mode's own key only: a real Raindrop key is never printed or stored.
+            raindrop_api_key=secret["raindrop_api_key"] if self._receiver is not None else None,
         )
         self._front.start()
         self._poller = threading.Thread(
@@ -206,7 +232,11 @@ class LocalMode:
         # them overlap. A long poll still in flight then ends with an error the poller ignores.
         stoppers = [
             threading.Thread(target=component.stop, name=f"local-stop-{name}", daemon=True)
-            for name, component in (("receiver", self._receiver), ("moto", self._moto))
+            for name, component in (
+                ("receiver", self._receiver),
+                ("segment", self._segment),
+                ("moto", self._moto),
+            )
             if component is not None
         ]
         for stopper in stoppers:
@@ -247,6 +277,11 @@ class LocalMode:
     def receiver(self) -> RaindropReceiver | None:
         """The local Raindrop stand-in; None when forwarding to a real Raindrop."""
         return self._receiver
+
+    @property
+    def segment(self) -> SegmentTrackingApi | None:
+        """The local Segment Tracking API stand-in the mirror sends to."""
+        return self._segment
 
     @property
     def resources(self) -> LocalResources:

@@ -87,6 +87,10 @@ class LocalEndpoints:
     env_file: str
     pid: int
     started_at: str
+    # The mirror (Raindrop's SDK -> local mode -> Raindrop and Segment).
+    raindrop_sdk_endpoint: str | None = None
+    segment_api_url: str | None = None
+    raindrop_api_key: str | None = None
 
     def replay_environment(self) -> dict[str, str]:
         """What ``segment-raindrop replay`` (or any AWS tool) needs to use these resources."""

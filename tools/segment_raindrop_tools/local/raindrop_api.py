@@ -16,6 +16,7 @@ from http import HTTPStatus
 from typing import Any
 
 from segment_raindrop_tools.local.faults import Fault
+from segment_raindrop_tools.local.raindrop_items import SINGLE_OBJECT_ENDPOINTS
 
 __all__ = ["Answer", "Validator", "error_answer", "evaluate", "fault_answer", "parse_items_quietly"]
 
@@ -54,21 +55,28 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _parse_items(body: bytes) -> list[Any]:
+def _parse_items(body: bytes, endpoint: str) -> list[Any]:
     try:
         parsed = json.loads(body, parse_constant=_reject_constant)
     except ValueError as exc:
         raise _Refused(400, f"body is not valid JSON: {exc}") from None
+    if endpoint in SINGLE_OBJECT_ENDPOINTS:
+        if not isinstance(parsed, dict):
+            raise _Refused(400, "body must be a JSON object")
+        return [parsed]
     if not isinstance(parsed, list):
         raise _Refused(400, "body must be a JSON array")
     return parsed
 
 
-def parse_items_quietly(body: bytes) -> list[Any] | None:
+def parse_items_quietly(body: bytes, endpoint: str | None = None) -> list[Any] | None:
+    """The items of a body (a single-object endpoint's object as a one-item list)."""
     try:
         parsed = json.loads(body)
     except ValueError:
         return None
+    if endpoint in SINGLE_OBJECT_ENDPOINTS and isinstance(parsed, dict):
+        return [parsed]
     return parsed if isinstance(parsed, list) else None
 
 
@@ -125,9 +133,9 @@ def evaluate(
         _refuse_if(content_type != "application/json", 415, "Content-Type must be JSON")
         encoding = headers.get("Content-Encoding", "identity").strip().lower()
         _refuse_if(encoding != "identity", 415, f"unsupported Content-Encoding {encoding!r}")
-        items = _parse_items(body)
+        items = _parse_items(body, endpoint)
     except _Refused as refusal:
-        return refusal.answer, parse_items_quietly(body)
+        return refusal.answer, parse_items_quietly(body, endpoint)
     try:
         _validate(endpoint, items, validator)
     except _Refused as refusal:

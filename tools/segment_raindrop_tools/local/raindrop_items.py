@@ -11,10 +11,19 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-__all__ = ["ENDPOINTS", "check_endpoint", "check_raindrop_items"]
+__all__ = ["ENDPOINTS", "SINGLE_OBJECT_ENDPOINTS", "check_endpoint", "check_raindrop_items"]
 
-ENDPOINTS: tuple[str, ...] = ("events/track", "signals/track", "users/identify")
+ENDPOINTS: tuple[str, ...] = (
+    "events/track",
+    "signals/track",
+    "users/identify",
+    "events/track_partial",
+    "traces",
+)
 """The endpoint names, relative to the ``/v1`` base URL."""
+
+SINGLE_OBJECT_ENDPOINTS: frozenset[str] = frozenset({"events/track_partial", "traces"})
+"""Endpoints whose body is one JSON object (recorded as a one-item list), not an array."""
 
 
 def check_endpoint(endpoint: str | None) -> None:
@@ -70,14 +79,15 @@ def _check_event(item: dict[str, Any]) -> None:
         _require(isinstance(ai_data, dict), "ai_data must be an object")
         for key in ("model", "input", "output", "convo_id"):
             _require(
-                key not in ai_data or isinstance(ai_data[key], str),
+                ai_data.get(key) is None or isinstance(ai_data[key], str),
                 f"ai_data.{key} must be a string",
             )
         _require(
             _non_empty(ai_data.get("input")) or _non_empty(ai_data.get("output")),
             "ai_data needs a non-empty input or output",
         )
-    attachments = item.get("attachments", [])
+    # Raindrop's SDK sends "attachments": null when there are none.
+    attachments = item.get("attachments") or []
     _require(isinstance(attachments, list), "attachments must be an array")
     for index, attachment in enumerate(attachments):
         where = f"attachments[{index}]"
@@ -109,12 +119,13 @@ def _check_signal(item: dict[str, Any]) -> None:
         signal_type != "edit" or _non_empty(properties.get("after")),
         "an edit signal needs a non-empty properties.after",
     )
+    # Raindrop's SDK sends "attachment_id": null and "sentiment": null when not given.
     _require(
-        "attachment_id" not in item or _non_empty(item["attachment_id"]),
+        item.get("attachment_id") is None or _non_empty(item["attachment_id"]),
         "attachment_id must be a non-empty string",
     )
     _require(
-        item.get("sentiment", "POSITIVE") in _SENTIMENTS,
+        item.get("sentiment") is None or item["sentiment"] in _SENTIMENTS,
         f"sentiment must be one of {sorted(_SENTIMENTS)}",
     )
 
@@ -130,8 +141,23 @@ def _check_identify(item: dict[str, Any]) -> None:
         )
 
 
+def _check_partial(item: dict[str, Any]) -> None:
+    # Any subset of a track's fields; the event_id is the merge key.
+    _require(_non_empty(item.get("event_id")), "event_id must be a non-empty string")
+    _require(
+        item.get("is_pending") is None or isinstance(item["is_pending"], bool),
+        "is_pending must be a boolean",
+    )
+
+
+def _check_traces(item: dict[str, Any]) -> None:
+    _require(isinstance(item.get("resourceSpans", []), list), "resourceSpans must be an array")
+
+
 _CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "events/track": _check_event,
+    "events/track_partial": _check_partial,
+    "traces": _check_traces,
     "signals/track": _check_signal,
     "users/identify": _check_identify,
 }

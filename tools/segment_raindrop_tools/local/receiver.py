@@ -253,7 +253,7 @@ class RaindropReceiver:
         fault = None if endpoint is None else self._faults.take(endpoint)
         if fault is not None:
             self._pause(fault.delay)
-            answer, items = fault_answer(fault), parse_items_quietly(body)
+            answer, items = fault_answer(fault), parse_items_quietly(body, endpoint)
         else:
             with self._latency_lock:
                 latency = self._latency

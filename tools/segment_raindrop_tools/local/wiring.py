@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from segment_raindrop import replay, retry, webhook
-from segment_raindrop.config import DeliveryConfig, ForwarderConfig
+from segment_raindrop import mirror, replay, retry, webhook
+from segment_raindrop.config import DeliveryConfig, ForwarderConfig, MirrorConfig
 from segment_raindrop.runtime import LazyRuntime, Runtime, build_runtime
 from segment_raindrop_tools.local.aws import LocalResources, forwarder_clients
 from segment_raindrop_tools.local.options import LocalOptions
@@ -21,14 +21,31 @@ from segment_raindrop_tools.local.options import LocalOptions
 __all__ = ["HANDLERS", "forwarder_config", "install_runtimes", "remove_runtimes"]
 
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-# The handlers local mode serves (webhook, retry worker) and the one an operator may invoke.
-HANDLERS: tuple[LazyRuntime, ...] = (webhook.runtime, retry.runtime, replay.runtime)
+# The handlers local mode serves (webhook, mirror, retry worker) and the one an operator may
+# invoke.
+HANDLERS: tuple[LazyRuntime, ...] = (
+    webhook.runtime,
+    mirror.runtime,
+    retry.runtime,
+    replay.runtime,
+)
 
 
 def forwarder_config(
-    options: LocalOptions, resources: LocalResources, *, raindrop_url: str
+    options: LocalOptions,
+    resources: LocalResources,
+    *,
+    raindrop_url: str,
+    segment_url: str | None = None,
+    partials_table: str | None = None,
 ) -> ForwarderConfig:
-    """The forwarder's configuration: the operator's settings, local mode's resources."""
+    """The forwarder's configuration: the operator's settings, local mode's resources (and,
+    given ``segment_url``, the mirror's Segment stand-in and partial-events table)."""
+    mirror_config = (
+        MirrorConfig(segment_api_url=segment_url, partials_table=partials_table)
+        if segment_url is not None
+        else MirrorConfig(enabled=False)
+    )
     delivery = DeliveryConfig.model_validate(
         {**options.delivery.model_dump(), "api_url": raindrop_url}
     )
@@ -42,6 +59,7 @@ def forwarder_config(
         max_body_bytes=options.max_body_bytes,
         mapping=options.mapping,
         delivery=delivery,
+        mirror=mirror_config,
     )
 
 

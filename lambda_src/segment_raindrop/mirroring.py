@@ -1,0 +1,234 @@
+"""Raindrop items → Segment events: the inverse of the Segment → Raindrop mapping (wire.md §3).
+
+- ``events/track`` → ``track`` named by the inverse of the rename table (``ai_interaction`` →
+  ``AI Chat Completed``; other names unchanged), ``userId``, ``timestamp`` and ``properties``
+  holding ``trace_id`` (the event_id), ``ai_data`` and ``attachments``;
+- ``signals/track`` → ``track`` named by the first feedback event name, with ``trace_id``,
+  ``signal_name``, ``signal_type``, ``sentiment``, ``attachment_id`` and the signal's own
+  properties (``comment`` among them). A signal names no user: ``properties.user_id`` when it
+  has one, else ``anonymousId`` = the AI event's id, so the signal still lands in Segment;
+- ``users/identify`` → ``identify`` with the traits.
+
+Every event carries ``context.library.name = "segment-raindrop"``, which the Segment → Raindrop
+webhook filters ("originated in Raindrop"), and a ``messageId`` derived from the item, so a
+resend (the SDK's retries, our retry queue, a replay) is dropped by Segment rather than counted
+twice. Events over Segment's 32 KB have their longest texts cut, with a marker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from segment_raindrop.config import MappingConfig
+from segment_raindrop.contract import MIRROR_LIBRARY_NAME, SEGMENT_MAX_EVENT_BYTES
+from segment_raindrop.raindrop import Endpoint
+
+TRUNCATION_MARKER = "…[truncated by segment-raindrop]"
+# Texts shorter than this are not worth cutting: the marker would make them longer.
+_MIN_CUTTABLE = 2 * len(TRUNCATION_MARKER)
+# Cuts tried per event before giving up (Segment then refuses it and it is dead-lettered).
+_MAX_CUTS = 64
+_AI_FIELDS = ("model", "input", "output", "convo_id")
+_PREFERRED_FEEDBACK_NAME = "AI Feedback Submitted"
+
+
+class NotMirrorable(ValueError):
+    """The item lacks what a Segment event needs; the message says what, never the content."""
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentEvent:
+    payload: bytes  # compact UTF-8 JSON, at most SEGMENT_MAX_EVENT_BYTES when it could fit
+    truncated: bool
+
+
+def message_id(endpoint: Endpoint | str, item: dict[str, Any]) -> str:
+    """A stable id for the Segment event made from ``item``.
+
+    A track is identified by its event_id (Raindrop de-duplicates on it, and a finished partial
+    interaction is the same event as a track with its id); a signal by the event it is about,
+    its name and time; anything else by its whole content.
+    """
+    endpoint = str(endpoint)
+    if endpoint in (Endpoint.TRACK, Endpoint.TRACK_PARTIAL) and _text(item.get("event_id")):
+        key: Any = [str(Endpoint.TRACK), item["event_id"]]
+    elif endpoint == Endpoint.SIGNAL and _text(item.get("event_id")):
+        key = [endpoint, item["event_id"], item.get("signal_name"), item.get("timestamp")]
+    else:
+        key = [endpoint, item]
+    canonical = json.dumps(key, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return "sr-" + hashlib.sha256(canonical.encode()).hexdigest()[:40]
+
+
+def to_segment(
+    endpoint: Endpoint, item: Any, mapping: MappingConfig, *, library_version: str = ""
+) -> dict[str, Any]:
+    """The Segment event for one Raindrop item; raises :class:`NotMirrorable`."""
+    if not isinstance(item, dict):
+        raise NotMirrorable("item is not a JSON object")
+    if endpoint in (Endpoint.TRACK, Endpoint.TRACK_PARTIAL):
+        event = _track(item, mapping)
+    elif endpoint is Endpoint.SIGNAL:
+        event = _signal(item, mapping)
+    elif endpoint is Endpoint.IDENTIFY:
+        event = _identify(item)
+    else:
+        raise NotMirrorable(f"{endpoint.value} is not mirrored")
+    event["messageId"] = message_id(endpoint, item)
+    library = {"name": MIRROR_LIBRARY_NAME}
+    if library_version:
+        library["version"] = library_version
+    event["context"] = {"library": library}
+    return event
+
+
+def _track(item: dict[str, Any], mapping: MappingConfig) -> dict[str, Any]:
+    name = item.get("event")
+    if not _text(name):
+        raise NotMirrorable("track item has no event name")
+    inverse = {raindrop: segment for segment, raindrop in mapping.event_renames.items()}
+    properties = _properties(item)
+    event_id = item.get("event_id")
+    if _text(event_id):
+        properties["trace_id"] = event_id
+    ai_data = item.get("ai_data")
+    if isinstance(ai_data, dict):
+        kept = {key: ai_data[key] for key in _AI_FIELDS if ai_data.get(key) is not None}
+        if kept:
+            properties["ai_data"] = kept
+    attachments = item.get("attachments")
+    if isinstance(attachments, list) and attachments:
+        properties["attachments"] = attachments
+    event: dict[str, Any] = {
+        "type": "track",
+        "event": inverse.get(str(name), str(name)),
+        "properties": properties,
+    }
+    _identity(event, user_id=item.get("user_id"), fallback=event_id)
+    _timestamp(event, item)
+    return event
+
+
+def feedback_event_name(mapping: MappingConfig) -> str:
+    """The Segment name signals are mirrored as: the guide's name when configured, else the
+    first configured feedback name in sort order (a set has no other order)."""
+    names = mapping.feedback_event_names
+    if _PREFERRED_FEEDBACK_NAME in names or not names:
+        return _PREFERRED_FEEDBACK_NAME
+    return sorted(names)[0]
+
+
+def _signal(item: dict[str, Any], mapping: MappingConfig) -> dict[str, Any]:
+    event_id = item.get("event_id")
+    if not _text(event_id):
+        raise NotMirrorable("signal item has no event_id")
+    properties = _properties(item)
+    properties["trace_id"] = event_id
+    for key in ("signal_name", "signal_type", "sentiment", "attachment_id"):
+        value = item.get(key)
+        if value is not None:
+            properties[key] = value
+    event: dict[str, Any] = {
+        "type": "track",
+        "event": feedback_event_name(mapping),
+        "properties": properties,
+    }
+    _identity(event, user_id=properties.get("user_id"), fallback=event_id)
+    _timestamp(event, item)
+    return event
+
+
+def _identify(item: dict[str, Any]) -> dict[str, Any]:
+    user_id = item.get("user_id")
+    if not _text(user_id):
+        raise NotMirrorable("identify item has no user_id")
+    traits = item.get("traits")
+    event: dict[str, Any] = {
+        "type": "identify",
+        "userId": user_id,
+        "traits": dict(traits) if isinstance(traits, dict) else {},
+    }
+    _timestamp(event, item)
+    return event
+
+
+def _properties(item: dict[str, Any]) -> dict[str, Any]:
+    properties = item.get("properties")
+    return dict(properties) if isinstance(properties, dict) else {}
+
+
+def _identity(event: dict[str, Any], *, user_id: Any, fallback: Any) -> None:
+    # Segment refuses an event with neither id.
+    if _text(user_id):
+        event["userId"] = user_id
+    elif _text(fallback):
+        event["anonymousId"] = fallback
+    else:
+        raise NotMirrorable("item names no user")
+
+
+def _timestamp(event: dict[str, Any], item: dict[str, Any]) -> None:
+    timestamp = item.get("timestamp")
+    if _text(timestamp):
+        event["timestamp"] = timestamp
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+# --- Segment's 32 KB per event -----------------------------------------------------------------
+
+
+def encode(event: dict[str, Any], *, max_bytes: int = SEGMENT_MAX_EVENT_BYTES) -> SegmentEvent:
+    """``event`` as Segment takes it: when over ``max_bytes``, its longest texts are cut (each
+    ending with :data:`TRUNCATION_MARKER`) until it fits or nothing long is left to cut."""
+    payload = _dumps(event)
+    if len(payload) <= max_bytes:
+        return SegmentEvent(payload, truncated=False)
+    for _ in range(_MAX_CUTS):
+        excess = len(payload) - max_bytes
+        if excess <= 0:
+            break
+        longest = max(
+            _strings(event),
+            key=lambda found: len(found[2].encode("utf-8", "replace")),
+            default=None,
+        )
+        if longest is None or len(longest[2]) < _MIN_CUTTABLE:
+            break
+        container, key, text = longest
+        # Cut by UTF-8 bytes: n bytes of text removed take at least n bytes off the JSON (its
+        # escapes only ever add); the marker's bytes are made room for.
+        encoded = text.encode("utf-8", errors="replace")
+        keep = max(0, len(encoded) - excess - len(TRUNCATION_MARKER.encode()))
+        container[key] = encoded[:keep].decode("utf-8", errors="ignore") + TRUNCATION_MARKER
+        payload = _dumps(event)
+    return SegmentEvent(payload, truncated=True)
+
+
+def _strings(value: Any) -> Iterator[tuple[Any, Any, str]]:
+    """(container, key, text) of every string leaf, so it can be replaced in place."""
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if isinstance(child, str):
+                if key not in ("messageId", "type", "userId", "anonymousId", "event"):
+                    yield value, key, child
+            else:
+                yield from _strings(child)
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            if isinstance(child, str):
+                yield value, index, child
+            else:
+                yield from _strings(child)
+
+
+def _dumps(event: dict[str, Any]) -> bytes:
+    text = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+    # A lone surrogate (text cut mid-emoji) has no UTF-8 form: Segment gets U+FFFD's stand-in.
+    return text.encode("utf-8", errors="replace")

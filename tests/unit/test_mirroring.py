@@ -1,0 +1,176 @@
+"""Raindrop items -> Segment events (pure code): the inverse mapping, ids, Segment's size limit,
+partial merging, and the loop filter on the way back."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from segment_raindrop.config import MappingConfig
+from segment_raindrop.contract import LOOP_FILTER_REASON, SEGMENT_MAX_EVENT_BYTES
+from segment_raindrop.mapping import map_events
+from segment_raindrop.mirroring import (
+    TRUNCATION_MARKER,
+    NotMirrorable,
+    encode,
+    feedback_event_name,
+    message_id,
+    to_segment,
+)
+from segment_raindrop.partials import merge_patch
+from segment_raindrop.raindrop import Endpoint
+
+MAPPING = MappingConfig()
+
+TRACK: dict[str, Any] = {
+    "event_id": "ev-1",
+    "user_id": "user-1",
+    "event": "ai_interaction",
+    "timestamp": "2026-11-29T10:00:00Z",
+    "properties": {"latency_ms": 12},
+    "ai_data": {"model": "m", "input": "q", "output": "a", "convo_id": None},
+    "attachments": [{"type": "text", "value": "doc", "role": "context"}],
+}
+
+
+def test_a_track_maps_back_to_the_guides_schema() -> None:
+    event = to_segment(Endpoint.TRACK, TRACK, MAPPING)
+    assert event["type"] == "track"
+    assert event["event"] == "AI Chat Completed"
+    assert event["userId"] == "user-1"
+    assert event["timestamp"] == "2026-11-29T10:00:00Z"
+    assert event["properties"] == {
+        "latency_ms": 12,
+        "trace_id": "ev-1",
+        "ai_data": {"model": "m", "input": "q", "output": "a"},
+        "attachments": TRACK["attachments"],
+    }
+    assert event["context"] == {"library": {"name": "segment-raindrop"}}
+
+
+def test_other_track_names_are_kept_and_renames_are_inverted() -> None:
+    assert to_segment(Endpoint.TRACK, {**TRACK, "event": "AI Tool Used"}, MAPPING)["event"] == (
+        "AI Tool Used"
+    )
+    custom = MappingConfig(event_renames={"AI Answer": "answer"})
+    assert to_segment(Endpoint.TRACK, {**TRACK, "event": "answer"}, custom)["event"] == "AI Answer"
+
+
+def test_a_signal_becomes_the_feedback_event() -> None:
+    signal = {
+        "event_id": "ev-1",
+        "signal_name": "thumbs_down",
+        "signal_type": "feedback",
+        "timestamp": "2026-11-29T10:00:00Z",
+        "properties": {"comment": "wrong"},
+        "sentiment": "NEGATIVE",
+        "attachment_id": None,
+    }
+    event = to_segment(Endpoint.SIGNAL, signal, MAPPING)
+    assert event["event"] == "AI Feedback Submitted"
+    # A signal names no user: the AI event's id stands in, so Segment takes it.
+    assert event["anonymousId"] == "ev-1"
+    assert event["properties"] == {
+        "comment": "wrong",
+        "trace_id": "ev-1",
+        "signal_name": "thumbs_down",
+        "signal_type": "feedback",
+        "sentiment": "NEGATIVE",
+    }
+
+
+def test_feedback_name_is_the_guides_unless_configured_otherwise() -> None:
+    assert feedback_event_name(MAPPING) == "AI Feedback Submitted"
+    other = MappingConfig(feedback_event_names=frozenset({"Z Feedback", "B Feedback"}))
+    assert feedback_event_name(other) == "B Feedback"
+
+
+def test_an_identify_keeps_its_traits() -> None:
+    event = to_segment(Endpoint.IDENTIFY, {"user_id": "u", "traits": {"plan": "pro"}}, MAPPING)
+    assert (event["type"], event["userId"], event["traits"]) == ("identify", "u", {"plan": "pro"})
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "item"),
+    [
+        (Endpoint.TRACK, "not an object"),
+        (Endpoint.TRACK, {"event_id": "e", "user_id": "u"}),
+        (Endpoint.SIGNAL, {"signal_name": "s"}),
+        (Endpoint.IDENTIFY, {"traits": {}}),
+        (Endpoint.TRACES, {"resourceSpans": []}),
+    ],
+)
+def test_items_segment_could_not_take_are_not_mirrored(endpoint: Endpoint, item: Any) -> None:
+    with pytest.raises(NotMirrorable):
+        to_segment(endpoint, item, MAPPING)
+
+
+def test_message_ids_are_stable_and_distinct() -> None:
+    assert message_id(Endpoint.TRACK, TRACK) == message_id(Endpoint.TRACK, dict(TRACK))
+    # A finished partial interaction is the same event as a track with its id.
+    assert message_id(Endpoint.TRACK_PARTIAL, {"event_id": "ev-1"}) == message_id(
+        Endpoint.TRACK, TRACK
+    )
+    assert message_id(Endpoint.TRACK, {**TRACK, "event_id": "ev-2"}) != message_id(
+        Endpoint.TRACK, TRACK
+    )
+    signal = {"event_id": "ev-1", "signal_name": "a", "timestamp": "t"}
+    assert message_id(Endpoint.SIGNAL, signal) != message_id(
+        Endpoint.SIGNAL, {**signal, "signal_name": "b"}
+    )
+    assert message_id(Endpoint.SIGNAL, signal) != message_id(Endpoint.TRACK, TRACK)
+    assert message_id(Endpoint.IDENTIFY, {"user_id": "u", "traits": {"a": 1}}) != message_id(
+        Endpoint.IDENTIFY, {"user_id": "u", "traits": {"a": 2}}
+    )
+
+
+def test_small_events_are_sent_as_they_are() -> None:
+    event = to_segment(Endpoint.TRACK, TRACK, MAPPING)
+    encoded = encode(event)
+    assert not encoded.truncated
+    assert json.loads(encoded.payload) == event
+
+
+def test_an_event_over_32kb_has_its_longest_texts_cut_with_a_marker() -> None:
+    item = {**TRACK, "ai_data": {"input": "é" * 40_000, "output": "b" * 20_000}}
+    event = to_segment(Endpoint.TRACK, item, MAPPING)
+    encoded = encode(event)
+    assert encoded.truncated
+    assert len(encoded.payload) <= SEGMENT_MAX_EVENT_BYTES
+    sent = json.loads(encoded.payload)
+    ai_data = sent["properties"]["ai_data"]
+    assert ai_data["input"].endswith(TRUNCATION_MARKER)
+    assert ai_data["input"].startswith("é" * 100)
+    # Ids are never cut.
+    assert sent["messageId"] == event["messageId"]
+    assert sent["properties"]["trace_id"] == "ev-1"
+
+
+def test_partial_patches_merge_like_raindrop() -> None:
+    first = {"event_id": "i", "user_id": "u", "ai_data": {"input": "q"}, "properties": {"a": 1}}
+    second = {
+        "event_id": "i",
+        "ai_data": {"output": "a"},
+        "properties": {"b": 2},
+        "attachments": [{"type": "text", "value": "x"}],
+        "user_id": None,
+    }
+    third = {"event_id": "i", "attachments": [{"type": "text", "value": "y"}]}
+    merged = merge_patch(merge_patch(merge_patch({}, first), second), third)
+    assert merged == {
+        "event_id": "i",
+        "user_id": "u",
+        "ai_data": {"input": "q", "output": "a"},
+        "properties": {"a": 1, "b": 2},
+        "attachments": [{"type": "text", "value": "x"}, {"type": "text", "value": "y"}],
+    }
+
+
+def test_the_webhook_filters_what_the_mirror_sent() -> None:
+    mirrored = to_segment(Endpoint.TRACK, TRACK, MAPPING)
+    from_segment = {**mirrored, "context": {"library": {"name": "analytics-python"}}}
+    result = map_events([mirrored, from_segment], MAPPING)
+    assert result.filtered == {0: LOOP_FILTER_REASON}
+    assert 1 in result.mapped
