@@ -108,6 +108,7 @@ def build_dashboard(
                 forwarder_metric(Metric.MIRROR_EVENTS_SENT),
                 forwarder_metric(Metric.MIRROR_FAILURES),
                 forwarder_metric(Metric.MIRROR_DISABLED),
+                forwarder_metric(Metric.MIRROR_EVENTS_TRUNCATED),
             ],
         ),
     )

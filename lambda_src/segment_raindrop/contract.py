@@ -114,6 +114,8 @@ class Metric(StrEnum):
     RAINDROP_SDK_REQUESTS = "RaindropSdkRequests"
     MIRROR_EVENTS_SENT = "MirrorEventsSent"
     MIRROR_FAILURES = "MirrorFailures"
+    # Mirrored events over Segment's 32 KB whose longest texts were cut (Raindrop got them whole).
+    MIRROR_EVENTS_TRUNCATED = "MirrorEventsTruncated"
     MIRROR_DISABLED = "MirrorDisabled"
     # Not published by the functions: a metric filter on API Gateway's access log counts the
     # requests answered 413, most of them bodies over Lambda's 6 MB invoke payload that API
