@@ -220,7 +220,8 @@ class StackConfig(BaseModel):
             )
             raise ValueError(problems) from None
         # Lambda allows 4 KB of environment variables per function in all; the fixed ones and
-        # the queue URLs and secret ARN take about 1 KB.
+        # the queue URLs and secret ARN take about 1 KB (the mirror's, with its table name and
+        # Segment URL, about 1.1 KB: still inside with the lists at this budget).
         settings = [
             self.forward_event_prefixes,
             self.forward_event_names,
