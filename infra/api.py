@@ -1,5 +1,6 @@
 """The public endpoint: a REST API with `POST /segment` (and `POST /segment/{project}`)
-proxied to the webhook function."""
+proxied to the webhook function, and `POST /raindrop/v1/{proxy+}` (Raindrop's own API shape,
+for Raindrop's SDKs) proxied to the mirror function."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from segment_raindrop.contract import METRICS_NAMESPACE, SERVICE_NAME, Metric
 
 PATH: Final = "segment"
 PROJECT_PATH_PART: Final = "{project}"
+# Raindrop's SDK posts to "<endpoint>events/track", "signals/track", ...: one greedy route.
+RAINDROP_SDK_PATH: Final = "raindrop/v1"
 
 # Every request body reaches the function base64-encoded (isBase64Encoded: true), whatever its
 # Content-Type. A REST API passes a body as text unless its Content-Type matches one of these,
@@ -60,6 +63,13 @@ ACCESS_LOG_FIELDS: Final = {
 # Requests answered with these statuses are counted from the access log; Segment drops a 413.
 STATUS_METRICS: Final = {413: Metric.API_REQUESTS_TOO_LARGE}
 
+_SDK_AUTH_REASON: Final = (
+    "Raindrop's SDKs send only 'Authorization: Bearer <Raindrop key>', so the mirror function "
+    "authenticates every request itself: a constant-time comparison with the raindrop_api_key "
+    "(or webhook_token) in Secrets Manager. Cognito would need the apps to change their SDK "
+    "set-up, and an authorizer would add a second invocation per request."
+)
+
 _LOGGING_POLICY: Final = (
     "arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
 )
@@ -74,7 +84,8 @@ _AUTH_REASON: Final = (
 
 
 class WebhookApi(Construct):
-    """Exposes `api` (apigateway.RestApi) and `webhook_url`."""
+    """Exposes `api` (apigateway.RestApi), `webhook_url`, `sdk_host` and
+    `raindrop_sdk_endpoint`."""
 
     def __init__(
         self,
@@ -83,6 +94,7 @@ class WebhookApi(Construct):
         *,
         config: StackConfig,
         handler: lambda_.IFunction,
+        mirror_handler: lambda_.IFunction,
     ) -> None:
         super().__init__(scope, construct_id)
         self.access_logs = access_logs = logs.LogGroup(
@@ -134,9 +146,22 @@ class WebhookApi(Construct):
         ]
         self.webhook_url = self.api.url_for_path(f"/{PATH}")
         self.sdk_host = self.api.url_for_path("/")
+        # The same stage, throttling, access log and binary media types as the webhook; the
+        # trailing slash matters: the SDK appends "events/track" to the endpoint as given.
+        sdk = self.api.root.resource_for_path(RAINDROP_SDK_PATH).add_proxy(
+            any_method=False, default_integration=None
+        )
+        sdk_method = sdk.add_method(
+            "POST",
+            apigateway.LambdaIntegration(mirror_handler, proxy=True),
+            authorization_type=apigateway.AuthorizationType.NONE,
+        )
+        self.raindrop_sdk_endpoint = self.api.url_for_path(f"/{RAINDROP_SDK_PATH}/")
         for status, metric in STATUS_METRICS.items():
             self._count_status(status, metric)
-        self._acknowledge(methods)
+        self._acknowledge(methods, reason=_AUTH_REASON)
+        self._acknowledge([sdk_method], reason=_SDK_AUTH_REASON)
+        self._acknowledge_api()
 
     def _count_status(self, status: int, metric: Metric) -> None:
         logs.MetricFilter(
@@ -152,12 +177,12 @@ class WebhookApi(Construct):
             unit=cloudwatch.Unit.COUNT,
         )
 
-    def _acknowledge(self, methods: list[apigateway.Method]) -> None:
+    def _acknowledge(self, methods: list[apigateway.Method], *, reason: str) -> None:
         for method in methods:
             for rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):
-                cdk.Validations.of(method).acknowledge(
-                    cdk.Acknowledgment(id=rule, reason=_AUTH_REASON)
-                )
+                cdk.Validations.of(method).acknowledge(cdk.Acknowledgment(id=rule, reason=reason))
+
+    def _acknowledge_api(self) -> None:
         cdk.Validations.of(self.api).acknowledge(
             cdk.Acknowledgment(
                 id="AwsSolutions-APIG2",

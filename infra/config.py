@@ -39,6 +39,10 @@ __all__ = ["ConfigError", "StackConfig", "config_from_context"]
 # The runtime's defaults, so cdk.json, the stack and the functions cannot disagree.
 _MAPPING_DEFAULTS: Final = MappingConfig()
 
+# Segment's HTTP Tracking API (docs/wire.md §4); EU workspaces use
+# https://events.eu1.segmentapis.com/v1. The mirror posts to "<url>/batch".
+DEFAULT_SEGMENT_API_URL: Final = "https://api.segment.io/v1"
+
 # What the event lists may take of Lambda's 4 KB of environment variables.
 ENVIRONMENT_BUDGET_BYTES: Final = 2800
 
@@ -136,6 +140,10 @@ class StackConfig(BaseModel):
     # the API stage has it; off drops the X-Ray SDK from each cold start (~15 ms measured in a
     # Lambda environment), the IAM statement on '*' and the X-Ray charges.
     tracing: bool = True
+    # Raindrop -> Segment: the route /raindrop/v1/ always forwards to Raindrop; this says
+    # whether it also mirrors into Segment (which needs segment_write_key in the secret).
+    mirror_to_segment: bool = True
+    segment_api_url: str = Field(DEFAULT_SEGMENT_API_URL, pattern=r"^https://[^\s/]+(/[^\s]*)?$")
     skip_bundling: bool = False
 
     @field_validator(
@@ -163,6 +171,18 @@ class StackConfig(BaseModel):
     def _project_slugs(cls, value: list[str] | None) -> list[str] | None:
         if value is not None:
             check_slugs(value)
+        return value
+
+    @field_validator("segment_api_url")
+    @classmethod
+    def _segment_base_url(cls, value: str) -> str:
+        # The mirror appends the endpoint itself; a pasted ".../v1/batch" would post to
+        # ".../v1/batch/batch" and every mirrored event would fail.
+        value = value.rstrip("/")
+        if value.rsplit("/", 1)[-1] in ("batch", "track", "identify"):
+            raise ValueError(
+                "give the API's base URL (e.g. https://api.segment.io/v1), not an endpoint"
+            )
         return value
 
     @field_validator("log_retention_days")
@@ -200,7 +220,8 @@ class StackConfig(BaseModel):
             )
             raise ValueError(problems) from None
         # Lambda allows 4 KB of environment variables per function in all; the fixed ones and
-        # the queue URLs and secret ARN take about 1 KB.
+        # the queue URLs and secret ARN take about 1 KB (the mirror's, with its table name and
+        # Segment URL, about 1.1 KB: still inside with the lists at this budget).
         settings = [
             self.forward_event_prefixes,
             self.forward_event_names,

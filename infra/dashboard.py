@@ -102,6 +102,18 @@ def build_dashboard(
     )
     dashboard.add_widgets(
         _graph(
+            "Raindrop SDK -> Segment",
+            [
+                forwarder_metric(Metric.RAINDROP_SDK_REQUESTS),
+                forwarder_metric(Metric.MIRROR_EVENTS_SENT),
+                forwarder_metric(Metric.MIRROR_FAILURES),
+                forwarder_metric(Metric.MIRROR_DISABLED),
+                forwarder_metric(Metric.MIRROR_EVENTS_TRUNCATED),
+            ],
+        ),
+    )
+    dashboard.add_widgets(
+        _graph(
             "Function duration p50 / p99 (ms)",
             [
                 function.metric_duration(statistic=s, label=f"{name} {s}")

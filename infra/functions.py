@@ -1,4 +1,4 @@
-"""The three Lambda functions and their permissions (CDK grant helpers only).
+"""The four Lambda functions and their permissions (CDK grant helpers only).
 
 Handlers and environment variables follow docs/architecture.md ("Runtime contract").
 """
@@ -15,6 +15,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.config import LOG_RETENTION_DAYS, StackConfig
+from infra.partials import PartialsTable
 from infra.queues import ForwarderQueues
 from infra.secret import ForwarderSecret
 from segment_raindrop.config import DeliveryConfig, ForwarderConfig
@@ -88,6 +89,25 @@ def forwarder_config(
     )
 
 
+def mirror_environment(config: StackConfig, partials: PartialsTable) -> dict[str, str]:
+    """The Raindrop -> Segment variables of the mirror function.
+
+    Written here rather than through to_environment until the runtime's configuration model
+    holds these fields; the names are the runtime's (segment_raindrop.mirror).
+    """
+    return {
+        **segment_environment(config),
+        "PARTIALS_TABLE": partials.table.table_name,
+        "MIRROR_TO_SEGMENT": "true" if config.mirror_to_segment else "false",
+    }
+
+
+def segment_environment(config: StackConfig) -> dict[str, str]:
+    """Where Segment-bound deliveries go: the mirror sends them, and the retry worker and the
+    replay deliver the ones that were queued, so all three need it."""
+    return {"SEGMENT_API_URL": config.segment_api_url}
+
+
 def function_environment(forwarder: ForwarderConfig, config: StackConfig) -> dict[str, str]:
     """A function's variables: the forwarder's (written by the runtime's own environment
     contract) and Powertools'."""
@@ -109,7 +129,7 @@ def function_environment(forwarder: ForwarderConfig, config: StackConfig) -> dic
 
 
 class ForwarderFunctions(Construct):
-    """Exposes `webhook`, `retry_worker` and `replay` (lambda_.Function)."""
+    """Exposes `webhook`, `retry_worker`, `replay` and `mirror` (lambda_.Function)."""
 
     def __init__(
         self,
@@ -120,6 +140,7 @@ class ForwarderFunctions(Construct):
         code: lambda_.Code,
         secret: ForwarderSecret,
         queues: ForwarderQueues,
+        partials: PartialsTable,
     ) -> None:
         super().__init__(scope, construct_id)
         self._config = config
@@ -142,6 +163,7 @@ class ForwarderFunctions(Construct):
             timeout=RETRY_TIMEOUT,
             memory_mb=WORKER_MEMORY_MB,
             budget_seconds=RETRY_BUDGET_SECONDS,
+            extra_environment=segment_environment(config),
         )
         self.replay = self._function(
             "Replay",
@@ -150,8 +172,20 @@ class ForwarderFunctions(Construct):
             timeout=REPLAY_TIMEOUT,
             memory_mb=WORKER_MEMORY_MB,
             budget_seconds=REPLAY_BUDGET_SECONDS,
+            extra_environment=segment_environment(config),
         )
-        self.all = (self.webhook, self.retry_worker, self.replay)
+        # Raindrop's SDK waits for the answer like Segment does (its read timeout is 15 s), so
+        # the mirror gets the webhook's timeout, memory and delivery budget.
+        self.mirror = self._function(
+            "Mirror",
+            handler="segment_raindrop.mirror.handler",
+            description="Raindrop SDK endpoint: forwards to Raindrop, mirrors into Segment",
+            timeout=WEBHOOK_TIMEOUT,
+            memory_mb=config.webhook_memory_mb,
+            budget_seconds=config.delivery_budget_seconds,
+            extra_environment=mirror_environment(config, partials),
+        )
+        self.all = (self.webhook, self.retry_worker, self.replay, self.mirror)
 
         self.retry_worker.add_event_source(
             event_sources.SqsEventSource(
@@ -164,9 +198,11 @@ class ForwarderFunctions(Construct):
                 max_concurrency=config.retry_max_concurrency,
             )
         )
-        self._grant(secret, queues)
+        self._grant(secret, queues, partials)
 
-    def _grant(self, secret: ForwarderSecret, queues: ForwarderQueues) -> None:
+    def _grant(
+        self, secret: ForwarderSecret, queues: ForwarderQueues, partials: PartialsTable
+    ) -> None:
         retry, dlq = queues.retry_queue, queues.dead_letter_queue
         for function in self.all:
             secret.secret.grant_read(function)
@@ -181,6 +217,12 @@ class ForwarderFunctions(Construct):
         # Replay: read the dead-letter queue and put back what still fails.
         dlq.grant_consume_messages(self.replay)
         dlq.grant_send_messages(self.replay)
+        # Mirror: like the webhook it queues what Raindrop or Segment did not take; the
+        # retry worker and the replay deliver those messages with the grants above (the write
+        # key is in the same secret). It merges partial events in the table.
+        retry.grant_send_messages(self.mirror)
+        dlq.grant_send_messages(self.mirror)
+        partials.table.grant_read_write_data(self.mirror)
 
     def _function(
         self,
@@ -191,6 +233,7 @@ class ForwarderFunctions(Construct):
         timeout: cdk.Duration,
         memory_mb: int,
         budget_seconds: float,
+        extra_environment: dict[str, str] | None = None,
     ) -> lambda_.Function:
         log_group = logs.LogGroup(
             self,
@@ -224,7 +267,8 @@ class ForwarderFunctions(Construct):
                     self._config, self._secret, self._queues, budget_seconds=budget_seconds
                 ),
                 self._config,
-            ),
+            )
+            | (extra_environment or {}),
         )
         log_group.grant_write(role)
         # CDK makes the function depend on its role explicitly although `Role: GetAtt` already

@@ -87,6 +87,7 @@ class Monitoring(Construct):
         self.alarms: list[cloudwatch.Alarm] = []
         self._queue_alarms(queues)
         self._raindrop_alarms()
+        self._mirror_alarms()
         self._function_alarms(functions)
         self._api_alarms(api)
         self.topic = self._notify(config.alarm_email) if config.alarm_email else None
@@ -155,6 +156,30 @@ class Monitoring(Construct):
             description=(
                 "Raindrop answered with a redirect, which the forwarder does not follow: fix "
                 "raindropApiUrl (the events are queued meanwhile)."
+            ),
+        )
+
+    def _mirror_alarms(self) -> None:
+        # Raindrop -> Segment. A failure is an event Segment will not get without a replay;
+        # a disabled mirror means apps send through the SDK route while the secret has no
+        # segment_write_key, so Segment gets nothing (Raindrop still gets everything).
+        self._alarm(
+            "MirrorFailures",
+            forwarder_metric(Metric.MIRROR_FAILURES, period=PERIOD),
+            threshold=1,
+            description=(
+                "Events from Raindrop's SDK could not be mirrored into Segment (dead-lettered): "
+                "check segment_write_key and segmentApiUrl, then replay (docs/runbook.md)."
+            ),
+        )
+        self._alarm(
+            "MirrorDisabled",
+            forwarder_metric(Metric.MIRROR_DISABLED, period=PERIOD),
+            threshold=1,
+            description=(
+                "Raindrop's SDK is sending through the stack but nothing reaches Segment: the "
+                "secret has no segment_write_key (or the placeholder). Raindrop still gets "
+                "every event."
             ),
         )
 

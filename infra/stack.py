@@ -1,4 +1,5 @@
-"""The one stack: queues, secret, functions, API, monitoring, and the outputs users need."""
+"""The one stack: queues, secret, partials table, functions, API, monitoring, and the
+outputs users need."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from infra.bundling import lambda_code
 from infra.config import StackConfig
 from infra.functions import RETRY_TIMEOUT, ForwarderFunctions
 from infra.monitoring import Monitoring
+from infra.partials import PartialsTable
 from infra.queues import ForwarderQueues
 from infra.secret import ForwarderSecret
 
@@ -30,6 +32,7 @@ class SegmentRaindropStack(cdk.Stack):
         super().__init__(scope, construct_id, **kwargs)
         queues = ForwarderQueues(self, "Queues", config=config, retry_worker_timeout=RETRY_TIMEOUT)
         secret = ForwarderSecret(self, "Secret", config=config)
+        partials = PartialsTable(self, "Partials", config=config)
         functions = ForwarderFunctions(
             self,
             "Functions",
@@ -37,8 +40,15 @@ class SegmentRaindropStack(cdk.Stack):
             code=lambda_code(project_root, skip_bundling=config.skip_bundling),
             secret=secret,
             queues=queues,
+            partials=partials,
         )
-        api = WebhookApi(self, "Webhook", config=config, handler=functions.webhook)
+        api = WebhookApi(
+            self,
+            "Webhook",
+            config=config,
+            handler=functions.webhook,
+            mirror_handler=functions.mirror,
+        )
         monitoring = Monitoring(
             self,
             "Monitoring",
@@ -49,6 +59,7 @@ class SegmentRaindropStack(cdk.Stack):
                 "Webhook": functions.webhook,
                 "RetryWorker": functions.retry_worker,
                 "Replay": functions.replay,
+                "Mirror": functions.mirror,
             },
         )
 
@@ -58,12 +69,25 @@ class SegmentRaindropStack(cdk.Stack):
             api.sdk_host,
             "host for Segment's server libraries (they post to /v1/batch; write key = token)",
         )
+        self._output(
+            "RaindropSdkEndpoint",
+            api.raindrop_sdk_endpoint,
+            'Raindrop SDK: raindrop.init(api_key=..., endpoint="<this>") forwards to Raindrop '
+            "and mirrors into Segment",
+        )
+        self._output(
+            "PartialsTableName",
+            partials.table.table_name,
+            "Open Raindrop interactions (begin/finish) merged before they go to Segment",
+        )
         self._output("RetryQueueUrl", queues.retry_queue.queue_url, "Retry queue")
         self._output("DeadLetterQueueUrl", queues.dead_letter_queue.queue_url, "Dead-letter queue")
         self._output(
             "ReplayFunctionName", functions.replay.function_name, "Invoke to replay dead letters"
         )
-        self._output("SecretArn", secret.secret.secret_arn, "Raindrop key and webhook token")
+        self._output(
+            "SecretArn", secret.secret.secret_arn, "Raindrop key, webhook token, Segment write key"
+        )
         self._output(
             "DashboardUrl",
             cdk.Fn.join(

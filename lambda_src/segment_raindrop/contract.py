@@ -117,6 +117,16 @@ class Metric(StrEnum):
     # been failing them. SQS's own ApproximateAgeOfOldestMessage cannot tell: it leaves out
     # messages received three times or more, and re-queued events are new messages.
     RETRY_FAILURE_AGE = "RetryFailureAge"
+    # Raindrop -> Segment (segment_raindrop.mirror). Requests from Raindrop's SDK to
+    # /raindrop/v1/, events put into Segment, events that could not be (dead-lettered or
+    # failed for good), and requests not mirrored because the mirror is switched off for want
+    # of a segment_write_key (forwarding to Raindrop goes on).
+    RAINDROP_SDK_REQUESTS = "RaindropSdkRequests"
+    MIRROR_EVENTS_SENT = "MirrorEventsSent"
+    MIRROR_FAILURES = "MirrorFailures"
+    # Mirrored events over Segment's 32 KB whose longest texts were cut (Raindrop got them whole).
+    MIRROR_EVENTS_TRUNCATED = "MirrorEventsTruncated"
+    MIRROR_DISABLED = "MirrorDisabled"
     # Not published by the functions: a metric filter on API Gateway's access log counts the
     # requests answered 413, most of them bodies over Lambda's 6 MB invoke payload that API
     # Gateway refuses before the function runs (Segment drops 413s).

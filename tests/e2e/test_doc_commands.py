@@ -186,6 +186,20 @@ NOT_RUN: dict[tuple[str, str, int], str] = {
     ("docs/runbook.md", 'uv run python -c "', 0): (
         "runs until Ctrl-C (the drill's Raindrop stand-in; healing is this test's receiver)"
     ),
+    # Raindrop -> Segment: the write key, the SDK endpoint and the mirror's dead letters and
+    # partials table exist only in a deployment.
+    ("docs/deploy.md", "read -rs SEGMENT_WRITE_KEY", 0): f"{AWS_ONLY} (and waits for a pasted key)",
+    ("docs/deploy.md", "RAINDROP_SDK_ENDPOINT=$(output RaindropSdkEndpoint)", 0): AWS_ONLY,
+    (
+        "docs/runbook.md",
+        'aws sqs receive-message --queue-url "$DLQ_URL" --max-number-of-messages 10 \\',
+        1,
+    ): f"{AWS_ONLY} (Segment-bound dead letters come from a deployed mirror)",
+    (
+        "docs/runbook.md",
+        'aws dynamodb scan --table-name "$(out PartialsTableName)" --select COUNT',
+        0,
+    ): AWS_ONLY,
 }
 
 

@@ -18,7 +18,8 @@ from infra.app import PROJECT_ROOT, build_app
 WEBHOOK_HANDLER = "segment_raindrop.webhook.handler"
 RETRY_HANDLER = "segment_raindrop.retry.handler"
 REPLAY_HANDLER = "segment_raindrop.replay.handler"
-HANDLERS = (WEBHOOK_HANDLER, RETRY_HANDLER, REPLAY_HANDLER)
+MIRROR_HANDLER = "segment_raindrop.mirror.handler"
+HANDLERS = (WEBHOOK_HANDLER, RETRY_HANDLER, REPLAY_HANDLER, MIRROR_HANDLER)
 
 
 def cdk_json_context() -> dict[str, Any]:

@@ -147,7 +147,7 @@ def test_every_function_uses_the_one_bundle(
         for resource in resources.values()
         if resource["Type"] == "AWS::Lambda::Function"
     ]
-    assert keys == [f"{asset_hash}.zip"] * 3
+    assert keys == [f"{asset_hash}.zip"] * 4
 
 
 def test_bundle_is_reproducible(

@@ -46,7 +46,7 @@ CONTRACT_VARIABLES = {
 }
 
 
-def test_three_functions_with_the_contracts_handlers(template: assertions.Template) -> None:
+def test_four_functions_with_the_contracts_handlers(template: assertions.Template) -> None:
     handlers = {
         resource["Properties"]["Handler"]
         for resource in resources(template, "AWS::Lambda::Function").values()
@@ -172,7 +172,7 @@ def test_each_function_logs_to_its_own_group_with_retention(
             ref_or_att(function(tmpl, handler)[1]["Properties"]["LoggingConfig"]["LogGroup"])
             for handler in HANDLERS
         }
-        assert len(targets) == 3
+        assert len(targets) == len(HANDLERS)
         for logical_id in targets:
             assert logical_id is not None
             assert groups[logical_id]["Properties"]["RetentionInDays"] == days

@@ -21,6 +21,10 @@ FORWARDER_METRICS = (
     "RaindropRedirects",
     "ApiRequestsTooLarge",
     "RetryFailureAge",
+    "RaindropSdkRequests",
+    "MirrorEventsSent",
+    "MirrorFailures",
+    "MirrorDisabled",
 )
 
 
@@ -216,7 +220,7 @@ def test_alarm_email_subscribes_to_a_tls_only_topic(custom_template: assertions.
         for s in statements
     )
     alarms = _alarms(custom_template)
-    assert len(alarms) == 16
+    assert len(alarms) == 20
     for alarm in alarms.values():
         assert [ref_or_att(action) for action in alarm["AlarmActions"]] == [topic_id]
         assert [ref_or_att(action) for action in alarm["OKActions"]] == [topic_id]

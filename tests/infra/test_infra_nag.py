@@ -13,13 +13,18 @@ from aws_cdk import aws_sqs as sqs
 from infra.app import build_app
 from tests.infra.support import context_with
 
-FUNCTIONS = ("Webhook", "RetryWorker", "Replay")
+FUNCTIONS = ("Webhook", "RetryWorker", "Replay", "Mirror")
 # (construct path below the stack, rule) of every acknowledgement, each with a reason in code.
 EXPECTED = {
     ("Secret/Secret", "AwsSolutions-SMG4"),
     *((f"Functions/{name}", "AwsSolutions-L1") for name in FUNCTIONS),
     *((f"Functions/{name}Role", "AwsSolutions-IAM5[Resource::*]") for name in FUNCTIONS),
     ("Webhook/Api", "AwsSolutions-APIG2"),
+    ("Partials/Table", "AwsSolutions-DDB3"),
+    *(
+        ("Webhook/Api/Default/raindrop/v1/{proxy+}/POST", rule)
+        for rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4")
+    ),
     ("Webhook/Api/DeploymentStage.prod", "AwsSolutions-APIG3"),
     ("Webhook/Api/DeploymentStage.prod", "AwsSolutions-APIG6"),
     *(

@@ -215,7 +215,7 @@ def test_every_alarm_is_documented_with_how_to_fire_it(template: assertions.Temp
     expanded = {
         name.replace("<Function>", function)
         for name in documented
-        for function in ("Webhook", "RetryWorker", "Replay")
+        for function in ("Webhook", "RetryWorker", "Replay", "Mirror")
     }
     assert names <= expanded
     assert "aws cloudwatch set-alarm-state" in section

@@ -8,6 +8,7 @@ from aws_cdk import assertions
 
 from tests.infra.support import (
     HANDLERS,
+    MIRROR_HANDLER,
     RETRY_HANDLER,
     WEBHOOK_HANDLER,
     actions_on,
@@ -39,7 +40,7 @@ def _ids(template: assertions.Template) -> tuple[str, str, str]:
 
 def _expected(template: assertions.Template, handler: str) -> dict[str, set[str]]:
     secret, retry, dlq = _ids(template)
-    if handler == WEBHOOK_HANDLER:
+    if handler in (WEBHOOK_HANDLER, MIRROR_HANDLER):
         return {secret: READ_SECRET, retry: SEND, dlq: SEND}
     if handler == RETRY_HANDLER:
         return {secret: READ_SECRET, retry: CONSUME | SEND, dlq: SEND}
@@ -91,12 +92,15 @@ def test_nothing_is_allowed_to_everyone(template: assertions.Template) -> None:
                 assert "*" not in action, action
 
 
-def test_only_api_gateway_may_invoke_the_webhook(template: assertions.Template) -> None:
+def test_only_api_gateway_may_invoke_the_webhook_and_the_mirror(
+    template: assertions.Template,
+) -> None:
     webhook, _ = function(template, WEBHOOK_HANDLER)
+    mirror, _ = function(template, MIRROR_HANDLER)
     permissions = template.find_resources("AWS::Lambda::Permission")
-    assert permissions
+    invoked = {ref_or_att(p["Properties"]["FunctionName"]) for p in permissions.values()}
+    assert invoked == {webhook, mirror}
     for permission in permissions.values():
         properties = permission["Properties"]
-        assert ref_or_att(properties["FunctionName"]) == webhook
         assert properties["Principal"] == "apigateway.amazonaws.com"
         assert "SourceArn" in properties

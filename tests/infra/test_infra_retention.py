@@ -1,7 +1,8 @@
 """Data an operator cannot recreate survives `cdk destroy` and construct refactors.
 
 The created secret holds the Raindrop key someone set by hand and the token Segment sends; the
-dead-letter queue holds events not replayed yet. Both are retained by default (`retainData`),
+dead-letter queue holds events not replayed yet; the partials table holds Raindrop interactions
+not finished yet (not yet in Segment). All are retained by default (`retainData`),
 and CloudFormation must never see them as new resources: a changed logical id replaces a
 resource, and a changed GenerateSecretString generates a new value.
 """
@@ -12,6 +13,7 @@ import json
 
 from aws_cdk import assertions
 
+from infra.partials import PARTIALS_TABLE_LOGICAL_ID
 from infra.queues import DEAD_LETTER_QUEUE_LOGICAL_ID
 from infra.secret import SECRET_LOGICAL_ID
 from tests.infra.support import only, ref_or_att, resources, synth
@@ -24,7 +26,8 @@ def test_secret_and_dead_letter_queue_are_retained_by_default(
 ) -> None:
     _, secret = only(template, "AWS::SecretsManager::Secret")
     _, dlq = only(template, "AWS::SQS::Queue", MessageRetentionPeriod=DLQ_RETENTION)
-    for resource in (secret, dlq):
+    _, table = only(template, "AWS::DynamoDB::Table")
+    for resource in (secret, dlq, table):
         assert resource["DeletionPolicy"] == "Retain"
         assert resource["UpdateReplacePolicy"] == "Retain"
 
@@ -33,7 +36,8 @@ def test_retain_data_false_deletes_them() -> None:
     template = synth(retainData="false")
     _, secret = only(template, "AWS::SecretsManager::Secret")
     _, dlq = only(template, "AWS::SQS::Queue", MessageRetentionPeriod=DLQ_RETENTION)
-    for resource in (secret, dlq):
+    _, table = only(template, "AWS::DynamoDB::Table")
+    for resource in (secret, dlq, table):
         assert resource["DeletionPolicy"] == "Delete"
 
 
@@ -47,7 +51,13 @@ def test_nothing_else_is_retained(template: assertions.Template) -> None:
     }
     account_id, account = only(template, "AWS::ApiGateway::Account")
     logging_role = ref_or_att(account["Properties"]["CloudWatchRoleArn"])
-    assert retained == {SECRET_LOGICAL_ID, DEAD_LETTER_QUEUE_LOGICAL_ID, account_id, logging_role}
+    assert retained == {
+        SECRET_LOGICAL_ID,
+        DEAD_LETTER_QUEUE_LOGICAL_ID,
+        PARTIALS_TABLE_LOGICAL_ID,
+        account_id,
+        logging_role,
+    }
 
 
 def test_logical_ids_are_pinned(template: assertions.Template) -> None:
@@ -60,6 +70,8 @@ def test_logical_ids_are_pinned(template: assertions.Template) -> None:
         only(template, "AWS::SQS::Queue", MessageRetentionPeriod=DLQ_RETENTION)[0]
         == DEAD_LETTER_QUEUE_LOGICAL_ID
     )
+    assert PARTIALS_TABLE_LOGICAL_ID == "MirrorPartialsTable"
+    assert only(template, "AWS::DynamoDB::Table")[0] == PARTIALS_TABLE_LOGICAL_ID
 
 
 def test_the_secrets_generator_never_changes(template: assertions.Template) -> None:

@@ -1,0 +1,226 @@
+"""Raindrop -> Segment in the stack: the SDK route, the mirror function, the partials table,
+its grants, alarms, dashboard and outputs, and the context keys that configure it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_cdk import assertions
+
+from infra.config import ConfigError, config_from_context
+from segment_raindrop.contract import WEBHOOK_TIMEOUT_SECONDS
+from tests.infra.support import (
+    MIRROR_HANDLER,
+    REPLAY_HANDLER,
+    RETRY_HANDLER,
+    WEBHOOK_HANDLER,
+    actions_on,
+    environment,
+    function,
+    only,
+    ref_or_att,
+    resources,
+    role_statements,
+    synth,
+)
+
+TABLE_DATA = {
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+}
+
+
+def _table(template: assertions.Template) -> tuple[str, dict[str, Any]]:
+    logical_id, table = only(template, "AWS::DynamoDB::Table")
+    properties: dict[str, Any] = table["Properties"]
+    return logical_id, properties
+
+
+def _mirror_method(template: assertions.Template) -> dict[str, Any]:
+    proxy_id, _ = only(template, "AWS::ApiGateway::Resource", PathPart="{proxy+}")
+    (method,) = [
+        m["Properties"]
+        for m in resources(template, "AWS::ApiGateway::Method").values()
+        if ref_or_att(m["Properties"]["ResourceId"]) == proxy_id
+    ]
+    return method
+
+
+def test_the_sdk_route_is_raindrop_v1_proxied_to_the_mirror(
+    template: assertions.Template,
+) -> None:
+    resources_by_id = resources(template, "AWS::ApiGateway::Resource")
+    _, proxy = only(template, "AWS::ApiGateway::Resource", PathPart="{proxy+}")
+    v1 = resources_by_id[ref_or_att(proxy["Properties"]["ParentId"]) or ""]
+    assert v1["Properties"]["PathPart"] == "v1"
+    raindrop = resources_by_id[ref_or_att(v1["Properties"]["ParentId"]) or ""]
+    assert raindrop["Properties"]["PathPart"] == "raindrop"
+    method = _mirror_method(template)
+    assert method["HttpMethod"] == "POST"
+    # No authorizer: the function compares the SDK's bearer key itself.
+    assert method["AuthorizationType"] == "NONE"
+    assert method["Integration"]["Type"] == "AWS_PROXY"
+    uri = json.dumps(method["Integration"]["Uri"])
+    assert function(template, MIRROR_HANDLER)[0] in uri
+    assert function(template, WEBHOOK_HANDLER)[0] not in uri
+
+
+def test_the_route_shares_the_one_api_and_its_stage(template: assertions.Template) -> None:
+    # Same stage, throttling, access log and binary media types as /segment.
+    api_id, _ = only(template, "AWS::ApiGateway::RestApi")
+    only(template, "AWS::ApiGateway::Stage")
+    method = _mirror_method(template)
+    assert ref_or_att(method["RestApiId"]) == api_id
+
+
+def test_mirror_function_like_the_webhook(
+    template: assertions.Template, custom_template: assertions.Template
+) -> None:
+    properties = function(template, MIRROR_HANDLER)[1]["Properties"]
+    assert properties["Runtime"] == "python3.13"
+    assert properties["Architectures"] == ["arm64"]
+    assert properties["Timeout"] == WEBHOOK_TIMEOUT_SECONDS
+    assert properties["MemorySize"] == 1024
+    assert properties["TracingConfig"] == {"Mode": "Active"}
+    custom = function(custom_template, MIRROR_HANDLER)[1]["Properties"]
+    assert custom["MemorySize"] == 2048
+    assert custom["Environment"]["Variables"]["DELIVERY_BUDGET_SECONDS"] == "6.5"
+
+
+def test_mirror_environment(template: assertions.Template) -> None:
+    variables = environment(template, MIRROR_HANDLER)
+    table_id, _ = _table(template)
+    assert ref_or_att(variables["PARTIALS_TABLE"]) == table_id
+    assert variables["SEGMENT_API_URL"] == "https://api.segment.io/v1"
+    assert variables["MIRROR_TO_SEGMENT"] == "true"
+    # The forwarder's common variables, for the Raindrop side.
+    webhook = environment(template, WEBHOOK_HANDLER)
+    for name in ("RAINDROP_SECRET_ID", "RAINDROP_API_URL", "RETRY_QUEUE_URL", "DLQ_URL"):
+        assert variables[name] == webhook[name]
+
+
+def test_retry_worker_and_replay_know_where_segment_is(template: assertions.Template) -> None:
+    # They deliver the Segment-bound messages the mirror queued.
+    for handler in (RETRY_HANDLER, REPLAY_HANDLER):
+        assert environment(template, handler)["SEGMENT_API_URL"] == "https://api.segment.io/v1"
+        assert "PARTIALS_TABLE" not in environment(template, handler)
+    assert "SEGMENT_API_URL" not in environment(template, WEBHOOK_HANDLER)
+
+
+def test_context_sets_the_segment_endpoint_and_switch() -> None:
+    template = synth(
+        segmentApiUrl="https://events.eu1.segmentapis.com/v1/", mirrorToSegment="false"
+    )
+    variables = environment(template, MIRROR_HANDLER)
+    assert variables["SEGMENT_API_URL"] == "https://events.eu1.segmentapis.com/v1"
+    assert variables["MIRROR_TO_SEGMENT"] == "false"
+    # Switched off, the route still forwards to Raindrop.
+    _mirror_method(template)
+
+
+def test_table_keys_ttl_and_billing(template: assertions.Template) -> None:
+    _, table = _table(template)
+    assert table["KeySchema"] == [{"AttributeName": "event_id", "KeyType": "HASH"}]
+    assert table["AttributeDefinitions"] == [{"AttributeName": "event_id", "AttributeType": "S"}]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert "GlobalSecondaryIndexes" not in table
+
+
+def test_only_the_mirror_touches_the_table(template: assertions.Template) -> None:
+    table_id, _ = _table(template)
+    granted = actions_on(role_statements(template, MIRROR_HANDLER), table_id)
+    assert granted >= TABLE_DATA
+    assert all(action.startswith("dynamodb:") for action in granted)
+    for handler in (WEBHOOK_HANDLER, RETRY_HANDLER, REPLAY_HANDLER):
+        assert actions_on(role_statements(template, handler), table_id) == set()
+
+
+def test_mirror_reads_the_secret_and_sends_to_both_queues(template: assertions.Template) -> None:
+    statements = role_statements(template, MIRROR_HANDLER)
+    secret, _ = only(template, "AWS::SecretsManager::Secret")
+    retry, _ = only(template, "AWS::SQS::Queue", MessageRetentionPeriod=4 * 86400)
+    dlq, _ = only(template, "AWS::SQS::Queue", MessageRetentionPeriod=14 * 86400)
+    assert "secretsmanager:GetSecretValue" in actions_on(statements, secret)
+    for queue in (retry, dlq):
+        granted = actions_on(statements, queue)
+        assert "sqs:SendMessage" in granted
+        assert "sqs:ReceiveMessage" not in granted
+
+
+def _alarms(template: assertions.Template) -> dict[str, dict[str, Any]]:
+    return {
+        alarm["Properties"]["AlarmName"].removeprefix("segment-raindrop-prod-"): alarm["Properties"]
+        for alarm in resources(template, "AWS::CloudWatch::Alarm").values()
+    }
+
+
+@pytest.mark.parametrize("metric", ["MirrorFailures", "MirrorDisabled"])
+def test_alarms_on_the_mirrors_own_metrics(template: assertions.Template, metric: str) -> None:
+    alarm = _alarms(template)[metric]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("SegmentRaindrop", metric)
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "segment-raindrop"}]
+    assert alarm["Statistic"] == "Sum"
+    assert alarm["Threshold"] == 1
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+def test_alarms_on_the_mirror_functions_errors_and_throttles(
+    template: assertions.Template,
+) -> None:
+    mirror_id, _ = function(template, MIRROR_HANDLER)
+    alarms = _alarms(template)
+    for metric in ("Errors", "Throttles"):
+        alarm = alarms[f"Mirror{metric}"]
+        assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/Lambda", metric)
+        assert ref_or_att(alarm["Dimensions"][0]["Value"]) == mirror_id
+
+
+def test_dashboard_shows_the_mirror(template: assertions.Template) -> None:
+    _, dashboard = only(template, "AWS::CloudWatch::Dashboard")
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    for metric in ("MirrorEventsSent", "MirrorFailures", "RaindropSdkRequests"):
+        assert f'\\"SegmentRaindrop\\",\\"{metric}\\",\\"service\\",\\"segment-raindrop\\"' in body
+    assert function(template, MIRROR_HANDLER)[0] in body
+
+
+def test_outputs(template: assertions.Template) -> None:
+    outputs = template.find_outputs("*")
+    endpoint = outputs["RaindropSdkEndpoint"]["Value"]["Fn::Join"][1]
+    # The stage URL + "raindrop/v1/": the SDK appends "events/track" to what it is given.
+    assert endpoint[-1] == "/raindrop/v1/"
+    assert endpoint[0] == "https://"
+    table_id, _ = _table(template)
+    assert ref_or_att(outputs["PartialsTableName"]["Value"]) == table_id
+
+
+def test_defaults() -> None:
+    config = config_from_context({})
+    assert config.mirror_to_segment is True
+    assert config.segment_api_url == "https://api.segment.io/v1"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "http://api.segment.io/v1",  # the write key travels in it: TLS only
+        "api.segment.io/v1",
+        "https:///v1",
+        "https://api.segment.io/v1/batch",  # the mirror appends the endpoint itself
+        "https://api.segment.io/v1/track/",
+        "https://api.segment .io/v1",
+    ],
+)
+def test_segment_api_url_is_validated(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"invalid CDK context: segmentApiUrl\b"):
+        config_from_context({"segmentApiUrl": value})
+
+
+def test_mirror_to_segment_is_validated() -> None:
+    with pytest.raises(ConfigError, match=r"invalid CDK context: mirrorToSegment\b"):
+        config_from_context({"mirrorToSegment": "sometimes"})
+    assert config_from_context({"mirrorToSegment": "false"}).mirror_to_segment is False
