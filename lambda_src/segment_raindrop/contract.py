@@ -131,15 +131,6 @@ class Metric(StrEnum):
     # requests answered 413, most of them bodies over Lambda's 6 MB invoke payload that API
     # Gateway refuses before the function runs (Segment drops 413s).
     API_REQUESTS_TOO_LARGE = "ApiRequestsTooLarge"
-    # The mirror (Raindrop's SDK -> this stack -> Raindrop and Segment).
-    RAINDROP_SDK_REQUESTS = "RaindropSdkRequests"
-    MIRROR_EVENTS_SENT = "MirrorEventsSent"
-    # Segment events that could not be delivered now (queued for a retry or dead-lettered).
-    MIRROR_FAILURES = "MirrorFailures"
-    # Requests not mirrored because the write key is missing or a placeholder.
-    MIRROR_DISABLED = "MirrorDisabled"
-    # Events over Segment's 32 KB whose longest texts were cut to fit.
-    MIRROR_EVENTS_TRUNCATED = "MirrorEventsTruncated"
 
 
 # The per-event outcomes a webhook answer and the metrics count, in the order they are shown.

@@ -510,7 +510,11 @@ class Replayer:
 
     def _guards_filtered(self, message: FailedEventsMessage) -> bool:
         """Whether events filtered now keep ``message`` (see ReplayOptions.drop_filtered)."""
-        return not self.options.drop_filtered and message.reason is not FailureReason.INVALID
+        return (
+            not self.options.drop_filtered
+            and message.reason is not FailureReason.INVALID
+            and not is_mirror_message(message)  # its events are not mapped: nothing filters
+        )
 
     def _replay(
         self,
