@@ -8,7 +8,8 @@ Only what is sent is redacted: the queues keep the original events (they stay in
 and a retry or replay redacts again with the configuration in force then.
 
 Cost: three families of patterns (secrets, e-mail, numbers), compiled once, each run only on
-text that passes its cheap trigger; most strings reach none of them.
+text that passes its gate (segment_raindrop.redaction_gates); most values reach none of them,
+and a value's strings are gated together, once.
 Redacted text is never logged: only counts by kind leave this module.
 """
 
@@ -18,6 +19,8 @@ import re
 from collections import Counter
 from collections.abc import Collection
 from typing import Any, Final
+
+from segment_raindrop.redaction_gates import may_hold_number, may_hold_pii, may_hold_secret
 
 # Kinds, as they appear in placeholders and in the metric's ``kind`` dimension.
 EMAIL: Final = "email"
@@ -85,21 +88,16 @@ def _compiled(kinds: Collection[str]) -> re.Pattern[str]:
     )
 
 
-# Each family runs only on text that passes its cheap trigger (substring tests in C, or a
-# pattern that starts with a digit class and so fails fast on letters): a full scan of every
-# string with every pattern cost more than the mapping itself.
+# Each family runs only on text that passes its gate (segment_raindrop.redaction_gates): a
+# full scan of every string with every pattern cost more than the mapping itself.
 _EMAILS: Final = _compiled({EMAIL})
 _SECRETS: Final = _compiled({CREDENTIAL, PASSWORD})
 _NUMBERS: Final = _compiled({SSN, CARD, IP, PHONE})
-_SECRET_MARKERS: Final = re.compile(
-    r"sk-|[sr]k_live_|[sr]k_test_|gh[pousr]_|github_pat_|xox|AIza|AKIA|ASIA|[Bb]earer"
-)
-_PASSWORD_WORDS: Final = ("pass", "pwd", "secret", "key", "token")
-# Seven or more digits, dots, spaces, dashes or parentheses from a digit to a digit: the least
-# any phone, card, SSN or IPv4 address holds. An id like tr_c68d976e has no such run.
-_NUMBER_RUN: Final = re.compile(r"(?<![A-Za-z0-9_])\d[\d .()-]{5,}\d")
 _GROUP_KIND: Final = {f"{kind}{number}": kind for number, (kind, _) in enumerate(_PATTERNS)}
 _SHORTEST_MATCH: Final = 6  # a@b.io
+# Joins a value's strings for the gates: not a word character, a space, a digit or any character a
+# pattern consumes, so joining neither makes nor breaks a gate's match.
+_SEPARATOR: Final = "\x00"
 
 
 def placeholder(kind: str) -> str:
@@ -118,13 +116,21 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _has_secret_marker(text: str) -> bool:
-    if _SECRET_MARKERS.search(text) is not None:
-        return True
-    if "=" not in text and ":" not in text:
-        return False
-    lowered = text.lower()
-    return any(word in lowered for word in _PASSWORD_WORDS)
+def _collect(value: dict[str, Any] | list[Any], strings: list[str], drop: frozenset[str]) -> bool:
+    """Appends the strings inside ``value`` to ``strings``; True (and stops) when an object in
+    it holds a key to drop."""
+    if isinstance(value, dict):
+        if drop and not drop.isdisjoint(value):
+            return True
+        items: Any = value.values()
+    else:
+        items = value
+    for item in items:
+        if isinstance(item, str):
+            strings.append(item)
+        elif isinstance(item, dict | list) and _collect(item, strings, drop):
+            return True
+    return False
 
 
 class Redactor:
@@ -146,11 +152,11 @@ class Redactor:
     def text(self, text: str) -> str:
         if not self._pii or len(text) < _SHORTEST_MATCH:
             return text
-        if _has_secret_marker(text):
+        if may_hold_secret(text):
             text = _SECRETS.sub(self._replace, text)
         if "@" in text:
             text = _EMAILS.sub(self._replace, text)
-        if _NUMBER_RUN.search(text) is not None or "::" in text or text.count(":") >= 7:
+        if may_hold_number(text):
             text = _NUMBERS.sub(self._replace, text)
         return text
 
@@ -171,20 +177,37 @@ class Redactor:
         return placeholder(kind)
 
     def value(self, value: Any) -> Any:
-        """``value`` with every string redacted and the configured keys dropped; a copy where
-        anything changed (the caller's object is never modified)."""
+        """``value`` with every string redacted and the configured keys dropped: ``value``
+        itself when nothing is to change, else a copy (the caller's object is never modified).
+
+        Most values hold nothing to redact, so their strings are first joined and gated once,
+        instead of each string paying for a call and its own gates.
+        """
+        if isinstance(value, str):
+            return self.text(value)
+        if not isinstance(value, dict | list) or not self.active:
+            return value
+        strings: list[str] = []
+        if not _collect(value, strings, self._drop) and not (
+            self._pii and may_hold_pii(_SEPARATOR.join(strings))
+        ):
+            return value
+        return self._copy(value)
+
+    def _copy(self, value: Any) -> Any:
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
-            return {key: self.value(item) for key, item in value.items() if key not in self._drop}
+            drop = self._drop
+            return {key: self._copy(item) for key, item in value.items() if key not in drop}
         if isinstance(value, list):
-            return [self.value(item) for item in value]
+            return [self._copy(item) for item in value]
         return value
 
     def event(self, event: Any) -> Any:
-        """A Segment event with its properties, traits and ``context.traits`` redacted: every
-        place Raindrop items take content from (ai_data sits inside properties). Ids, names
-        and timestamps are left as they are."""
+        """A Segment event with its properties, traits and ``context.traits`` redacted (ids,
+        names and timestamps are left as they are). The mapper redacts only what it sends, as
+        it sends it; this is the whole-event form, for callers that want every such place."""
         if not self.active or not isinstance(event, dict):
             return event
         redacted = dict(event)
