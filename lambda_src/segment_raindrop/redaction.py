@@ -18,9 +18,10 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any, Final
 
-from segment_raindrop.redaction_gates import may_hold_number, may_hold_pii, may_hold_secret
+from segment_raindrop.redaction_gates import may_hold_ipv6, may_hold_number, may_hold_secret
 
 # Kinds, as they appear in placeholders and in the metric's ``kind`` dimension.
 EMAIL: Final = "email"
@@ -93,11 +94,27 @@ def _compiled(kinds: Collection[str]) -> re.Pattern[str]:
 _EMAILS: Final = _compiled({EMAIL})
 _SECRETS: Final = _compiled({CREDENTIAL, PASSWORD})
 _NUMBERS: Final = _compiled({SSN, CARD, IP, PHONE})
+# The same without IPv6, which is tried at every hex digit and so costs the most: the form used
+# when the IPv6 gate has ruled it out, on the runs of digits only. Every match of these lies in
+# a run of seven or more digits, spaces, dots, dashes and parentheses from a digit, but for the
+# "+" or "(" just before it, and their look-aheads read two characters past a match.
+_DIGIT_NUMBERS: Final = re.compile(
+    "|".join(
+        f"(?P<{kind}{number}>{pattern})"
+        for number, (kind, pattern) in enumerate(_PATTERNS)
+        if kind in {SSN, CARD, IP, PHONE} and not pattern.startswith("(?<![\\w:])")
+    )
+)
+_DIGIT_RUN: Final = re.compile(r"\d[\d .()-]{6,}")
+_BEFORE_RUN, _AFTER_RUN = 1, 2
 _GROUP_KIND: Final = {f"{kind}{number}": kind for number, (kind, _) in enumerate(_PATTERNS)}
 _SHORTEST_MATCH: Final = 6  # a@b.io
 # Joins a value's strings for the gates: not a word character, a space, a digit or any character a
 # pattern consumes, so joining neither makes nor breaks a gate's match.
 _SEPARATOR: Final = "\x00"
+# Strings this long, once found clean, are remembered for the rest of the request: chat apps
+# send the system prompt and the conversation so far with every turn.
+_REMEMBERED: Final = 64
 
 
 def placeholder(kind: str) -> str:
@@ -116,21 +133,48 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _collect(value: dict[str, Any] | list[Any], strings: list[str], drop: frozenset[str]) -> bool:
-    """Appends the strings inside ``value`` to ``strings``; True (and stops) when an object in
-    it holds a key to drop."""
-    if isinstance(value, dict):
+def _collect(
+    value: dict[str, Any] | list[Any],
+    strings: list[str],
+    drop: frozenset[str],
+    clean: set[str],
+) -> bool:
+    """Appends the strings inside ``value`` to ``strings``, but for long ones already found
+    clean; True (and stops) when an object in it holds a key to drop."""
+    if type(value) is dict:
         if drop and not drop.isdisjoint(value):
             return True
         items: Any = value.values()
     else:
         items = value
     for item in items:
-        if isinstance(item, str):
-            strings.append(item)
-        elif isinstance(item, dict | list) and _collect(item, strings, drop):
+        kind = type(item)
+        if kind is str:
+            if len(item) < _REMEMBERED or item not in clean:
+                strings.append(item)
+        elif (kind is dict or kind is list) and _collect(item, strings, drop, clean):
             return True
     return False
+
+
+@dataclass(frozen=True, slots=True)
+class _Families:
+    """Which families of patterns may match somewhere in a value."""
+
+    secrets: bool
+    emails: bool
+    numbers: bool
+
+    @classmethod
+    def of(cls, text: str) -> _Families:
+        return cls(secrets=may_hold_secret(text), emails="@" in text, numbers=may_hold_number(text))
+
+    def __bool__(self) -> bool:
+        return self.secrets or self.emails or self.numbers
+
+
+_ALL_FAMILIES: Final = _Families(secrets=True, emails=True, numbers=True)
+_NO_FAMILIES: Final = _Families(secrets=False, emails=False, numbers=False)
 
 
 class Redactor:
@@ -144,21 +188,39 @@ class Redactor:
         self._pii = pii
         self._drop = frozenset(drop_keys)
         self.counts: Counter[str] = Counter()
+        self._clean: set[str] = set()
 
     @property
     def active(self) -> bool:
         return self._pii or bool(self._drop)
 
-    def text(self, text: str) -> str:
+    def text(self, text: str, families: _Families = _ALL_FAMILIES) -> str:
+        """``text`` with the matches of ``families`` (all by default) replaced."""
         if not self._pii or len(text) < _SHORTEST_MATCH:
             return text
-        if may_hold_secret(text):
+        if families.secrets and may_hold_secret(text):
             text = _SECRETS.sub(self._replace, text)
-        if "@" in text:
+        if families.emails and "@" in text:
             text = _EMAILS.sub(self._replace, text)
-        if may_hold_number(text):
-            text = _NUMBERS.sub(self._replace, text)
+        if families.numbers and may_hold_number(text):
+            text = self._numbers(text)
         return text
+
+    def _numbers(self, text: str) -> str:
+        if may_hold_ipv6(text):
+            return _NUMBERS.sub(self._replace, text)
+        # As _DIGIT_NUMBERS.sub would, but searching only around the runs of digits.
+        pieces: list[str] = []
+        done = 0
+        for run in _DIGIT_RUN.finditer(text):
+            start = max(done, run.start() - _BEFORE_RUN)
+            for match in _DIGIT_NUMBERS.finditer(text, start, run.end() + _AFTER_RUN):
+                pieces += (text[done : match.start()], self._replace(match))
+                done = match.end()
+        if not pieces:
+            return text
+        pieces.append(text[done:])
+        return "".join(pieces)
 
     def _replace(self, match: re.Match[str]) -> str:
         group = match.lastgroup
@@ -188,20 +250,27 @@ class Redactor:
         if not isinstance(value, dict | list) or not self.active:
             return value
         strings: list[str] = []
-        if not _collect(value, strings, self._drop) and not (
-            self._pii and may_hold_pii(_SEPARATOR.join(strings))
-        ):
+        if _collect(value, strings, self._drop, self._clean):
+            # A key to drop stopped the collection short: every string is still to be checked.
+            return self._copy(value, _ALL_FAMILIES if self._pii else _NO_FAMILIES)
+        if not self._pii:
             return value
-        return self._copy(value)
+        families = _Families.of(_SEPARATOR.join(strings))
+        if not families:
+            self._clean.update(text for text in strings if len(text) >= _REMEMBERED)
+            return value
+        return self._copy(value, families)
 
-    def _copy(self, value: Any) -> Any:
+    def _copy(self, value: Any, families: _Families) -> Any:
         if isinstance(value, str):
-            return self.text(value)
+            return self.text(value, families)
         if isinstance(value, dict):
             drop = self._drop
-            return {key: self._copy(item) for key, item in value.items() if key not in drop}
+            return {
+                key: self._copy(item, families) for key, item in value.items() if key not in drop
+            }
         if isinstance(value, list):
-            return [self._copy(item) for item in value]
+            return [self._copy(item, families) for item in value]
         return value
 
     def event(self, event: Any) -> Any:

@@ -57,29 +57,25 @@ def _password_key(text: str, separator: str) -> bool:
 # just before one) and runs over digits, spaces, dots, dashes and parentheses to a digit: nine
 # digits or more (SSN 9, phone 10, card 13), or a dotted quad (IPv4); or it is "+" and eight
 # digits or more. The gate works on the UTF-8 bytes mapped to their part in such a run:
-#   "0" an ASCII digit, "." a character a run may hold ( .()-), "x" an ASCII word character,
-#   "+" itself, " " anything else (it ends a run; a non-ASCII letter is a word character to the
-#   patterns, so treating it as the end of a run only lets more through).
-# so digits become one literal the engine can jump to. Dates (2024-08-06), versions (1.2.3)
-# and ids (tr_c68d976e) pass none of it.
+#   "0" an ASCII digit, "x" an ASCII word character, "+" itself, "u" a byte that may start a
+#   non-ASCII digit, "." anything else (letting any of it continue a run only lets more
+#   through; a non-ASCII letter is a word character to the patterns, so the same holds)
+# so that a run's start is a literal ".0" or "+0" the engine can jump to. Dates (2024-08-06),
+# versions (1.2.3) and ids (tr_c68d976e) pass none of it.
 _SHAPES: Final = bytes(
     ord("0")
     if chr(byte).isdigit() and byte < 0x80
-    else ord(".")
-    if chr(byte) in " .()-"
     else ord("x")
     if byte < 0x80 and (chr(byte).isalnum() or chr(byte) == "_")
     else ord("+")
     if chr(byte) == "+"
-    else ord("u")  # the first byte of a non-ASCII digit, perhaps: see _NON_ASCII_DIGITS
+    else ord("u")
     if byte in b"\xd9\xdb\xdf\xe0\xe1\xea\xef\xf0\xf1\xf2\xf3\xf4"
-    else ord(" ")
+    else ord(".")
     for byte in range(256)
 )
-# It starts at the digit (a literal "0" after mapping), looking behind for the run's start.
-_NUMBER_SHAPE: Final = re.compile(
-    rb"0(?<=[ .+]0)(?:(?:\.*0){8}|[0.]*?\.0{1,3}\.0{1,3}\.0|(?<=\+0)(?:\.*0){7})"
-)
+_NUMBER_SHAPE: Final = re.compile(rb"\.0(?:(?:\.*0){8}|[0.]*?\.0{1,3}\.0{1,3}\.0)")
+_PLUS_NUMBER_SHAPE: Final = re.compile(rb"\+0(?:\.*0){7}")
 # The patterns' \d is Unicode's: text holding a digit of another script takes the slower gate
 # on the text itself. These are the UTF-8 forms of every non-ASCII decimal digit (Unicode
 # category Nd) in the Basic Multilingual Plane, and, not to depend on one Unicode version's
@@ -88,7 +84,7 @@ _NUMBER_SHAPE: Final = re.compile(
 # tests/unit/test_redaction.py checks the list against the running Python's Unicode data.
 # By lead byte: each pattern starts with its byte, so that the engine jumps to it.
 _NON_ASCII_DIGITS: Final = tuple(
-    (pattern[:1], re.compile(pattern))
+    (bytes([int(pattern[2:4], 16)]), re.compile(pattern))  # the lead byte: rb"\\xNN..."
     for pattern in (
         rb"\xd9[\xa0-\xa9]",
         rb"\xdb[\xb0-\xb9]",
@@ -124,15 +120,21 @@ _UNICODE_NUMBER_SHAPE: Final = re.compile(
 _IPV6_GROUPS: Final = re.compile(r":[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]")
 
 
+def may_hold_ipv6(text: str) -> bool:
+    return ":" in text and ("::" in text or _IPV6_GROUPS.search(text) is not None)
+
+
 def may_hold_number(text: str) -> bool:
-    if ":" in text and ("::" in text or _IPV6_GROUPS.search(text) is not None):
+    if may_hold_ipv6(text):
         return True
     data = text.encode("utf-8", "surrogatepass")
-    # The leading space stands for the start of the text, where a number may start too.
-    shapes = b" " + data.translate(_SHAPES)
+    # The leading "." stands for the start of the text, where a number may start too.
+    shapes = b"." + data.translate(_SHAPES)
     if b"u" in shapes and _has_non_ascii_digit(data):
         return _UNICODE_NUMBER_SHAPE.search(text) is not None
-    return _NUMBER_SHAPE.search(shapes) is not None
+    return _NUMBER_SHAPE.search(shapes) is not None or (
+        b"+0" in shapes and _PLUS_NUMBER_SHAPE.search(shapes) is not None
+    )
 
 
 def may_hold_pii(text: str) -> bool:
