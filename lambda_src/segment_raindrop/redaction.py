@@ -18,8 +18,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Collection
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from segment_raindrop.redaction_gates import may_hold_ipv6, may_hold_number, may_hold_secret
 
@@ -136,11 +135,13 @@ def luhn_valid(digits: str) -> bool:
 def _collect(
     value: dict[str, Any] | list[Any],
     strings: list[str],
+    long: list[str],
     drop: frozenset[str],
     clean: set[str],
 ) -> bool:
-    """Appends the strings inside ``value`` to ``strings``, but for long ones already found
-    clean; True (and stops) when an object in it holds a key to drop."""
+    """Appends the strings inside ``value`` to ``strings``, and the long ones also to ``long``,
+    but for long ones already found clean; True (and stops) when an object in it holds a key
+    to drop."""
     if type(value) is dict:
         if drop and not drop.isdisjoint(value):
             return True
@@ -150,16 +151,19 @@ def _collect(
     for item in items:
         kind = type(item)
         if kind is str:
-            if len(item) < _REMEMBERED or item not in clean:
+            if len(item) < _REMEMBERED:
                 strings.append(item)
-        elif (kind is dict or kind is list) and _collect(item, strings, drop, clean):
+            elif item not in clean:
+                strings.append(item)
+                long.append(item)
+        elif (kind is dict or kind is list) and _collect(item, strings, long, drop, clean):
             return True
     return False
 
 
-@dataclass(frozen=True, slots=True)
-class _Families:
-    """Which families of patterns may match somewhere in a value."""
+class _Families(NamedTuple):
+    """Which families of patterns may match somewhere in a value (a tuple: built per value, so
+    it must be cheap to build)."""
 
     secrets: bool
     emails: bool
@@ -167,9 +171,10 @@ class _Families:
 
     @classmethod
     def of(cls, text: str) -> _Families:
-        return cls(secrets=may_hold_secret(text), emails="@" in text, numbers=may_hold_number(text))
+        return cls(may_hold_secret(text), "@" in text, may_hold_number(text))
 
-    def __bool__(self) -> bool:
+    @property
+    def any(self) -> bool:
         return self.secrets or self.emails or self.numbers
 
 
@@ -250,14 +255,15 @@ class Redactor:
         if not isinstance(value, dict | list) or not self.active:
             return value
         strings: list[str] = []
-        if _collect(value, strings, self._drop, self._clean):
+        long: list[str] = []
+        if _collect(value, strings, long, self._drop, self._clean):
             # A key to drop stopped the collection short: every string is still to be checked.
             return self._copy(value, _ALL_FAMILIES if self._pii else _NO_FAMILIES)
         if not self._pii:
             return value
         families = _Families.of(_SEPARATOR.join(strings))
-        if not families:
-            self._clean.update(text for text in strings if len(text) >= _REMEMBERED)
+        if not families.any:
+            self._clean.update(long)
             return value
         return self._copy(value, families)
 

@@ -70,7 +70,7 @@ _SHAPES: Final = bytes(
     else ord("+")
     if chr(byte) == "+"
     else ord("u")
-    if byte in b"\xd9\xdb\xdf\xe0\xe1\xea\xef\xf0\xf1\xf2\xf3\xf4"
+    if byte in b"\xd9\xdb\xdf\xe0\xe1\xea\xf1\xf2\xf3\xf4"
     else ord(".")
     for byte in range(256)
 )
@@ -82,7 +82,9 @@ _PLUS_NUMBER_SHAPE: Final = re.compile(rb"\+0(?:\.*0){7}")
 # list, every character of the supplementary planes that hold digits (0x10000-0x1EFFF, the
 # legacy computing digits F0 9F AF, and above 0x20000), emoji (F0 9F other) excepted.
 # tests/unit/test_redaction.py checks the list against the running Python's Unicode data.
-# By lead byte: each pattern starts with its byte, so that the engine jumps to it.
+# By lead byte: each pattern starts with its byte, so that the engine jumps to it. The lead bytes
+# of fullwidth forms (EF) and of emoji (F0) are common in ordinary text, so those two are not
+# marked "u" above but searched for always, by their two-byte beginnings.
 _NON_ASCII_DIGITS: Final = tuple(
     (bytes([int(pattern[2:4], 16)]), re.compile(pattern))  # the lead byte: rb"\\xNN..."
     for pattern in (
@@ -96,18 +98,20 @@ _NON_ASCII_DIGITS: Final = tuple(
         rb"|\xae[\xb0-\xb9]|\xb1[\x80-\x89\x90-\x99])",
         rb"\xea(?:\x98[\xa0-\xa9]|\xa3[\x90-\x99]|\xa4[\x80-\x89]|\xa7[\x90-\x99\xb0-\xb9]"
         rb"|\xa9[\x90-\x99]|\xaf[\xb0-\xb9])",
-        rb"\xef\xbc[\x90-\x99]",
-        rb"\xf0(?:[\x90-\x9e]|\x9f\xaf)",
         rb"\xf1",
         rb"\xf2",
         rb"\xf3",
         rb"\xf4",
     )
 )
+_FULLWIDTH_DIGIT: Final = re.compile(rb"\xef\xbc[\x90-\x99]")
+_SUPPLEMENTARY_DIGIT: Final = re.compile(rb"\xf0(?:[\x90-\x9e]|\x9f\xaf)")
 
 
-def _has_non_ascii_digit(data: bytes) -> bool:
-    return any(
+def _has_non_ascii_digit(data: bytes, shapes: bytes) -> bool:
+    if _FULLWIDTH_DIGIT.search(data) is not None or _SUPPLEMENTARY_DIGIT.search(data) is not None:
+        return True
+    return b"u" in shapes and any(
         lead in data and pattern.search(data) is not None for lead, pattern in _NON_ASCII_DIGITS
     )
 
@@ -130,7 +134,7 @@ def may_hold_number(text: str) -> bool:
     data = text.encode("utf-8", "surrogatepass")
     # The leading "." stands for the start of the text, where a number may start too.
     shapes = b"." + data.translate(_SHAPES)
-    if b"u" in shapes and _has_non_ascii_digit(data):
+    if not text.isascii() and _has_non_ascii_digit(data, shapes):
         return _UNICODE_NUMBER_SHAPE.search(text) is not None
     return _NUMBER_SHAPE.search(shapes) is not None or (
         b"+0" in shapes and _PLUS_NUMBER_SHAPE.search(shapes) is not None
