@@ -4,8 +4,11 @@ The same parsed events are mapped with redaction off and on; the difference over
 without is the overhead (target: under +30%). Parsing is left out of both, so the figure is
 against the mapping alone, the smallest base and so the harshest comparison.
 
-To be fair the batch must give redaction work to do: the benchmarks' usual traffic, with
-personal data written into one chat in ten (an e-mail address and a phone number, and in one
+To be fair the batch must give redaction work to do, and no help: the benchmarks' usual
+traffic, every chat's prompt and answer made unique (the sample generator composes them from a
+dozen phrases, so they repeat, and redaction remembers long strings it found clean within a
+request: real prompts do not repeat, though the system prompt does), with personal data
+written into one chat in ten (an e-mail address and a phone number, and in one
 chat in fifty a card number too), as users paste them into prompts. Every event's
 ``context.traits`` and every identify's traits also hold the user's e-mail address, and
 ``REDACT_KEYS`` names none of the keys that hold personal data, so nothing is dropped
@@ -71,31 +74,45 @@ class RedactionResult:
 def _personal(number: int) -> str:
     """A sentence with an e-mail address and a phone number (and sometimes a card number)."""
     sentence = f" Reach me at pat.lee{number}@example.org or 555-{number % 1000:03d}-0199."
-    if number % (WITH_CARD_EVERY // WITH_CONTACT_EVERY) == 0:
+    if number % WITH_CARD_EVERY == 0:
         sentence += " My card is 4111 1111 1111 1111."
     return sentence
 
 
-def _add_to_prompt(ai_data: dict[str, Any], sentence: str) -> None:
+def _unique(number: int) -> str:
+    """A word no other chat has (letters only: it gives the gates nothing to find)."""
+    letters = ""
+    while True:
+        number, digit = divmod(number, 26)
+        letters += "abcdefghijklmnopqrstuvwxyz"[digit]
+        if not number:
+            return f" ({letters})"
+
+
+def _edit_chat(ai_data: dict[str, Any], number: int) -> None:
     messages = ai_data["input"]
+    extra = _unique(number) + (_personal(number) if number % WITH_CONTACT_EVERY == 0 else "")
     if isinstance(messages, list):
-        messages[-1]["content"] += sentence
+        messages[-1]["content"] += extra
     else:
-        ai_data["input"] = f"{messages}{sentence}"
+        ai_data["input"] = f"{messages}{extra}"
+    if isinstance(ai_data.get("output"), str):
+        ai_data["output"] += _unique(number)
 
 
 def with_personal_data(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``events`` (changed in place) with personal data in one chat prompt in ten."""
+    """``events`` (changed in place): every chat's prompt and answer unique, and personal data
+    in one chat prompt in ten."""
     chats = [event for event in events if event.get("event") == segment_events.AI_CHAT]
-    for number, chat in enumerate(chats[::WITH_CONTACT_EVERY]):
+    for number, chat in enumerate(chats):
         properties = chat["properties"]
         ai_data = properties["ai_data"]
         if isinstance(ai_data, str):  # the Classic destination's JSON text
             decoded = json.loads(ai_data)
-            _add_to_prompt(decoded, _personal(number))
+            _edit_chat(decoded, number)
             properties["ai_data"] = json.dumps(decoded, ensure_ascii=False)
         else:
-            _add_to_prompt(ai_data, _personal(number))
+            _edit_chat(ai_data, number)
     return events
 
 
