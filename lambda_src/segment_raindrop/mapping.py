@@ -91,6 +91,8 @@ class MapResult:
     timestamp_fallbacks: Counter[str] = field(default_factory=Counter)
     # Redactions made in what is sent (REDACT_PII), by kind; never the text itself.
     redactions: Counter[str] = field(default_factory=Counter)
+    # The same, by the index of the mapped event they were made in (events with any only).
+    event_redactions: dict[int, Counter[str]] = field(default_factory=dict)
     # Entries of mapped events' attachments that were not in Raindrop's attachment shape and
     # were left out (their event still went), by the index of the event.
     dropped_attachments: Counter[int] = field(default_factory=Counter)
@@ -154,9 +156,8 @@ class Mapper:
         self._enrichment: dict[str, tuple[MappedItem, Identify]] = {}
         self._identifies: list[_HeldIdentify] = []
         self._finished = False
+        # Its counts are the current event's: added to the result once the event is mapped.
         self._redactor = Redactor(pii=config.redact_pii, drop_keys=config.redact_keys)
-        # The result counts what the redactor counts, so both stay one Counter.
-        self._result.redactions = self._redactor.counts
 
     @property
     def result(self) -> MapResult:
@@ -165,6 +166,7 @@ class Mapper:
     def add(self, index: int, event: Any) -> list[MappedItem]:
         """The items event ``index`` maps to now (also kept in ``result``); identify items
         come from :meth:`finish`."""
+        redactions = self._redactor.counts
         try:
             try:
                 items = self._map_event(index, event)
@@ -173,17 +175,25 @@ class Mapper:
                 # The original stays as it was for the queues; only what is sent is repaired.
                 repaired, count = codec.repair_text(event)
                 self._result.repaired_texts += count
+                redactions.clear()  # counted again, in what is sent
                 items = self._map_event(index, repaired)
         except InvalidEvent as exc:
             self._result.invalid[index] = str(exc)
+            redactions.clear()  # nothing of it is sent
             return []
         except UnencodableText:
             self._result.invalid[index] = "event cannot be encoded as JSON"
+            redactions.clear()
             return []
         except RecursionError:
             # JSON nested close to the parser's limit; no Raindrop item can hold it.
             self._result.invalid[index] = "event is nested too deeply"
+            redactions.clear()
             return []
+        if redactions:
+            self._result.redactions.update(redactions)
+            self._result.event_redactions[index] = Counter(redactions)
+            redactions.clear()
         if items is None:
             return []
         self._result.items.extend(items)
@@ -205,10 +215,12 @@ class Mapper:
         return items
 
     def _map_event(self, index: int, event: Any) -> list[MappedItem] | None:
-        """The event's items, or None when it was filtered (recorded with its reason)."""
-        # The one redaction hook: the content every item is built from, redacted before it is
-        # mapped (a copy; the original stays as it was for the queues).
-        event = self._redactor.event(event)
+        """The event's items, or None when it was filtered (recorded with its reason).
+
+        Redaction applies to what is sent, once it is known to be sent: a forwarded track's
+        properties, an identify's traits and the context traits an enrichment identify takes
+        (copies; the original stays as it was for the queues). Filtered events cost nothing.
+        """
         if isinstance(event, UnparsedEvent):
             raise InvalidEvent(event.reason)
         if not isinstance(event, dict):
@@ -226,7 +238,7 @@ class Mapper:
             if not self._config.forward_identify:
                 self._filter(index, "identify forwarding is disabled")
                 return None
-            identify = self._identify(event, event.get("traits"))
+            identify = self._identify(event, self._redactor.value(event.get("traits")))
             item = _item(Endpoint.IDENTIFY, identify, index)  # fails here, in its own add
             self._identifies.append(_HeldIdentify(index, identify, item))
             return []
@@ -254,6 +266,11 @@ class Mapper:
         is_signal = name in self._config.feedback_event_names
         # A signal has no ai_data to send: what its properties.ai_data holds is not checked.
         event = self._decoded(event, ai_objects=not is_signal)
+        # Redacted once decoded: ai_data sent as JSON text is redacted as the values it holds.
+        properties = event["properties"]
+        redacted = self._redactor.value(properties)
+        if redacted is not properties:
+            event = {**event, "properties": redacted}
         user_id = self._optional_user_id(event)  # once: the item and enrichment both need it
         unusable: list[str] = []  # timestamp fields passed over
         dropped = 0
@@ -279,9 +296,9 @@ class Mapper:
         if not isinstance(traits, dict) or not traits:
             return
         if user_id in self._enrichment:
-            return
+            return  # only a user's first traits are sent: later ones need no redaction
         try:
-            flat = flatten_traits(traits)
+            flat = flatten_traits(self._redactor.value(traits))
             if not flat:
                 return
             identify = _validated(Identify, user_id=user_id, traits=flat)

@@ -8,7 +8,8 @@ Only what is sent is redacted: the queues keep the original events (they stay in
 and a retry or replay redacts again with the configuration in force then.
 
 Cost: three families of patterns (secrets, e-mail, numbers), compiled once, each run only on
-text that passes its cheap trigger; most strings reach none of them.
+text that passes its gate (segment_raindrop.redaction_gates); most values reach none of them,
+and a value's strings are gated together, once.
 Redacted text is never logged: only counts by kind leave this module.
 """
 
@@ -17,7 +18,9 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Collection
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
+
+from segment_raindrop.redaction_gates import may_hold_ipv6, may_hold_number, may_hold_secret
 
 # Kinds, as they appear in placeholders and in the metric's ``kind`` dimension.
 EMAIL: Final = "email"
@@ -85,21 +88,32 @@ def _compiled(kinds: Collection[str]) -> re.Pattern[str]:
     )
 
 
-# Each family runs only on text that passes its cheap trigger (substring tests in C, or a
-# pattern that starts with a digit class and so fails fast on letters): a full scan of every
-# string with every pattern cost more than the mapping itself.
+# Each family runs only on text that passes its gate (segment_raindrop.redaction_gates): a
+# full scan of every string with every pattern cost more than the mapping itself.
 _EMAILS: Final = _compiled({EMAIL})
 _SECRETS: Final = _compiled({CREDENTIAL, PASSWORD})
 _NUMBERS: Final = _compiled({SSN, CARD, IP, PHONE})
-_SECRET_MARKERS: Final = re.compile(
-    r"sk-|[sr]k_live_|[sr]k_test_|gh[pousr]_|github_pat_|xox|AIza|AKIA|ASIA|[Bb]earer"
+# The same without IPv6, which is tried at every hex digit and so costs the most: the form used
+# when the IPv6 gate has ruled it out, on the runs of digits only. Every match of these lies in
+# a run of seven or more digits, spaces, dots, dashes and parentheses from a digit, but for the
+# "+" or "(" just before it, and their look-aheads read two characters past a match.
+_DIGIT_NUMBERS: Final = re.compile(
+    "|".join(
+        f"(?P<{kind}{number}>{pattern})"
+        for number, (kind, pattern) in enumerate(_PATTERNS)
+        if kind in {SSN, CARD, IP, PHONE} and not pattern.startswith("(?<![\\w:])")
+    )
 )
-_PASSWORD_WORDS: Final = ("pass", "pwd", "secret", "key", "token")
-# Seven or more digits, dots, spaces, dashes or parentheses from a digit to a digit: the least
-# any phone, card, SSN or IPv4 address holds. An id like tr_c68d976e has no such run.
-_NUMBER_RUN: Final = re.compile(r"(?<![A-Za-z0-9_])\d[\d .()-]{5,}\d")
+_DIGIT_RUN: Final = re.compile(r"\d[\d .()-]{6,}")
+_BEFORE_RUN, _AFTER_RUN = 1, 2
 _GROUP_KIND: Final = {f"{kind}{number}": kind for number, (kind, _) in enumerate(_PATTERNS)}
 _SHORTEST_MATCH: Final = 6  # a@b.io
+# Joins a value's strings for the gates: not a word character, a space, a digit or any character a
+# pattern consumes, so joining neither makes nor breaks a gate's match.
+_SEPARATOR: Final = "\x00"
+# Strings this long, once found clean, are remembered for the rest of the request: chat apps
+# send the system prompt and the conversation so far with every turn.
+_REMEMBERED: Final = 64
 
 
 def placeholder(kind: str) -> str:
@@ -118,13 +132,54 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
-def _has_secret_marker(text: str) -> bool:
-    if _SECRET_MARKERS.search(text) is not None:
-        return True
-    if "=" not in text and ":" not in text:
-        return False
-    lowered = text.lower()
-    return any(word in lowered for word in _PASSWORD_WORDS)
+def _collect(
+    value: dict[str, Any] | list[Any],
+    strings: list[str],
+    long: list[str],
+    drop: frozenset[str],
+    clean: set[str],
+) -> bool:
+    """Appends the strings inside ``value`` to ``strings``, and the long ones also to ``long``,
+    but for long ones already found clean; True (and stops) when an object in it holds a key
+    to drop."""
+    if type(value) is dict:
+        if drop and not drop.isdisjoint(value):
+            return True
+        items: Any = value.values()
+    else:
+        items = value
+    for item in items:
+        kind = type(item)
+        if kind is str:
+            if len(item) < _REMEMBERED:
+                strings.append(item)
+            elif item not in clean:
+                strings.append(item)
+                long.append(item)
+        elif (kind is dict or kind is list) and _collect(item, strings, long, drop, clean):
+            return True
+    return False
+
+
+class _Families(NamedTuple):
+    """Which families of patterns may match somewhere in a value (a tuple: built per value, so
+    it must be cheap to build)."""
+
+    secrets: bool
+    emails: bool
+    numbers: bool
+
+    @classmethod
+    def of(cls, text: str) -> _Families:
+        return cls(may_hold_secret(text), "@" in text, may_hold_number(text))
+
+    @property
+    def any(self) -> bool:
+        return self.secrets or self.emails or self.numbers
+
+
+_ALL_FAMILIES: Final = _Families(secrets=True, emails=True, numbers=True)
+_NO_FAMILIES: Final = _Families(secrets=False, emails=False, numbers=False)
 
 
 class Redactor:
@@ -138,21 +193,39 @@ class Redactor:
         self._pii = pii
         self._drop = frozenset(drop_keys)
         self.counts: Counter[str] = Counter()
+        self._clean: set[str] = set()
 
     @property
     def active(self) -> bool:
         return self._pii or bool(self._drop)
 
-    def text(self, text: str) -> str:
+    def text(self, text: str, families: _Families = _ALL_FAMILIES) -> str:
+        """``text`` with the matches of ``families`` (all by default) replaced."""
         if not self._pii or len(text) < _SHORTEST_MATCH:
             return text
-        if _has_secret_marker(text):
+        if families.secrets and may_hold_secret(text):
             text = _SECRETS.sub(self._replace, text)
-        if "@" in text:
+        if families.emails and "@" in text:
             text = _EMAILS.sub(self._replace, text)
-        if _NUMBER_RUN.search(text) is not None or "::" in text or text.count(":") >= 7:
-            text = _NUMBERS.sub(self._replace, text)
+        if families.numbers and may_hold_number(text):
+            text = self._numbers(text)
         return text
+
+    def _numbers(self, text: str) -> str:
+        if may_hold_ipv6(text):
+            return _NUMBERS.sub(self._replace, text)
+        # As _DIGIT_NUMBERS.sub would, but searching only around the runs of digits.
+        pieces: list[str] = []
+        done = 0
+        for run in _DIGIT_RUN.finditer(text):
+            start = max(done, run.start() - _BEFORE_RUN)
+            for match in _DIGIT_NUMBERS.finditer(text, start, run.end() + _AFTER_RUN):
+                pieces += (text[done : match.start()], self._replace(match))
+                done = match.end()
+        if not pieces:
+            return text
+        pieces.append(text[done:])
+        return "".join(pieces)
 
     def _replace(self, match: re.Match[str]) -> str:
         group = match.lastgroup
@@ -171,20 +244,45 @@ class Redactor:
         return placeholder(kind)
 
     def value(self, value: Any) -> Any:
-        """``value`` with every string redacted and the configured keys dropped; a copy where
-        anything changed (the caller's object is never modified)."""
+        """``value`` with every string redacted and the configured keys dropped: ``value``
+        itself when nothing is to change, else a copy (the caller's object is never modified).
+
+        Most values hold nothing to redact, so their strings are first joined and gated once,
+        instead of each string paying for a call and its own gates.
+        """
         if isinstance(value, str):
             return self.text(value)
+        if not isinstance(value, dict | list) or not self.active:
+            return value
+        strings: list[str] = []
+        long: list[str] = []
+        if _collect(value, strings, long, self._drop, self._clean):
+            # A key to drop stopped the collection short: every string is still to be checked.
+            return self._copy(value, _ALL_FAMILIES if self._pii else _NO_FAMILIES)
+        if not self._pii:
+            return value
+        families = _Families.of(_SEPARATOR.join(strings))
+        if not families.any:
+            self._clean.update(long)
+            return value
+        return self._copy(value, families)
+
+    def _copy(self, value: Any, families: _Families) -> Any:
+        if isinstance(value, str):
+            return self.text(value, families)
         if isinstance(value, dict):
-            return {key: self.value(item) for key, item in value.items() if key not in self._drop}
+            drop = self._drop
+            return {
+                key: self._copy(item, families) for key, item in value.items() if key not in drop
+            }
         if isinstance(value, list):
-            return [self.value(item) for item in value]
+            return [self._copy(item, families) for item in value]
         return value
 
     def event(self, event: Any) -> Any:
-        """A Segment event with its properties, traits and ``context.traits`` redacted: every
-        place Raindrop items take content from (ai_data sits inside properties). Ids, names
-        and timestamps are left as they are."""
+        """A Segment event with its properties, traits and ``context.traits`` redacted (ids,
+        names and timestamps are left as they are). The mapper redacts only what it sends, as
+        it sends it; this is the whole-event form, for callers that want every such place."""
         if not self.active or not isinstance(event, dict):
             return event
         redacted = dict(event)

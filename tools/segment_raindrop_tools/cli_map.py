@@ -2,7 +2,8 @@
 
 Reads a webhook body (one event, an array, or a ``{"batch": [...]}`` envelope) from a file or
 stdin, maps it with the configuration the functions would use, and shows per event the
-Raindrop items it becomes or why it is filtered or invalid. Nothing is sent; no AWS is needed.
+Raindrop items it becomes or why it is filtered or invalid, the redactions made in it
+(REDACT_PII), and the Raindrop project the request goes to. Nothing is sent; no AWS is needed.
 Exit status: 0, or 1 when some event is invalid (it would go to the dead-letter queue).
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,6 +31,7 @@ from segment_raindrop_tools.mapping_preview import (
     mapping_config,
     parse_context,
     preview,
+    request_project,
 )
 
 _OUTCOME_STYLE = {"mapped": "green", "filtered": "dim", "invalid": "bold red"}
@@ -54,6 +57,18 @@ def map_command(
             show_default=False,
         ),
     ] = None,
+    project: Annotated[
+        str | None,
+        typer.Option(
+            "--project",
+            "-p",
+            help="Map the request as POST /segment/SLUG would: to that Raindrop project (held "
+            "to the webhook's rules and RAINDROP_PROJECTS). Default: as POST /segment, to "
+            "RAINDROP_PROJECT_ID or Raindrop's default project.",
+            metavar="SLUG",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Annotated[
         bool,
         typer.Option("--json", help="Print the Raindrop request bodies per endpoint as JSON."),
@@ -67,6 +82,7 @@ def map_command(
     try:
         config = mapping_config(os.environ, parse_context(context or []))
         delivery = read_delivery_config(os.environ)
+        target = request_project(project, delivery)
     except ConfigError as exc:
         fail(str(exc))
     raw = _read(source)
@@ -74,7 +90,7 @@ def map_command(
         parsed = parse_body(raw)
     except BodyError as exc:
         fail(str(exc))
-    result = preview(parsed.events, config, delivery)
+    result = preview(parsed.events, config, delivery, project=target)
     if as_json:
         _print_json(result)
     else:
@@ -113,9 +129,12 @@ def _as_json(result: Preview) -> dict[str, Any]:
                     if event.dropped_attachments
                     else {}
                 ),
+                **({"redactions": event.redactions} if event.redactions else {}),
             }
             for event in result.events
         ],
+        # X-Raindrop-Project-Id of every request; null: none, so Raindrop's default project.
+        "project": result.project,
         # Each request's body exactly as it would be sent (a JSON array), in order.
         "requests": [
             {"endpoint": endpoint, "body": json.loads(body)} for endpoint, body in result.requests
@@ -129,7 +148,10 @@ def _print_json(result: Preview) -> None:
 
 def _print_table(result: Preview) -> None:
     console = Console(highlight=False)
-    table = Table(title="What Raindrop would receive (nothing was sent)", show_lines=True)
+    table = Table(
+        title=f"What Raindrop would receive in {_project_name(result.project)} (nothing was sent)",
+        show_lines=True,
+    )
     table.add_column("#", justify="right")
     table.add_column("Segment event")
     table.add_column("outcome")
@@ -149,12 +171,27 @@ def _print_table(result: Preview) -> None:
                 f"[yellow]{event.dropped_attachments} attachment(s) dropped: "
                 "not in Raindrop's attachment shape[/]"
             )
+        if event.redactions:
+            lines.append(f"[yellow]redacted: {_kinds(event.redactions)}[/]")
         table.add_row(str(event.index), escape(event.kind), outcome, "\n".join(lines))
     console.print(table)
     dropped = sum(event.dropped_attachments for event in result.events)
+    redactions: Counter[str] = Counter()
+    for event in result.events:
+        redactions.update(event.redactions)
     console.print(
         f"{len(result.events)} events: {result.count('mapped')} mapped, "
         f"{result.count('filtered')} filtered, {result.count('invalid')} invalid; "
-        f"{dropped} attachment(s) dropped; {len(result.requests)} request(s) would be sent.",
+        f"{dropped} attachment(s) dropped; {sum(redactions.values())} redaction(s); "
+        f"{len(result.requests)} request(s) would be sent to {_project_name(result.project)}.",
         soft_wrap=True,
     )
+
+
+def _project_name(project: str | None) -> str:
+    return f"project {escape(project)}" if project else "Raindrop's default project"
+
+
+def _kinds(counts: dict[str, int]) -> str:
+    """``1 email, 2 phone``: counts by kind, never what was redacted."""
+    return ", ".join(f"{count} {kind}" for kind, count in counts.items())

@@ -21,6 +21,7 @@ from segment_raindrop.chunking import build_chunks
 from segment_raindrop.config import ConfigError, DeliveryConfig, MappingConfig, describe_errors
 from segment_raindrop.environment import read_mapping_config
 from segment_raindrop.mapping import PROCESS_USER_HASH_KEY, MappedItem, Mapper
+from segment_raindrop.projects import PROJECT_SLUG, admits, is_project_slug
 
 __all__ = [
     "CONTEXT_KEYS",
@@ -29,6 +30,7 @@ __all__ = [
     "mapping_config",
     "parse_context",
     "preview",
+    "request_project",
 ]
 
 CONTEXT_KEYS: dict[str, str] = {to_camel(name): name for name in MappingConfig.model_fields}
@@ -75,6 +77,8 @@ class EventPreview:
     reason: str | None = None
     items: list[MappedItem] = field(default_factory=list)
     dropped_attachments: int = 0
+    # Redactions made in what this event sends (REDACT_PII), by kind.
+    redactions: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -82,15 +86,42 @@ class Preview:
     events: list[EventPreview]
     # (endpoint, request body) in the order the requests would be made
     requests: list[tuple[str, bytes]]
+    # The Raindrop project every request goes to (X-Raindrop-Project-Id); None: no header, so
+    # Raindrop's default (Production) project.
+    project: str | None = None
 
     def count(self, outcome: str) -> int:
         return sum(1 for event in self.events if event.outcome == outcome)
 
 
+def request_project(slug: str | None, delivery: DeliveryConfig) -> str | None:
+    """The project a request goes to: ``slug`` as ``POST /segment/{slug}`` names it, held to
+    the webhook's rules (a well-formed slug, on ``RAINDROP_PROJECTS`` when that is set: the
+    webhook answers 404 otherwise, raised here as ConfigError); without one, as ``POST
+    /segment`` goes: ``RAINDROP_PROJECT_ID``, or None for Raindrop's default project."""
+    if slug is None:
+        return delivery.project_id or None
+    if not is_project_slug(slug):
+        raise ConfigError(
+            f"--project {slug!r}: not a Raindrop project slug ({PROJECT_SLUG.pattern}); "
+            "the webhook would answer 404"
+        )
+    if not admits(slug, delivery.projects):
+        raise ConfigError(
+            f"--project {slug!r}: not in RAINDROP_PROJECTS; the webhook would answer 404"
+        )
+    return slug
+
+
 def preview(
-    events: Sequence[Any], config: MappingConfig, delivery: DeliveryConfig | None = None
+    events: Sequence[Any],
+    config: MappingConfig,
+    delivery: DeliveryConfig | None = None,
+    *,
+    project: str | None = None,
 ) -> Preview:
-    """Map ``events`` as one request would be mapped, and chunk the items as it would be sent."""
+    """Map ``events`` as one request would be mapped, and chunk the items as it would be sent
+    (to ``project``, see :func:`request_project`)."""
     delivery = delivery or DeliveryConfig()
     mapper = Mapper(config, user_hash_key=PROCESS_USER_HASH_KEY)
     for index, event in enumerate(events):
@@ -106,10 +137,14 @@ def preview(
         per_event[index].outcome, per_event[index].reason = "invalid", reason
     for index, dropped in result.dropped_attachments.items():
         per_event[index].dropped_attachments = dropped
+    for index, redactions in result.event_redactions.items():
+        per_event[index].redactions = dict(sorted(redactions.items()))
     chunks = build_chunks(
         result.items, max_items=delivery.chunk_max_items, max_bytes=delivery.chunk_max_bytes
     )
-    return Preview(per_event, [(chunk.endpoint.value, chunk.body) for chunk in chunks])
+    return Preview(
+        per_event, [(chunk.endpoint.value, chunk.body) for chunk in chunks], project=project
+    )
 
 
 def _kind(event: Any) -> str:
