@@ -56,16 +56,48 @@ class AwsClients:
 
 
 def aws_clients(
-    *, endpoint_url: str | None = None, region: str | None = None, config: Config | None = None
+    *,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    config: Config | None = None,
+    dynamodb: bool = False,
 ) -> AwsClients:
-    """SQS and Secrets Manager clients sharing one session; ``endpoint_url`` for emulators."""
+    """SQS and Secrets Manager clients sharing one session, and a DynamoDB client when asked
+    (the mirror's partial events; each client costs a cold start milliseconds);
+    ``endpoint_url`` for emulators."""
     session = boto3.session.Session(region_name=region)
     settings = config or AWS_CLIENT_CONFIG
     return AwsClients(
         sqs=session.client("sqs", endpoint_url=endpoint_url, config=settings),
         secretsmanager=session.client("secretsmanager", endpoint_url=endpoint_url, config=settings),
-        dynamodb=session.client("dynamodb", endpoint_url=endpoint_url, config=settings),
+        dynamodb=(
+            session.client("dynamodb", endpoint_url=endpoint_url, config=settings)
+            if dynamodb
+            else None
+        ),
     )
+
+
+class _Deferred:
+    """The Segment client, built on first use: only the mirror, and the retry worker and
+    replay for the mirror's messages, ever send to Segment, so the webhook's cold start does
+    not pay for a second HTTP client (its TLS context alone is milliseconds)."""
+
+    def __init__(self, build: Callable[[], SegmentClient]) -> None:
+        self._build = build
+        self._client: SegmentClient | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> SegmentClient:
+        with self._lock:
+            if self._client is None:
+                self._client = self._build()
+            return self._client
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,13 +107,18 @@ class Runtime:
     forwarder: Forwarder
     writer: QueueWriter
     sqs: SQSClient
-    # The mirror's: Segment's batch endpoint, and the partial events' table (None: not set).
-    segment: SegmentClient
+    # The mirror's: Segment's batch endpoint (built on first use), and the partial events'
+    # table (None: not set).
+    segment_client: _Deferred
     partials: PartialStore | None = None
+
+    @property
+    def segment(self) -> SegmentClient:
+        return self.segment_client.get()
 
     def close(self) -> None:
         self.forwarder.client.close()
-        self.segment.close()
+        self.segment_client.close()
 
 
 def build_runtime(
@@ -95,7 +132,7 @@ def build_runtime(
 
     ``source`` names the entry point in the queue messages it writes (webhook, retry, replay).
     """
-    clients = aws or aws_clients()
+    clients = aws or aws_clients(dynamodb=bool(config.mirror.partials_table))
     return Runtime(
         config=config,
         secrets=SecretStore(
@@ -121,9 +158,11 @@ def build_runtime(
             source=source,
         ),
         sqs=clients.sqs,
-        segment=SegmentClient(
-            config.delivery.model_copy(update={"api_url": config.mirror.segment_api_url}),
-            transport=transport,
+        segment_client=_Deferred(
+            lambda: SegmentClient(
+                config.delivery.model_copy(update={"api_url": config.mirror.segment_api_url}),
+                transport=transport,
+            )
         ),
         partials=_partials(config, clients),
     )
