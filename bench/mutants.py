@@ -842,7 +842,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "webhook-base64-undecoded",
         "webhook",
-        "webhook.py",
+        "api_front.py",
         "if event.is_base64_encoded:",
         "if False:",
         "base64-encoded bodies (gzip, or any under binary media types) are refused",

@@ -24,24 +24,20 @@ would make the SDK send Raindrop the same signals twice.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
-import json
 import time
 from collections import Counter
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from segment_raindrop import codec
-from segment_raindrop.config import ConfigError
+from segment_raindrop.api_front import Refusal, install_refusals, json_response, raw_body
 from segment_raindrop.contract import Metric
-from segment_raindrop.credentials import ForwarderSecret, RaindropKeyNotSet, SecretUnavailable
-from segment_raindrop.encoding import BodyTooLarge, UnsupportedEncoding, decode_body
+from segment_raindrop.credentials import ForwarderSecret, SecretUnavailable
+from segment_raindrop.encoding import decode_body
 from segment_raindrop.mirroring import NotMirrorable, encode, to_segment
 from segment_raindrop.observability import count, logger, metrics, traced_handler
 from segment_raindrop.partials import PartialsUnavailable
@@ -63,70 +59,12 @@ app = APIGatewayRestResolver()
 runtime = LazyRuntime(source="mirror")
 
 
-class Refusal(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+def _error_body(status: int, message: str) -> dict[str, Any]:
+    # Raindrop's own error shape, which its SDK expects.
+    return {"error": {"code": status, "message": message}}
 
 
-_Handler = TypeVar("_Handler", bound=Callable[..., Response[str]])
-
-
-def _handles(exc_class: type[Exception]) -> Callable[[_Handler], _Handler]:
-    """``app.exception_handler``, typed."""
-
-    def register(function: _Handler) -> _Handler:
-        app.exception_handler(exc_class)(function)
-        return function
-
-    return register
-
-
-def _json(status: int, body: dict[str, Any]) -> Response[str]:
-    return Response(
-        status_code=status,
-        content_type=content_types.APPLICATION_JSON,
-        body=json.dumps(body, separators=(",", ":")),
-    )
-
-
-def _refuse(status: int, message: str) -> Response[str]:
-    count(Metric.REQUESTS_REFUSED)
-    return _json(status, {"error": {"code": status, "message": message}})
-
-
-@_handles(Refusal)
-def _refused(refusal: Refusal) -> Response[str]:
-    return _refuse(refusal.status, refusal.message)
-
-
-@_handles(ConfigError)
-def _bad_configuration(exc: ConfigError) -> Response[str]:
-    logger.error("configuration is invalid", extra={"problem": str(exc)})
-    return _refuse(503, "forwarder configuration is invalid")
-
-
-@_handles(BodyTooLarge)
-def _too_large(exc: BodyTooLarge) -> Response[str]:
-    return _refuse(413, f"body is larger than {exc.max_bytes} bytes")
-
-
-@_handles(UnsupportedEncoding)
-def _unsupported_encoding(exc: UnsupportedEncoding) -> Response[str]:
-    return _refuse(415, str(exc))
-
-
-@_handles(RaindropKeyNotSet)
-def _key_not_set(exc: RaindropKeyNotSet) -> Response[str]:
-    logger.error(str(exc))
-    return _refuse(503, "Raindrop API key is not configured yet")
-
-
-@_handles(SecretUnavailable)
-def _secret_unavailable(exc: SecretUnavailable) -> Response[str]:
-    logger.error("secret unavailable", extra={"problem": str(exc)})
-    return _refuse(503, "forwarder secret is unavailable")
+install_refusals(app, _error_body, name_bad_settings=False)
 
 
 @app.post(f"{PATH_PREFIX}/events/track")
@@ -160,7 +98,9 @@ def _receive(endpoint: Endpoint) -> Response[str]:
     rt = runtime.get()
     headers = app.current_event.headers
     body = decode_body(
-        _raw_body(), headers.get("content-encoding"), max_bytes=rt.config.max_body_bytes
+        raw_body(app.current_event),
+        headers.get("content-encoding"),
+        max_bytes=rt.config.max_body_bytes,
     )
     secret = _authenticate(rt, headers.get("authorization") or "")
     api_key = secret.require_raindrop_key()
@@ -233,19 +173,8 @@ def _receive(endpoint: Endpoint) -> Response[str]:
             "items could be neither delivered nor queued; asking the SDK to resend",
             extra={"unqueued": len(settlement.unqueued)},
         )
-        return _json(503, {**counts, "unqueued": len(settlement.unqueued)})
-    return _json(200, {**counts, "mirrored": mirrored["sent"] + mirrored["queued"]})
-
-
-def _raw_body() -> bytes:
-    event = app.current_event
-    text = event.body or ""
-    if event.is_base64_encoded:
-        try:
-            return base64.b64decode(text, validate=True)
-        except binascii.Error:
-            raise Refusal(400, "body is not valid base64") from None
-    return text.encode("utf-8")
+        return json_response(503, {**counts, "unqueued": len(settlement.unqueued)})
+    return json_response(200, {**counts, "mirrored": mirrored["sent"] + mirrored["queued"]})
 
 
 def _authenticate(rt: Runtime, authorization: str) -> ForwarderSecret:

@@ -26,22 +26,18 @@ is an exception turned into its answer by one of the ``@app.exception_handler`` 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from segment_raindrop.api_front import Refusal, install_refusals, json_response, raw_body
 from segment_raindrop.auth import AuthDecision, authenticate
-from segment_raindrop.config import ConfigError
 from segment_raindrop.contract import Metric
-from segment_raindrop.credentials import ForwarderSecret, RaindropKeyNotSet, SecretUnavailable
-from segment_raindrop.encoding import BodyTooLarge, UnsupportedEncoding, decode_body
+from segment_raindrop.credentials import ForwarderSecret, SecretUnavailable
+from segment_raindrop.encoding import decode_body
 from segment_raindrop.observability import count, logger, metrics, traced_handler
 from segment_raindrop.pipeline import ForwardResult
 from segment_raindrop.projects import admits, is_project_slug
@@ -61,80 +57,19 @@ app = APIGatewayRestResolver()
 runtime = LazyRuntime(source="webhook")
 
 
-class Refusal(Exception):
-    """Ends a request early with ``status`` and a short message safe to show the caller."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+def _error_body(_status: int, message: str) -> dict[str, Any]:
+    return {"error": message}
 
 
-def _json(status: int, body: dict[str, Any]) -> Response[str]:
-    return Response(
-        status_code=status,
-        content_type=content_types.APPLICATION_JSON,
-        body=json.dumps(body, separators=(",", ":")),
-    )
+_refuse = install_refusals(app, _error_body, name_bad_settings=True)
 
 
-def _refuse(status: int, message: str) -> Response[str]:
-    count(Metric.REQUESTS_REFUSED)
-    return _json(status, {"error": message})
-
-
-_Handler = TypeVar("_Handler", bound=Callable[..., Response[str]])
-
-
-def _handles(exc_class: type[Exception]) -> Callable[[_Handler], _Handler]:
-    """``app.exception_handler``, typed."""
-
-    def register(function: _Handler) -> _Handler:
-        app.exception_handler(exc_class)(function)
-        return function
-
-    return register
-
-
-@_handles(Refusal)
-def _refused(refusal: Refusal) -> Response[str]:
-    return _refuse(refusal.status, refusal.message)
-
-
-@_handles(BodyError)
 def _bad_body(exc: BodyError) -> Response[str]:
     logger.warning("bad request body", extra={"problem": str(exc)})
     return _refuse(400, str(exc))
 
 
-@_handles(ConfigError)
-def _bad_configuration(exc: ConfigError) -> Response[str]:
-    logger.error("configuration is invalid", extra={"problem": str(exc)})
-    return _refuse(503, f"forwarder configuration is invalid: {exc}")
-
-
-@_handles(BodyTooLarge)
-def _too_large(exc: BodyTooLarge) -> Response[str]:
-    logger.warning("request body too large", extra={"limit": exc.max_bytes})
-    return _refuse(413, f"body is larger than {exc.max_bytes} bytes")
-
-
-@_handles(UnsupportedEncoding)
-def _unsupported_encoding(exc: UnsupportedEncoding) -> Response[str]:
-    logger.warning("unsupported content encoding", extra={"problem": str(exc)})
-    return _refuse(415, str(exc))
-
-
-@_handles(RaindropKeyNotSet)
-def _key_not_set(exc: RaindropKeyNotSet) -> Response[str]:
-    logger.error(str(exc))
-    return _refuse(503, "Raindrop API key is not configured yet")
-
-
-@_handles(SecretUnavailable)
-def _secret_unavailable(exc: SecretUnavailable) -> Response[str]:
-    logger.error("secret unavailable", extra={"problem": str(exc)})
-    return _refuse(503, "forwarder secret is unavailable")
+app.exception_handler(BodyError)(_bad_body)
 
 
 @app.post("/segment")
@@ -154,7 +89,7 @@ def receive_for_project(project: str) -> Response[str]:
 
 def _receive(*, project: str | None) -> Response[str]:
     started = time.monotonic()
-    raw = _raw_body()
+    raw = raw_body(app.current_event)
     rt = runtime.get()
     # Segment signs the uncompressed JSON, so the body is decoded before it is authenticated;
     # decoding stops at the size limit, so a compressed bomb costs no more than a large body.
@@ -180,17 +115,6 @@ def _receive(*, project: str | None) -> Response[str]:
         auth=auth,
         project=project,
     )
-
-
-def _raw_body() -> bytes:
-    event = app.current_event
-    body = event.body or ""
-    if event.is_base64_encoded:
-        try:
-            return base64.b64decode(body, validate=True)
-        except binascii.Error:
-            raise BodyError("body is not valid base64") from None
-    return body.encode("utf-8")
 
 
 def _authenticate(rt: Runtime, secret: ForwarderSecret, body: bytes) -> tuple[ForwarderSecret, str]:
@@ -277,8 +201,8 @@ def _forward(
             "events could be neither delivered nor queued; asking Segment to resend",
             extra={"unqueued": len(settlement.unqueued)},
         )
-        return _json(503, {**counts, "unqueued": len(settlement.unqueued)})
-    return _json(200, counts)
+        return json_response(503, {**counts, "unqueued": len(settlement.unqueued)})
+    return json_response(200, counts)
 
 
 def _log(
