@@ -11,13 +11,15 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 __all__ = [
     "BadBodyError",
     "BodyTooLargeError",
+    "CallbackHandler",
+    "CallbackServer",
     "DispatchHandler",
     "PromptDispatchHandler",
     "TrackedHTTPServer",
@@ -83,7 +85,7 @@ class TrackedHTTPServer(ThreadingHTTPServer):
     # and each dropped SYN costs the client a one-second retransmit.
     request_queue_size = 128
     # Connection threads are named f"{thread_name}-{number}".
-    thread_name: ClassVar[str] = "http-conn"
+    thread_name: str = "http-conn"
 
     def __init__(
         self, address: tuple[str, int], handler_class: type[BaseHTTPRequestHandler]
@@ -167,6 +169,36 @@ class TrackedHTTPServer(ThreadingHTTPServer):
         if isinstance(sys.exc_info()[1], OSError):
             return
         super().handle_error(request, client_address)
+
+
+class CallbackHandler(PromptDispatchHandler):
+    """Hands every request to its :class:`CallbackServer`'s ``respond`` function."""
+
+    server: CallbackServer
+
+    def version_string(self) -> str:
+        return f"{self.server.version} {self.sys_version}"
+
+    def dispatch(self) -> None:
+        self.server.respond(self)
+
+
+class CallbackServer(TrackedHTTPServer):
+    """A :class:`TrackedHTTPServer` whose requests all go to one function: the local
+    stand-ins' (Raindrop's API, Segment's Tracking API) way of serving."""
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        respond: Callable[[CallbackHandler], None],
+        *,
+        version: str,
+        thread_name: str,
+    ) -> None:
+        self.respond = respond
+        self.version = version
+        self.thread_name = thread_name
+        super().__init__(address, CallbackHandler)
 
 
 class BadBodyError(Exception):

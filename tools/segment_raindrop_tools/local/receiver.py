@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 from segment_raindrop_tools.local.faults import Fault, FaultPlan
 from segment_raindrop_tools.local.http import (
     BadBodyError,
-    PromptDispatchHandler,
-    TrackedHTTPServer,
+    CallbackHandler,
+    CallbackServer,
     read_request_body,
     send_whole_response,
 )
@@ -47,22 +47,6 @@ __all__ = ["RaindropReceiver"]
 _ROUTES: dict[str, str] = {f"/v1/{name}": name for name in ENDPOINTS}
 
 AcceptCallback = Callable[[str, list[dict[str, Any]]], None]
-
-
-class _Handler(PromptDispatchHandler):
-    server_version = "raindrop-receiver"
-    server: _Server
-
-    def dispatch(self) -> None:
-        self.server.receiver._handle(self)
-
-
-class _Server(TrackedHTTPServer):
-    thread_name = "raindrop-receiver-conn"
-
-    def __init__(self, address: tuple[str, int], receiver: RaindropReceiver) -> None:
-        self.receiver = receiver
-        super().__init__(address, _Handler)
 
 
 class RaindropReceiver:
@@ -96,7 +80,7 @@ class RaindropReceiver:
         self._faults = FaultPlan()
         self._recordings = Recordings()
         self._stopping = threading.Event()
-        self._server: _Server | None = None
+        self._server: CallbackServer | None = None
         self._stopped = False
 
     # Life cycle
@@ -104,7 +88,12 @@ class RaindropReceiver:
     def start(self) -> Self:
         if self._server is not None or self._stopped:
             raise RuntimeError("a RaindropReceiver can be started only once")
-        self._server = _Server((self._host, self._requested_port), self)
+        self._server = CallbackServer(
+            (self._host, self._requested_port),
+            self._handle,
+            version="raindrop-receiver",
+            thread_name="raindrop-receiver-conn",
+        )
         # A short poll keeps stop() (and so every test teardown) fast.
         self._server.start_serving(name="raindrop-receiver", poll_interval=0.01)
         return self
@@ -231,7 +220,7 @@ class RaindropReceiver:
 
     # Serving
 
-    def _handle(self, handler: _Handler) -> None:
+    def _handle(self, handler: CallbackHandler) -> None:
         received_at = time.monotonic()
         path = urlsplit(handler.path).path
         endpoint = _ROUTES.get(path)
@@ -276,7 +265,7 @@ class RaindropReceiver:
 
     def _finish(
         self,
-        handler: _Handler,
+        handler: CallbackHandler,
         received_at: float,
         *,
         path: str,

@@ -24,8 +24,8 @@ from segment_raindrop.contract import SEGMENT_MAX_BATCH_BYTES, SEGMENT_MAX_EVENT
 from segment_raindrop_tools.local.faults import Fault, FaultPlan
 from segment_raindrop_tools.local.http import (
     BadBodyError,
-    PromptDispatchHandler,
-    TrackedHTTPServer,
+    CallbackHandler,
+    CallbackServer,
     read_request_body,
     send_whole_response,
 )
@@ -49,22 +49,6 @@ class SegmentBatch:
         return self.status == 200
 
 
-class _Handler(PromptDispatchHandler):
-    server_version = "segment-tracking-api"
-    server: _Server
-
-    def dispatch(self) -> None:
-        self.server.api.handle(self)
-
-
-class _Server(TrackedHTTPServer):
-    thread_name = "segment-tracking-conn"
-
-    def __init__(self, address: tuple[str, int], api: SegmentTrackingApi) -> None:
-        self.api = api
-        super().__init__(address, _Handler)
-
-
 class SegmentTrackingApi:
     """A real HTTP server on 127.0.0.1 taking Segment batches; thread-safe."""
 
@@ -75,10 +59,15 @@ class SegmentTrackingApi:
         self._faults = FaultPlan()
         self._batches: list[SegmentBatch] = []
         self._changed = threading.Condition()
-        self._server: _Server | None = None
+        self._server: CallbackServer | None = None
 
     def start(self) -> Self:
-        self._server = _Server((self._host, self._port), self)
+        self._server = CallbackServer(
+            (self._host, self._port),
+            self.handle,
+            version="segment-tracking-api",
+            thread_name="segment-tracking-conn",
+        )
         self._server.start_serving(name="segment-tracking-api", poll_interval=0.01)
         return self
 
@@ -144,7 +133,7 @@ class SegmentTrackingApi:
 
     # Serving
 
-    def handle(self, handler: _Handler) -> None:
+    def handle(self, handler: CallbackHandler) -> None:
         try:
             body = read_request_body(handler, None)
         except BadBodyError:
@@ -170,7 +159,7 @@ class SegmentTrackingApi:
 
     def _answer(
         self,
-        handler: _Handler,
+        handler: CallbackHandler,
         status: int,
         events: list[dict[str, Any]],
         write_key: str | None,
