@@ -84,31 +84,27 @@ def record_counts(counts: Mapping[str, int]) -> None:
         count(EVENT_COUNT_METRICS[name], value)
 
 
-def record_dead_letters(by_reason: Mapping[str, int]) -> None:
-    for reason, value in by_reason.items():
+def _count_by(metric: Metric, dimension: str, counts: Mapping[str, int]) -> None:
+    """``metric`` once per non-zero count, with a second dimension naming what it counts."""
+    for value_name, value in counts.items():
         if value:
             with single_metric(
-                name=Metric.EVENTS_DEAD_LETTERED_BY_REASON.value,
+                name=metric.value,
                 unit=MetricUnit.Count,
                 value=value,
                 namespace=METRICS_NAMESPACE,
-            ) as metric:
-                metric.add_dimension(name="service", value=SERVICE_NAME)
-                metric.add_dimension(name="reason", value=reason)
+            ) as published:
+                published.add_dimension(name="service", value=SERVICE_NAME)
+                published.add_dimension(name=dimension, value=value_name)
+
+
+def record_dead_letters(by_reason: Mapping[str, int]) -> None:
+    _count_by(Metric.EVENTS_DEAD_LETTERED_BY_REASON, "reason", by_reason)
 
 
 def record_redactions(by_kind: Mapping[str, int]) -> None:
-    """Redactions by kind (never what was redacted), like the dead letters by reason."""
-    for kind, value in by_kind.items():
-        if value:
-            with single_metric(
-                name=Metric.REDACTIONS.value,
-                unit=MetricUnit.Count,
-                value=value,
-                namespace=METRICS_NAMESPACE,
-            ) as metric:
-                metric.add_dimension(name="service", value=SERVICE_NAME)
-                metric.add_dimension(name="kind", value=kind)
+    """Redactions by kind (never what was redacted)."""
+    _count_by(Metric.REDACTIONS, "kind", by_kind)
 
 
 def record_delivery(report: DeliveryReport) -> None:
