@@ -115,6 +115,13 @@ _DIGIT_RUN: Final = re.compile(r"\d[\d .()-]{6,}")
 _BEFORE_RUN, _AFTER_RUN = 1, 2
 _GROUP_KIND: Final = {f"{kind}{number}": kind for number, (kind, _) in enumerate(_PATTERNS)}
 _SHORTEST_MATCH: Final = 6  # a@b.io
+# How far an address reaches from its "@" (the e-mail pattern's bounds: 64 characters of local
+# part before it; after it, nine labels of 63 and their dots, a 24-letter top-level domain and
+# the character its closing \b reads), and the mean distance between "@"s below which a text is
+# searched whole.
+_LOCAL_PART: Final = 64
+_AFTER_AT: Final = 9 * 64 + 24 + 2
+_AT_SPACING: Final = 256
 # Joins a value's strings for the gates: not a word character, a space, a digit or any character a
 # pattern consumes, so joining neither makes nor breaks a gate's match.
 _SEPARATOR: Final = "\x00"
@@ -213,10 +220,34 @@ class Redactor:
         if families.secrets and may_hold_secret(text):
             text = _SECRETS.sub(self._replace, text)
         if families.emails and "@" in text:
-            text = _EMAILS.sub(self._replace, text)
+            text = self._emails(text)
         if families.numbers and may_hold_number(text):
             text = self._numbers(text)
         return text
+
+    def _emails(self, text: str) -> str:
+        """As ``_EMAILS.sub`` would, but searching only around each "@": the pattern starts with
+        a character class, so a search tries it at every position of the text (on a long prompt
+        with one address, 30 times the work)."""
+        if text.count("@") * _AT_SPACING > len(text):
+            # Dense "@"s: the windows would overlap, and the whole text is cheaper.
+            return _EMAILS.sub(self._replace, text)
+        pieces: list[str] = []
+        done = 0
+        at = text.find("@")
+        while at != -1:
+            if at >= done:
+                # No address holds an earlier "@", so the leftmost one from ``done`` holding
+                # this "@" starts in its local part's reach, and ends in its domain's.
+                match = _EMAILS.search(text, max(done, at - _LOCAL_PART), at + _AFTER_AT)
+                if match is not None and match.start() <= at:
+                    pieces += (text[done : match.start()], self._replace(match))
+                    done = match.end()
+            at = text.find("@", at + 1)
+        if not pieces:
+            return text
+        pieces.append(text[done:])
+        return "".join(pieces)
 
     def _numbers(self, text: str) -> str:
         if may_hold_ipv6(text):

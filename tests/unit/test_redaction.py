@@ -9,7 +9,7 @@ import time
 from collections import Counter
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from segment_raindrop import redaction, redaction_gates
@@ -234,6 +234,8 @@ _PIECES = [
     "\uff15",  # fullwidth 5
     "555-",
     "4111 ",
+    "2001:db8:0:0:8:800:200c:417a",  # IPv6's full form, which holds no "::"
+    "08:15:00",  # a time of day: colons and hex digits, no address
 ]
 _TRICKY = st.lists(st.sampled_from(_PIECES), max_size=30).map("".join)
 
@@ -264,6 +266,34 @@ def test_a_values_strings_are_gated_together_without_missing_any(values: list[st
     assert redacted == expected
 
 
+# Addresses up to the e-mail pattern's bounds (64 before the "@", nine labels of 63 and a
+# 24-letter domain after it), among runs, dots and "@"s close together and far apart: the
+# windowed search must find what a whole-text search finds.
+_LOCAL = st.text("abcXYZ09._%+-", min_size=1, max_size=66)
+_LABEL = st.text("abz09-", min_size=1, max_size=64)
+_ADDRESS = st.builds(
+    lambda local, labels, top: f"{local}@{'.'.join(labels)}.{top}",
+    _LOCAL,
+    st.lists(_LABEL, min_size=1, max_size=10),
+    st.text("abcxyz", min_size=2, max_size=25),
+)
+_FILLER = st.sampled_from(["@", ".", " ", "a", "é", "-", "_", "io", "a" * 63, "c." * 40, "d" * 300])
+
+
+_LONGEST_ADDRESS = "x" * 64 + "@" + ".".join(["a" * 63] * 9) + "." + "b" * 24
+
+
+@settings(max_examples=400)
+@given(pieces=st.lists(st.one_of(_ADDRESS, _FILLER), max_size=12))
+@example(pieces=[_LONGEST_ADDRESS])
+@example(pieces=[_LONGEST_ADDRESS, "c"])  # no address: the last label runs on past 24 letters
+def test_emails_are_searched_around_each_at_as_the_whole_text_would_be(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    windowed, whole = Redactor(pii=True), Redactor(pii=True)
+    assert windowed._emails(text) == redaction._EMAILS.sub(whole._replace, text)
+    assert windowed.counts == whole.counts
+
+
 def test_every_non_ascii_digit_takes_the_unicode_gate() -> None:
     """The gate's byte table against this Python's Unicode data (category Nd)."""
     digits = [chr(code) for code in range(0x80, sys.maxunicode + 1) if chr(code).isdecimal()]
@@ -285,7 +315,14 @@ def test_clean_long_strings_are_remembered_and_still_clean() -> None:
 
 @pytest.mark.parametrize(
     "hostile",
-    ["x@" + "a-" * 32_000, "a." * 32_000 + "@b", "-." * 32_000 + "@x.io", "@" + "a" * 64_000],
+    [
+        "x@" + "a-" * 32_000,
+        "a." * 32_000 + "@b",
+        "-." * 32_000 + "@x.io",
+        "@" + "a" * 64_000,
+        "@" * 64_000,
+        ("a" * 60 + "@") * 1_000,
+    ],
 )
 def test_text_an_end_user_controls_cannot_make_redaction_quadratic(hostile: str) -> None:
     # Unbounded, the e-mail pattern took 4-6 s on 64 KB of such text: enough for a handful of
@@ -293,3 +330,11 @@ def test_text_an_end_user_controls_cannot_make_redaction_quadratic(hostile: str)
     started = time.process_time()
     Redactor(pii=True).text(hostile)
     assert time.process_time() - started < 1.0
+
+
+def test_times_of_day_do_not_send_a_text_through_the_ipv6_pattern() -> None:
+    # One time stamp in a value used to send the whole value's text through the IPv6
+    # alternative, which is tried at every hex digit.
+    assert not redaction_gates.may_hold_ipv6("at 08:15:00 and 2024-11-02T12:30:45.000Z")
+    assert redaction_gates.may_hold_ipv6("2001:db8:0:0:8:800:200c:417a")
+    assert redaction_gates.may_hold_ipv6("fe80::1")
