@@ -14,7 +14,7 @@ import math
 import re
 import secrets
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -26,7 +26,7 @@ from segment_raindrop import codec
 from segment_raindrop.codec import UnparsedEvent
 from segment_raindrop.config import MappingConfig
 from segment_raindrop.contract import LOOP_FILTER_REASON, MIRROR_LIBRARY_NAME
-from segment_raindrop.field_paths import FieldPaths
+from segment_raindrop.field_paths import FieldPaths, Getter
 from segment_raindrop.raindrop import (
     SIGNAL_TYPES,
     AiData,
@@ -53,6 +53,9 @@ _SENTIMENTS = {"positive": "POSITIVE", "negative": "NEGATIVE"}
 # What Raindrop needs in a signal's properties when the signal is of that kind.
 _REQUIRED_SIGNAL_PROPERTY = {"feedback": "comment", "edit": "after"}
 _AI_FIELDS = ("ai_data.input", "ai_data.output", "ai_data.model", "ai_data.convo_id")
+# What an end user wrote or an app produced: redacted wherever FIELD_PATHS reads it from. Ids,
+# names and timestamps are sent as they are.
+_CONTENT_FIELDS = ("ai_data.input", "ai_data.output", "attachments")
 
 
 class InvalidEvent(Exception):
@@ -138,8 +141,10 @@ class Mapper:
         self._config = config
         self._user_hash_key = user_hash_key
         self._result = MapResult()
+        # Its counts are the current event's: added to the result once the event is mapped.
+        self._redactor = Redactor(pii=config.redact_pii, drop_keys=config.redact_keys)
         self._paths = FieldPaths.from_overrides(config.field_paths)
-        self._get = self._paths.getters
+        self._get = self._getters()
         # Properties that ai_data paths read into: they may arrive as JSON text (the Classic
         # destination's string ai_data) and must be objects.
         self._ai_objects = frozenset(
@@ -156,8 +161,21 @@ class Mapper:
         self._enrichment: dict[str, tuple[MappedItem, Identify]] = {}
         self._identifies: list[_HeldIdentify] = []
         self._finished = False
-        # Its counts are the current event's: added to the result once the event is mapped.
-        self._redactor = Redactor(pii=config.redact_pii, drop_keys=config.redact_keys)
+
+    def _getters(self) -> Mapping[str, tuple[Getter, ...]]:
+        """Each field's getters. Properties are redacted whole before they are read; content
+        that FIELD_PATHS reads from elsewhere in the event (a top-level ``prompt``) is redacted
+        as it is read, so that no path configured for it can carry it past redaction."""
+        getters = self._paths.getters
+        if not self._redactor.active:
+            return getters
+        redacting = dict(getters)
+        for name in _CONTENT_FIELDS:
+            redacting[name] = tuple(
+                get if path[0] == "properties" else _redacted(get, self._redactor)
+                for path, get in zip(self._paths[name], getters[name], strict=True)
+            )
+        return redacting
 
     @property
     def result(self) -> MapResult:
@@ -493,6 +511,10 @@ def _merged(held: _HeldIdentify, enrichment: Identify) -> MappedItem:
         # Each half was ready to send on its own; should their union not be, the explicit
         # identify goes as it came.
         return held.item
+
+
+def _redacted(get: Getter, redactor: Redactor) -> Getter:
+    return lambda event: redactor.value(get(event))
 
 
 def _mirrored(event: dict[str, Any]) -> bool:

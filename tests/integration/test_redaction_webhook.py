@@ -105,3 +105,39 @@ def test_queued_events_keep_the_original(
     # The queues stay in the account: the original, so a retry redacts with the rules then.
     [chat] = [event for event in queued if event["type"] == "track"]
     assert chat["properties"]["support_email"] == EMAIL
+
+
+def test_content_read_from_outside_properties_is_redacted_too(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke
+) -> None:
+    # A team whose events carry the prompt at the top level and files in context: FIELD_PATHS
+    # reads them from there, and redaction must follow wherever the content comes from.
+    aws.configure(
+        mapping={
+            "redact_pii": True,
+            "field_paths": {
+                "ai_data.input": ["prompt"],
+                "ai_data.output": ["context.answer.text"],
+                "attachments": ["context.files"],
+            },
+        }
+    )
+    chat = se.chat(1)
+    chat["prompt"] = PROMPT
+    chat["context"] = {
+        "answer": {"text": f"I wrote to {EMAIL}"},
+        "files": [{"type": "text", "value": f"card {CARD}", "role": "input"}],
+    }
+
+    response = invoke_webhook([chat], headers=_bearer(aws))
+
+    assert response.status == 200, response.body
+    [track] = receiver.accepted("events/track")
+    assert track["ai_data"]["input"] == (
+        "My card is <REDACTED_CARD>, write to <REDACTED_EMAIL>, key <REDACTED_CREDENTIAL>"
+    )
+    assert track["ai_data"]["output"] == "I wrote to <REDACTED_EMAIL>"
+    assert track["attachments"] == [
+        {"type": "text", "value": "card <REDACTED_CARD>", "role": "input"}
+    ]
+    assert response.body["forwarded"] == 1
