@@ -221,7 +221,8 @@ class ReplayConfig(BaseModel):
     """What an operator's replay needs: the dead-letter queue and, unless it is a dry run, the
     secret. Replay writes only to the queue it replays, so no retry queue is asked for."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    # Built on first use: of the functions, only the replay reads it, yet every one imports it.
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, defer_build=True)
 
     dlq_url: NonEmptyStr = Field(validation_alias="DLQ_URL")
     secret_id: NonEmptyStr | None = Field(default=None, validation_alias="RAINDROP_SECRET_ID")

@@ -1,22 +1,21 @@
 """The forwarder's secret: the Raindrop key and the credentials Segment authenticates with.
 
-Read through Powertools' Secrets Manager provider with a cache, so a warm function does not
-call Secrets Manager per request, yet a rotated key is picked up within ``max_age`` (and at
-once after Raindrop answers 401, through ``refresh``).
+Read from Secrets Manager and cached, so a warm function does not call Secrets Manager per
+request, yet a rotated key is picked up within ``max_age`` (and at once after Raindrop answers
+401, through ``refresh``). One ``GetSecretValue`` and a dictionary are all it takes: Powertools'
+parameters utility, which did this before, imports boto3 and its AppConfig, SSM and DynamoDB
+providers, ~15 ms of every cold start the functions do not otherwise spend (botocore is enough).
 """
 
 from __future__ import annotations
 
 import hmac
+import json
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from aws_lambda_powertools.utilities.parameters import SecretsProvider
-from aws_lambda_powertools.utilities.parameters.exceptions import (
-    GetParameterError,
-    TransformParameterError,
-)
+import botocore.session
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from segment_raindrop.mapping import PROCESS_USER_HASH_KEY
@@ -121,7 +120,7 @@ class SecretStore:
     """Cached access to one secret; safe to share between threads.
 
     ``client`` is the Secrets Manager client to read with (the composition root bounds its
-    timeouts); without one, Powertools builds its own on first use.
+    timeouts); without one, a client with botocore's defaults is built on first use.
     """
 
     def __init__(
@@ -134,7 +133,8 @@ class SecretStore:
         self._secret_id = secret_id
         self._max_age = max_age_seconds
         self._client = client
-        self._provider: SecretsProvider | None = None
+        # The secret's JSON as last read, and when (time.monotonic()).
+        self._cached: tuple[float, Any] | None = None
         self._lock = threading.Lock()
         self._last_forced: float | None = None
 
@@ -165,18 +165,7 @@ class SecretStore:
             return None
 
     def get(self, *, refresh: bool = False) -> ForwarderSecret:
-        with self._lock:
-            if self._provider is None:
-                self._provider = SecretsProvider(boto3_client=self._client)
-            provider = self._provider
-        try:
-            value: Any = provider.get(
-                self._secret_id, max_age=self._max_age, transform="json", force_fetch=refresh
-            )
-        except TransformParameterError:
-            raise SecretUnavailable("the secret is not a JSON object") from None
-        except GetParameterError as exc:
-            raise SecretUnavailable(f"the secret could not be read ({_error_code(exc)})") from None
+        value = self._value(refresh=refresh)
         if not isinstance(value, dict):
             raise SecretUnavailable("the secret is not a JSON object")
         try:
@@ -184,12 +173,44 @@ class SecretStore:
         except ValidationError:
             raise SecretUnavailable("the secret's values must be strings") from None
 
+    def _value(self, *, refresh: bool) -> Any:
+        """The secret's JSON: the cached copy while it is younger than ``max_age`` (unless
+        ``refresh``), otherwise read again."""
+        with self._lock:
+            if self._client is None:
+                self._client = _default_client()
+            client, cached = self._client, self._cached
+        if not refresh and cached is not None and time.monotonic() - cached[0] < self._max_age:
+            return cached[1]
+        try:
+            response = client.get_secret_value(SecretId=self._secret_id)
+            # A string, or bytes when the secret was stored as binary (JSON in bytes reads too).
+            text: str | bytes = (
+                response["SecretString"] if "SecretString" in response else response["SecretBinary"]
+            )
+        except Exception as exc:  # whatever it is, the secret could not be read: answer 503
+            raise SecretUnavailable(f"the secret could not be read ({_error_code(exc)})") from None
+        try:
+            value = json.loads(text)
+        except (TypeError, ValueError):
+            raise SecretUnavailable("the secret is not a JSON object") from None
+        if value is not None:  # a literal null is read again next time, like a failed read
+            with self._lock:
+                self._cached = (time.monotonic(), value)
+        return value
 
-def _error_code(exc: GetParameterError) -> str:
-    cause = exc.__cause__ or exc.__context__
-    response = getattr(cause, "response", None)
+
+def _default_client() -> SecretsManagerClient:
+    client = botocore.session.get_session().create_client("secretsmanager")
+    return cast("SecretsManagerClient", client)
+
+
+def _error_code(exc: Exception) -> str:
+    """Secrets Manager's error code (``ResourceNotFoundException``...), or the exception's
+    class when there is none (a timeout, no credentials): never its message."""
+    response = getattr(exc, "response", None)
     if isinstance(response, dict):
         code = response.get("Error", {}).get("Code")
         if code:
             return str(code)
-    return type(cause).__name__ if cause is not None else "unknown error"
+    return type(exc).__name__

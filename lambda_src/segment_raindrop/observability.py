@@ -44,8 +44,17 @@ def tracing_enabled(environ: Mapping[str, str]) -> bool:
     return in_lambda and not emulated and not disabled
 
 
+# The libraries the functions make calls with: botocore (SQS, Secrets Manager, DynamoDB) and
+# httpx (Raindrop, Segment). Left to its default, the Tracer would also look for a dozen
+# database drivers and patch sqlite3, ~4 ms of every traced cold start for nothing we call.
+TRACED_LIBRARIES = ("botocore", "httpx")
+
 # Read once, at import: Lambda sets the environment before it loads the handler module.
-tracer: Tracer | None = Tracer(service=SERVICE_NAME) if tracing_enabled(os.environ) else None
+tracer: Tracer | None = (
+    Tracer(service=SERVICE_NAME, patch_modules=TRACED_LIBRARIES)
+    if tracing_enabled(os.environ)
+    else None
+)
 
 _Handler = TypeVar("_Handler", bound=Callable[..., Any])
 

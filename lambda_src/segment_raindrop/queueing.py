@@ -102,7 +102,9 @@ def utc_now() -> str:
 class FailedEventsMessage(BaseModel):
     """The body of every message on the retry and dead-letter queues (format version 1)."""
 
-    model_config = ConfigDict(extra="ignore")
+    # Built on first use: a webhook that delivers everything never queues, and this schema
+    # was ~5 ms of its import.
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     format: Literal[1] = 1
     reason: FailureReason

@@ -29,22 +29,26 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from segment_raindrop.loading import handler_loading
 
-from segment_raindrop.api_front import Refusal, install_refusals, json_response, raw_body
-from segment_raindrop.auth import AuthDecision, authenticate
-from segment_raindrop.contract import Metric
-from segment_raindrop.credentials import ForwarderSecret, SecretUnavailable
-from segment_raindrop.encoding import decode_body
-from segment_raindrop.observability import count, logger, metrics, traced_handler
-from segment_raindrop.pipeline import ForwardResult
-from segment_raindrop.projects import admits, is_project_slug
-from segment_raindrop.runtime import LazyRuntime, Runtime
-from segment_raindrop.segment import BodyError, parse_body
-from segment_raindrop.settlement import Routing, Tally, settle
-from segment_raindrop.timing import deadline_within
+# In Lambda the rest loads with the garbage collector paused, and is then frozen (loading.py).
+with handler_loading():
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+    from aws_lambda_powertools.logging import correlation_paths
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from segment_raindrop.api_front import Refusal, install_refusals, json_response, raw_body
+    from segment_raindrop.auth import AuthDecision, authenticate
+    from segment_raindrop.contract import Metric
+    from segment_raindrop.credentials import ForwarderSecret, SecretUnavailable
+    from segment_raindrop.encoding import decode_body
+    from segment_raindrop.observability import count, logger, metrics, traced_handler
+    from segment_raindrop.pipeline import ForwardResult
+    from segment_raindrop.projects import admits, is_project_slug
+    from segment_raindrop.runtime import LazyRuntime, Runtime
+    from segment_raindrop.segment import BodyError, parse_body
+    from segment_raindrop.settlement import Routing, Tally, settle
+    from segment_raindrop.timing import deadline_within
 
 # Failed authentication re-reads the secret (a just-changed token) at most this often.
 AUTH_REFRESH_SECONDS = 30.0

@@ -270,3 +270,63 @@ def test_the_xray_sdk_is_imported_only_when_tracing(
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [str(traced), str(traced)]
+
+
+_LOADING_PROBE = """
+import gc
+import sys
+sys.path.insert(0, sys.argv[1])
+import segment_raindrop.webhook
+print(gc.isenabled(), gc.get_freeze_count() > 10_000)
+"""
+
+
+@pytest.mark.parametrize(
+    ("variables", "frozen"),
+    [
+        ({**_LAMBDA, "POWERTOOLS_TRACE_DISABLED": "false"}, True),
+        ({"POWERTOOLS_TRACE_DISABLED": "false"}, False),  # tests, local mode, the CLI
+    ],
+)
+def test_in_lambda_the_webhook_loads_frozen_and_leaves_the_collector_on(
+    host_bundle: Path, variables: dict[str, str], frozen: bool
+) -> None:
+    # Frozen, the ~100,000 objects of the import are never walked by the collector, neither
+    # while they load (which cost ~40 ms of the import) nor on the first invocation.
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", _LOADING_PROBE, str(host_bundle)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env={"AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true", **variables},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", str(frozen)]
+
+
+_LIBRARIES_PROBE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import segment_raindrop.webhook
+from aws_xray_sdk.core import patcher
+print(" ".join(sorted(patcher._PATCHED_MODULES)))
+print(" ".join(name for name in ("boto3", "s3transfer") if name in sys.modules) or "-")
+"""
+
+
+def test_the_traced_webhook_patches_only_its_clients_and_imports_no_boto3(
+    host_bundle: Path,
+) -> None:
+    # botocore's clients are all the functions use: boto3 (resources, S3 transfers) and the
+    # X-Ray patches of libraries they never call would only lengthen every cold start.
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", _LIBRARIES_PROBE, str(host_bundle)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env={"AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true", **_LAMBDA},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["botocore httpx", "-"]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any, cast
 
+import botocore.session
 import pytest
+from botocore.config import Config
 
 from segment_raindrop.credentials import (
     ForwarderSecret,
@@ -50,6 +53,43 @@ def test_an_unreadable_or_malformed_secret_is_unavailable(aws: AwsEnv) -> None:
     missing = SecretStore("no-such-secret", client=aws.clients().secretsmanager)
     with pytest.raises(SecretUnavailable, match="ResourceNotFoundException"):
         missing.get()
+
+
+def test_a_secret_that_is_not_json_is_unavailable(aws: AwsEnv) -> None:
+    aws.secretsmanager.put_secret_value(SecretId=aws.resources.secret_id, SecretString="rk-1")
+    with pytest.raises(SecretUnavailable, match="not a JSON object") as refused:
+        _store(aws).get()
+    assert "rk-1" not in str(refused.value)  # the message is logged: never the secret's text
+
+
+def test_a_binary_secret_holding_json_is_read_like_a_string(aws: AwsEnv) -> None:
+    aws.secretsmanager.put_secret_value(
+        SecretId=aws.resources.secret_id,
+        SecretBinary=json.dumps({"raindrop_api_key": "rk-binary"}).encode(),
+    )
+    assert _store(aws).ready_key() == "rk-binary"
+
+
+def test_without_a_max_age_every_read_reaches_secrets_manager(aws: AwsEnv) -> None:
+    store = _store(aws, max_age=0)
+    assert store.ready_key() == aws.raindrop_api_key
+    _put(aws, raindrop_api_key="rk-new")
+    assert store.ready_key() == "rk-new"
+
+
+def test_an_unreachable_secrets_manager_is_named_by_its_error_never_its_message() -> None:
+    nobody_listens = botocore.session.get_session().create_client(
+        "secretsmanager",
+        region_name="us-east-1",
+        endpoint_url="http://127.0.0.1:9",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # nothing listens: any stand-in will do
+        config=Config(connect_timeout=1, retries={"total_max_attempts": 1}),
+    )
+    store = SecretStore("segment-raindrop", client=cast(Any, nobody_listens))
+    with pytest.raises(SecretUnavailable) as refused:
+        store.get()
+    assert str(refused.value) == "the secret could not be read (EndpointConnectionError)"
 
 
 def test_forced_re_reads_are_throttled(aws: AwsEnv) -> None:
