@@ -29,25 +29,29 @@ import time
 from collections import Counter
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from segment_raindrop.loading import handler_loading
 
-from segment_raindrop import codec
-from segment_raindrop.api_front import Refusal, install_refusals, json_response, raw_body
-from segment_raindrop.contract import Metric
-from segment_raindrop.credentials import ForwarderSecret, SecretUnavailable
-from segment_raindrop.encoding import decode_body
-from segment_raindrop.mirroring import NotMirrorable, encode, to_segment
-from segment_raindrop.observability import count, logger, metrics, traced_handler
-from segment_raindrop.partials import PartialsUnavailable
-from segment_raindrop.projects import PROJECT_HEADER, is_project_slug
-from segment_raindrop.queueing import Destination, MessageKind, Payload
-from segment_raindrop.raindrop import SINGLE_OBJECT_ENDPOINTS, Endpoint
-from segment_raindrop.relay import send_raindrop_items, send_segment_events
-from segment_raindrop.runtime import LazyRuntime, Runtime
-from segment_raindrop.settlement import Routing, Tally, settle
-from segment_raindrop.timing import deadline_within
+# In Lambda the rest loads with the garbage collector paused, and is then frozen (loading.py).
+with handler_loading():
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+    from aws_lambda_powertools.logging import correlation_paths
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from segment_raindrop import codec
+    from segment_raindrop.api_front import Refusal, install_refusals, json_response, raw_body
+    from segment_raindrop.contract import Metric
+    from segment_raindrop.credentials import ForwarderSecret, SecretUnavailable
+    from segment_raindrop.encoding import decode_body
+    from segment_raindrop.mirroring import NotMirrorable, encode, to_segment
+    from segment_raindrop.observability import count, logger, metrics, traced_handler
+    from segment_raindrop.partials import PartialsUnavailable
+    from segment_raindrop.projects import PROJECT_HEADER, is_project_slug
+    from segment_raindrop.queueing import Destination, MessageKind, Payload
+    from segment_raindrop.raindrop import SINGLE_OBJECT_ENDPOINTS, Endpoint
+    from segment_raindrop.relay import send_raindrop_items, send_segment_events
+    from segment_raindrop.runtime import LazyRuntime, Runtime
+    from segment_raindrop.settlement import Routing, Tally, settle
+    from segment_raindrop.timing import deadline_within
 
 # The same reserves as the webhook's: time kept for queueing, and for answering.
 QUEUEING_RESERVE_SECONDS = 2.5

@@ -35,26 +35,37 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Self
 
-from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from segment_raindrop.loading import handler_loading
 
-from segment_raindrop.config import ConfigError, describe_errors
-from segment_raindrop.contract import Metric
-from segment_raindrop.credentials import RaindropKeyNotSet, SecretStore, SecretUnavailable
-from segment_raindrop.delivery import SegmentClient
-from segment_raindrop.mapping import map_events
-from segment_raindrop.observability import count, logger, metrics, traced_handler
-from segment_raindrop.pipeline import Forwarder
-from segment_raindrop.queueing import (
-    FailedEventsMessage,
-    FailureReason,
-    QueueWriter,
-    parse_message,
-)
-from segment_raindrop.relay import CannotDeliver, deliver_message, is_mirror_message
-from segment_raindrop.runtime import LazyRuntime, Runtime
-from segment_raindrop.settlement import Routing, Tally, settle
-from segment_raindrop.timing import deadline_within
+# In Lambda the rest loads with the garbage collector paused, and is then frozen (loading.py).
+with handler_loading():
+    from botocore.exceptions import BotoCoreError, ClientError
+    from pydantic import (
+        BaseModel,
+        ConfigDict,
+        Field,
+        ValidationError,
+        field_validator,
+        model_validator,
+    )
+
+    from segment_raindrop.config import ConfigError, describe_errors
+    from segment_raindrop.contract import Metric
+    from segment_raindrop.credentials import RaindropKeyNotSet, SecretStore, SecretUnavailable
+    from segment_raindrop.delivery import SegmentClient
+    from segment_raindrop.mapping import map_events
+    from segment_raindrop.observability import count, logger, metrics, traced_handler
+    from segment_raindrop.pipeline import Forwarder
+    from segment_raindrop.queueing import (
+        FailedEventsMessage,
+        FailureReason,
+        QueueWriter,
+        parse_message,
+    )
+    from segment_raindrop.relay import CannotDeliver, deliver_message, is_mirror_message
+    from segment_raindrop.runtime import LazyRuntime, Runtime
+    from segment_raindrop.settlement import Routing, Tally, settle
+    from segment_raindrop.timing import deadline_within
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext

@@ -274,13 +274,23 @@ def test_the_xray_sdk_is_imported_only_when_tracing(
 
 _LOADING_PROBE = """
 import gc
+import importlib
 import sys
 sys.path.insert(0, sys.argv[1])
-import segment_raindrop.webhook
+importlib.import_module(sys.argv[2])
 print(gc.isenabled(), gc.get_freeze_count() > 10_000)
 """
 
 
+@pytest.mark.parametrize(
+    "handler_module",
+    [
+        "segment_raindrop.webhook",
+        "segment_raindrop.mirror",
+        "segment_raindrop.retry",
+        "segment_raindrop.replay",
+    ],
+)
 @pytest.mark.parametrize(
     ("variables", "frozen"),
     [
@@ -288,13 +298,13 @@ print(gc.isenabled(), gc.get_freeze_count() > 10_000)
         ({"POWERTOOLS_TRACE_DISABLED": "false"}, False),  # tests, local mode, the CLI
     ],
 )
-def test_in_lambda_the_webhook_loads_frozen_and_leaves_the_collector_on(
-    host_bundle: Path, variables: dict[str, str], frozen: bool
+def test_in_lambda_a_handler_loads_frozen_and_leaves_the_collector_on(
+    host_bundle: Path, variables: dict[str, str], frozen: bool, handler_module: str
 ) -> None:
     # Frozen, the ~100,000 objects of the import are never walked by the collector, neither
     # while they load (which cost ~40 ms of the import) nor on the first invocation.
     result = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", _LOADING_PROBE, str(host_bundle)],
+        [sys.executable, "-I", "-S", "-c", _LOADING_PROBE, str(host_bundle), handler_module],
         capture_output=True,
         text=True,
         check=False,
