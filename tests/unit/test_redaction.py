@@ -269,22 +269,24 @@ def test_a_values_strings_are_gated_together_without_missing_any(values: list[st
 # Addresses up to the e-mail pattern's bounds (64 before the "@", nine labels of 63 and a
 # 24-letter domain after it), among runs, dots and "@"s close together and far apart: the
 # windowed search must find what a whole-text search finds.
-_LOCAL = st.text("abcXYZ09._%+-", min_size=1, max_size=66)
-_LABEL = st.text("abz09-", min_size=1, max_size=64)
+_LONG_LOCAL = st.text("abcXYZ09._%+-", min_size=1, max_size=66)
+_LONG_LABEL = st.text("abz09-", min_size=1, max_size=64)
 _ADDRESS = st.builds(
     lambda local, labels, top: f"{local}@{'.'.join(labels)}.{top}",
-    _LOCAL,
-    st.lists(_LABEL, min_size=1, max_size=10),
+    _LONG_LOCAL,
+    st.lists(_LONG_LABEL, min_size=1, max_size=10),
     st.text("abcxyz", min_size=2, max_size=25),
 )
-_FILLER = st.sampled_from(["@", ".", " ", "a", "é", "-", "_", "io", "a" * 63, "c." * 40, "d" * 300])
+_AROUND_ADDRESSES = st.sampled_from(
+    ["@", ".", " ", "a", "é", "-", "_", "io", "a" * 63, "c." * 40, "d" * 300]
+)
 
 
 _LONGEST_ADDRESS = "x" * 64 + "@" + ".".join(["a" * 63] * 9) + "." + "b" * 24
 
 
 @settings(max_examples=400)
-@given(pieces=st.lists(st.one_of(_ADDRESS, _FILLER), max_size=12))
+@given(pieces=st.lists(st.one_of(_ADDRESS, _AROUND_ADDRESSES), max_size=12))
 @example(pieces=[_LONGEST_ADDRESS])
 @example(pieces=[_LONGEST_ADDRESS, "c"])  # no address: the last label runs on past 24 letters
 def test_emails_are_searched_around_each_at_as_the_whole_text_would_be(pieces: list[str]) -> None:
