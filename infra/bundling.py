@@ -9,7 +9,9 @@ CDK calls `try_bundle` with an empty output directory. We fill it with
 2. a copy of the `segment_raindrop` package (`lambda_src/segment_raindrop`), without caches.
    Only that package: the operator tooling (CLI, local mode, samples) is another package,
    `tools/segment_raindrop_tools`, and its dependencies (typer, rich, moto) are an extra that
-   the export leaves out.
+   the export leaves out;
+3. of botocore's API models, only those of the services the functions call (see
+   `_keep_only_models`).
 
 The output is byte-for-byte reproducible (no bytecode, no console scripts with machine-specific
 shebangs), so the asset hash, computed from the output, changes only when code or locked
@@ -18,6 +20,8 @@ dependencies change.
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import shutil
 import subprocess
@@ -30,7 +34,12 @@ import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_lambda as lambda_
 
+from segment_raindrop.contract import AWS_SERVICES
+
 PACKAGE: Final = "segment_raindrop"
+# The services whose botocore models the bundle keeps: the functions' own, and those botocore's
+# credential providers (STS, SSO) and the X-Ray SDK's sampler may call on their behalf.
+BOTOCORE_SERVICES: Final = frozenset({*AWS_SERVICES, "sts", "sso", "sso-oidc", "xray"})
 # Byte-code caches and editor droppings: not part of the package, and machine-specific.
 _CACHES: Final = ("__pycache__", "*.pyc", "*.pyo", ".DS_Store")
 
@@ -127,6 +136,38 @@ def build_bundle(output_dir: Path, *, project_root: Path, target: BundleTarget) 
         output_dir / PACKAGE,
         ignore=shutil.ignore_patterns(*_CACHES),
     )
+    _keep_only_models(output_dir / "botocore" / "data", BOTOCORE_SERVICES)
+
+
+def _keep_only_models(data: Path, services: frozenset[str]) -> None:
+    """Remove every other service's model from botocore's data, and its entries from the
+    endpoint table.
+
+    botocore ships the models of ~450 services (28 MB of a ~36 MB bundle), and the first client
+    a function builds lists every one of their directories, then parses endpoints.json (1.2 MB,
+    every service in every partition): ~30 ms of each cold start's first request. The
+    endpoint table keeps its shape, with the kept services' entries as they were.
+    """
+    prefixes = {_endpoint_prefix(data / service) for service in services}
+    for entry in data.iterdir():
+        if entry.is_dir() and entry.name not in services:
+            shutil.rmtree(entry)
+    endpoints_file = data / "endpoints.json"
+    endpoints = json.loads(endpoints_file.read_text(encoding="utf-8"))
+    for partition in endpoints["partitions"]:
+        partition["services"] = {
+            name: entry for name, entry in partition["services"].items() if name in prefixes
+        }
+    endpoints_file.write_text(json.dumps(endpoints, indent=1) + "\n", encoding="utf-8")
+
+
+def _endpoint_prefix(service_dir: Path) -> str:
+    """The name a service goes by in endpoints.json (``portal.sso`` for ``sso``)."""
+    # Its API versions are dated directories; clients use the newest.
+    model = sorted(service_dir.glob("*/service-2.json*"))[-1]
+    raw = model.read_bytes()
+    document = json.loads(gzip.decompress(raw) if model.suffix == ".gz" else raw)
+    return str(document["metadata"]["endpointPrefix"])
 
 
 @jsii.implements(cdk.ILocalBundling)

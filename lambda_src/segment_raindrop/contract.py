@@ -15,6 +15,15 @@ from typing import Final
 # and the handler together must answer within it.
 SEGMENT_TIMEOUT_SECONDS: Final = 10
 
+# --- AWS APIs ------------------------------------------------------------------------------
+# The AWS services the functions call (runtime.py builds every client); the bundle ships
+# botocore's models of these only (infra/bundling.py), so a client for another service cannot
+# be built in Lambda until it is added here.
+SQS: Final = "sqs"
+SECRETS_MANAGER: Final = "secretsmanager"
+DYNAMODB: Final = "dynamodb"
+AWS_SERVICES: Final = (SQS, SECRETS_MANAGER, DYNAMODB)
+
 # --- Lambda and API Gateway (docs/wire.md §5) ------------------------------------------------
 # Segment's 10 s also cover what happens before the handler's clock starts: API Gateway's own
 # time (tens of ms) and, on a cold start, the function's init (runtime start, code download,

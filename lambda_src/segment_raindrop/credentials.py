@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 import botocore.session
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from segment_raindrop.contract import SECRETS_MANAGER
 from segment_raindrop.mapping import PROCESS_USER_HASH_KEY
 
 if TYPE_CHECKING:
@@ -201,7 +202,7 @@ class SecretStore:
 
 
 def _default_client() -> SecretsManagerClient:
-    client = botocore.session.get_session().create_client("secretsmanager")
+    client = botocore.session.get_session().create_client(SECRETS_MANAGER)
     return cast("SecretsManagerClient", client)
 
 

@@ -25,6 +25,7 @@ from botocore.config import Config
 
 from segment_raindrop.breaker import CircuitBreaker
 from segment_raindrop.config import ForwarderConfig
+from segment_raindrop.contract import DYNAMODB, SECRETS_MANAGER, SQS
 from segment_raindrop.credentials import SecretStore
 from segment_raindrop.delivery import RaindropClient, SegmentClient
 from segment_raindrop.environment import read_config
@@ -77,9 +78,9 @@ def aws_clients(
         )
 
     return AwsClients(
-        sqs=cast("SQSClient", client("sqs")),
-        secretsmanager=cast("SecretsManagerClient", client("secretsmanager")),
-        dynamodb=cast("DynamoDBClient", client("dynamodb")) if dynamodb else None,
+        sqs=cast("SQSClient", client(SQS)),
+        secretsmanager=cast("SecretsManagerClient", client(SECRETS_MANAGER)),
+        dynamodb=cast("DynamoDBClient", client(DYNAMODB)) if dynamodb else None,
     )
 
 
@@ -181,7 +182,7 @@ def _partials(config: ForwarderConfig, clients: AwsClients) -> PartialStore | No
     if dynamodb is None:
         dynamodb = cast(
             "DynamoDBClient",
-            botocore.session.get_session().create_client("dynamodb", config=AWS_CLIENT_CONFIG),
+            botocore.session.get_session().create_client(DYNAMODB, config=AWS_CLIENT_CONFIG),
         )
     return PartialStore(dynamodb, table, ttl_seconds=config.mirror.partials_ttl_seconds)
 

@@ -17,7 +17,14 @@ from pathlib import Path
 import pytest
 
 from infra.app import PROJECT_ROOT, build_app
-from infra.bundling import LAMBDA_TARGET, BundleTarget, build_bundle, export_requirements
+from infra.bundling import (
+    BOTOCORE_SERVICES,
+    LAMBDA_TARGET,
+    BundleTarget,
+    build_bundle,
+    export_requirements,
+)
+from segment_raindrop.contract import AWS_SERVICES
 from tests.infra.support import HANDLERS, context_with
 
 PACKAGE_SOURCE = PROJECT_ROOT / "lambda_src" / "segment_raindrop"
@@ -340,3 +347,82 @@ def test_the_traced_webhook_patches_only_its_clients_and_imports_no_boto3(
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["botocore httpx", "-"]
+
+
+def test_the_bundle_keeps_the_botocore_models_of_the_services_called_only(
+    cdk_bundle: tuple[Path, str, dict[str, object]],
+) -> None:
+    bundle, _, _ = cdk_bundle
+    data = bundle / "botocore" / "data"
+    assert {entry.name for entry in data.iterdir() if entry.is_dir()} == BOTOCORE_SERVICES
+    assert set(AWS_SERVICES) <= BOTOCORE_SERVICES
+    endpoints = json.loads((data / "endpoints.json").read_text())
+    assert endpoints["partitions"]
+    for partition in endpoints["partitions"]:
+        assert {"sqs", "secretsmanager", "dynamodb"} <= set(partition["services"])
+
+
+# Every kept service in a region of each partition kind, with and without FIPS, through the
+# runtime's own client factory for the functions' services.
+_REGIONS = ("us-east-1", "eu-central-1", "ap-southeast-2", "cn-north-1", "us-gov-west-1")
+_ENDPOINTS_PROBE = """
+import json
+import sys
+sys.path.insert(0, sys.argv[1])
+import botocore.session
+from botocore.config import Config
+from segment_raindrop.runtime import aws_clients
+session = botocore.session.get_session()
+found = {}
+for service in json.loads(sys.argv[2]):
+    for region in json.loads(sys.argv[3]):
+        for fips in (False, True):
+            config = Config(use_fips_endpoint=fips)
+            try:
+                client = session.create_client(service, region_name=region, config=config)
+                found[f"{service} {region} {fips}"] = client.meta.endpoint_url
+            except Exception as exc:
+                found[f"{service} {region} {fips}"] = type(exc).__name__
+clients = aws_clients(region="eu-west-1", dynamodb=True)
+found["runtime"] = [clients.sqs.meta.endpoint_url, clients.secretsmanager.meta.endpoint_url,
+                    clients.dynamodb.meta.endpoint_url]
+print(json.dumps(found))
+"""
+
+
+def test_clients_built_from_the_bundle_reach_the_endpoints_full_botocore_gives(
+    host_bundle: Path,
+) -> None:
+    arguments = [json.dumps(sorted(BOTOCORE_SERVICES)), json.dumps(_REGIONS)]
+    environment = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    pruned = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", _ENDPOINTS_PROBE, str(host_bundle), *arguments],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env=environment,
+    )
+    assert pruned.returncode == 0, pruned.stderr
+    # The same botocore, every model in place: this test's own environment, whose lock the
+    # bundle installs from (a stand-in package directory supplies segment_raindrop).
+    full = subprocess.run(
+        [sys.executable, "-c", _ENDPOINTS_PROBE, str(PACKAGE_SOURCE.parent), *arguments],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={**environment, "PATH": "/usr/bin:/bin"},
+    )
+    assert full.returncode == 0, full.stderr
+    expected = json.loads(full.stdout)
+    assert json.loads(pruned.stdout) == expected
+    assert expected["runtime"] == [
+        "https://sqs.eu-west-1.amazonaws.com",
+        "https://secretsmanager.eu-west-1.amazonaws.com",
+        "https://dynamodb.eu-west-1.amazonaws.com",
+    ]
