@@ -92,6 +92,21 @@ def host_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return output
 
 
+def _in_bundle(
+    probe: str, bundle: Path, *arguments: str, env: dict[str, str], timeout: int = 60
+) -> subprocess.CompletedProcess[str]:
+    """``probe`` run by a fresh interpreter that sees the bundle and nothing else: -I (no
+    PYTHON* variables, user site or current directory) and -S (no site-packages)."""
+    return subprocess.run(
+        [sys.executable, "-I", "-S", "-c", probe, str(bundle), *arguments],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+        env=env,
+    )
+
+
 def test_real_bundle_holds_the_aarch64_pydantic_core(
     cdk_bundle: tuple[Path, str, dict[str, object]],
 ) -> None:
@@ -186,13 +201,10 @@ def test_bundle_imports_every_handler_in_a_clean_interpreter(
     host_bundle: Path, handler: str
 ) -> None:
     module = handler.removesuffix(".handler")
-    result = subprocess.run(
-        # -I: no PYTHON* variables, no user site, no current directory; -S: no site-packages.
-        [sys.executable, "-I", "-S", "-c", _IMPORT, str(host_bundle), module],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
+    result = _in_bundle(
+        _IMPORT,
+        host_bundle,
+        module,
         env={
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_ACCESS_KEY_ID": "testing",
@@ -267,12 +279,9 @@ _LAMBDA = {"LAMBDA_TASK_ROOT": "/var/task", "AWS_LAMBDA_FUNCTION_NAME": "segment
 def test_the_xray_sdk_is_imported_only_when_tracing(
     host_bundle: Path, variables: dict[str, str], traced: bool
 ) -> None:
-    result = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", _XRAY_PROBE, str(host_bundle)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
+    result = _in_bundle(
+        _XRAY_PROBE,
+        host_bundle,
         env={"AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true", **variables},
     )
     assert result.returncode == 0, result.stderr
@@ -310,12 +319,10 @@ def test_in_lambda_a_handler_loads_frozen_and_leaves_the_collector_on(
 ) -> None:
     # Frozen, the ~100,000 objects of the import are never walked by the collector, neither
     # while they load (which cost ~40 ms of the import) nor on the first invocation.
-    result = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", _LOADING_PROBE, str(host_bundle), handler_module],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
+    result = _in_bundle(
+        _LOADING_PROBE,
+        host_bundle,
+        handler_module,
         env={"AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true", **variables},
     )
     assert result.returncode == 0, result.stderr
@@ -337,12 +344,9 @@ def test_the_traced_webhook_patches_only_its_clients_and_imports_no_boto3(
 ) -> None:
     # botocore's clients are all the functions use: boto3 (resources, S3 transfers) and the
     # X-Ray patches of libraries they never call would only lengthen every cold start.
-    result = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", _LIBRARIES_PROBE, str(host_bundle)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
+    result = _in_bundle(
+        _LIBRARIES_PROBE,
+        host_bundle,
         env={"AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true", **_LAMBDA},
     )
     assert result.returncode == 0, result.stderr
@@ -399,14 +403,7 @@ def test_clients_built_from_the_bundle_reach_the_endpoints_full_botocore_gives(
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_EC2_METADATA_DISABLED": "true",
     }
-    pruned = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", _ENDPOINTS_PROBE, str(host_bundle), *arguments],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-        env=environment,
-    )
+    pruned = _in_bundle(_ENDPOINTS_PROBE, host_bundle, *arguments, env=environment, timeout=120)
     assert pruned.returncode == 0, pruned.stderr
     # The same botocore, every model in place: this test's own environment, whose lock the
     # bundle installs from (a stand-in package directory supplies segment_raindrop).
