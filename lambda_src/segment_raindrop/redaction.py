@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import Any, Final, NamedTuple
 
 from segment_raindrop.redaction_gates import may_hold_ipv6, may_hold_number, may_hold_secret
@@ -175,6 +175,33 @@ def _collect(
     return False
 
 
+def _addresses(text: str) -> Iterator[re.Match[str]]:
+    """What ``_EMAILS.finditer`` would find, searching only around each "@": the pattern starts
+    with a character class, so a search tries it at every position of the text (on a long
+    prompt with one address, 30 times the work)."""
+    done = 0
+    at = text.find("@")
+    while at != -1:
+        if at >= done:
+            # No address holds an earlier "@", so the leftmost one from ``done`` holding this
+            # "@" starts in its local part's reach, and ends in its domain's.
+            match = _EMAILS.search(text, max(done, at - _LOCAL_PART), at + _AFTER_AT)
+            if match is not None and match.start() <= at:
+                yield match
+                done = match.end()
+        at = text.find("@", at + 1)
+
+
+def _numbers_in_digit_runs(text: str) -> Iterator[re.Match[str]]:
+    """What ``_DIGIT_NUMBERS.finditer`` would find, searching only around the runs of digits."""
+    done = 0
+    for run in _DIGIT_RUN.finditer(text):
+        start = max(done, run.start() - _BEFORE_RUN)
+        for match in _DIGIT_NUMBERS.finditer(text, start, run.end() + _AFTER_RUN):
+            yield match
+            done = match.end()
+
+
 class _Families(NamedTuple):
     """Which families of patterns may match somewhere in a value (a tuple: built per value, so
     it must be cheap to build)."""
@@ -226,40 +253,23 @@ class Redactor:
         return text
 
     def _emails(self, text: str) -> str:
-        """As ``_EMAILS.sub`` would, but searching only around each "@": the pattern starts with
-        a character class, so a search tries it at every position of the text (on a long prompt
-        with one address, 30 times the work)."""
         if text.count("@") * _AT_SPACING > len(text):
             # Dense "@"s: the windows would overlap, and the whole text is cheaper.
             return _EMAILS.sub(self._replace, text)
-        pieces: list[str] = []
-        done = 0
-        at = text.find("@")
-        while at != -1:
-            if at >= done:
-                # No address holds an earlier "@", so the leftmost one from ``done`` holding
-                # this "@" starts in its local part's reach, and ends in its domain's.
-                match = _EMAILS.search(text, max(done, at - _LOCAL_PART), at + _AFTER_AT)
-                if match is not None and match.start() <= at:
-                    pieces += (text[done : match.start()], self._replace(match))
-                    done = match.end()
-            at = text.find("@", at + 1)
-        if not pieces:
-            return text
-        pieces.append(text[done:])
-        return "".join(pieces)
+        return self._spliced(text, _addresses(text))
 
     def _numbers(self, text: str) -> str:
         if may_hold_ipv6(text):
             return _NUMBERS.sub(self._replace, text)
-        # As _DIGIT_NUMBERS.sub would, but searching only around the runs of digits.
+        return self._spliced(text, _numbers_in_digit_runs(text))
+
+    def _spliced(self, text: str, matches: Iterator[re.Match[str]]) -> str:
+        """``text`` with ``matches`` (in order, not overlapping) replaced, as ``sub`` would."""
         pieces: list[str] = []
         done = 0
-        for run in _DIGIT_RUN.finditer(text):
-            start = max(done, run.start() - _BEFORE_RUN)
-            for match in _DIGIT_NUMBERS.finditer(text, start, run.end() + _AFTER_RUN):
-                pieces += (text[done : match.start()], self._replace(match))
-                done = match.end()
+        for match in matches:
+            pieces += (text[done : match.start()], self._replace(match))
+            done = match.end()
         if not pieces:
             return text
         pieces.append(text[done:])

@@ -121,8 +121,8 @@ _UNICODE_NUMBER_SHAPE: Final = re.compile(
     r"|(?<![\w]\d)(?<=\d)(?:(?:[ .()-]*\d){8}|[\d .()-]*?\.\d{1,3}\.\d{1,3}\.\d))"
 )
 # IPv6: the compressed forms hold "::"; the full form, eight groups, holds six of them between
-# colons. A time of day ("08:15:00") holds neither: one in a value must not send the whole
-# value's text through the slow IPv6 pattern.
+# colons. A time of day ("08:15:00") holds neither, so a text holding one is not sent through
+# the IPv6 pattern, the slowest of the number patterns (it is tried at every hex digit).
 _IPV6_INNER_GROUPS: Final = re.compile(r":(?:[0-9A-Fa-f]{1,4}:){6}")
 
 
