@@ -27,7 +27,6 @@ import secrets
 import threading
 from collections import deque
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any, Self
 
 from segment_raindrop import retry, webhook
@@ -42,6 +41,7 @@ from segment_raindrop_tools.local.console import Console, Echo, banner
 from segment_raindrop_tools.local.event_source import BatchRun, SqsEventSource
 from segment_raindrop_tools.local.front import Exchange, WebhookFront
 from segment_raindrop_tools.local.invocations import SerialInvocations
+from segment_raindrop_tools.local.lifecycle import Service
 from segment_raindrop_tools.local.moto import MotoServer
 from segment_raindrop_tools.local.options import HOST, WEBHOOK_PATH, LocalEndpoints, LocalOptions
 from segment_raindrop_tools.local.raindrop_items import check_raindrop_items
@@ -64,7 +64,7 @@ from segment_raindrop_tools.local.wiring import (
 __all__ = ["LocalMode"]
 
 
-class LocalMode:
+class LocalMode(Service):
     """The whole forwarder on 127.0.0.1; ``start()``, then ``stop()`` (or use ``with``).
 
     ``echo`` receives every line local mode prints (one per webhook request, per accepted
@@ -96,6 +96,10 @@ class LocalMode:
         self._stopped = False
 
     # Life cycle -------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._started
 
     def start(self) -> Self:
         if self._started:
@@ -253,17 +257,6 @@ class LocalMode:
             forwarder_logger.setLevel(self._saved_log_level)
         if self._endpoints is not None:
             remove_state_files(self._endpoints)
-
-    def __enter__(self) -> Self:
-        return self if self._started else self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # What it exposes ---------------------------------------------------------------------
 

@@ -8,19 +8,24 @@ from __future__ import annotations
 import logging
 import socket
 import urllib.request
-from types import TracebackType
 from typing import Any, Self
+
+from segment_raindrop_tools.local.lifecycle import Service
 
 __all__ = ["MotoServer", "start_moto_server"]
 
 
-class MotoServer:
+class MotoServer(Service):
     """moto's threaded server on 127.0.0.1, bound to an ephemeral port unless told otherwise."""
 
     def __init__(self, port: int = 0) -> None:
         self._requested_port = port
         self._server: Any = None
         self._port: int | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
 
     def start(self) -> Self:
         from moto.server import ThreadedMotoServer  # noqa: PLC0415 - imported when used
@@ -62,18 +67,6 @@ class MotoServer:
     @property
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> Self:
-        # start_moto_server() hands back a running server that is then used in a with block.
-        return self if self._server is not None else self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def start_moto_server(port: int = 0) -> MotoServer:

@@ -15,7 +15,6 @@ import functools
 import threading
 import time
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlsplit
 
@@ -27,6 +26,7 @@ from segment_raindrop_tools.local.http import (
     read_request_body,
     send_whole_response,
 )
+from segment_raindrop_tools.local.lifecycle import Service
 from segment_raindrop_tools.local.raindrop_api import (
     Answer,
     Validator,
@@ -49,7 +49,7 @@ _ROUTES: dict[str, str] = {f"/v1/{name}": name for name in ENDPOINTS}
 AcceptCallback = Callable[[str, list[dict[str, Any]]], None]
 
 
-class RaindropReceiver:
+class RaindropReceiver(Service):
     """A real HTTP server on 127.0.0.1 that behaves like Raindrop's ``/v1`` API.
 
     Thread-safe: requests are served concurrently (one thread per connection, keep-alive), and
@@ -85,6 +85,10 @@ class RaindropReceiver:
 
     # Life cycle
 
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
     def start(self) -> Self:
         if self._server is not None or self._stopped:
             raise RuntimeError("a RaindropReceiver can be started only once")
@@ -108,18 +112,6 @@ class RaindropReceiver:
             self._server.stop_accepting(timeout)
             self._server.close_connections(timeout)
         self._recordings.close()
-
-    def __enter__(self) -> Self:
-        # Also accepts an already started receiver: ``with RaindropReceiver().start() as r``.
-        return self if self._server is not None else self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def port(self) -> int:

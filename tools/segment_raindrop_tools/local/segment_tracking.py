@@ -17,7 +17,6 @@ import hmac
 import json
 import threading
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Self
 
 from segment_raindrop.contract import SEGMENT_MAX_BATCH_BYTES, SEGMENT_MAX_EVENT_BYTES
@@ -29,6 +28,7 @@ from segment_raindrop_tools.local.http import (
     read_request_body,
     send_whole_response,
 )
+from segment_raindrop_tools.local.lifecycle import Service
 
 __all__ = ["SegmentBatch", "SegmentTrackingApi"]
 
@@ -49,7 +49,7 @@ class SegmentBatch:
         return self.status == 200
 
 
-class SegmentTrackingApi:
+class SegmentTrackingApi(Service):
     """A real HTTP server on 127.0.0.1 taking Segment batches; thread-safe."""
 
     def __init__(self, *, write_key: str | None = None, host: str = "127.0.0.1", port: int = 0):
@@ -60,6 +60,10 @@ class SegmentTrackingApi:
         self._batches: list[SegmentBatch] = []
         self._changed = threading.Condition()
         self._server: CallbackServer | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
 
     def start(self) -> Self:
         self._server = CallbackServer(
@@ -76,17 +80,6 @@ class SegmentTrackingApi:
             self._server.stop_accepting(timeout)
             self._server.close_connections(timeout)
             self._server = None
-
-    def __enter__(self) -> Self:
-        return self if self._server is not None else self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:
