@@ -1,4 +1,5 @@
-"""What the two API Gateway handlers share: the raw body, JSON answers, and the refusals.
+"""What the two API Gateway handlers share: the raw body, JSON answers, the refusals, and the
+time a request leaves for delivery and for queueing.
 
 The webhook (Segment's side) and the mirror (Raindrop's SDK) refuse the same things for the
 same reasons, through Powertools' ``@app.exception_handler``; they differ only in the shape of
@@ -11,20 +12,50 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from segment_raindrop.config import ConfigError
 from segment_raindrop.contract import Metric
 from segment_raindrop.credentials import RaindropKeyNotSet, SecretUnavailable
 from segment_raindrop.encoding import BodyTooLarge, UnsupportedEncoding
 from segment_raindrop.observability import count, logger
+from segment_raindrop.timing import deadline_within
+
+# Failed authentication re-reads the secret (a just-changed token) at most this often.
+AUTH_REFRESH_SECONDS = 30.0
+# Time kept back from the Lambda's remaining time for queueing and answering.
+QUEUEING_RESERVE_SECONDS = 2.5
+# Time kept back from the Lambda's remaining time to answer once queueing gives up.
+ANSWER_RESERVE_SECONDS = 0.5
 
 # An error body for a status and a message safe to show the caller.
 ErrorBody = Callable[[int, str], dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Deadlines:
+    """When a request's delivery must stop, and past which SQS is not asked again (the events
+    left are answered for with a 503)."""
+
+    delivery: float
+    queueing: float
+
+
+def deadlines(context: LambdaContext, started: float, *, budget: float) -> Deadlines:
+    remaining = context.get_remaining_time_in_millis() / 1000
+    return Deadlines(
+        delivery=deadline_within(
+            started, budget=budget, remaining=remaining, reserve=QUEUEING_RESERVE_SECONDS
+        ),
+        queueing=time.monotonic() + remaining - ANSWER_RESERVE_SECONDS,
+    )
 
 
 class Refusal(Exception):

@@ -38,7 +38,14 @@ with handler_loading():
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from segment_raindrop import codec
-    from segment_raindrop.api_front import Refusal, install_refusals, json_response, raw_body
+    from segment_raindrop.api_front import (
+        AUTH_REFRESH_SECONDS,
+        Refusal,
+        deadlines,
+        install_refusals,
+        json_response,
+        raw_body,
+    )
     from segment_raindrop.contract import Metric
     from segment_raindrop.credentials import ForwarderSecret, SecretUnavailable
     from segment_raindrop.encoding import decode_body
@@ -51,12 +58,7 @@ with handler_loading():
     from segment_raindrop.relay import send_raindrop_items, send_segment_events
     from segment_raindrop.runtime import LazyRuntime, Runtime
     from segment_raindrop.settlement import Routing, Tally, settle
-    from segment_raindrop.timing import deadline_within
 
-# The same reserves as the webhook's: time kept for queueing, and for answering.
-QUEUEING_RESERVE_SECONDS = 2.5
-ANSWER_RESERVE_SECONDS = 0.5
-AUTH_REFRESH_SECONDS = 30.0
 PATH_PREFIX = "/raindrop/v1"
 
 app = APIGatewayRestResolver()
@@ -111,14 +113,7 @@ def _receive(endpoint: Endpoint) -> Response[str]:
     project = _project(headers.get(PROJECT_HEADER))
     items = _items(endpoint, body)
 
-    remaining = app.lambda_context.get_remaining_time_in_millis() / 1000
-    deadline = deadline_within(
-        started,
-        budget=rt.config.delivery.budget_seconds,
-        remaining=remaining,
-        reserve=QUEUEING_RESERVE_SECONDS,
-    )
-    queueing_deadline = time.monotonic() + remaining - ANSWER_RESERVE_SECONDS
+    times = deadlines(app.lambda_context, started, budget=rt.config.delivery.budget_seconds)
     request_id = app.lambda_context.aws_request_id
 
     result = send_raindrop_items(
@@ -126,7 +121,7 @@ def _receive(endpoint: Endpoint) -> Response[str]:
         endpoint,
         items,
         api_key=api_key,
-        deadline=deadline,
+        deadline=times.delivery,
         refresh_key=rt.secrets.fresh_raindrop_key,
         project=project,
         raw=body,
@@ -141,7 +136,7 @@ def _receive(endpoint: Endpoint) -> Response[str]:
             payload=payload,
         ),
         request_id=request_id,
-        deadline=queueing_deadline,
+        deadline=times.queueing,
     )
     tally = Tally()
     tally.forwarded(result)
@@ -152,8 +147,8 @@ def _receive(endpoint: Endpoint) -> Response[str]:
         secret,
         endpoint,
         items,
-        deadline=deadline,
-        queueing_deadline=queueing_deadline,
+        deadline=times.delivery,
+        queueing_deadline=times.queueing,
         request_id=request_id,
     )
     counts = {

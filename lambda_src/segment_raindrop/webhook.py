@@ -37,7 +37,14 @@ with handler_loading():
     from aws_lambda_powertools.logging import correlation_paths
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from segment_raindrop.api_front import Refusal, install_refusals, json_response, raw_body
+    from segment_raindrop.api_front import (
+        AUTH_REFRESH_SECONDS,
+        Refusal,
+        deadlines,
+        install_refusals,
+        json_response,
+        raw_body,
+    )
     from segment_raindrop.auth import AuthDecision, authenticate
     from segment_raindrop.contract import Metric
     from segment_raindrop.credentials import ForwarderSecret, SecretUnavailable
@@ -48,14 +55,6 @@ with handler_loading():
     from segment_raindrop.runtime import LazyRuntime, Runtime
     from segment_raindrop.segment import BodyError, parse_body
     from segment_raindrop.settlement import Routing, Tally, settle
-    from segment_raindrop.timing import deadline_within
-
-# Failed authentication re-reads the secret (a just-changed token) at most this often.
-AUTH_REFRESH_SECONDS = 30.0
-# Time kept back from the Lambda's remaining time for queueing and answering.
-QUEUEING_RESERVE_SECONDS = 2.5
-# Time kept back from the Lambda's remaining time to answer once queueing gives up.
-ANSWER_RESERVE_SECONDS = 0.5
 
 app = APIGatewayRestResolver()
 runtime = LazyRuntime(source="webhook")
@@ -168,20 +167,11 @@ def _forward(
     auth: str,
     project: str | None,
 ) -> Response[str]:
-    remaining = app.lambda_context.get_remaining_time_in_millis() / 1000
-    deadline = deadline_within(
-        started,
-        budget=rt.config.delivery.budget_seconds,
-        remaining=remaining,
-        reserve=QUEUEING_RESERVE_SECONDS,
-    )
-    # Past this, SQS is not asked again: the events left are answered for with a 503.
-    queueing_deadline = time.monotonic() + remaining - ANSWER_RESERVE_SECONDS
-
+    times = deadlines(app.lambda_context, started, budget=rt.config.delivery.budget_seconds)
     result = rt.forwarder.forward(
         events,
         api_key=api_key,
-        deadline=deadline,
+        deadline=times.delivery,
         refresh_key=rt.secrets.fresh_raindrop_key,
         user_hash_key=secret.deletion_hash_key,
         project=project,
@@ -191,7 +181,7 @@ def _forward(
         rt.writer,
         Routing.webhook(retry_delay_seconds=rt.config.retry_base_delay_seconds, project=project),
         request_id=app.lambda_context.aws_request_id,
-        deadline=queueing_deadline,
+        deadline=times.queueing,
     )
     tally = Tally()
     tally.events["received"] = len(events)

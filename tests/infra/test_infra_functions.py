@@ -12,7 +12,7 @@ from segment_raindrop.contract import (
     WEBHOOK_TIMEOUT_SECONDS,
 )
 from segment_raindrop.environment import read_config
-from segment_raindrop.webhook import QUEUEING_RESERVE_SECONDS
+from segment_raindrop.api_front import QUEUEING_RESERVE_SECONDS
 from tests.infra.support import (
     HANDLERS,
     REPLAY_HANDLER,
