@@ -11,8 +11,9 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import IntEnum
+from pathlib import Path
 from types import FrameType
-from typing import NoReturn, TypeAlias
+from typing import Annotated, NoReturn, TypeAlias
 
 import typer
 from rich.console import Console
@@ -77,3 +78,14 @@ def interrupts(
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+# Local mode's data directory, as every command that uses it takes it.
+DataDirOption: TypeAlias = Annotated[
+    Path,
+    typer.Option(
+        "--data-dir",
+        envvar="SEGMENT_RAINDROP_DATA_DIR",
+        help="Local mode's data directory: its state file and the received items.",
+    ),
+]

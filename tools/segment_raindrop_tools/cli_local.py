@@ -27,7 +27,7 @@ from segment_raindrop.auth import sign
 from segment_raindrop.config import ConfigError, ForwarderConfig
 from segment_raindrop.environment import read_config
 from segment_raindrop_tools import samples
-from segment_raindrop_tools.cli_common import ExitCode, fail, interrupts
+from segment_raindrop_tools.cli_common import DataDirOption, ExitCode, fail, interrupts
 from segment_raindrop_tools.local.mode import LocalMode
 from segment_raindrop_tools.local.options import DEFAULT_DATA_DIR, DEFAULT_PORT, LocalOptions
 from segment_raindrop_tools.local.state import ITEMS_FILE, STATE_FILE, read_state
@@ -90,14 +90,7 @@ def local(
             show_default=False,
         ),
     ] = None,
-    data_dir: Annotated[
-        Path,
-        typer.Option(
-            "--data-dir",
-            envvar="SEGMENT_RAINDROP_DATA_DIR",
-            help="Where the state file and the received items go.",
-        ),
-    ] = DEFAULT_DATA_DIR,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
     webhook_token: Annotated[
         str | None,
         typer.Option(
@@ -296,12 +289,7 @@ def send_sample(
             show_default=False,
         ),
     ] = None,
-    data_dir: Annotated[
-        Path,
-        typer.Option(
-            "--data-dir", envvar="SEGMENT_RAINDROP_DATA_DIR", help="Local mode's data directory."
-        ),
-    ] = DEFAULT_DATA_DIR,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
     user_id: Annotated[str, typer.Option("--user-id", help="The sample user.")] = (
         "usr_4f1c9e2a7b30"
     ),

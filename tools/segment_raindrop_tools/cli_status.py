@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from segment_raindrop_tools.cli_common import ExitCode
+from segment_raindrop_tools.cli_common import DataDirOption, ExitCode
 from segment_raindrop_tools.local.options import DEFAULT_DATA_DIR
 from segment_raindrop_tools.status.inspect import inspect
 from segment_raindrop_tools.status.render import render
@@ -40,12 +39,7 @@ def status(
     region: Annotated[
         str | None, typer.Option("--region", help="AWS region of the stack.", show_default=False)
     ] = None,
-    data_dir: Annotated[
-        Path,
-        typer.Option(
-            "--data-dir", envvar="SEGMENT_RAINDROP_DATA_DIR", help="Local mode's data directory."
-        ),
-    ] = DEFAULT_DATA_DIR,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
     send_ping: Annotated[
         bool,
         typer.Option(
