@@ -5,8 +5,8 @@ machine's platform and Python) in an isolated interpreter with nothing else on t
 development-only packages cannot inflate or hide anything. Each sample is a new interpreter;
 interpreter start-up itself is not timed.
 
-- Import: ``import segment_raindrop.webhook`` next to a bare ``import boto3``, the two probes
-  alternating so that a busy machine slows both alike.
+- Import: ``import segment_raindrop.handlers.webhook`` next to a bare ``import boto3``, the two
+  probes alternating so that a busy machine slows both alike.
 - First and warm call (:mod:`bench.handler_probe`): a fresh interpreter is given the
   environment the stack gives the function (AWS pointed at a moto server on 127.0.0.1), imports
   the webhook and calls ``handler(event, context)`` with an API Gateway REST proxy event holding
@@ -40,8 +40,8 @@ from bench.endtoend import receiver
 from infra.bundling import BundleTarget, build_bundle
 from infra.config import StackConfig
 from infra.functions import function_environment
-from segment_raindrop.config import DeliveryConfig, ForwarderConfig
-from segment_raindrop.contract import MAX_ADMITTED_BODY_BYTES
+from segment_raindrop.core.config import DeliveryConfig, ForwarderConfig
+from segment_raindrop.core.contract import MAX_ADMITTED_BODY_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = Path(__file__).resolve().parent / "handler_probe.py"
@@ -340,17 +340,17 @@ def run() -> ColdStartResult:
         # the X-Ray SDK does much more outside Lambda (it builds a botocore client).
         env = {**_aws_environment("http://127.0.0.1:9"), **_stack_environment()}
         untraced = {**env, **_stack_environment(tracing=False)}
-        pair = ("segment_raindrop.webhook", "boto3")
+        pair = ("segment_raindrop.handlers.webhook", "boto3")
         # First, while the fresh bundle holds no bytecode yet.
         uncompiled = import_seconds(bundle, pair, env, repeat=5, bytecode=False)
         both = import_seconds(bundle, pair, env, repeat=15)
         return ColdStartResult(
-            webhook=both["segment_raindrop.webhook"],
+            webhook=both["segment_raindrop.handlers.webhook"],
             webhook_untraced=import_seconds(
-                bundle, ("segment_raindrop.webhook",), untraced, repeat=9
-            )["segment_raindrop.webhook"],
+                bundle, ("segment_raindrop.handlers.webhook",), untraced, repeat=9
+            )["segment_raindrop.handlers.webhook"],
             boto3=both["boto3"],
-            webhook_uncompiled=uncompiled["segment_raindrop.webhook"],
+            webhook_uncompiled=uncompiled["segment_raindrop.handlers.webhook"],
             boto3_uncompiled=uncompiled["boto3"],
             modules={
                 module: import_seconds(bundle, (module,), env, repeat=5)[module].cpu

@@ -25,12 +25,12 @@ import httpx
 
 from bench import workload
 from bench.measure import median_seconds
-from segment_raindrop.chunking import build_chunks
-from segment_raindrop.config import DeliveryConfig, MappingConfig
-from segment_raindrop.delivery import RaindropClient
-from segment_raindrop.mapping import map_events
-from segment_raindrop.pipeline import Forwarder
-from segment_raindrop.segment import parse_body
+from segment_raindrop.adapters.http_delivery import RaindropClient
+from segment_raindrop.core.chunking import build_chunks
+from segment_raindrop.core.config import DeliveryConfig, MappingConfig
+from segment_raindrop.core.mapping import map_events
+from segment_raindrop.core.segment_body import parse_body
+from segment_raindrop.service.forwarding import Forwarder
 
 LATENCIES = (0.0, 0.05, 0.2)
 BASELINE_CAP_SECONDS = 8.0

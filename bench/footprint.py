@@ -29,7 +29,7 @@ def high_water_kib():
                 return int(line.split()[1])
 
 from bench.inprocess import in_memory_forwarder
-from segment_raindrop.segment import parse_body
+from segment_raindrop.core.segment_body import parse_body
 forwarder = in_memory_forwarder()
 with open(sys.argv[1], "rb") as source:
     body = source.read()

@@ -5,7 +5,7 @@ environment is the function's (the parent passes what the stack would set, with 
 at a local moto server), so the handler builds its runtime exactly as in Lambda: from the
 environment, on the first invocation. Prints one JSON object of seconds:
 
-- ``import``: ``import segment_raindrop.webhook``;
+- ``import``: ``import segment_raindrop.handlers.webhook``;
 - ``first``: the first ``handler(event, context)``, which builds the runtime, reads the
   secret and delivers the batch;
 - ``warm``: the median of ``WARM_CALLS`` later calls with the same event;
@@ -68,7 +68,7 @@ def main() -> None:
     sys.path.insert(0, bundle)
 
     started = time.perf_counter()
-    from segment_raindrop.webhook import handler  # noqa: PLC0415 - the import is what is timed
+    from segment_raindrop.handlers.webhook import handler  # noqa: PLC0415 - the import is what is timed
 
     imported = time.perf_counter()
     _call(handler, event)

@@ -15,12 +15,12 @@ import httpx
 
 from bench import workload
 from bench.measure import median_seconds
-from segment_raindrop.auth import authenticate, sign
-from segment_raindrop.config import DeliveryConfig, MappingConfig
-from segment_raindrop.delivery import RaindropClient
-from segment_raindrop.mapping import map_events
-from segment_raindrop.pipeline import Forwarder
-from segment_raindrop.segment import parse_body
+from segment_raindrop.adapters.http_delivery import RaindropClient
+from segment_raindrop.core.config import DeliveryConfig, MappingConfig
+from segment_raindrop.core.mapping import map_events
+from segment_raindrop.core.request_auth import authenticate, sign
+from segment_raindrop.core.segment_body import parse_body
+from segment_raindrop.service.forwarding import Forwarder
 
 SIZES = (1, 100, 1_000, 4_000)
 SECRET = "bench-shared-secret"

@@ -53,7 +53,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "auth-bearer-any",
         "auth",
-        "auth.py",
+        "core/request_auth.py",
         "return _token_method(tokens.match(value), AuthMethod.BEARER)",
         "return AuthMethod.BEARER",
         "any bearer token is accepted",
@@ -62,7 +62,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "auth-basic-password",
         "auth",
-        "auth.py",
+        "core/request_auth.py",
         'user, _, _password = decoded.partition(":")',
         '_password, _, user = decoded.partition(":")',
         "Basic auth checks the password instead of the user name (the write key)",
@@ -71,7 +71,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "auth-first-element-carries-batch",
         "auth",
-        "auth.py",
+        "core/request_auth.py",
         "if method is AuthMethod.SIGNATURE_FIRST_ELEMENT and not _single(body):",
         "if False:",
         "a signature over event 0 authenticates forged events appended to it",
@@ -80,7 +80,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "auth-token-branch-inverted",
         "auth",
-        "auth.py",
+        "core/request_auth.py",
         "            if tokens.any:\n",
         "            if not tokens.any:\n",
         "a first-element-signed batch is 503 with a token configured and 401 without",
@@ -89,7 +89,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "auth-signature-case",
         "auth",
-        "auth.py",
+        "core/request_auth.py",
         "given = signature.strip().lower()",
         "given = signature.strip()",
         "an upper-case hex signature is refused",
@@ -98,7 +98,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "auth-sha256",
         "auth",
-        "auth.py",
+        "core/request_auth.py",
         "hmac.new(key, message, hashlib.sha1)",
         "hmac.new(key, message, hashlib.sha256)",
         "Segment's HMAC-SHA1 signatures never match",
@@ -107,7 +107,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "auth-missing-previous-token-matches",
         "auth",
-        "auth.py",
+        "core/request_auth.py",
         "_equal(given, self.previous) if self.previous else False,",
         "_equal(given, self.previous) if self.previous else True,",
         "without a previous token (no rotation under way) any bearer or Basic user passes",
@@ -116,7 +116,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "auth-single-element-any-array",
         "auth",
-        "segment.py",
+        "core/segment_body.py",
         'return span is not None and text[span[1] :].strip(_WHITESPACE) == "]"',
         'return span is not None and text.rstrip(_WHITESPACE).endswith("]")',
         "every array counts as one element, so a first-element signature carries a batch",
@@ -127,7 +127,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "parse-envelope-overrides-event",
         "parsing",
-        "segment.py",
+        "core/segment_body.py",
         "merged[key] = {**defaults, **own} if isinstance(own, dict) else defaults",
         "merged[key] = {**own, **defaults} if isinstance(own, dict) else defaults",
         "the batch envelope's context overrides each event's own",
@@ -136,7 +136,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "parse-envelope-ignored",
         "parsing",
-        "segment.py",
+        "core/segment_body.py",
         'batch = document.get("batch")',
         'batch = document.get("events")',
         "a tracking-API batch envelope is taken for one event",
@@ -145,7 +145,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "codec-int-digits-boundary",
         "parsing",
-        "codec.py",
+        "core/codec.py",
         'if len(digits) - digits.startswith("-") <= MAX_INT_DIGITS:',
         'if len(digits) - digits.startswith("-") < MAX_INT_DIGITS:',
         "an integer of exactly MAX_INT_DIGITS digits makes its event unreadable",
@@ -155,7 +155,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "codec-nan-accepted",
         "parsing",
-        "codec.py",
+        "core/codec.py",
         "pydantic_core.from_json(raw, allow_inf_nan=False)",
         "pydantic_core.from_json(raw, allow_inf_nan=True)",
         "NaN and Infinity (not JSON, refused by Raindrop) are accepted",
@@ -165,7 +165,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "codec-infinity-as-null",
         "parsing",
-        "codec.py",
+        "core/codec.py",
         '_FINITE_FORMS = {"Infinity": "1e999", "-Infinity": "-1e999", "NaN": "null"}',
         '_FINITE_FORMS = {"Infinity": "null", "-Infinity": "null", "NaN": "null"}',
         "a huge number (1e400) comes back from the queue as null",
@@ -174,7 +174,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "codec-repair-drops",
         "parsing",
-        "codec.py",
+        "core/codec.py",
         '.decode("utf-16-le", "replace")',
         '.decode("utf-16-le", "ignore")',
         "a lone surrogate is dropped silently instead of shown as U+FFFD",
@@ -184,7 +184,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "codec-unparsed-uncut",
         "parsing",
-        "codec.py",
+        "core/codec.py",
         "if len(text) > UNPARSED_TEXT_LIMIT:",
         "if False:",
         "an unreadable event's raw text is kept whole, past SQS's message limit",
@@ -194,7 +194,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "codec-depth-boundary",
         "parsing",
-        "codec.py",
+        "core/codec.py",
         "        if depth > limit:\n",
         "        if depth >= limit:\n",
         "an event exactly at the depth limit is refused",
@@ -204,7 +204,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "parse-stdlib-depth-unchecked",
         "parsing",
-        "segment.py",
+        "core/segment_body.py",
         "if not depth_checked and any(",
         "if False and any(",
         "a too-deep event read by the stdlib parser is accepted, and cannot be queued",
@@ -214,7 +214,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "parse-element-depth-unchecked",
         "parsing",
-        "segment.py",
+        "core/segment_body.py",
         "if codec.depth_exceeds(element.value, codec.MAX_EVENT_DEPTH):",
         "if False:",
         "read element by element, a too-deep event is accepted whole",
@@ -224,7 +224,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "chunk-bytes-boundary",
         "chunking",
-        "chunking.py",
+        "core/chunking.py",
         "size + added > self._max_bytes",
         "size + added >= self._max_bytes",
         "a chunk exactly at the byte bound is split",
@@ -233,7 +233,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "chunk-items-boundary",
         "chunking",
-        "chunking.py",
+        "core/chunking.py",
         "len(current) >= self._max_items",
         "len(current) > self._max_items",
         "chunks hold one item more than the bound",
@@ -242,7 +242,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "chunk-comma-uncounted",
         "chunking",
-        "chunking.py",
+        "core/chunking.py",
         "added = len(item.payload) + (1 if current else 0)",
         "added = len(item.payload)",
         "the commas between items are left out of the byte bound",
@@ -251,7 +251,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "chunk-overhead-uncounted",
         "chunking",
-        "chunking.py",
+        "core/chunking.py",
         "_ARRAY_OVERHEAD = 2",
         "_ARRAY_OVERHEAD = 0",
         "the array brackets are left out of the byte bound",
@@ -260,7 +260,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "chunk-size-not-accumulated",
         "chunking",
-        "chunking.py",
+        "core/chunking.py",
         "self._sizes[item.endpoint] = size + added",
         "self._sizes[item.endpoint] = added",
         "the byte bound only ever sees the last item",
@@ -269,7 +269,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "chunk-halves-uneven",
         "chunking",
-        "chunking.py",
+        "core/chunking.py",
         "middle = len(self.items) // 2",
         "middle = 1",
         "bisection peels one item at a time instead of halving",
@@ -278,7 +278,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "chunk-enrichment-required",
         "chunking",
-        "chunking.py",
+        "core/chunking.py",
         "return {item.source for item in self.items if not item.optional}",
         "return {item.source for item in self.items}",
         "a failed optional enrichment holds back (and re-sends) the event it came with",
@@ -289,7 +289,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "delivery-408-not-retried",
         "delivery",
-        "delivery.py",
+        "adapters/http_delivery.py",
         "return status in (408, 429) or status >= 500",
         "return status == 429 or status >= 500",
         "a 408 is dead-lettered as rejected instead of retried",
@@ -298,7 +298,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "delivery-retry-after-date-ignored",
         "delivery",
-        "delivery.py",
+        "adapters/http_delivery.py",
         "return max(0.0, when.timestamp() - time.time())",
         "return None",
         "a Retry-After given as an HTTP date is ignored",
@@ -307,7 +307,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "delivery-read-timeout-unclipped",
         "delivery",
-        "delivery.py",
+        "adapters/http_delivery.py",
         "                    min(config.read_timeout_seconds, remaining),\n",
         "                    config.read_timeout_seconds,\n",
         "an attempt outlives the deadline, and its chunk is recorded as never attempted",
@@ -317,7 +317,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "delivery-redirect-rejected",
         "delivery",
-        "delivery.py",
+        "adapters/http_delivery.py",
         "if 300 <= status < 400:",
         "if False:",
         "a redirect (a wrong RAINDROP_API_URL) dead-letters the events as rejected",
@@ -326,7 +326,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "delivery-401-no-refresh",
         "delivery",
-        "delivery.py",
+        "adapters/http_delivery.py",
         "if key.replace_after_refusal(api_key):",
         "if False:",
         "a rotated Raindrop key is never picked up after a 401",
@@ -335,7 +335,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "delivery-400-not-split",
         "delivery",
-        "delivery.py",
+        "adapters/http_delivery.py",
         "splittable = status == 413 or status in (400, 422)",
         "splittable = status == 413",
         "one bad item sinks every item of its chunk",
@@ -345,7 +345,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "delivery-split-budget-unbounded",
         "delivery",
-        "delivery.py",
+        "adapters/http_delivery.py",
         "if refusal_splits_left > 0:",
         "if True:",
         "a Raindrop refusing everything costs two requests per item",
@@ -354,7 +354,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "delivery-extra-attempt",
         "delivery",
-        "delivery.py",
+        "adapters/http_delivery.py",
         "if attempts >= self._config.max_attempts or (",
         "if attempts > self._config.max_attempts or (",
         "one attempt more than DELIVERY_MAX_ATTEMPTS",
@@ -363,7 +363,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "delivery-retry-after-uncapped",
         "delivery",
-        "delivery.py",
+        "adapters/http_delivery.py",
         "and outcome.retry_after > self._config.retry_after_cap_seconds",
         "and outcome.retry_after > 1e9",
         "a long Retry-After is waited for instead of queued for the retry worker",
@@ -372,7 +372,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "delivery-retry-after-ignored",
         "delivery",
-        "delivery.py",
+        "adapters/http_delivery.py",
         "        if retry_after is not None:\n            return retry_after\n",
         "        if False:\n            return retry_after\n",
         "Retry-After is ignored: Raindrop is knocked on again too early",
@@ -381,7 +381,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "delivery-breaker-blind",
         "delivery",
-        "delivery.py",
+        "adapters/http_delivery.py",
         "return status is None or status == 408 or status >= 500",
         "return False",
         "the breaker never hears of failures, so it never opens",
@@ -390,7 +390,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "delivery-sleeps-past-deadline",
         "delivery",
-        "delivery.py",
+        "adapters/http_delivery.py",
         "if time.monotonic() + delay > deadline - MIN_ATTEMPT_SECONDS:",
         "if False:",
         "a back-off sleeps past the deadline (the chunk is then recorded as never attempted)",
@@ -399,7 +399,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "timing-remaining-ignored",
         "delivery",
-        "timing.py",
+        "core/timing.py",
         "return start + max(min(budget, remaining - reserve), 0.0)",
         "return start + budget",
         "the delivery deadline ignores the Lambda's remaining time",
@@ -410,7 +410,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "breaker-threshold-off-by-one",
         "breaker",
-        "breaker.py",
+        "adapters/breaker.py",
         "or self._failures >= self._threshold:",
         "or self._failures > self._threshold:",
         "the breaker opens one failure late",
@@ -419,7 +419,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "breaker-no-cooldown",
         "breaker",
-        "breaker.py",
+        "adapters/breaker.py",
         "if self._clock() - self._opened_at < self._cooldown:",
         "if False:",
         "an open breaker lets a probe through at once",
@@ -428,7 +428,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "breaker-many-probes",
         "breaker",
-        "breaker.py",
+        "adapters/breaker.py",
         "            if self._probe_out:\n",
         "            if False:\n",
         "a half-open breaker lets every caller through",
@@ -437,7 +437,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "breaker-late-success-decides",
         "breaker",
-        "breaker.py",
+        "adapters/breaker.py",
         "            if permit.generation != self._generation:\n                return\n"
         "            self._failures = 0\n",
         "            if False:\n                return\n            self._failures = 0\n",
@@ -447,7 +447,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "breaker-failed-probe-ignored",
         "breaker",
-        "breaker.py",
+        "adapters/breaker.py",
         "if self._state is BreakerState.HALF_OPEN or self._failures",
         "if self._failures",
         "a failed probe leaves the breaker half-open",
@@ -456,7 +456,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "breaker-success-keeps-count",
         "breaker",
-        "breaker.py",
+        "adapters/breaker.py",
         "            self._failures = 0\n            if self._state is BreakerState.HALF_OPEN:",
         "            if self._state is BreakerState.HALF_OPEN:",
         "failures separated by successes still add up to opening the breaker",
@@ -465,7 +465,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "breaker-zero-enabled",
         "breaker",
-        "breaker.py",
+        "adapters/breaker.py",
         "return self._threshold > 0",
         "return self._threshold >= 0",
         "BREAKER_FAILURE_THRESHOLD=0 opens the breaker on the first failure",
@@ -475,7 +475,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "queue-no-split",
         "queueing",
-        "queueing.py",
+        "adapters/queue_writer.py",
         "if current and size + len(text) + 1 > self._max_bytes:",
         "if False:",
         "failed events are packed into one message past SQS's 1 MiB",
@@ -484,7 +484,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "queue-failed-entries-dropped",
         "queueing",
-        "queueing.py",
+        "adapters/queue_writer.py",
         'if item.get("SenderFault") and item["Id"] in pending:',
         'if item["Id"] in pending:',
         "entries SQS failed to take are given up instead of sent again",
@@ -493,7 +493,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "queue-sender-faults-resent",
         "queueing",
-        "queueing.py",
+        "adapters/queue_writer.py",
         'if item.get("SenderFault") and item["Id"] in pending:',
         "if False:",
         "malformed entries are resent, spending the deadline on what cannot succeed",
@@ -502,7 +502,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "queue-one-round",
         "queueing",
-        "queueing.py",
+        "adapters/queue_writer.py",
         "_SEND_ROUNDS = 3",
         "_SEND_ROUNDS = 1",
         "nothing SQS failed to take is ever sent again",
@@ -511,7 +511,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "queue-oversized-event-sent",
         "queueing",
-        "queueing.py",
+        "adapters/queue_writer.py",
         "if base + len(text) > self._max_bytes:",
         "if False:",
         "an event too large for SQS is sent anyway, refused, and its request answered 503",
@@ -520,7 +520,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "queue-batch-bytes-unbounded",
         "queueing",
-        "queueing.py",
+        "adapters/queue_writer.py",
         "if batch and (len(batch) >= _BATCH_ENTRIES or size + length > SQS_MAX_BYTES):",
         "if batch and len(batch) >= _BATCH_ENTRIES:",
         "a SendMessageBatch call exceeds SQS's 1 MiB per call",
@@ -529,7 +529,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "queue-omitted-counted-queued",
         "queueing",
-        "queueing.py",
+        "adapters/queue_writer.py",
         "(result.omitted if entry.omitted else result.queued).update(entry.indices)",
         "result.queued.update(entry.indices)",
         "an omitted event is reported as queued for a retry that cannot happen",
@@ -538,7 +538,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "queue-waits-past-deadline",
         "queueing",
-        "queueing.py",
+        "adapters/queue_writer.py",
         "wait = None if deadline is None else max(0.0, deadline - time.monotonic())",
         "wait = None",
         "a hanging SQS holds the answer past the Lambda timeout",
@@ -547,7 +547,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "queue-rounds-past-deadline",
         "queueing",
-        "queueing.py",
+        "adapters/queue_writer.py",
         "if deadline is not None and time.monotonic() + pause > deadline:",
         "if False:",
         "SQS is asked again after the queueing deadline",
@@ -556,7 +556,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "queue-read-by-pydantic",
         "queueing",
-        "queueing.py",
+        "adapters/queue_writer.py",
         "return FailedEventsMessage.model_validate(codec.loads(body))",
         "return FailedEventsMessage.model_validate_json(body)",
         "a queued event with a lone surrogate cannot be read back",
@@ -566,7 +566,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "settle-permanent-dropped",
         "settlement",
-        "settlement.py",
+        "service/settlement.py",
         "dead_letter = dict(permanent)",
         "dead_letter = {}",
         "invalid and rejected events are dropped instead of dead-lettered",
@@ -575,7 +575,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "settle-exhausted-to-retry",
         "settlement",
-        "settlement.py",
+        "service/settlement.py",
         "if routing.transient_target is QueueTarget.DEAD_LETTER:",
         "if False:",
         "transient failures with their retries used up go round the retry queue again",
@@ -584,7 +584,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "settle-attempts-reset",
         "settlement",
-        "settlement.py",
+        "service/settlement.py",
         "attempts = previous_attempts + failure.attempts",
         "attempts = failure.attempts",
         "a message's earlier attempts are forgotten",
@@ -593,7 +593,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "settle-first-failure-reset",
         "settlement",
-        "settlement.py",
+        "service/settlement.py",
         "first_failure_at=history.first_failure_at if history is not None else None,",
         "first_failure_at=None,",
         "a message's first failure is forgotten (and --since selects it wrongly)",
@@ -602,7 +602,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "settle-request-id-lost",
         "settlement",
-        "settlement.py",
+        "service/settlement.py",
         "    if routing.history is not None:\n        request_id = routing.history.request_id\n",
         "    if False:\n        request_id = routing.history.request_id\n",
         "a message loses the id of the request its events came in",
@@ -611,7 +611,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "settle-receives-off-by-one",
         "settlement",
-        "settlement.py",
+        "service/settlement.py",
         "if retries >= max_receives:",
         "if retries > max_receives:",
         "the last receive re-queues instead of dead-lettering",
@@ -620,7 +620,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "settle-retry-omitted-uncounted",
         "settlement",
-        "settlement.py",
+        "service/settlement.py",
         "return self.dead_letter.queued | self.dead_letter.omitted | self.retry.omitted",
         "return self.dead_letter.queued | self.dead_letter.omitted",
         "an event too large for SQS is counted nowhere",
@@ -629,7 +629,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "settle-exhausted-keeps-deadline",
         "settlement",
-        "settlement.py",
+        "service/settlement.py",
         "    if routing.exhausted:\n        transient = {",
         "    if False:\n        transient = {",
         "exhausted messages are dead-lettered as 'deadline' instead of 'transient'",
@@ -639,7 +639,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "settle-history-receives-ignored",
         "settlement",
-        "settlement.py",
+        "service/settlement.py",
         "retries = message.retries + receive_count",
         "retries = receive_count",
         "a message's earlier retries are forgotten: it goes round the retry queue for ever",
@@ -649,7 +649,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "retry-all-failed-settled",
         "retry",
-        "retry.py",
+        "handlers/retry_worker.py",
         "if transient and len(transient) == len(message.events):",
         "if False:",
         "a message whose every event failed is rewritten instead of backed off",
@@ -658,7 +658,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "retry-unqueued-deleted",
         "retry",
-        "retry.py",
+        "handlers/retry_worker.py",
         "        if settlement.unqueued:\n            logger.error(\n",
         "        if False:\n            logger.error(\n",
         "a message is deleted although its failing events could not be queued",
@@ -667,7 +667,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "retry-first-record-takes-all",
         "retry",
-        "retry.py",
+        "handlers/retry_worker.py",
         "share = max(self._deadline - now, 0.0) / self._records_left",
         "share = max(self._deadline - now, 0.0)",
         "a slow first message leaves the others of its batch untried",
@@ -677,7 +677,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "replay-deletes-unrequeued",
         "replay",
-        "replay.py",
+        "handlers/replay.py",
         "if settlement.unqueued or settlement.dead_letter.omitted:",
         "if False:",
         "the original is deleted although its failing events were not re-queued",
@@ -686,7 +686,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "replay-rate-ignored",
         "replay",
-        "replay.py",
+        "handlers/replay.py",
         "rate = self.options.rate\n",
         "rate = None\n",
         "--rate is ignored",
@@ -695,7 +695,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "replay-since-exclusive",
         "replay",
-        "replay.py",
+        "handlers/replay.py",
         "if options.since is not None and first < options.since:",
         "if options.since is not None and first <= options.since:",
         "--since skips a message failed exactly then",
@@ -704,7 +704,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "replay-until-inclusive",
         "replay",
-        "replay.py",
+        "handlers/replay.py",
         "return options.until is None or first < options.until",
         "return options.until is None or first <= options.until",
         "--until selects a message failed exactly then",
@@ -713,7 +713,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "replay-all-failed-rewritten",
         "replay",
-        "replay.py",
+        "handlers/replay.py",
         "        if len(failures) == len(message.events):\n            return Outcome.KEPT\n",
         "        if False:\n            return Outcome.KEPT\n",
         "a message that failed whole is rewritten and deleted instead of left as it is",
@@ -722,7 +722,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "replay-own-replacement-replayed",
         "replay",
-        "replay.py",
+        "handlers/replay.py",
         "if message_id in self._written:",
         "if False:",
         "a run replays the replacement messages it wrote itself",
@@ -731,7 +731,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "replay-leases-kept",
         "replay",
-        "replay.py",
+        "handlers/replay.py",
         "self._change_visibility(list(self._leases), 0)",
         "self._change_visibility(list(self._leases), self.options.visibility_timeout)",
         "messages a run did not finish stay invisible after it ends",
@@ -740,7 +740,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "replay-dry-run-blind-to-invalid",
         "replay",
-        "replay.py",
+        "handlers/replay.py",
         "keep = mapped.invalid or message.omitted or kept_filtered",
         "keep = message.omitted or kept_filtered",
         "a dry run promises to replay messages that hold invalid events",
@@ -749,7 +749,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "replay-reason-filter-ignored",
         "replay",
-        "replay.py",
+        "handlers/replay.py",
         "if options.reason is not None and message.reason != options.reason:",
         "if False:",
         "--reason is ignored",
@@ -758,7 +758,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "replay-visibility-unchecked",
         "replay",
-        "replay.py",
+        "handlers/replay.py",
         "if budget + _MESSAGE_GRACE_SECONDS > self.options.visibility_timeout * 2 / 3:",
         "if False:",
         "a lease shorter than a delivery lets a second run take the same message",
@@ -767,7 +767,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "replay-omitted-deleted",
         "replay",
-        "replay.py",
+        "handlers/replay.py",
         "        if message.omitted:\n            # Only summaries",
         "        if False:\n            # Only summaries",
         "a message holding only summaries of too-large events is deleted",
@@ -776,7 +776,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "replay-time-limit-ignored",
         "replay",
-        "replay.py",
+        "handlers/replay.py",
         "if time_left is not None and time_left() < LAMBDA_RESERVE_SECONDS + _MIN_MESSAGE_SECONDS:",
         "if False:",
         "the replay Lambda starts messages it has no time left to finish",
@@ -786,7 +786,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "secret-angle-placeholder",
         "credentials",
-        "credentials.py",
+        "adapters/secrets.py",
         '        and not key.startswith("<")\n',
         "",
         "a '<your key>' placeholder counts as a configured key",
@@ -795,7 +795,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "secret-placeholder-case",
         "credentials",
-        "credentials.py",
+        "adapters/secrets.py",
         "key.upper() not in PLACEHOLDER_KEYS",
         "key not in PLACEHOLDER_KEYS",
         "a lower-case 'replace_me' counts as a configured key",
@@ -804,7 +804,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "secret-blank-key",
         "credentials",
-        "credentials.py",
+        "adapters/secrets.py",
         "return value.strip() if isinstance(value, str) else value",
         "return value",
         "a key pasted with a trailing newline never authenticates (Raindrop refuses it)",
@@ -814,7 +814,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "secret-reread-unthrottled",
         "credentials",
-        "credentials.py",
+        "adapters/secrets.py",
         "if self._last_forced is not None and now - self._last_forced < min_interval_seconds:",
         "if False:",
         "every refused request re-reads the secret from Secrets Manager",
@@ -823,7 +823,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "secret-fresh-key-cached",
         "credentials",
-        "credentials.py",
+        "adapters/secrets.py",
         "return self.get(refresh=True).raindrop_api_key",
         "return self.get().raindrop_api_key",
         "the key re-read after a 401 comes from the cache",
@@ -832,7 +832,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "secret-force-fetch-ignored",
         "credentials",
-        "credentials.py",
+        "adapters/secrets.py",
         "if not refresh and cached is not None and",
         "if cached is not None and",
         "no re-read ever reaches Secrets Manager before the cache expires",
@@ -842,7 +842,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "webhook-base64-undecoded",
         "webhook",
-        "api_front.py",
+        "service/api_front.py",
         "if event.is_base64_encoded:",
         "if False:",
         "base64-encoded bodies (gzip, or any under binary media types) are refused",
@@ -851,7 +851,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "webhook-limit-exclusive",
         "webhook",
-        "encoding.py",
+        "core/content_encoding.py",
         "if len(raw) > max_bytes and not codings:",
         "if len(raw) >= max_bytes and not codings:",
         "a body exactly at MAX_BODY_BYTES is refused",
@@ -860,7 +860,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "webhook-limit-off-by-one",
         "webhook",
-        "webhook.py",
+        "handlers/webhook.py",
         "max_bytes=rt.config.max_body_bytes,",
         "max_bytes=rt.config.max_body_bytes - 1,",
         "the webhook holds bodies to one byte less than MAX_BODY_BYTES",
@@ -869,7 +869,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "webhook-unverifiable-401",
         "webhook",
-        "webhook.py",
+        "handlers/webhook.py",
         "if decision.unverifiable:",
         "if False:",
         "an unverifiable batch gets a 401, and Segment drops it",
@@ -878,7 +878,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "webhook-unqueued-200",
         "webhook",
-        "webhook.py",
+        "handlers/webhook.py",
         "    if settlement.unqueued:\n        logger.error(\n",
         "    if False:\n        logger.error(\n",
         "Segment is told 200 for events that were neither delivered nor queued",
@@ -887,7 +887,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "webhook-fresh-secret-unused",
         "webhook",
-        "webhook.py",
+        "handlers/webhook.py",
         "if fresh is not None:",
         "if False:",
         "a just-changed webhook token is refused until the cache expires",
@@ -896,7 +896,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "webhook-reread-every-refusal",
         "webhook",
-        "webhook.py",
+        "handlers/webhook.py",
         "fresh = rt.secrets.refresh_if_due(AUTH_REFRESH_SECONDS)",
         "fresh = rt.secrets.refresh_if_due(0)",
         "every refused request re-reads the secret from Secrets Manager",
@@ -905,7 +905,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "webhook-queueing-unbounded",
         "webhook",
-        "webhook.py",
+        "handlers/webhook.py",
         "        deadline=times.queueing,\n",
         "        deadline=None,\n",
         "a hanging SQS holds the answer past the Lambda timeout",
@@ -914,7 +914,7 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "webhook-no-queueing-reserve",
         "webhook",
-        "api_front.py",
+        "service/api_front.py",
         "reserve=QUEUEING_RESERVE_SECONDS",
         "reserve=0.0,",
         "delivery uses the time kept for queueing, so failures cannot be queued in time",

@@ -20,10 +20,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from segment_raindrop.config import DeliveryConfig, MappingConfig
-from segment_raindrop.delivery import RaindropClient
-from segment_raindrop.pipeline import Forwarder
-from segment_raindrop.queueing import FailureReason
+from segment_raindrop.adapters.http_delivery import RaindropClient
+from segment_raindrop.adapters.queue_writer import FailureReason
+from segment_raindrop.core.config import DeliveryConfig, MappingConfig
+from segment_raindrop.service.forwarding import Forwarder
 from segment_raindrop_tools import events as se
 from segment_raindrop_tools.local.faults import Fault
 from segment_raindrop_tools.local.receiver import RaindropReceiver

@@ -144,9 +144,10 @@ def markdown(
         "",
         "| import | wall s | CPU s | CPU s without bytecode |",
         "| --- | ---: | ---: | ---: |",
-        f"| `segment_raindrop.webhook` | {cold.webhook.wall:.3f} | {cold.webhook.cpu:.3f}"
+        f"| `segment_raindrop.handlers.webhook` | {cold.webhook.wall:.3f} | {cold.webhook.cpu:.3f}"
         f" | {cold.webhook_uncompiled.cpu:.3f} |",
-        f"| `segment_raindrop.webhook`, `-c tracing=false` | {cold.webhook_untraced.wall:.3f}"
+        "| `segment_raindrop.handlers.webhook`, `-c tracing=false`"
+        f" | {cold.webhook_untraced.wall:.3f}"
         f" | {cold.webhook_untraced.cpu:.3f} | |",
         f"| `boto3` alone | {cold.boto3.wall:.3f} | {cold.boto3.cpu:.3f}"
         f" | {cold.boto3_uncompiled.cpu:.3f} |",

@@ -33,10 +33,10 @@ import httpx
 
 from bench.soak_traffic import Traffic, Verdict, judge
 from bench.sqs_chaos import SqsChaos
-from segment_raindrop.codec import loads
-from segment_raindrop.config import DeliveryConfig
-from segment_raindrop.queueing import FailedEventsMessage
-from segment_raindrop.replay import Replayer, ReplayOptions
+from segment_raindrop.adapters.queue_writer import FailedEventsMessage
+from segment_raindrop.core.codec import loads
+from segment_raindrop.core.config import DeliveryConfig
+from segment_raindrop.handlers.replay import Replayer, ReplayOptions
 from segment_raindrop_tools.local.faults import Fault
 from segment_raindrop_tools.local.mode import LocalMode
 from segment_raindrop_tools.local.options import LocalOptions

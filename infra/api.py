@@ -16,7 +16,7 @@ from constructs import Construct
 
 from infra.config import StackConfig
 from infra.functions import log_retention
-from segment_raindrop.contract import METRICS_NAMESPACE, SERVICE_NAME, Metric
+from segment_raindrop.core.contract import METRICS_NAMESPACE, SERVICE_NAME, Metric
 
 PATH: Final = "segment"
 PROJECT_PATH_PART: Final = "{project}"

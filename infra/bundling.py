@@ -34,7 +34,7 @@ import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_lambda as lambda_
 
-from segment_raindrop.contract import AWS_SERVICES
+from segment_raindrop.core.contract import AWS_SERVICES
 
 PACKAGE: Final = "segment_raindrop"
 # The services whose botocore models the bundle keeps: the functions' own, and those botocore's

@@ -22,17 +22,17 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 # One error type for bad settings, whether they come from the context or the environment.
-from segment_raindrop.config import (
+from segment_raindrop.core.config import (
     DEFAULT_RAINDROP_API_URL,
     ConfigError,
     MappingConfig,
 )
-from segment_raindrop.contract import (
+from segment_raindrop.core.contract import (
     DEFAULT_RETRY_MAX_RECEIVES,
     WEBHOOK_DELIVERY_BUDGET_SECONDS,
     WEBHOOK_TIMEOUT_SECONDS,
 )
-from segment_raindrop.projects import PROJECT_SLUG, check_slugs
+from segment_raindrop.core.projects import PROJECT_SLUG, check_slugs
 
 __all__ = ["ConfigError", "StackConfig", "config_from_context"]
 

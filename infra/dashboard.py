@@ -11,7 +11,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.queues import ForwarderQueues
-from segment_raindrop.contract import EVENT_METRICS, METRICS_NAMESPACE, SERVICE_NAME, Metric
+from segment_raindrop.core.contract import EVENT_METRICS, METRICS_NAMESPACE, SERVICE_NAME, Metric
 
 WIDTH: Final = 12  # two widgets per row on the 24-column grid
 

@@ -18,8 +18,8 @@ from infra.config import LOG_RETENTION_DAYS, StackConfig
 from infra.partials import PartialsTable
 from infra.queues import ForwarderQueues
 from infra.secret import ForwarderSecret
-from segment_raindrop.config import DeliveryConfig, ForwarderConfig
-from segment_raindrop.contract import (
+from segment_raindrop.core.config import DeliveryConfig, ForwarderConfig
+from segment_raindrop.core.contract import (
     METRICS_NAMESPACE,
     REPLAY_BUDGET_SECONDS,
     REPLAY_TIMEOUT_SECONDS,
@@ -29,7 +29,7 @@ from segment_raindrop.contract import (
     SERVICE_NAME,
     WEBHOOK_TIMEOUT_SECONDS,
 )
-from segment_raindrop.environment import to_environment
+from segment_raindrop.core.environment import to_environment
 
 RUNTIME: Final = lambda_.Runtime.PYTHON_3_13
 
@@ -93,7 +93,7 @@ def mirror_environment(config: StackConfig, partials: PartialsTable) -> dict[str
     """The Raindrop -> Segment variables of the mirror function.
 
     Written here rather than through to_environment until the runtime's configuration model
-    holds these fields; the names are the runtime's (segment_raindrop.mirror).
+    holds these fields; the names are the runtime's (segment_raindrop.handlers.raindrop_sdk).
     """
     return {
         **segment_environment(config),
@@ -150,7 +150,7 @@ class ForwarderFunctions(Construct):
 
         self.webhook = self._function(
             "Webhook",
-            handler="segment_raindrop.webhook.handler",
+            handler="segment_raindrop.handlers.webhook.handler",
             description="Segment webhook: forwards events to Raindrop",
             timeout=WEBHOOK_TIMEOUT,
             memory_mb=config.webhook_memory_mb,
@@ -158,7 +158,7 @@ class ForwarderFunctions(Construct):
         )
         self.retry_worker = self._function(
             "RetryWorker",
-            handler="segment_raindrop.retry.handler",
+            handler="segment_raindrop.handlers.retry_worker.handler",
             description="Retries deliveries from the retry queue",
             timeout=RETRY_TIMEOUT,
             memory_mb=WORKER_MEMORY_MB,
@@ -167,7 +167,7 @@ class ForwarderFunctions(Construct):
         )
         self.replay = self._function(
             "Replay",
-            handler="segment_raindrop.replay.handler",
+            handler="segment_raindrop.handlers.replay.handler",
             description="Replays the dead-letter queue into Raindrop",
             timeout=REPLAY_TIMEOUT,
             memory_mb=WORKER_MEMORY_MB,
@@ -178,7 +178,7 @@ class ForwarderFunctions(Construct):
         # the mirror gets the webhook's timeout, memory and delivery budget.
         self.mirror = self._function(
             "Mirror",
-            handler="segment_raindrop.mirror.handler",
+            handler="segment_raindrop.handlers.raindrop_sdk.handler",
             description="Raindrop SDK endpoint: forwards to Raindrop, mirrors into Segment",
             timeout=WEBHOOK_TIMEOUT,
             memory_mb=config.webhook_memory_mb,

@@ -29,7 +29,7 @@ from constructs import Construct
 from infra.config import StackConfig
 from infra.dashboard import build_dashboard, forwarder_metric
 from infra.queues import ForwarderQueues
-from segment_raindrop.contract import DLQ_RETENTION_DAYS, Metric
+from segment_raindrop.core.contract import DLQ_RETENTION_DAYS, Metric
 
 PERIOD: Final = cdk.Duration.minutes(5)
 HOUR: Final = cdk.Duration.hours(1)

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from segment_raindrop import mirror, replay, retry, webhook
-from segment_raindrop.config import ForwarderConfig
-from segment_raindrop.runtime import AwsClients, Runtime, build_runtime
+from segment_raindrop.core.config import ForwarderConfig
+from segment_raindrop.handlers import raindrop_sdk, replay, retry_worker, webhook
+from segment_raindrop.service.runtime import AwsClients, Runtime, build_runtime
 from segment_raindrop_tools.local.aws import (
     LocalResources,
     provision,
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 REGION = "us-east-1"
-HANDLER_MODULES = (webhook, retry, replay, mirror)
+HANDLER_MODULES = (webhook, retry_worker, replay, raindrop_sdk)
 
 # Variables that would let a test reach real AWS or a shell's X-Ray daemon. AWS_CA_BUNDLE
 # stays: some machines need it for any TLS at all.

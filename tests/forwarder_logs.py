@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from segment_raindrop.observability import logger
+from segment_raindrop.adapters.observability import logger
 
 
 @contextmanager

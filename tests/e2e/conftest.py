@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from segment_raindrop.config import DeliveryConfig
+from segment_raindrop.core.config import DeliveryConfig
 from segment_raindrop_tools.local.mode import LocalMode
 from segment_raindrop_tools.local.options import LocalEndpoints, LocalOptions
 from segment_raindrop_tools.local.queues import queue_depth

@@ -47,7 +47,7 @@ import boto3
 import pytest
 
 from infra.config import config_from_context
-from segment_raindrop.queueing import QueueTarget
+from segment_raindrop.adapters.queue_writer import QueueTarget
 from segment_raindrop_tools import events as se
 from tests.e2e.conftest import Local
 from tests.integration.test_replay_support import put_message

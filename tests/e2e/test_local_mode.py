@@ -17,9 +17,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from segment_raindrop import retry, webhook
-from segment_raindrop.config import ConfigError
-from segment_raindrop.contract import MAX_ADMITTED_BODY_BYTES
+from segment_raindrop.core.config import ConfigError
+from segment_raindrop.core.contract import MAX_ADMITTED_BODY_BYTES
+from segment_raindrop.handlers import retry_worker, webhook
 from segment_raindrop_tools import events as se
 from segment_raindrop_tools.cli_local import register, sample_conversation
 from segment_raindrop_tools.local.faults import Fault
@@ -130,7 +130,7 @@ def test_local_mode_configures_the_handlers_without_touching_the_environment(
     )
     with LocalMode(options, echo=lambda line: None) as mode:
         assert dict(os.environ) == before
-        for handler in (webhook, retry):
+        for handler in (webhook, retry_worker):
             runtime = handler.runtime.get()
             assert runtime.config.retry_queue_url == mode.endpoints.retry_queue_url
             assert runtime.config.delivery.api_url == mode.endpoints.raindrop_url

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import raindrop.analytics as raindrop
 
-from segment_raindrop.contract import LOOP_FILTER_REASON, MIRROR_LIBRARY_NAME
+from segment_raindrop.core.contract import LOOP_FILTER_REASON, MIRROR_LIBRARY_NAME
 from segment_raindrop_tools.local.segment_tracking import SegmentTrackingApi
 from tests.e2e.conftest import Local, wait_for
 

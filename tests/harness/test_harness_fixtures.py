@@ -11,7 +11,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import EndpointConnectionError
 
-from segment_raindrop import retry, webhook
+from segment_raindrop.handlers import retry_worker, webhook
 from segment_raindrop_tools.local.receiver import RaindropReceiver
 from tests.conftest import AwsEnv
 
@@ -36,9 +36,9 @@ def test_aws_fixture_configures_the_forwarder_without_the_environment(aws: AwsEn
 
 
 def test_configure_rebuilds_the_handlers_runtimes(aws: AwsEnv) -> None:
-    before = retry.runtime.get()
+    before = retry_worker.runtime.get()
     aws.configure(delivery={"budget_seconds": 1.5}, mapping={"forward_identify": False})
-    after = retry.runtime.get()
+    after = retry_worker.runtime.get()
     assert after is not before
     assert after.config.delivery.budget_seconds == 1.5
     assert after.config.mapping.forward_identify is False

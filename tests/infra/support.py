@@ -15,10 +15,10 @@ from aws_cdk import assertions
 
 from infra.app import PROJECT_ROOT, build_app
 
-WEBHOOK_HANDLER = "segment_raindrop.webhook.handler"
-RETRY_HANDLER = "segment_raindrop.retry.handler"
-REPLAY_HANDLER = "segment_raindrop.replay.handler"
-MIRROR_HANDLER = "segment_raindrop.mirror.handler"
+WEBHOOK_HANDLER = "segment_raindrop.handlers.webhook.handler"
+RETRY_HANDLER = "segment_raindrop.handlers.retry_worker.handler"
+REPLAY_HANDLER = "segment_raindrop.handlers.replay.handler"
+MIRROR_HANDLER = "segment_raindrop.handlers.raindrop_sdk.handler"
 HANDLERS = (WEBHOOK_HANDLER, RETRY_HANDLER, REPLAY_HANDLER, MIRROR_HANDLER)
 
 

@@ -24,7 +24,7 @@ from infra.bundling import (
     build_bundle,
     export_requirements,
 )
-from segment_raindrop.contract import AWS_SERVICES
+from segment_raindrop.core.contract import AWS_SERVICES
 from tests.infra.support import HANDLERS, context_with
 
 PACKAGE_SOURCE = PROJECT_ROOT / "lambda_src" / "segment_raindrop"
@@ -151,7 +151,7 @@ def test_real_bundle_holds_the_package_without_caches(
         if "__pycache__" not in p.relative_to(PACKAGE_SOURCE).parts
     }
     assert shipped == source
-    assert "webhook.py" in shipped
+    assert "handlers/webhook.py" in shipped
     assert not list(bundle.rglob("__pycache__"))
     assert not list(bundle.rglob("*.pyc"))
     assert not (bundle / "bin").exists()
@@ -234,7 +234,8 @@ def test_real_bundle_holds_no_operator_tooling(
         for name in modules
         if name.startswith("segment_raindrop/")
     }
-    assert "webhook.py" in package
+    assert "handlers/webhook.py" in package
+    file_names = {Path(name).name for name in package}
     for tool in (
         "cli.py",
         "cli_common.py",
@@ -243,8 +244,8 @@ def test_real_bundle_holds_no_operator_tooling(
         "samples.py",
         "events.py",
     ):
-        assert tool not in package
-    assert not [name for name in package if name.startswith("local/")]
+        assert tool not in file_names
+    assert not [name for name in package if "local/" in name]
     # No CLI or local-mode dependency, neither as an importable package nor as an installed
     # distribution (a dist-info without its package would still be a wrong lock export).
     distributions = {
@@ -260,8 +261,8 @@ def test_real_bundle_holds_no_operator_tooling(
 _XRAY_PROBE = """
 import sys
 sys.path.insert(0, sys.argv[1])
-import segment_raindrop.webhook
-from segment_raindrop import observability
+import segment_raindrop.handlers.webhook
+from segment_raindrop.adapters import observability
 print("aws_xray_sdk" in sys.modules, observability.tracer is not None)
 """
 
@@ -301,10 +302,10 @@ print(gc.isenabled(), gc.get_freeze_count() > 10_000)
 @pytest.mark.parametrize(
     "handler_module",
     [
-        "segment_raindrop.webhook",
-        "segment_raindrop.mirror",
-        "segment_raindrop.retry",
-        "segment_raindrop.replay",
+        "segment_raindrop.handlers.webhook",
+        "segment_raindrop.handlers.raindrop_sdk",
+        "segment_raindrop.handlers.retry_worker",
+        "segment_raindrop.handlers.replay",
     ],
 )
 @pytest.mark.parametrize(
@@ -332,7 +333,7 @@ def test_in_lambda_a_handler_loads_frozen_and_leaves_the_collector_on(
 _LIBRARIES_PROBE = """
 import sys
 sys.path.insert(0, sys.argv[1])
-import segment_raindrop.webhook
+import segment_raindrop.handlers.webhook
 from aws_xray_sdk.core import patcher
 print(" ".join(sorted(patcher._PATCHED_MODULES)))
 print(" ".join(name for name in ("boto3", "s3transfer") if name in sys.modules) or "-")
@@ -375,7 +376,7 @@ import sys
 sys.path.insert(0, sys.argv[1])
 import botocore.session
 from botocore.config import Config
-from segment_raindrop.runtime import aws_clients
+from segment_raindrop.service.runtime import aws_clients
 session = botocore.session.get_session()
 found = {}
 for service in json.loads(sys.argv[2]):

@@ -10,7 +10,7 @@ from aws_cdk import assertions
 
 from infra.config import CONTEXT_KEYS as STACK_KEYS
 from infra.config import ConfigError, config_from_context
-from segment_raindrop.environment import read_mapping_config, to_environment
+from segment_raindrop.core.environment import read_mapping_config, to_environment
 from segment_raindrop_tools.mapping_preview import CONTEXT_KEYS as MAP_KEYS
 from segment_raindrop_tools.mapping_preview import mapping_config
 from tests.infra.support import HANDLERS, environment

@@ -6,13 +6,13 @@ import json
 
 from aws_cdk import assertions
 
-from segment_raindrop.api_front import QUEUEING_RESERVE_SECONDS
-from segment_raindrop.contract import (
+from segment_raindrop.core.contract import (
     SEGMENT_TIMEOUT_SECONDS,
     WEBHOOK_INIT_ALLOWANCE_SECONDS,
     WEBHOOK_TIMEOUT_SECONDS,
 )
-from segment_raindrop.environment import read_config
+from segment_raindrop.core.environment import read_config
+from segment_raindrop.service.api_front import QUEUEING_RESERVE_SECONDS
 from tests.infra.support import (
     HANDLERS,
     REPLAY_HANDLER,

@@ -10,7 +10,7 @@ import pytest
 from aws_cdk import assertions
 
 from infra.config import ConfigError, config_from_context
-from segment_raindrop.contract import WEBHOOK_TIMEOUT_SECONDS
+from segment_raindrop.core.contract import WEBHOOK_TIMEOUT_SECONDS
 from tests.infra.support import (
     MIRROR_HANDLER,
     REPLAY_HANDLER,

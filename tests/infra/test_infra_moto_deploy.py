@@ -185,7 +185,7 @@ def test_functions_and_event_source_exist(
         assert function["Runtime"] == "python3.13"
     replay = _outputs(described)["ReplayFunctionName"]
     assert lambda_client.get_function(FunctionName=replay)["Configuration"]["Handler"] == (
-        "segment_raindrop.replay.handler"
+        "segment_raindrop.handlers.replay.handler"
     )
     (mapping,) = lambda_client.list_event_source_mappings()["EventSourceMappings"]
     assert mapping["BatchSize"] == 10

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from infra.config import ConfigError, config_from_context
-from segment_raindrop.config import DeliveryConfig, ForwarderConfig
-from segment_raindrop.environment import read_config, to_environment
+from segment_raindrop.core.config import DeliveryConfig, ForwarderConfig
+from segment_raindrop.core.environment import read_config, to_environment
 
 
 def test_defaults_allow_any_project_and_redact_nothing() -> None:

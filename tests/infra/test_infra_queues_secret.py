@@ -66,9 +66,9 @@ def test_outputs_name_the_queues_and_replay(template: assertions.Template) -> No
     outputs = template.find_outputs("*")
     assert ref_or_att(outputs["RetryQueueUrl"]["Value"]) == retry_id
     assert ref_or_att(outputs["DeadLetterQueueUrl"]["Value"]) == dlq_id
-    replay_id = only(template, "AWS::Lambda::Function", Handler="segment_raindrop.replay.handler")[
-        0
-    ]
+    replay_id = only(
+        template, "AWS::Lambda::Function", Handler="segment_raindrop.handlers.replay.handler"
+    )[0]
     assert ref_or_att(outputs["ReplayFunctionName"]["Value"]) == replay_id
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from segment_raindrop import webhook
+from segment_raindrop.handlers import webhook
 from segment_raindrop_tools.local.apigw import LocalContext, rest_proxy_event
 
 

@@ -9,7 +9,7 @@ import botocore.session
 import pytest
 from botocore.config import Config
 
-from segment_raindrop.credentials import (
+from segment_raindrop.adapters.secrets import (
     ForwarderSecret,
     RaindropKeyNotSet,
     SecretStore,

@@ -16,19 +16,19 @@ from typing import Any
 import httpx
 import pytest
 
-from segment_raindrop.breaker import BreakerState, CircuitBreaker
-from segment_raindrop.chunking import Chunk
-from segment_raindrop.config import DeliveryConfig, MappingConfig
-from segment_raindrop.delivery import (
+from segment_raindrop.adapters.breaker import BreakerState, CircuitBreaker
+from segment_raindrop.adapters.http_delivery import (
     CIRCUIT_OPEN_ERROR,
     ChunkStatus,
     DeliveryReport,
     RaindropClient,
 )
-from segment_raindrop.mapping import MappedItem
-from segment_raindrop.pipeline import Forwarder
-from segment_raindrop.queueing import FailureReason
-from segment_raindrop.raindrop import Endpoint
+from segment_raindrop.adapters.queue_writer import FailureReason
+from segment_raindrop.core.chunking import Chunk
+from segment_raindrop.core.config import DeliveryConfig, MappingConfig
+from segment_raindrop.core.mapping import MappedItem
+from segment_raindrop.core.raindrop_api import Endpoint
+from segment_raindrop.service.forwarding import Forwarder
 from segment_raindrop_tools import events as se
 from segment_raindrop_tools.local.faults import Fault
 from segment_raindrop_tools.local.receiver import RaindropReceiver

@@ -18,11 +18,11 @@ from typing import Any, cast
 
 import pytest
 
-from segment_raindrop import webhook
-from segment_raindrop.credentials import SecretStore
-from segment_raindrop.queueing import FailureReason, QueueTarget
-from segment_raindrop.replay import Replayer, ReplayOptions
-from segment_raindrop.runtime import AwsClients, build_runtime
+from segment_raindrop.adapters.queue_writer import FailureReason, QueueTarget
+from segment_raindrop.adapters.secrets import SecretStore
+from segment_raindrop.handlers import webhook
+from segment_raindrop.handlers.replay import Replayer, ReplayOptions
+from segment_raindrop.service.runtime import AwsClients, build_runtime
 from segment_raindrop_tools import events as se
 from segment_raindrop_tools.local.apigw import LocalContext, rest_proxy_event
 from segment_raindrop_tools.local.aws import secretsmanager_client, sqs_client

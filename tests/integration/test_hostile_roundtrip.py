@@ -6,18 +6,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from segment_raindrop import codec
-from segment_raindrop.codec import MAX_EVENT_DEPTH, MAX_INT_DIGITS, UnparsedEvent
-from segment_raindrop.config import MappingConfig
-from segment_raindrop.mapping import map_events
-from segment_raindrop.queueing import (
+from segment_raindrop.adapters.queue_writer import (
     FailureGroup,
     FailureReason,
     QueueTarget,
     QueueWriter,
     parse_message,
 )
-from segment_raindrop.segment import parse_body
+from segment_raindrop.core import codec
+from segment_raindrop.core.codec import MAX_EVENT_DEPTH, MAX_INT_DIGITS, UnparsedEvent
+from segment_raindrop.core.config import MappingConfig
+from segment_raindrop.core.mapping import map_events
+from segment_raindrop.core.segment_body import parse_body
 from segment_raindrop_tools.local.queues import drain_messages
 from segment_raindrop_tools.local.receiver import RaindropReceiver
 from tests.conftest import AwsEnv

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from segment_raindrop import mirror
-from segment_raindrop.queueing import Destination, FailedEventsMessage, MessageKind
-from segment_raindrop.runtime import AwsClients, build_runtime
+from segment_raindrop.adapters.queue_writer import Destination, FailedEventsMessage, MessageKind
+from segment_raindrop.handlers import raindrop_sdk
+from segment_raindrop.service.runtime import AwsClients, build_runtime
 from segment_raindrop_tools.local.apigw import LocalContext, rest_proxy_event
 from segment_raindrop_tools.local.aws import (
     dynamodb_client,
@@ -67,7 +67,7 @@ class MirrorEnv:
             },
             body=content,
         )
-        answer = mirror.handler(event, LocalContext(timeout_seconds=10))
+        answer = raindrop_sdk.handler(event, LocalContext(timeout_seconds=10))
         return Answer(answer["statusCode"], json.loads(answer["body"] or "{}"))
 
     def set_secret(self, **values: str) -> None:
@@ -75,7 +75,7 @@ class MirrorEnv:
             SecretId=self.aws.resources.secret_id,
             SecretString=json.dumps({**self.aws.secret, **values}),
         )
-        mirror.runtime.reset()
+        raindrop_sdk.runtime.reset()
 
 
 @pytest.fixture
@@ -94,11 +94,11 @@ def env(aws: Any, receiver: RaindropReceiver) -> Iterator[MirrorEnv]:
         )
         return build_runtime(aws.config, source="mirror", aws=clients)
 
-    mirror.runtime.use(runtime)
+    raindrop_sdk.runtime.use(runtime)
     try:
         yield mirror_env
     finally:
-        mirror.runtime.use(None)
+        raindrop_sdk.runtime.use(None)
         segment.stop()
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from segment_raindrop.queueing import QueueTarget
+from segment_raindrop.adapters.queue_writer import QueueTarget
 from segment_raindrop_tools import events as se
 from segment_raindrop_tools.local.faults import Fault
 from segment_raindrop_tools.local.receiver import RaindropReceiver

@@ -13,9 +13,14 @@ from typing import Any
 
 import pytest
 
-from segment_raindrop import replay
-from segment_raindrop.queueing import FailureGroup, FailureReason, QueueTarget, QueueWriter
-from segment_raindrop.replay import LAMBDA_RESERVE_SECONDS, ReplayProgress, ReplayRefused
+from segment_raindrop.adapters.queue_writer import (
+    FailureGroup,
+    FailureReason,
+    QueueTarget,
+    QueueWriter,
+)
+from segment_raindrop.handlers import replay
+from segment_raindrop.handlers.replay import LAMBDA_RESERVE_SECONDS, ReplayProgress, ReplayRefused
 from segment_raindrop_tools import events as se
 from segment_raindrop_tools.local.apigw import LocalContext
 from segment_raindrop_tools.local.queues import peek_messages

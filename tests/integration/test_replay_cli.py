@@ -18,7 +18,7 @@ import boto3
 import pytest
 from typer.testing import CliRunner
 
-from segment_raindrop.queueing import FailureReason, QueueTarget
+from segment_raindrop.adapters.queue_writer import FailureReason, QueueTarget
 from segment_raindrop_tools import events as se
 from segment_raindrop_tools.cli import app
 from tests.integration.test_replay_support import (

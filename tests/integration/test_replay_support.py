@@ -16,16 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from segment_raindrop import replay, retry
-from segment_raindrop.environment import to_environment
-from segment_raindrop.queueing import (
+from segment_raindrop.adapters.queue_writer import (
     FailedEventsMessage,
     FailureGroup,
     FailureReason,
     QueueTarget,
     QueueWriter,
 )
-from segment_raindrop.replay import Replayer, ReplayOptions, ReplaySummary
+from segment_raindrop.core.environment import to_environment
+from segment_raindrop.handlers import replay, retry_worker
+from segment_raindrop.handlers.replay import Replayer, ReplayOptions, ReplaySummary
 from segment_raindrop_tools.local.event_source import BatchRun, SqsEventSource
 from segment_raindrop_tools.local.queues import peek_messages
 from segment_raindrop_tools.local.receiver import RaindropReceiver
@@ -55,10 +55,10 @@ def fast(aws: Any) -> None:
 @pytest.fixture
 def fresh_runtimes() -> Iterator[None]:
     """The handlers' per-process runtimes rebuilt for each test."""
-    retry.runtime.reset()
+    retry_worker.runtime.reset()
     replay.runtime.reset()
     yield
-    retry.runtime.reset()
+    retry_worker.runtime.reset()
     replay.runtime.reset()
 
 
@@ -164,7 +164,7 @@ def run_retry_worker(aws: Any, *, timeout: float = 60.0) -> BatchRun:
     source = SqsEventSource(
         aws.sqs,
         aws.resources.retry_queue_url,
-        retry.handler,
+        retry_worker.handler,
         region=aws.resources.region,
         timeout_seconds=timeout,
     )

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from segment_raindrop.contract import METRICS_NAMESPACE, Metric
-from segment_raindrop.queueing import QueueTarget
+from segment_raindrop.adapters.queue_writer import QueueTarget
+from segment_raindrop.core.contract import METRICS_NAMESPACE, Metric
 from segment_raindrop_tools.events import chat
 from tests.integration.test_replay_support import (
     fast,

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from segment_raindrop.queueing import FailureReason, QueueTarget
+from segment_raindrop.adapters.queue_writer import FailureReason, QueueTarget
 from segment_raindrop_tools import events as se
 from segment_raindrop_tools.local.faults import Fault
 from segment_raindrop_tools.local.queues import drain_messages, peek_messages

@@ -8,12 +8,16 @@ from typing import Any
 
 import pytest
 
-from segment_raindrop.chunking import build_chunks
-from segment_raindrop.config import ConfigError, DeliveryConfig, ForwarderConfig, MappingConfig
-from segment_raindrop.delivery import ChunkStatus, RaindropClient, _retry_after_seconds
-from segment_raindrop.environment import read_config, read_delivery_config, to_environment
-from segment_raindrop.mapping import map_events
-from segment_raindrop.queueing import QueueTarget
+from segment_raindrop.adapters.http_delivery import (
+    ChunkStatus,
+    RaindropClient,
+    _retry_after_seconds,
+)
+from segment_raindrop.adapters.queue_writer import QueueTarget
+from segment_raindrop.core.chunking import build_chunks
+from segment_raindrop.core.config import ConfigError, DeliveryConfig, ForwarderConfig, MappingConfig
+from segment_raindrop.core.environment import read_config, read_delivery_config, to_environment
+from segment_raindrop.core.mapping import map_events
 from segment_raindrop_tools import events as se
 from segment_raindrop_tools.local.receiver import RaindropReceiver
 from tests.conftest import AwsEnv

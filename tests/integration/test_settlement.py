@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from segment_raindrop.queueing import FailedEventsMessage, FailureReason, parse_message
-from segment_raindrop.runtime import Runtime
-from segment_raindrop.settlement import Routing, Tally, settle
+from segment_raindrop.adapters.queue_writer import FailedEventsMessage, FailureReason, parse_message
+from segment_raindrop.service.runtime import Runtime
+from segment_raindrop.service.settlement import Routing, Tally, settle
 from segment_raindrop_tools import events as se
 from segment_raindrop_tools.local.receiver import Fault, RaindropReceiver
 from tests.conftest import AwsEnv

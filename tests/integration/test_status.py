@@ -14,8 +14,8 @@ import boto3
 import pytest
 from typer.testing import CliRunner
 
-from segment_raindrop.contract import METRICS_NAMESPACE, SERVICE_NAME, Metric
-from segment_raindrop.queueing import QueueTarget
+from segment_raindrop.adapters.queue_writer import QueueTarget
+from segment_raindrop.core.contract import METRICS_NAMESPACE, SERVICE_NAME, Metric
 from segment_raindrop_tools import events as se
 from segment_raindrop_tools.cli import app
 from segment_raindrop_tools.local.front import Exchange, WebhookFront

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from segment_raindrop import webhook
-from segment_raindrop.auth import sign
-from segment_raindrop.environment import to_environment
+from segment_raindrop.core.environment import to_environment
+from segment_raindrop.core.request_auth import sign
+from segment_raindrop.handlers import webhook
 from segment_raindrop_tools import events as se
 from segment_raindrop_tools.local.faults import Fault
 from segment_raindrop_tools.local.raindrop_items import check_raindrop_items

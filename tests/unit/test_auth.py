@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from segment_raindrop.auth import (
+from segment_raindrop.core.request_auth import (
     UNVERIFIABLE_BATCH_REASON,
     AuthDecision,
     AuthMethod,

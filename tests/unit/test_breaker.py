@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from tests.forwarder_logs import forwarder_logs
 
-from segment_raindrop.breaker import BreakerState, CircuitBreaker, Permit
-from segment_raindrop.config import ConfigError, DeliveryConfig
-from segment_raindrop.environment import read_delivery_config
+from segment_raindrop.adapters.breaker import BreakerState, CircuitBreaker, Permit
+from segment_raindrop.core.config import ConfigError, DeliveryConfig
+from segment_raindrop.core.environment import read_delivery_config
 
 
 class FakeClock:

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from segment_raindrop.chunking import Chunk, build_chunks
-from segment_raindrop.config import MappingConfig
-from segment_raindrop.mapping import MappedItem, map_events
-from segment_raindrop.raindrop import MODEL_FOR_ENDPOINT, Endpoint
-from segment_raindrop.segment import parse_body
+from segment_raindrop.core.chunking import Chunk, build_chunks
+from segment_raindrop.core.config import MappingConfig
+from segment_raindrop.core.mapping import MappedItem, map_events
+from segment_raindrop.core.raindrop_api import MODEL_FOR_ENDPOINT, Endpoint
+from segment_raindrop.core.segment_body import parse_body
 from segment_raindrop_tools import samples
 
 TRACK, SIGNAL, IDENTIFY = Endpoint.TRACK, Endpoint.SIGNAL, Endpoint.IDENTIFY

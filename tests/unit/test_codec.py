@@ -17,11 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from segment_raindrop import codec
-from segment_raindrop.codec import MAX_EVENT_DEPTH, MAX_INT_DIGITS, UnparsedEvent
-from segment_raindrop.config import MappingConfig
-from segment_raindrop.mapping import MapResult, map_events
-from segment_raindrop.queueing import (
+from segment_raindrop.adapters.queue_writer import (
     FailedEventsMessage,
     FailureGroup,
     FailureReason,
@@ -29,7 +25,11 @@ from segment_raindrop.queueing import (
     QueueWriter,
     parse_message,
 )
-from segment_raindrop.segment import parse_body
+from segment_raindrop.core import codec
+from segment_raindrop.core.codec import MAX_EVENT_DEPTH, MAX_INT_DIGITS, UnparsedEvent
+from segment_raindrop.core.config import MappingConfig
+from segment_raindrop.core.mapping import MapResult, map_events
+from segment_raindrop.core.segment_body import parse_body
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient

@@ -6,20 +6,20 @@ from typing import Any
 
 import pytest
 
-from segment_raindrop.config import (
+from segment_raindrop.core.config import (
     DEFAULT_RAINDROP_API_URL,
     ConfigError,
     DeliveryConfig,
     ForwarderConfig,
     MappingConfig,
 )
-from segment_raindrop.environment import (
+from segment_raindrop.core.environment import (
     read_config,
     read_delivery_config,
     read_mapping_config,
     to_environment,
 )
-from segment_raindrop.runtime import LazyRuntime
+from segment_raindrop.service.runtime import LazyRuntime
 
 REQUIRED = {
     "RAINDROP_SECRET_ID": "segment-raindrop/forwarder",

@@ -6,8 +6,8 @@ import base64
 import json
 import os
 
-from segment_raindrop.config import ForwarderConfig
-from segment_raindrop.contract import (
+from segment_raindrop.core.config import ForwarderConfig
+from segment_raindrop.core.contract import (
     API_GATEWAY_ENVELOPE_BYTES,
     LAMBDA_MAX_INVOKE_BYTES,
     MAX_ADMITTED_BODY_BYTES,

@@ -16,15 +16,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from segment.analytics import request as segment_request
 
-from segment_raindrop.auth import AuthMethod, authenticate, sign
-from segment_raindrop.encoding import (
+from segment_raindrop.core.content_encoding import (
     MAX_CODINGS,
     STEP_BYTES,
     BodyTooLarge,
     UnsupportedEncoding,
     decode_body,
 )
-from segment_raindrop.segment import BodyError, parse_body
+from segment_raindrop.core.request_auth import AuthMethod, authenticate, sign
+from segment_raindrop.core.segment_body import BodyError, parse_body
 
 MiB = 1 << 20
 LIMIT = 6 * MiB

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from segment_raindrop.config import MappingConfig
-from segment_raindrop.mapping import map_events
-from segment_raindrop.raindrop import Endpoint
+from segment_raindrop.core.config import MappingConfig
+from segment_raindrop.core.mapping import map_events
+from segment_raindrop.core.raindrop_api import Endpoint
 from segment_raindrop_tools import events as se
 
 

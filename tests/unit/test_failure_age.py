@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from segment_raindrop.failure_age import failure_age_seconds
+from segment_raindrop.service.failure_age import failure_age_seconds
 
 NOW = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from segment_raindrop.credentials import ForwarderSecret, RaindropKeyNotSet
+from segment_raindrop.adapters.secrets import ForwarderSecret, RaindropKeyNotSet
 
 
 @pytest.mark.parametrize(

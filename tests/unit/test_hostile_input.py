@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from segment_raindrop import codec
-from segment_raindrop.codec import MAX_EVENT_DEPTH, MAX_INT_DIGITS, UnparsedEvent
-from segment_raindrop.config import MappingConfig
-from segment_raindrop.mapping import map_events, normalise_timestamp
-from segment_raindrop.raindrop import AiData, Identify, Signal, TrackEvent
-from segment_raindrop.segment import (
+from segment_raindrop.core import codec
+from segment_raindrop.core.codec import MAX_EVENT_DEPTH, MAX_INT_DIGITS, UnparsedEvent
+from segment_raindrop.core.config import MappingConfig
+from segment_raindrop.core.mapping import map_events, normalise_timestamp
+from segment_raindrop.core.raindrop_api import AiData, Identify, Signal, TrackEvent
+from segment_raindrop.core.segment_body import (
     BodyError,
     first_array_element_text,
     is_single_element_array,

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from segment_raindrop.config import ForwarderConfig
-from segment_raindrop.runtime import LazyRuntime, build_runtime
+from segment_raindrop.core.config import ForwarderConfig
+from segment_raindrop.service.runtime import LazyRuntime, build_runtime
 
 ENVIRONMENT = {
     "RAINDROP_SECRET_ID": "segment-raindrop",

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from segment_raindrop.loading import handler_loading, in_lambda
+from segment_raindrop.handlers.loading import handler_loading, in_lambda
 
 LAMBDA = {"LAMBDA_TASK_ROOT": "/var/task"}
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from segment_raindrop.config import MappingConfig
-from segment_raindrop.mapping import MapResult, map_events, normalise_timestamp
-from segment_raindrop.raindrop import MODEL_FOR_ENDPOINT, Endpoint
+from segment_raindrop.core.config import MappingConfig
+from segment_raindrop.core.mapping import MapResult, map_events, normalise_timestamp
+from segment_raindrop.core.raindrop_api import MODEL_FOR_ENDPOINT, Endpoint
 from segment_raindrop_tools import samples
 from segment_raindrop_tools.events import AI_CHAT, identify_call, track_call
 

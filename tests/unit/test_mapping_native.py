@@ -27,11 +27,11 @@ from tests.unit.test_mapping import (
     with_,
 )
 
-from segment_raindrop.config import ConfigError, MappingConfig
-from segment_raindrop.environment import read_mapping_config, to_environment
-from segment_raindrop.field_paths import DEFAULT_FIELD_PATHS, FieldPaths, lookup
-from segment_raindrop.mapping import map_events
-from segment_raindrop.raindrop import SIGNAL_TYPES
+from segment_raindrop.core.config import ConfigError, MappingConfig
+from segment_raindrop.core.environment import read_mapping_config, to_environment
+from segment_raindrop.core.field_paths import DEFAULT_FIELD_PATHS, FieldPaths, lookup
+from segment_raindrop.core.mapping import map_events
+from segment_raindrop.core.raindrop_api import SIGNAL_TYPES
 
 CODE = {
     "type": "code",

@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 
-from segment_raindrop.config import MappingConfig
-from segment_raindrop.contract import LOOP_FILTER_REASON, SEGMENT_MAX_EVENT_BYTES
-from segment_raindrop.mapping import map_events
-from segment_raindrop.mirroring import (
+from segment_raindrop.adapters.partials import merge_patch
+from segment_raindrop.core.config import MappingConfig
+from segment_raindrop.core.contract import LOOP_FILTER_REASON, SEGMENT_MAX_EVENT_BYTES
+from segment_raindrop.core.mapping import map_events
+from segment_raindrop.core.raindrop_api import Endpoint
+from segment_raindrop.core.segment_copy import (
     TRUNCATION_MARKER,
     NotMirrorable,
     encode,
@@ -19,8 +21,6 @@ from segment_raindrop.mirroring import (
     message_id,
     to_segment,
 )
-from segment_raindrop.partials import merge_patch
-from segment_raindrop.raindrop import Endpoint
 
 MAPPING = MappingConfig()
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from segment_raindrop import observability
-from segment_raindrop.observability import traced_handler, tracing_enabled
+from segment_raindrop.adapters import observability
+from segment_raindrop.adapters.observability import traced_handler, tracing_enabled
 
 IN_LAMBDA = {"LAMBDA_TASK_ROOT": "/var/task"}
 

@@ -20,12 +20,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from segment_raindrop.auth import AuthMethod, authenticate
-from segment_raindrop.chunking import Chunk, build_chunks
-from segment_raindrop.config import MappingConfig
-from segment_raindrop.mapping import MappedItem, MapResult, map_events
-from segment_raindrop.raindrop import MODEL_FOR_ENDPOINT, Endpoint
-from segment_raindrop.segment import BodyError, first_array_element_text, parse_body
+from segment_raindrop.core.chunking import Chunk, build_chunks
+from segment_raindrop.core.config import MappingConfig
+from segment_raindrop.core.mapping import MappedItem, MapResult, map_events
+from segment_raindrop.core.raindrop_api import MODEL_FOR_ENDPOINT, Endpoint
+from segment_raindrop.core.request_auth import AuthMethod, authenticate
+from segment_raindrop.core.segment_body import BodyError, first_array_element_text, parse_body
 
 settings.register_profile(
     "unit",

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from segment_raindrop.chunking import build_chunks
-from segment_raindrop.config import MappingConfig
-from segment_raindrop.mapping import map_events
-from segment_raindrop.raindrop import MODEL_FOR_ENDPOINT, Endpoint, TrackEvent
-from segment_raindrop.segment import parse_body
+from segment_raindrop.core.chunking import build_chunks
+from segment_raindrop.core.config import MappingConfig
+from segment_raindrop.core.mapping import map_events
+from segment_raindrop.core.raindrop_api import MODEL_FOR_ENDPOINT, Endpoint, TrackEvent
+from segment_raindrop.core.segment_body import parse_body
 from segment_raindrop_tools import samples
 
 IDENTIFY = Endpoint.IDENTIFY

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from segment_raindrop.raindrop import (
+from segment_raindrop.core.raindrop_api import (
     MODEL_FOR_ENDPOINT,
     AiData,
     Attachment,

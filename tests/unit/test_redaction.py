@@ -12,8 +12,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from segment_raindrop import redaction, redaction_gates
-from segment_raindrop.redaction import Redactor, luhn_valid, placeholder
+from segment_raindrop.core import redaction, redaction_gates
+from segment_raindrop.core.redaction import Redactor, luhn_valid, placeholder
 
 # Text around the secrets: letters, spaces and punctuation that cannot extend a match.
 _FILLER = st.text(alphabet=string.ascii_letters + " ,;!?()", max_size=40)

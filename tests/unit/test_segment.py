@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from segment_raindrop.segment import (
+from segment_raindrop.core.segment_body import (
     BodyError,
     first_array_element_text,
     parse_body,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from segment_raindrop.timing import backoff_seconds, deadline_within
+from segment_raindrop.core.timing import backoff_seconds, deadline_within
 
 
 def test_the_budget_bounds_the_deadline() -> None:

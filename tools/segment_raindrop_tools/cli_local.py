@@ -23,9 +23,9 @@ from urllib.parse import urlsplit
 import httpx
 import typer
 
-from segment_raindrop.auth import sign
-from segment_raindrop.config import ConfigError, ForwarderConfig
-from segment_raindrop.environment import read_config
+from segment_raindrop.core.config import ConfigError, ForwarderConfig
+from segment_raindrop.core.environment import read_config
+from segment_raindrop.core.request_auth import sign
 from segment_raindrop_tools import samples
 from segment_raindrop_tools.cli_common import DataDirOption, ExitCode, fail, interrupts
 from segment_raindrop_tools.local.mode import LocalMode

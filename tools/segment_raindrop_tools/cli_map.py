@@ -21,9 +21,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from segment_raindrop.config import ConfigError
-from segment_raindrop.environment import read_delivery_config
-from segment_raindrop.segment import BodyError, parse_body
+from segment_raindrop.core.config import ConfigError
+from segment_raindrop.core.environment import read_delivery_config
+from segment_raindrop.core.segment_body import BodyError, parse_body
 from segment_raindrop_tools.cli_common import ExitCode, fail
 from segment_raindrop_tools.mapping_preview import (
     CONTEXT_KEYS,

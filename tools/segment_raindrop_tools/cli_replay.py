@@ -34,21 +34,21 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from segment_raindrop.config import ConfigError, ReplayConfig, describe_errors
-from segment_raindrop.credentials import SecretStore
-from segment_raindrop.delivery import RaindropClient, SegmentClient
-from segment_raindrop.environment import read_replay_config
-from segment_raindrop.observability import logger
-from segment_raindrop.pipeline import Forwarder
-from segment_raindrop.queueing import FailureReason
-from segment_raindrop.replay import (
+from segment_raindrop.adapters.http_delivery import RaindropClient, SegmentClient
+from segment_raindrop.adapters.observability import logger
+from segment_raindrop.adapters.queue_writer import FailureReason
+from segment_raindrop.adapters.secrets import SecretStore
+from segment_raindrop.core.config import ConfigError, ReplayConfig, describe_errors
+from segment_raindrop.core.environment import read_replay_config
+from segment_raindrop.handlers.replay import (
     Replayer,
     ReplayOptions,
     ReplayProgress,
     ReplayRefused,
     ReplaySummary,
 )
-from segment_raindrop.runtime import aws_clients
+from segment_raindrop.service.forwarding import Forwarder
+from segment_raindrop.service.runtime import aws_clients
 from segment_raindrop_tools.cli_common import ExitCode, fail, interrupts, stderr
 
 # Stack outputs the CLI reads (infra/stack.py).

@@ -17,11 +17,11 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 
-from segment_raindrop.chunking import build_chunks
-from segment_raindrop.config import ConfigError, DeliveryConfig, MappingConfig, describe_errors
-from segment_raindrop.environment import read_mapping_config
-from segment_raindrop.mapping import PROCESS_USER_HASH_KEY, MappedItem, Mapper
-from segment_raindrop.projects import PROJECT_SLUG, admits, is_project_slug
+from segment_raindrop.core.chunking import build_chunks
+from segment_raindrop.core.config import ConfigError, DeliveryConfig, MappingConfig, describe_errors
+from segment_raindrop.core.environment import read_mapping_config
+from segment_raindrop.core.mapping import PROCESS_USER_HASH_KEY, MappedItem, Mapper
+from segment_raindrop.core.projects import PROJECT_SLUG, admits, is_project_slug
 
 __all__ = [
     "CONTEXT_KEYS",

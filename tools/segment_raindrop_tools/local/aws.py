@@ -1,7 +1,7 @@
 """The forwarder's AWS resources on a local endpoint (a moto server) for tests and local mode.
 
 :func:`provision` creates what the deployed stack would: the secret, the retry queue and the
-dead-letter queue, with the stack's own numbers (:mod:`segment_raindrop.contract`), and returns
+dead-letter queue, with the stack's own numbers (:mod:`segment_raindrop.core.contract`), and returns
 them as :class:`LocalResources`. :func:`forwarder_clients` gives the forwarder's runtime the
 clients to reach them: dummy credentials, never a shell's own.
 """
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 import boto3
 from botocore.config import Config
 
-from segment_raindrop.contract import (
+from segment_raindrop.core.contract import (
     DEFAULT_RETRY_MAX_RECEIVES,
     DLQ_RETENTION_DAYS,
     RETRY_RETENTION_DAYS,
@@ -24,7 +24,7 @@ from segment_raindrop.contract import (
     SQS_MAX_MESSAGE_BYTES,
     VISIBILITY_TO_TIMEOUT_RATIO,
 )
-from segment_raindrop.runtime import AWS_CLIENT_CONFIG, AwsClients
+from segment_raindrop.service.runtime import AWS_CLIENT_CONFIG, AwsClients
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

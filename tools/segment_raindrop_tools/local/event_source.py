@@ -1,9 +1,9 @@
 """Lambda's SQS event source, emulated: receive from a queue, invoke a function with the SQS
 event, delete what it did not report as failed (``ReportBatchItemFailures``).
 
-Local mode's retry worker and the tests that drive ``segment_raindrop.retry.handler`` both go
-through :class:`SqsEventSource`, so what the handler is given, and what happens to the messages
-afterwards, is written once.
+Local mode's retry worker and the tests that drive
+``segment_raindrop.handlers.retry_worker.handler`` both go through :class:`SqsEventSource`,
+so what the handler is given, and what happens to the messages afterwards, is written once.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from segment_raindrop.contract import RETRY_BATCH_SIZE, RETRY_TIMEOUT_SECONDS
+from segment_raindrop.core.contract import RETRY_BATCH_SIZE, RETRY_TIMEOUT_SECONDS
 from segment_raindrop_tools.local.apigw import LocalContext
 from segment_raindrop_tools.local.invocations import StoppedError
 

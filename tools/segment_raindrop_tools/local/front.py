@@ -18,12 +18,12 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
-from segment_raindrop import mirror, webhook
-from segment_raindrop.contract import (
+from segment_raindrop.core.contract import (
     API_GATEWAY_MAX_BODY_BYTES,
     LAMBDA_MAX_INVOKE_BYTES,
     WEBHOOK_TIMEOUT_SECONDS,
 )
+from segment_raindrop.handlers import raindrop_sdk, webhook
 from segment_raindrop_tools.local.apigw import LocalContext, http_answer, rest_proxy_event
 from segment_raindrop_tools.local.http import (
     BadBodyError,
@@ -38,7 +38,7 @@ from segment_raindrop_tools.local.invocations import SerialInvocations, StoppedE
 __all__ = ["Exchange", "WebhookFront"]
 
 _JSON = [("Content-Type", "application/json")]
-MIRROR_PATH_PREFIX = mirror.PATH_PREFIX + "/"
+MIRROR_PATH_PREFIX = raindrop_sdk.PATH_PREFIX + "/"
 _STOPPING_BODY = b'{"message":"local mode is stopping"}'
 _GATEWAY_ERROR_BODY = b'{"message":"Internal server error"}'
 
@@ -200,7 +200,7 @@ class WebhookFront:
         # The stack routes /raindrop/v1/{proxy+} to the mirror (Raindrop's SDK), the rest to
         # the webhook (Segment).
         path = str(event.get("path") or "")
-        target = mirror.handler if path.startswith(MIRROR_PATH_PREFIX) else webhook.handler
+        target = raindrop_sdk.handler if path.startswith(MIRROR_PATH_PREFIX) else webhook.handler
         try:
             answer = self._invocations.run(target, event, context)
         except StoppedError:

@@ -13,7 +13,8 @@
   (:mod:`~segment_raindrop_tools.local.segment_tracking`) recording the mirrored batches, and
   the partial-events table in moto;
 - the retry worker: Lambda's SQS event source on the retry queue
-  (:mod:`~segment_raindrop_tools.local.event_source`) feeding ``segment_raindrop.retry.handler``.
+  (:mod:`~segment_raindrop_tools.local.event_source`) feeding
+  ``segment_raindrop.handlers.retry_worker.handler``.
 
 The handlers get their runtimes from a configuration built here
 (:mod:`~segment_raindrop_tools.local.wiring`), never from ``os.environ``. Nothing reimplements a
@@ -29,9 +30,9 @@ from collections import deque
 from datetime import UTC, datetime
 from typing import Any, Self
 
-from segment_raindrop import retry, webhook
-from segment_raindrop.config import DEFAULT_RAINDROP_API_URL
-from segment_raindrop.observability import logger as forwarder_logger
+from segment_raindrop.adapters.observability import logger as forwarder_logger
+from segment_raindrop.core.config import DEFAULT_RAINDROP_API_URL
+from segment_raindrop.handlers import retry_worker, webhook
 from segment_raindrop_tools.local.aws import (
     LocalResources,
     provision,
@@ -174,10 +175,13 @@ class LocalMode(Service):
         # Built now, so a bad setting fails at start-up and the first request does not pay for
         # the AWS clients and the secret.
         self._invocations.exclusively(
-            lambda: (webhook.runtime.get().secrets.get(), retry.runtime.get())
+            lambda: (webhook.runtime.get().secrets.get(), retry_worker.runtime.get())
         )
         self._retry_source = SqsEventSource(
-            resources.sqs_client(), resources.retry_queue_url, retry.handler, region=options.region
+            resources.sqs_client(),
+            resources.retry_queue_url,
+            retry_worker.handler,
+            region=options.region,
         )
         _ = self._retry_source.queue_arn  # looked up once, before any invocation needs it
         origin = f"http://{HOST}:{self._front.port}"

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from segment_raindrop.config import DeliveryConfig, ForwarderConfig, MappingConfig
+from segment_raindrop.core.config import DeliveryConfig, ForwarderConfig, MappingConfig
 from segment_raindrop_tools.events import AI_CHAT, ai_data, track_call
 
 __all__ = [

@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Self
 
-from segment_raindrop.contract import SEGMENT_MAX_BATCH_BYTES, SEGMENT_MAX_EVENT_BYTES
+from segment_raindrop.core.contract import SEGMENT_MAX_BATCH_BYTES, SEGMENT_MAX_EVENT_BYTES
 from segment_raindrop_tools.local.faults import Fault, FaultPlan
 from segment_raindrop_tools.local.http import (
     BadBodyError,

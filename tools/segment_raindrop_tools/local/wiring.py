@@ -12,9 +12,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from segment_raindrop import mirror, replay, retry, webhook
-from segment_raindrop.config import DeliveryConfig, ForwarderConfig, MirrorConfig
-from segment_raindrop.runtime import LazyRuntime, Runtime, build_runtime
+from segment_raindrop.core.config import DeliveryConfig, ForwarderConfig, MirrorConfig
+from segment_raindrop.handlers import raindrop_sdk, replay, retry_worker, webhook
+from segment_raindrop.service.runtime import LazyRuntime, Runtime, build_runtime
 from segment_raindrop_tools.local.aws import LocalResources, forwarder_clients
 from segment_raindrop_tools.local.options import LocalOptions
 
@@ -25,8 +25,8 @@ _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 # invoke.
 HANDLERS: tuple[LazyRuntime, ...] = (
     webhook.runtime,
-    mirror.runtime,
-    retry.runtime,
+    raindrop_sdk.runtime,
+    retry_worker.runtime,
     replay.runtime,
 )
 

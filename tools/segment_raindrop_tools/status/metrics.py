@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from segment_raindrop.contract import METRICS_NAMESPACE, SERVICE_NAME, Metric
+from segment_raindrop.core.contract import METRICS_NAMESPACE, SERVICE_NAME, Metric
 from segment_raindrop_tools.status.report import CountsState
 
 if TYPE_CHECKING:

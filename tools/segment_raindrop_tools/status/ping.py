@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from segment_raindrop.auth import sign
-from segment_raindrop.credentials import ForwarderSecret
+from segment_raindrop.adapters.secrets import ForwarderSecret
+from segment_raindrop.core.request_auth import sign
 from segment_raindrop_tools.events import AI_CHAT, ai_data, track_call
 from segment_raindrop_tools.status.report import PingResult, iso
 

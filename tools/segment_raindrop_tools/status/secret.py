@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from segment_raindrop.credentials import ForwarderSecret
+from segment_raindrop.adapters.secrets import ForwarderSecret
 from segment_raindrop_tools.status.report import SecretState
 
 if TYPE_CHECKING:

@@ -2,9 +2,9 @@
 Segment events to Segment. The mirror sends through these first; the retry worker and replay
 send queued ``raindrop_items`` and Segment-bound messages through :func:`deliver_message`.
 
-Both ride on :mod:`segment_raindrop.delivery` (retries, back-off, deadline, breaker, splitting)
-and answer with a :class:`~segment_raindrop.pipeline.ForwardResult`, so
-:func:`~segment_raindrop.settlement.settle` queues their failures like the webhook's.
+Both ride on :mod:`segment_raindrop.adapters.http_delivery` (retries, back-off, deadline, breaker,
+splitting) and answer with a :class:`~segment_raindrop.service.forwarding.ForwardResult`, so
+:func:`~segment_raindrop.service.settlement.settle` queues their failures like the webhook's.
 """
 
 from __future__ import annotations
@@ -12,18 +12,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from segment_raindrop import codec
-from segment_raindrop.chunking import Chunk, ChunkBuilder
-from segment_raindrop.contract import SEGMENT_MAX_BATCH_BYTES
-from segment_raindrop.delivery import KeyRefresher, RaindropClient, SegmentClient
-from segment_raindrop.mapping import MappedItem
-from segment_raindrop.mirroring import encode
-from segment_raindrop.pipeline import ForwardResult, delivered
-from segment_raindrop.queueing import Destination, FailedEventsMessage, MessageKind
-from segment_raindrop.raindrop import SINGLE_OBJECT_ENDPOINTS, Endpoint
+from segment_raindrop.adapters.http_delivery import KeyRefresher, RaindropClient, SegmentClient
+from segment_raindrop.adapters.queue_writer import Destination, FailedEventsMessage, MessageKind
+from segment_raindrop.core import codec
+from segment_raindrop.core.chunking import Chunk, ChunkBuilder
+from segment_raindrop.core.contract import SEGMENT_MAX_BATCH_BYTES
+from segment_raindrop.core.mapping import MappedItem
+from segment_raindrop.core.raindrop_api import SINGLE_OBJECT_ENDPOINTS, Endpoint
+from segment_raindrop.core.segment_copy import encode
+from segment_raindrop.service.forwarding import ForwardResult, delivered
 
 if TYPE_CHECKING:
-    from segment_raindrop.credentials import SecretStore
+    from segment_raindrop.adapters.secrets import SecretStore
 
 # Events per Segment batch request; the bytes are bounded by Segment's 500 KB as well.
 SEGMENT_BATCH_EVENTS = 100

@@ -24,7 +24,7 @@ import traceback
 from collections import Counter
 from typing import Any
 
-from segment_raindrop.loading import handler_loading
+from segment_raindrop.handlers.loading import handler_loading
 
 # In Lambda the rest loads with the garbage collector paused, and is then frozen (loading.py).
 with handler_loading():
@@ -38,16 +38,20 @@ with handler_loading():
     from aws_lambda_powertools.utilities.typing import LambdaContext
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from segment_raindrop.config import ConfigError
-    from segment_raindrop.contract import SQS_MAX_VISIBILITY_SECONDS
-    from segment_raindrop.credentials import SecretUnavailable
-    from segment_raindrop.failure_age import publish_failure_age
-    from segment_raindrop.observability import logger, metrics, traced_handler
-    from segment_raindrop.queueing import FailedEventsMessage, FailureReason, parse_message
-    from segment_raindrop.relay import CannotDeliver, deliver_message, is_mirror_message
-    from segment_raindrop.runtime import LazyRuntime, Runtime
-    from segment_raindrop.settlement import Routing, Tally, settle
-    from segment_raindrop.timing import backoff_seconds, deadline_within
+    from segment_raindrop.adapters.observability import logger, metrics, traced_handler
+    from segment_raindrop.adapters.queue_writer import (
+        FailedEventsMessage,
+        FailureReason,
+        parse_message,
+    )
+    from segment_raindrop.adapters.secrets import SecretUnavailable
+    from segment_raindrop.core.config import ConfigError
+    from segment_raindrop.core.contract import SQS_MAX_VISIBILITY_SECONDS
+    from segment_raindrop.core.timing import backoff_seconds, deadline_within
+    from segment_raindrop.service.failure_age import publish_failure_age
+    from segment_raindrop.service.relay import CannotDeliver, deliver_message, is_mirror_message
+    from segment_raindrop.service.runtime import LazyRuntime, Runtime
+    from segment_raindrop.service.settlement import Routing, Tally, settle
 
 # Kept back from the Lambda's remaining time to queue what failed and answer the event source.
 DEADLINE_RESERVE_SECONDS = 3.0

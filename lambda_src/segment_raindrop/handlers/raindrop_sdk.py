@@ -9,8 +9,8 @@ SDK posts ``events/track``, ``signals/track``, ``users/identify`` (JSON arrays),
    with the webhook's delivery semantics: retries inside the budget, then the retry queue,
    permanent failures to the dead-letter queue (messages of kind ``raindrop_items``).
 2. **Then Segment** (``POST {SEGMENT_API_URL}/batch``): the items mapped back to the guide's
-   schema (:mod:`segment_raindrop.mirroring`); partial events merged by event_id
-   (:mod:`segment_raindrop.partials`) and mirrored once finished. Failures are queued for
+   schema (:mod:`segment_raindrop.core.segment_copy`); partial events merged by event_id
+   (:mod:`segment_raindrop.adapters.partials`) and mirrored once finished. Failures are queued for
    Segment (``destination: segment``). A missing or placeholder ``segment_write_key`` turns the
    mirror off (logged, ``MirrorDisabled``), never the forwarding.
 
@@ -29,7 +29,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from segment_raindrop.loading import handler_loading
+from segment_raindrop.handlers.loading import handler_loading
 
 # In Lambda the rest loads with the garbage collector paused, and is then frozen (loading.py).
 with handler_loading():
@@ -37,8 +37,17 @@ with handler_loading():
     from aws_lambda_powertools.logging import correlation_paths
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from segment_raindrop import codec
-    from segment_raindrop.api_front import (
+    from segment_raindrop.adapters.observability import count, logger, metrics, traced_handler
+    from segment_raindrop.adapters.partials import PartialsUnavailable
+    from segment_raindrop.adapters.queue_writer import Destination, MessageKind, Payload
+    from segment_raindrop.adapters.secrets import ForwarderSecret, SecretUnavailable
+    from segment_raindrop.core import codec
+    from segment_raindrop.core.content_encoding import decode_body
+    from segment_raindrop.core.contract import Metric
+    from segment_raindrop.core.projects import PROJECT_HEADER, is_project_slug
+    from segment_raindrop.core.raindrop_api import SINGLE_OBJECT_ENDPOINTS, Endpoint
+    from segment_raindrop.core.segment_copy import NotMirrorable, encode, to_segment
+    from segment_raindrop.service.api_front import (
         AUTH_REFRESH_SECONDS,
         Refusal,
         deadlines,
@@ -46,18 +55,9 @@ with handler_loading():
         json_response,
         raw_body,
     )
-    from segment_raindrop.contract import Metric
-    from segment_raindrop.credentials import ForwarderSecret, SecretUnavailable
-    from segment_raindrop.encoding import decode_body
-    from segment_raindrop.mirroring import NotMirrorable, encode, to_segment
-    from segment_raindrop.observability import count, logger, metrics, traced_handler
-    from segment_raindrop.partials import PartialsUnavailable
-    from segment_raindrop.projects import PROJECT_HEADER, is_project_slug
-    from segment_raindrop.queueing import Destination, MessageKind, Payload
-    from segment_raindrop.raindrop import SINGLE_OBJECT_ENDPOINTS, Endpoint
-    from segment_raindrop.relay import send_raindrop_items, send_segment_events
-    from segment_raindrop.runtime import LazyRuntime, Runtime
-    from segment_raindrop.settlement import Routing, Tally, settle
+    from segment_raindrop.service.relay import send_raindrop_items, send_segment_events
+    from segment_raindrop.service.runtime import LazyRuntime, Runtime
+    from segment_raindrop.service.settlement import Routing, Tally, settle
 
 PATH_PREFIX = "/raindrop/v1"
 

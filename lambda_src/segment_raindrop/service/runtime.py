@@ -23,16 +23,16 @@ import botocore.session
 import httpx
 from botocore.config import Config
 
-from segment_raindrop.breaker import CircuitBreaker
-from segment_raindrop.config import ForwarderConfig
-from segment_raindrop.contract import DYNAMODB, SECRETS_MANAGER, SQS
-from segment_raindrop.credentials import SecretStore
-from segment_raindrop.delivery import RaindropClient, SegmentClient
-from segment_raindrop.environment import read_config
-from segment_raindrop.observability import on_breaker_change
-from segment_raindrop.partials import PartialStore
-from segment_raindrop.pipeline import Forwarder
-from segment_raindrop.queueing import QueueWriter
+from segment_raindrop.adapters.breaker import CircuitBreaker
+from segment_raindrop.adapters.http_delivery import RaindropClient, SegmentClient
+from segment_raindrop.adapters.observability import on_breaker_change
+from segment_raindrop.adapters.partials import PartialStore
+from segment_raindrop.adapters.queue_writer import QueueWriter
+from segment_raindrop.adapters.secrets import SecretStore
+from segment_raindrop.core.config import ForwarderConfig
+from segment_raindrop.core.contract import DYNAMODB, SECRETS_MANAGER, SQS
+from segment_raindrop.core.environment import read_config
+from segment_raindrop.service.forwarding import Forwarder
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient

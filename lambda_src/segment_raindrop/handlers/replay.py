@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Self
 
-from segment_raindrop.loading import handler_loading
+from segment_raindrop.handlers.loading import handler_loading
 
 # In Lambda the rest loads with the garbage collector paused, and is then frozen (loading.py).
 with handler_loading():
@@ -49,23 +49,23 @@ with handler_loading():
         model_validator,
     )
 
-    from segment_raindrop.config import ConfigError, describe_errors
-    from segment_raindrop.contract import Metric
-    from segment_raindrop.credentials import RaindropKeyNotSet, SecretStore, SecretUnavailable
-    from segment_raindrop.delivery import SegmentClient
-    from segment_raindrop.mapping import map_events
-    from segment_raindrop.observability import count, logger, metrics, traced_handler
-    from segment_raindrop.pipeline import Forwarder
-    from segment_raindrop.queueing import (
+    from segment_raindrop.adapters.http_delivery import SegmentClient
+    from segment_raindrop.adapters.observability import count, logger, metrics, traced_handler
+    from segment_raindrop.adapters.queue_writer import (
         FailedEventsMessage,
         FailureReason,
         QueueWriter,
         parse_message,
     )
-    from segment_raindrop.relay import CannotDeliver, deliver_message, is_mirror_message
-    from segment_raindrop.runtime import LazyRuntime, Runtime
-    from segment_raindrop.settlement import Routing, Tally, settle
-    from segment_raindrop.timing import deadline_within
+    from segment_raindrop.adapters.secrets import RaindropKeyNotSet, SecretStore, SecretUnavailable
+    from segment_raindrop.core.config import ConfigError, describe_errors
+    from segment_raindrop.core.contract import Metric
+    from segment_raindrop.core.mapping import map_events
+    from segment_raindrop.core.timing import deadline_within
+    from segment_raindrop.service.forwarding import Forwarder
+    from segment_raindrop.service.relay import CannotDeliver, deliver_message, is_mirror_message
+    from segment_raindrop.service.runtime import LazyRuntime, Runtime
+    from segment_raindrop.service.settlement import Routing, Tally, settle
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext

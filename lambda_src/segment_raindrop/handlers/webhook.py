@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from segment_raindrop.loading import handler_loading
+from segment_raindrop.handlers.loading import handler_loading
 
 # In Lambda the rest loads with the garbage collector paused, and is then frozen (loading.py).
 with handler_loading():
@@ -37,7 +37,14 @@ with handler_loading():
     from aws_lambda_powertools.logging import correlation_paths
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from segment_raindrop.api_front import (
+    from segment_raindrop.adapters.observability import count, logger, metrics, traced_handler
+    from segment_raindrop.adapters.secrets import ForwarderSecret, SecretUnavailable
+    from segment_raindrop.core.content_encoding import decode_body
+    from segment_raindrop.core.contract import Metric
+    from segment_raindrop.core.projects import admits, is_project_slug
+    from segment_raindrop.core.request_auth import AuthDecision, authenticate
+    from segment_raindrop.core.segment_body import BodyError, parse_body
+    from segment_raindrop.service.api_front import (
         AUTH_REFRESH_SECONDS,
         Refusal,
         deadlines,
@@ -45,16 +52,9 @@ with handler_loading():
         json_response,
         raw_body,
     )
-    from segment_raindrop.auth import AuthDecision, authenticate
-    from segment_raindrop.contract import Metric
-    from segment_raindrop.credentials import ForwarderSecret, SecretUnavailable
-    from segment_raindrop.encoding import decode_body
-    from segment_raindrop.observability import count, logger, metrics, traced_handler
-    from segment_raindrop.pipeline import ForwardResult
-    from segment_raindrop.projects import admits, is_project_slug
-    from segment_raindrop.runtime import LazyRuntime, Runtime
-    from segment_raindrop.segment import BodyError, parse_body
-    from segment_raindrop.settlement import Routing, Tally, settle
+    from segment_raindrop.service.forwarding import ForwardResult
+    from segment_raindrop.service.runtime import LazyRuntime, Runtime
+    from segment_raindrop.service.settlement import Routing, Tally, settle
 
 app = APIGatewayRestResolver()
 runtime = LazyRuntime(source="webhook")

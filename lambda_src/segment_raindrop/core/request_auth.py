@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from segment_raindrop.segment import first_array_element_text, is_single_element_array
+from segment_raindrop.core.segment_body import first_array_element_text, is_single_element_array
 
 # Safe to show Segment and to log: it names the fix, never a credential.
 UNVERIFIABLE_BATCH_REASON: Final = (

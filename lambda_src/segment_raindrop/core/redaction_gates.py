@@ -1,4 +1,4 @@
-"""Cheap tests that text may hold what redaction's patterns match (segment_raindrop.redaction).
+"""Cheap tests that text may hold what redaction's patterns match (segment_raindrop.core.redaction).
 
 Every string sent passes through these, so they are built from what CPython does fast: substring
 tests, and regular expressions that start with a literal (the engine then jumps from one

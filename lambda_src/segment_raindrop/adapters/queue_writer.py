@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
-from segment_raindrop import codec
-from segment_raindrop.contract import SQS_BATCH_ENTRIES, SQS_MAX_MESSAGE_BYTES
+from segment_raindrop.core import codec
+from segment_raindrop.core.contract import SQS_BATCH_ENTRIES, SQS_MAX_MESSAGE_BYTES
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient

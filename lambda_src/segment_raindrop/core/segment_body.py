@@ -19,8 +19,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from segment_raindrop import codec
-from segment_raindrop.codec import UnparsedEvent
+from segment_raindrop.core import codec
+from segment_raindrop.core.codec import UnparsedEvent
 
 __all__ = [
     "BodyError",

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from segment_raindrop.contract import Metric
-from segment_raindrop.observability import metrics
+from segment_raindrop.adapters.observability import metrics
+from segment_raindrop.core.contract import Metric
 
 
 def failure_age_seconds(first_failure_at: str, *, now: datetime | None = None) -> float | None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import zlib
 from typing import Final
 
-from segment_raindrop.segment import BodyError
+from segment_raindrop.core.segment_body import BodyError
 
 # Output per decompression step: the most a bomb can allocate beyond ``max_bytes``.
 STEP_BYTES: Final = 64 * 1024

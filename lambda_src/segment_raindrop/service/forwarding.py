@@ -1,7 +1,7 @@
 """The pipeline every entry point shares: map → chunk → deliver, one outcome per event.
 
 ``Forwarder.forward`` decides, for every Segment event, one outcome: forwarded, filtered, or a
-failure with its reason. :mod:`segment_raindrop.settlement` then puts the failures on the
+failure with its reason. :mod:`segment_raindrop.service.settlement` then puts the failures on the
 queue each belongs to. The webhook, the retry worker, the replay Lambda, the replay CLI and
 local mode all use these two steps; they differ only in where they route failures (a
 ``Routing``) and what they tell their caller.
@@ -13,17 +13,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from segment_raindrop.chunking import ChunkBuilder
-from segment_raindrop.config import DeliveryConfig, MappingConfig
-from segment_raindrop.delivery import (
+from segment_raindrop.adapters.http_delivery import (
     ChunkResult,
     ChunkStatus,
     DeliveryReport,
     KeyRefresher,
     RaindropClient,
 )
-from segment_raindrop.mapping import PROCESS_USER_HASH_KEY, Mapper, MapResult
-from segment_raindrop.queueing import FailureReason
+from segment_raindrop.adapters.queue_writer import FailureReason
+from segment_raindrop.core.chunking import ChunkBuilder
+from segment_raindrop.core.config import DeliveryConfig, MappingConfig
+from segment_raindrop.core.mapping import PROCESS_USER_HASH_KEY, Mapper, MapResult
 
 # When several of an event's items fail differently, the event takes the most severe reason:
 # a rejection will not heal by retrying, so it goes to the dead-letter queue at once.

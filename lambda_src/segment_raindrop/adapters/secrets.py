@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, cast
 import botocore.session
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from segment_raindrop.contract import SECRETS_MANAGER
-from segment_raindrop.mapping import PROCESS_USER_HASH_KEY
+from segment_raindrop.core.contract import SECRETS_MANAGER
+from segment_raindrop.core.mapping import PROCESS_USER_HASH_KEY
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient

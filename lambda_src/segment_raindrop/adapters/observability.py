@@ -3,7 +3,7 @@
 Defaults make the code usable outside Lambda (tests, CLI, local mode); the stack sets the
 same values through POWERTOOLS_* variables, which Powertools reads itself. Nothing here may log
 a key, a token, prompt text or a trait value: log counts, ids, statuses and fixed reason
-phrases only. Metric names are :class:`~segment_raindrop.contract.Metric` members, the same
+phrases only. Metric names are :class:`~segment_raindrop.core.contract.Metric` members, the same
 ones the stack's alarms and dashboard read.
 
 Tracing is a deployment option (the stack's ``tracing`` context key). Powertools' ``Tracer()``
@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from segment_raindrop.contract import METRICS_NAMESPACE, SERVICE_NAME, Metric
+from segment_raindrop.core.contract import METRICS_NAMESPACE, SERVICE_NAME, Metric
 
 if TYPE_CHECKING:
-    from segment_raindrop.delivery import DeliveryReport
+    from segment_raindrop.adapters.http_delivery import DeliveryReport
 
 logger = Logger(service=SERVICE_NAME)
 metrics = Metrics(service=SERVICE_NAME, namespace=METRICS_NAMESPACE)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from segment_raindrop.mapping import MappedItem
-from segment_raindrop.raindrop import SINGLE_OBJECT_ENDPOINTS, Endpoint
+from segment_raindrop.core.mapping import MappedItem
+from segment_raindrop.core.raindrop_api import SINGLE_OBJECT_ENDPOINTS, Endpoint
 
 # Brackets around the array; each item after the first adds one comma.
 _ARRAY_OVERHEAD = 2

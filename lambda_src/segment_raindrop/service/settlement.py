@@ -20,17 +20,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from segment_raindrop.contract import SQS_MAX_DELAY_SECONDS, Metric
-from segment_raindrop.delivery import DeliveryReport
-from segment_raindrop.observability import (
+from segment_raindrop.adapters.http_delivery import DeliveryReport
+from segment_raindrop.adapters.observability import (
     count,
     record_counts,
     record_dead_letters,
     record_delivery,
     record_redactions,
 )
-from segment_raindrop.pipeline import Failure, ForwardResult
-from segment_raindrop.queueing import (
+from segment_raindrop.adapters.queue_writer import (
     FailedEventsMessage,
     FailureGroup,
     FailureReason,
@@ -39,7 +37,9 @@ from segment_raindrop.queueing import (
     QueueTarget,
     QueueWriter,
 )
-from segment_raindrop.timing import backoff_seconds
+from segment_raindrop.core.contract import SQS_MAX_DELAY_SECONDS, Metric
+from segment_raindrop.core.timing import backoff_seconds
+from segment_raindrop.service.forwarding import Failure, ForwardResult
 
 _PERMANENT = (FailureReason.INVALID, FailureReason.REJECTED)
 _TRANSIENT = (FailureReason.TRANSIENT, FailureReason.DEADLINE)

@@ -24,7 +24,7 @@ Failure semantics, per answer from Raindrop:
   request carries the API key.
 - Any other status: *rejected* (permanent).
 - No time left before the deadline: *deadline*.
-- The circuit breaker (:mod:`segment_raindrop.breaker`) open: *transient* at once, with the
+- The circuit breaker (:mod:`segment_raindrop.adapters.breaker`) open: *transient* at once, with the
   error ``circuit open`` and no request. Timeouts, connection errors, 408 and 5xx count as
   breaker failures; any other answer (429 included: Raindrop is alive) as a success.
 
@@ -48,11 +48,11 @@ from importlib.metadata import PackageNotFoundError, version
 
 import httpx
 
-from segment_raindrop.breaker import CircuitBreaker, Permit
-from segment_raindrop.chunking import Chunk
-from segment_raindrop.config import DeliveryConfig
-from segment_raindrop.projects import PROJECT_HEADER
-from segment_raindrop.timing import backoff_seconds
+from segment_raindrop.adapters.breaker import CircuitBreaker, Permit
+from segment_raindrop.core.chunking import Chunk
+from segment_raindrop.core.config import DeliveryConfig
+from segment_raindrop.core.projects import PROJECT_HEADER
+from segment_raindrop.core.timing import backoff_seconds
 
 # Past the deadline, how long chunks still in a worker are waited for (thread hand-off).
 WAIT_GRACE_SECONDS = 1.0

@@ -21,12 +21,12 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from segment_raindrop.config import ConfigError
-from segment_raindrop.contract import Metric
-from segment_raindrop.credentials import RaindropKeyNotSet, SecretUnavailable
-from segment_raindrop.encoding import BodyTooLarge, UnsupportedEncoding
-from segment_raindrop.observability import count, logger
-from segment_raindrop.timing import deadline_within
+from segment_raindrop.adapters.observability import count, logger
+from segment_raindrop.adapters.secrets import RaindropKeyNotSet, SecretUnavailable
+from segment_raindrop.core.config import ConfigError
+from segment_raindrop.core.content_encoding import BodyTooLarge, UnsupportedEncoding
+from segment_raindrop.core.contract import Metric
+from segment_raindrop.core.timing import deadline_within
 
 # Failed authentication re-reads the secret (a just-changed token) at most this often.
 AUTH_REFRESH_SECONDS = 30.0

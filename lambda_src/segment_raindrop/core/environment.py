@@ -2,7 +2,7 @@
 
 Written once, in both directions: the stack calls :func:`to_environment` to set each function's
 variables, and a function calls :func:`read_config` on its first invocation. Every variable name
-is a field alias of a model in :mod:`segment_raindrop.config`, so none is spelled twice.
+is a field alias of a model in :mod:`segment_raindrop.core.config`, so none is spelled twice.
 
 Lists and objects are JSON: a comma-separated form could not express the default prefix
 ``"AI "`` with its meaningful trailing space.
@@ -17,7 +17,7 @@ from typing import Any, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from segment_raindrop.config import (
+from segment_raindrop.core.config import (
     ConfigError,
     DeliveryConfig,
     ForwarderConfig,

@@ -8,7 +8,7 @@ Only what is sent is redacted: the queues keep the original events (they stay in
 and a retry or replay redacts again with the configuration in force then.
 
 Cost: three families of patterns (secrets, e-mail, numbers), compiled once, each run only on
-text that passes its gate (segment_raindrop.redaction_gates); most values reach none of them,
+text that passes its gate (segment_raindrop.core.redaction_gates); most values reach none of them,
 and a value's strings are gated together, once.
 Redacted text is never logged: only counts by kind leave this module.
 """
@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Collection, Iterator
 from typing import Any, Final, NamedTuple
 
-from segment_raindrop.redaction_gates import may_hold_ipv6, may_hold_number, may_hold_secret
+from segment_raindrop.core.redaction_gates import may_hold_ipv6, may_hold_number, may_hold_secret
 
 # Kinds, as they appear in placeholders and in the metric's ``kind`` dimension.
 EMAIL: Final = "email"
@@ -95,7 +95,7 @@ def _compiled(kinds: Collection[str]) -> re.Pattern[str]:
     )
 
 
-# Each family runs only on text that passes its gate (segment_raindrop.redaction_gates): a
+# Each family runs only on text that passes its gate (segment_raindrop.core.redaction_gates): a
 # full scan of every string with every pattern cost more than the mapping itself.
 _EMAILS: Final = _compiled({EMAIL})
 _SECRETS: Final = _compiled({CREDENTIAL, PASSWORD})

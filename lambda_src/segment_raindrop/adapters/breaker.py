@@ -27,8 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from segment_raindrop.config import DeliveryConfig
-from segment_raindrop.observability import logger
+from segment_raindrop.adapters.observability import logger
+from segment_raindrop.core.config import DeliveryConfig
 
 Clock = Callable[[], float]
 StateChangeHook = Callable[[str, str], None]

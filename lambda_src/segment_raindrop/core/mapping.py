@@ -22,12 +22,12 @@ from typing import Any, TypeVar
 import pydantic_core
 from pydantic import BaseModel, ValidationError
 
-from segment_raindrop import codec
-from segment_raindrop.codec import UnparsedEvent
-from segment_raindrop.config import MappingConfig
-from segment_raindrop.contract import LOOP_FILTER_REASON, MIRROR_LIBRARY_NAME
-from segment_raindrop.field_paths import FieldPaths, Getter
-from segment_raindrop.raindrop import (
+from segment_raindrop.core import codec
+from segment_raindrop.core.codec import UnparsedEvent
+from segment_raindrop.core.config import MappingConfig
+from segment_raindrop.core.contract import LOOP_FILTER_REASON, MIRROR_LIBRARY_NAME
+from segment_raindrop.core.field_paths import FieldPaths, Getter
+from segment_raindrop.core.raindrop_api import (
     SIGNAL_TYPES,
     AiData,
     Attachment,
@@ -37,7 +37,7 @@ from segment_raindrop.raindrop import (
     TrackEvent,
     is_blank,
 )
-from segment_raindrop.redaction import Redactor
+from segment_raindrop.core.redaction import Redactor
 
 # 2025-03-14T09:26:53.589Z: UTC with milliseconds, the form Raindrop gets.
 _CANONICAL_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")

@@ -1,7 +1,7 @@
 """Every setting of the forwarder, as validated values.
 
 The models are the configuration; where the values come from is someone else's concern: the
-Lambda functions read them from environment variables (:mod:`segment_raindrop.environment`,
+Lambda functions read them from environment variables (:mod:`segment_raindrop.core.environment`,
 which also writes that environment for the stack), local mode, the CLI and the tests build them
 directly. Each field's alias is its environment variable, so errors name the variable.
 """
@@ -13,13 +13,13 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from segment_raindrop.contract import (
+from segment_raindrop.core.contract import (
     DEFAULT_RETRY_MAX_RECEIVES,
     MAX_ADMITTED_BODY_BYTES,
     WEBHOOK_DELIVERY_BUDGET_SECONDS,
 )
-from segment_raindrop.field_paths import validate_field_paths
-from segment_raindrop.projects import check_slugs
+from segment_raindrop.core.field_paths import validate_field_paths
+from segment_raindrop.core.projects import check_slugs
 
 DEFAULT_RAINDROP_API_URL = "https://api.raindrop.ai/v1"
 # Segment's HTTP Tracking API; EU workspaces use https://events.eu1.segmentapis.com/v1.
@@ -67,11 +67,11 @@ class MappingConfig(BaseModel):
         default=True, validation_alias="ENRICH_FROM_CONTEXT_TRAITS"
     )
     # Personal data and credentials replaced by placeholders before items leave the account,
-    # and property/trait keys dropped at any depth (segment_raindrop.redaction).
+    # and property/trait keys dropped at any depth (segment_raindrop.core.redaction).
     redact_pii: bool = Field(default=False, validation_alias="REDACT_PII")
     redact_keys: frozenset[NonEmptyStr] = Field(default=frozenset(), validation_alias="REDACT_KEYS")
     # Raindrop field -> the Segment paths it is read from, in order; fields not given keep
-    # their defaults (segment_raindrop.field_paths.DEFAULT_FIELD_PATHS).
+    # their defaults (segment_raindrop.core.field_paths.DEFAULT_FIELD_PATHS).
     field_paths: dict[str, tuple[str, ...]] = Field(
         default_factory=dict, validation_alias="FIELD_PATHS"
     )
@@ -128,7 +128,7 @@ class DeliveryConfig(BaseModel):
         default=5.0, ge=0, le=900, validation_alias="RETRY_AFTER_CAP_SECONDS"
     )
     # Consecutive transient request failures (timeouts, connection errors, 5xx) that open the
-    # circuit breaker; 0 disables it. See segment_raindrop.breaker.
+    # circuit breaker; 0 disables it. See segment_raindrop.adapters.breaker.
     breaker_failure_threshold: int = Field(
         default=5, ge=0, le=1_000, validation_alias="BREAKER_FAILURE_THRESHOLD"
     )
@@ -161,8 +161,8 @@ class DeliveryConfig(BaseModel):
 
 
 class MirrorConfig(BaseModel):
-    """The Raindrop -> Segment direction (segment_raindrop.mirror): where Segment is and where
-    partial events wait for their interaction to finish."""
+    """The Raindrop -> Segment direction (segment_raindrop.handlers.raindrop_sdk): where Segment
+    is and where partial events wait for their interaction to finish."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 

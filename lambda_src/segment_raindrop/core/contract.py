@@ -126,7 +126,7 @@ class Metric(StrEnum):
     # been failing them. SQS's own ApproximateAgeOfOldestMessage cannot tell: it leaves out
     # messages received three times or more, and re-queued events are new messages.
     RETRY_FAILURE_AGE = "RetryFailureAge"
-    # Raindrop -> Segment (segment_raindrop.mirror). Requests from Raindrop's SDK to
+    # Raindrop -> Segment (segment_raindrop.handlers.raindrop_sdk). Requests from Raindrop's SDK to
     # /raindrop/v1/, events put into Segment, events that could not be (dead-lettered or
     # failed for good), and requests not mirrored because the mirror is switched off for want
     # of a segment_write_key (forwarding to Raindrop goes on).

@@ -23,9 +23,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from segment_raindrop.config import MappingConfig
-from segment_raindrop.contract import MIRROR_LIBRARY_NAME, SEGMENT_MAX_EVENT_BYTES
-from segment_raindrop.raindrop import Endpoint
+from segment_raindrop.core.config import MappingConfig
+from segment_raindrop.core.contract import MIRROR_LIBRARY_NAME, SEGMENT_MAX_EVENT_BYTES
+from segment_raindrop.core.raindrop_api import Endpoint
 
 TRUNCATION_MARKER = "…[truncated by segment-raindrop]"
 # Texts shorter than this are not worth cutting: the marker would make them longer.
