@@ -243,7 +243,9 @@ def function_env(endpoint: str, raindrop_url: str) -> dict[str, str]:
         dlq_url=dlq_url,
         retry_max_attempts=stack.retry_max_receives,
         mapping=stack.mapping,
-        delivery=DeliveryConfig(api_url=raindrop_url, budget_seconds=stack.delivery_budget_seconds),
+        delivery=DeliveryConfig(
+            raindrop_api_url=raindrop_url, budget_seconds=stack.delivery_budget_seconds
+        ),
     )
     return {**_aws_environment(endpoint), **function_environment(forwarder, stack)}
 

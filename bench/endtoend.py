@@ -28,7 +28,7 @@ from bench.measure import median_seconds
 from segment_raindrop.adapters.http_delivery import RaindropClient
 from segment_raindrop.core.chunking import build_chunks
 from segment_raindrop.core.config import DeliveryConfig, MappingConfig
-from segment_raindrop.core.mapping import map_events
+from segment_raindrop.core.mapping.mapper import map_events
 from segment_raindrop.core.segment_body import parse_body
 from segment_raindrop.service.forwarding import Forwarder
 
@@ -70,7 +70,7 @@ def receiver(latency: float) -> Iterator[str]:
 
 
 def ours(body: bytes, url: str, repeat: int) -> Timing:
-    config = DeliveryConfig(api_url=url)
+    config = DeliveryConfig(raindrop_api_url=url)
     forwarder = Forwarder(MappingConfig(), config, RaindropClient(config))
     requests = 0
 

@@ -17,7 +17,7 @@ from bench import workload
 from bench.measure import median_seconds
 from segment_raindrop.adapters.http_delivery import RaindropClient
 from segment_raindrop.core.config import DeliveryConfig, MappingConfig
-from segment_raindrop.core.mapping import map_events
+from segment_raindrop.core.mapping.mapper import map_events
 from segment_raindrop.core.request_auth import authenticate, sign
 from segment_raindrop.core.segment_body import parse_body
 from segment_raindrop.service.forwarding import Forwarder
@@ -48,7 +48,7 @@ class InProcessResult:
 
 def in_memory_forwarder() -> Forwarder:
     transport = httpx.MockTransport(lambda _request: httpx.Response(200, json={"ok": True}))
-    delivery = DeliveryConfig(api_url="http://raindrop.invalid/v1")
+    delivery = DeliveryConfig(raindrop_api_url="http://raindrop.invalid/v1")
     return Forwarder(MappingConfig(), delivery, RaindropClient(delivery, transport=transport))
 
 

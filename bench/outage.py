@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from segment_raindrop.adapters.http_delivery import RaindropClient
-from segment_raindrop.adapters.queue_writer import FailureReason
 from segment_raindrop.core.config import DeliveryConfig, MappingConfig
+from segment_raindrop.core.outcomes import FailureReason
 from segment_raindrop.service.forwarding import Forwarder
 from segment_raindrop_tools import events as se
 from segment_raindrop_tools.local.faults import Fault
@@ -79,7 +79,7 @@ def _call(forwarder: Forwarder, batch: list[dict[str, Any]]) -> Call:
 
 
 def _forwarder(url: str) -> Forwarder:
-    config = DeliveryConfig(api_url=url, breaker_cooldown_seconds=COOLDOWN_SECONDS)
+    config = DeliveryConfig(raindrop_api_url=url, breaker_cooldown_seconds=COOLDOWN_SECONDS)
     return Forwarder(MappingConfig(), config, RaindropClient(config))
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from bench import workload
 from segment_raindrop.core.config import MappingConfig
-from segment_raindrop.core.mapping import map_events
+from segment_raindrop.core.mapping.mapper import map_events
 from segment_raindrop.core.segment_body import parse_body
 from segment_raindrop_tools import events as segment_events
 from segment_raindrop_tools import samples

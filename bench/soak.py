@@ -33,10 +33,11 @@ import httpx
 
 from bench.soak_traffic import Traffic, Verdict, judge
 from bench.sqs_chaos import SqsChaos
-from segment_raindrop.adapters.queue_writer import FailedEventsMessage
 from segment_raindrop.core.codec import loads
 from segment_raindrop.core.config import DeliveryConfig
-from segment_raindrop.handlers.replay import Replayer, ReplayOptions
+from segment_raindrop.core.queue_message import QueueMessage
+from segment_raindrop.service.replay.options import ReplayOptions
+from segment_raindrop.service.replay.replayer import Replayer
 from segment_raindrop_tools.local.faults import Fault
 from segment_raindrop_tools.local.mode import LocalMode
 from segment_raindrop_tools.local.options import LocalOptions
@@ -279,7 +280,7 @@ def _dead_letters(local: LocalMode) -> list[tuple[str, Any]]:
     sqs = local.resources.sqs_client()
     found: list[tuple[str, Any]] = []
     for message in peek_messages(sqs, local.endpoints.dlq_url):
-        parsed = FailedEventsMessage.model_validate(loads(message["Body"]))
+        parsed = QueueMessage.model_validate(loads(message["Body"]))
         found += [(parsed.reason.value, event) for event in parsed.events]
         found += [(parsed.reason.value, summary) for summary in parsed.omitted]
     return found

@@ -79,7 +79,7 @@ def forwarder_config(
         retry_max_attempts=config.retry_max_receives,
         mapping=config.mapping,
         delivery=DeliveryConfig(
-            api_url=config.raindrop_api_url,
+            raindrop_api_url=config.raindrop_api_url,
             project_id=config.raindrop_project_id,
             projects=None
             if config.raindrop_projects is None

@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from segment_raindrop.adapters.aws import AwsClients
 from segment_raindrop.core.config import ForwarderConfig
 from segment_raindrop.handlers import raindrop_sdk, replay, retry_worker, webhook
-from segment_raindrop.service.runtime import AwsClients, Runtime, build_runtime
+from segment_raindrop.service.runtime import Runtime, build_runtime
 from segment_raindrop_tools.local.aws import (
     LocalResources,
     provision,
@@ -265,9 +266,9 @@ def receiver_factory() -> Iterator[Callable[..., RaindropReceiver]]:
 
 @pytest.fixture
 def receiver(aws: AwsEnv, receiver_factory: Callable[..., RaindropReceiver]) -> RaindropReceiver:
-    """The Raindrop stand-in the forwarder is configured to use (``delivery.api_url``)."""
+    """The Raindrop stand-in the forwarder is configured to use (``delivery.raindrop_api_url``)."""
     started = receiver_factory(api_key=aws.raindrop_api_key, validator=check_raindrop_items)
-    aws.configure(delivery={"api_url": started.url})
+    aws.configure(delivery={"raindrop_api_url": started.url})
     return started
 
 

@@ -50,7 +50,7 @@ from infra.config import config_from_context
 from segment_raindrop.adapters.queue_writer import QueueTarget
 from segment_raindrop_tools import events as se
 from tests.e2e.conftest import Local
-from tests.integration.test_replay_support import put_message
+from tests.support.queues import put_message
 
 pytestmark = pytest.mark.slow
 

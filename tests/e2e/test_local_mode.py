@@ -133,7 +133,7 @@ def test_local_mode_configures_the_handlers_without_touching_the_environment(
         for handler in (webhook, retry_worker):
             runtime = handler.runtime.get()
             assert runtime.config.retry_queue_url == mode.endpoints.retry_queue_url
-            assert runtime.config.delivery.api_url == mode.endpoints.raindrop_url
+            assert runtime.config.delivery.raindrop_api_url == mode.endpoints.raindrop_url
             assert runtime.sqs.meta.endpoint_url == mode.endpoints.moto_endpoint
             credentials = runtime.sqs._get_credentials()
             assert credentials is not None

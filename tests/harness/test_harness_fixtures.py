@@ -60,7 +60,7 @@ def test_aws_fixture_again_starts_empty(aws: AwsEnv) -> None:
 
 
 def test_receiver_fixture_expects_the_secret_key(aws: AwsEnv, receiver: RaindropReceiver) -> None:
-    assert aws.config.delivery.api_url == receiver.url
+    assert aws.config.delivery.raindrop_api_url == receiver.url
     with httpx.Client(base_url=receiver.url, trust_env=False, verify=False) as client:
         ok = client.post(
             "/users/identify",

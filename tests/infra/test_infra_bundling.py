@@ -376,7 +376,7 @@ import sys
 sys.path.insert(0, sys.argv[1])
 import botocore.session
 from botocore.config import Config
-from segment_raindrop.service.runtime import aws_clients
+from segment_raindrop.adapters.aws import aws_clients
 session = botocore.session.get_session()
 found = {}
 for service in json.loads(sys.argv[2]):

@@ -12,7 +12,7 @@ from segment_raindrop.core.contract import (
     WEBHOOK_TIMEOUT_SECONDS,
 )
 from segment_raindrop.core.environment import read_config
-from segment_raindrop.service.api_front import QUEUEING_RESERVE_SECONDS
+from segment_raindrop.service.requests import QUEUEING_RESERVE_SECONDS
 from tests.infra.support import (
     HANDLERS,
     REPLAY_HANDLER,

@@ -10,10 +10,10 @@ import pytest
 from botocore.config import Config
 
 from segment_raindrop.adapters.secrets import (
-    ForwarderSecret,
     RaindropKeyNotSet,
     SecretStore,
     SecretUnavailable,
+    SecretValues,
 )
 from tests.conftest import AwsEnv
 
@@ -102,17 +102,17 @@ def test_forced_re_reads_are_throttled(aws: AwsEnv) -> None:
 
 
 def test_the_deletion_hash_key_is_per_deployment_and_never_the_bare_token() -> None:
-    with_key = ForwarderSecret(user_hash_key="uk", webhook_token="wt")
-    with_token = ForwarderSecret(webhook_token="wt")
-    other = ForwarderSecret(webhook_token="wt-2")
+    with_key = SecretValues(user_hash_key="uk", webhook_token="wt")
+    with_token = SecretValues(webhook_token="wt")
+    other = SecretValues(webhook_token="wt-2")
     assert with_key.deletion_hash_key != with_token.deletion_hash_key
     assert with_token.deletion_hash_key != other.deletion_hash_key
     assert b"wt" not in with_token.deletion_hash_key
-    assert ForwarderSecret().deletion_hash_key == ForwarderSecret().deletion_hash_key
+    assert SecretValues().deletion_hash_key == SecretValues().deletion_hash_key
 
 
 def test_the_secret_never_prints_its_values() -> None:
-    secret = ForwarderSecret(raindrop_api_key="rk-123", webhook_token="wt-456")
+    secret = SecretValues(raindrop_api_key="rk-123", webhook_token="wt-456")
     assert "rk-123" not in repr(secret)
     assert "wt-456" not in str(secret)
 
@@ -123,4 +123,4 @@ def test_the_previous_webhook_token_is_read_and_never_printed(aws: AwsEnv) -> No
     assert (secret.webhook_token, secret.webhook_token_previous) == ("wt-new", "wt-old")
     assert "wt-old" not in repr(secret)
     assert "webhook_token_previous=set" in repr(secret)
-    assert ForwarderSecret().webhook_token_previous is None
+    assert SecretValues().webhook_token_previous is None

@@ -1,4 +1,5 @@
-"""RaindropClient against the real fault-injecting receiver: bisection, redirects, breaker.
+"""HttpDelivery to Raindrop against the real fault-injecting receiver: bisection, redirects,
+breaker.
 
 Every test checks both sides: what the client reports and what the receiver really saw.
 """
@@ -17,16 +18,12 @@ import httpx
 import pytest
 
 from segment_raindrop.adapters.breaker import BreakerState, CircuitBreaker
-from segment_raindrop.adapters.http_delivery import (
-    CIRCUIT_OPEN_ERROR,
-    ChunkStatus,
-    DeliveryReport,
-    RaindropClient,
-)
-from segment_raindrop.adapters.queue_writer import FailureReason
+from segment_raindrop.adapters.http_delivery import CIRCUIT_OPEN_ERROR, HttpDelivery
+from segment_raindrop.adapters.targets import RaindropTarget
 from segment_raindrop.core.chunking import Chunk
 from segment_raindrop.core.config import DeliveryConfig, MappingConfig
-from segment_raindrop.core.mapping import MappedItem
+from segment_raindrop.core.mapping.items import MappedItem
+from segment_raindrop.core.outcomes import ChunkStatus, DeliveryReport, FailureReason
 from segment_raindrop.core.raindrop_api import Endpoint
 from segment_raindrop.service.forwarding import Forwarder
 from segment_raindrop_tools import events as se
@@ -37,7 +34,7 @@ KEY = "rk-delivery-test"
 TIMESTAMP = "2026-11-27T10:00:00Z"
 
 ReceiverFactory = Callable[..., RaindropReceiver]
-ClientFactory = Callable[..., RaindropClient]
+ClientFactory = Callable[..., HttpDelivery]
 
 
 class FakeClock:
@@ -61,7 +58,7 @@ def item(seq: int) -> MappedItem:
         "timestamp": TIMESTAMP,
         "properties": {"seq": seq},
     }
-    return MappedItem(Endpoint.TRACK, json.dumps(payload).encode(), source=seq)
+    return MappedItem(Endpoint.TRACK, json.dumps(payload).encode(), event_index=seq)
 
 
 def chunks(count: int, size: int) -> list[Chunk]:
@@ -70,7 +67,7 @@ def chunks(count: int, size: int) -> list[Chunk]:
     ]
 
 
-def deliver(client: RaindropClient, to_send: list[Chunk], budget: float = 20.0) -> DeliveryReport:
+def deliver(client: HttpDelivery, to_send: list[Chunk], budget: float = 20.0) -> DeliveryReport:
     session = client.session(api_key=KEY, deadline=time.monotonic() + budget)
     for chunk in to_send:
         session.submit(chunk)
@@ -82,8 +79,8 @@ def by_status(report: DeliveryReport) -> dict[ChunkStatus, set[int]]:
     fates: dict[ChunkStatus, set[int]] = {}
     seen: Counter[int] = Counter()
     for result in report.results:
-        fates.setdefault(result.status, set()).update(result.chunk.sources)
-        seen.update(result.chunk.sources)
+        fates.setdefault(result.status, set()).update(result.chunk.required_events)
+        seen.update(result.chunk.required_events)
     assert all(count == 1 for count in seen.values()), "an item has more than one fate"
     return fates
 
@@ -102,19 +99,19 @@ def refusing(*bad: int) -> Callable[[str, list[Any]], str | None]:
 def client_factory() -> Iterator[ClientFactory]:
     """``factory(receiver_or_url, breaker=None, **DeliveryConfig fields)`` → a client, closed
     after the test. Retries are fast and the breaker is off unless a test turns it on."""
-    made: list[RaindropClient] = []
+    made: list[HttpDelivery] = []
 
     def factory(
         target: RaindropReceiver | str, *, breaker: CircuitBreaker | None = None, **settings: Any
-    ) -> RaindropClient:
+    ) -> HttpDelivery:
         url = target.url if isinstance(target, RaindropReceiver) else target
         defaults: dict[str, Any] = {
             "backoff_base_seconds": 0.01,
             "backoff_cap_seconds": 0.02,
             "breaker_failure_threshold": 0,
         }
-        config = DeliveryConfig(api_url=url, **(defaults | settings))
-        client = RaindropClient(config, breaker=breaker)
+        config = DeliveryConfig(raindrop_api_url=url, **(defaults | settings))
+        client = HttpDelivery(config, RaindropTarget(url), breaker=breaker)
         made.append(client)
         return client
 
@@ -173,7 +170,7 @@ def test_bad_items_beyond_the_budget_are_rejected_with_their_group(
     # A group is only ever rejected on Raindrop's word about that very group.
     for result in report.results:
         if result.status is ChunkStatus.REJECTED:
-            assert result.chunk.sources & set(bad)
+            assert result.chunk.required_events & set(bad)
     assert report.requests == len(receiver.requests) <= 1 + 2 * 7
     if len(bad) == 1:
         assert rejected == set(bad)
@@ -257,7 +254,7 @@ def test_a_redirect_is_never_followed_and_its_events_are_queued_for_retry(
     server, receiver = redirector
     url = f"http://127.0.0.1:{server.server_address[1]}/v1"
     client = client_factory(url)
-    forwarder = Forwarder(MappingConfig(), DeliveryConfig(api_url=url), client)
+    forwarder = Forwarder(MappingConfig(), DeliveryConfig(raindrop_api_url=url), client)
     events = [se.chat(seq) for seq in range(4)]
     result = forwarder.forward(events, api_key=KEY, deadline=time.monotonic() + 20)
     # The key never travels to the host the redirect names.
@@ -440,10 +437,9 @@ def test_refusals_do_not_open_the_breaker(
 
 def test_the_breaker_is_on_by_default(closed_port: int) -> None:
     # Connection refused counts as well: the settings' threshold (5) opens it.
-    config = DeliveryConfig(
-        api_url=f"http://127.0.0.1:{closed_port}/v1", max_attempts=1, concurrency=1
-    )
-    client = RaindropClient(config)
+    url = f"http://127.0.0.1:{closed_port}/v1"
+    config = DeliveryConfig(raindrop_api_url=url, max_attempts=1, concurrency=1)
+    client = HttpDelivery(config, RaindropTarget(url))
     try:
         report = deliver(client, chunks(8, 1))
         assert report.statuses == Counter({"connection_error": 5})

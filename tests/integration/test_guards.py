@@ -18,11 +18,14 @@ from typing import Any, cast
 
 import pytest
 
-from segment_raindrop.adapters.queue_writer import FailureReason, QueueTarget
+from segment_raindrop.adapters.aws import AwsClients
+from segment_raindrop.adapters.queue_writer import QueueTarget
 from segment_raindrop.adapters.secrets import SecretStore
+from segment_raindrop.core.outcomes import FailureReason
 from segment_raindrop.handlers import webhook
-from segment_raindrop.handlers.replay import Replayer, ReplayOptions
-from segment_raindrop.service.runtime import AwsClients, build_runtime
+from segment_raindrop.service.replay.options import ReplayOptions
+from segment_raindrop.service.replay.replayer import Replayer
+from segment_raindrop.service.runtime import build_runtime
 from segment_raindrop_tools import events as se
 from segment_raindrop_tools.local.apigw import LocalContext, rest_proxy_event
 from segment_raindrop_tools.local.aws import secretsmanager_client, sqs_client
@@ -31,7 +34,8 @@ from segment_raindrop_tools.local.queues import drain_messages
 from segment_raindrop_tools.local.receiver import RaindropReceiver
 from tests.conftest import REGION, AwsEnv
 from tests.integration.conftest import Invoke, WebhookResponse
-from tests.integration.test_replay_support import (
+from tests.integration.test_webhook import account, bearer
+from tests.support.queues import (
     FIRST_FAILURE,
     assert_delivered_once,
     bodies,
@@ -42,7 +46,6 @@ from tests.integration.test_replay_support import (
     raw_dlq,
     run_retry_worker,
 )
-from tests.integration.test_webhook import account, bearer
 
 __all__ = ["fast", "fresh_runtimes", "make_replayer"]  # fixtures, imported for use by name
 
@@ -350,8 +353,7 @@ def test_replay_keeps_the_original_when_the_failing_rest_cannot_be_requeued(
     replayer = Replayer(
         sqs=cast(Any, sqs),
         queue_url=aws.resources.dlq_url,
-        forwarder=rt.forwarder,
-        secrets=rt.secrets,
+        channels=rt.channels,
         options=ReplayOptions(wait_seconds=0),
     )
     try:

@@ -6,22 +6,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from segment_raindrop.adapters.queue_writer import (
-    FailureGroup,
-    FailureReason,
-    QueueTarget,
-    QueueWriter,
-    parse_message,
-)
+from segment_raindrop.adapters.queue_writer import QueueTarget, QueueWriter
 from segment_raindrop.core import codec
 from segment_raindrop.core.codec import MAX_EVENT_DEPTH, MAX_INT_DIGITS, UnparsedEvent
 from segment_raindrop.core.config import MappingConfig
-from segment_raindrop.core.mapping import map_events
+from segment_raindrop.core.mapping.mapper import map_events
+from segment_raindrop.core.outcomes import FailureReason
+from segment_raindrop.core.queue_message import parse_message
 from segment_raindrop.core.segment_body import parse_body
 from segment_raindrop_tools.local.queues import drain_messages
 from segment_raindrop_tools.local.receiver import RaindropReceiver
 from tests.conftest import AwsEnv
 from tests.integration.conftest import Invoke
+from tests.support.queues import message_header
 
 TS = "2025-03-14T09:26:53.589Z"
 KEY = b"deployment-key"
@@ -67,8 +64,8 @@ def test_hostile_events_read_back_from_sqs_exactly(aws: AwsEnv) -> None:
         dlq_url=aws.resources.dlq_url,
         source="test",
     )
-    group = FailureGroup(FailureReason.TRANSIENT, list(enumerate(events)), status=503)
-    result = writer.send(QueueTarget.RETRY, [group], request_id="req-1")
+    header = message_header(FailureReason.TRANSIENT, status=503)
+    result = writer.send(QueueTarget.RETRY, [(header, list(enumerate(events)))])
     assert result.queued == set(range(7))
     assert result.messages == 1
 

@@ -8,27 +8,19 @@ left on the queues.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from segment_raindrop.adapters.queue_writer import Destination, FailedEventsMessage, MessageKind
-from segment_raindrop.handlers import raindrop_sdk
-from segment_raindrop.service.runtime import AwsClients, build_runtime
-from segment_raindrop_tools.local.apigw import LocalContext, rest_proxy_event
+from segment_raindrop.core.jobs import JobKind
+from segment_raindrop.core.queue_message import QueueMessage
 from segment_raindrop_tools.local.aws import (
     dynamodb_client,
-    provision_partials_table,
-    secretsmanager_client,
-    sqs_client,
 )
 from segment_raindrop_tools.local.faults import Fault
 from segment_raindrop_tools.local.queues import peek_queue
-from segment_raindrop_tools.local.receiver import RaindropReceiver
-from segment_raindrop_tools.local.segment_tracking import SegmentTrackingApi
-from tests.integration.test_replay_support import (
+from tests.support.mirror import WRITE_KEY, MirrorEnv, env
+from tests.support.queues import (
     fast,
     fresh_runtimes,
     make_replayer,
@@ -36,70 +28,7 @@ from tests.integration.test_replay_support import (
 )
 
 pytestmark = pytest.mark.usefixtures("fast", "fresh_runtimes")
-__all__ = ["fast", "fresh_runtimes", "make_replayer"]  # fixtures, imported for use by name
-
-WRITE_KEY = "wk-test-write-key"
-
-
-@dataclass
-class Answer:
-    status: int
-    body: dict[str, Any]
-
-
-@dataclass
-class MirrorEnv:
-    aws: Any
-    receiver: RaindropReceiver
-    segment: SegmentTrackingApi
-    table: str
-
-    def post(
-        self, endpoint: str, body: Any, *, key: str | None = None, raw: bytes | None = None
-    ) -> Answer:
-        content = raw if raw is not None else json.dumps(body).encode()
-        event = rest_proxy_event(
-            method="POST",
-            path=f"/raindrop/v1/{endpoint}",
-            headers={
-                "Content-Type": "application/json",
-                "Authorization": f"Bearer {key or self.aws.raindrop_api_key}",
-            },
-            body=content,
-        )
-        answer = raindrop_sdk.handler(event, LocalContext(timeout_seconds=10))
-        return Answer(answer["statusCode"], json.loads(answer["body"] or "{}"))
-
-    def set_secret(self, **values: str) -> None:
-        self.aws.secretsmanager.put_secret_value(
-            SecretId=self.aws.resources.secret_id,
-            SecretString=json.dumps({**self.aws.secret, **values}),
-        )
-        raindrop_sdk.runtime.reset()
-
-
-@pytest.fixture
-def env(aws: Any, receiver: RaindropReceiver) -> Iterator[MirrorEnv]:
-    segment = SegmentTrackingApi(write_key=WRITE_KEY).start()
-    table = provision_partials_table(endpoint_url=aws.endpoint_url, region="us-east-1")
-    aws.configure(mirror={"segment_api_url": segment.url, "partials_table": table})
-    mirror_env = MirrorEnv(aws, receiver, segment, table)
-    mirror_env.set_secret(segment_write_key=WRITE_KEY)
-
-    def runtime() -> Any:
-        clients = AwsClients(
-            sqs=sqs_client(aws.endpoint_url, "us-east-1"),
-            secretsmanager=secretsmanager_client(aws.endpoint_url, "us-east-1"),
-            dynamodb=dynamodb_client(aws.endpoint_url, "us-east-1"),
-        )
-        return build_runtime(aws.config, source="mirror", aws=clients)
-
-    raindrop_sdk.runtime.use(runtime)
-    try:
-        yield mirror_env
-    finally:
-        raindrop_sdk.runtime.use(None)
-        segment.stop()
+__all__ = ["env", "fast", "fresh_runtimes", "make_replayer"]  # fixtures, imported for use by name
 
 
 def track(n: int, **extra: Any) -> dict[str, Any]:
@@ -198,13 +127,9 @@ def test_a_raindrop_outage_queues_the_items_and_the_retry_worker_delivers_them(
     assert len(env.segment.accepted_events()) == 1
 
     [body] = peek_queue(env.aws.sqs, env.aws.resources.retry_queue_url)
-    assert (body["destination"], body["kind"], body["endpoint"]) == (
-        "raindrop",
-        "raindrop_items",
-        "signals/track",
-    )
-    message = FailedEventsMessage.model_validate(body)
-    assert (message.destination, message.kind) == (Destination.RAINDROP, MessageKind.RAINDROP_ITEMS)
+    assert (body["kind"], body["endpoint"]) == ("raindrop_items", "signals/track")
+    message = QueueMessage.model_validate(body)
+    assert message.kind is JobKind.RAINDROP_PASS_THROUGH
     env.receiver.heal()
     run = run_retry_worker(env.aws)
     assert (run.received, run.failed) == (1, 0)
@@ -223,8 +148,7 @@ def test_a_segment_outage_queues_the_events_for_segment_and_the_retry_worker_sen
     assert env.segment.accepted_events() == []
     first_try = [event for batch in env.segment.batches for event in batch.events]
     [body] = peek_queue(env.aws.sqs, env.aws.resources.retry_queue_url)
-    assert body["destination"] == "segment"
-    assert body["kind"] == "segment_events"  # sent to Segment as they are
+    assert body["kind"] == "mirror_to_segment"  # sent to Segment as they are
 
     env.segment.heal()
     run = run_retry_worker(env.aws)

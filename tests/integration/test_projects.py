@@ -14,7 +14,7 @@ from segment_raindrop_tools.local.faults import Fault
 from segment_raindrop_tools.local.receiver import RaindropReceiver
 from tests.conftest import AwsEnv
 from tests.integration.conftest import Invoke
-from tests.integration.test_replay_support import (
+from tests.support.queues import (
     assert_delivered_once,
     bodies,
     fast,

@@ -9,8 +9,8 @@ from segment_raindrop_tools import events as se
 from segment_raindrop_tools.local.faults import Fault
 from segment_raindrop_tools.local.receiver import RaindropReceiver
 from tests.conftest import AwsEnv
-from tests.forwarder_logs import forwarder_logs
 from tests.integration.conftest import Invoke
+from tests.support.logs import forwarder_logs
 
 EMAIL = "jane.roe@example.com"
 CARD = "4242 4242 4242 4242"

@@ -13,24 +13,22 @@ from typing import Any
 
 import pytest
 
-from segment_raindrop.adapters.queue_writer import (
-    FailureGroup,
-    FailureReason,
-    QueueTarget,
-    QueueWriter,
-)
+from segment_raindrop.adapters.queue_writer import QueueTarget, QueueWriter
+from segment_raindrop.core.outcomes import FailureReason
 from segment_raindrop.handlers import replay
-from segment_raindrop.handlers.replay import LAMBDA_RESERVE_SECONDS, ReplayProgress, ReplayRefused
+from segment_raindrop.service.replay.replayer import LAMBDA_RESERVE_SECONDS, ReplayRefused
+from segment_raindrop.service.replay.summary import ReplayProgress
 from segment_raindrop_tools import events as se
 from segment_raindrop_tools.local.apigw import LocalContext
 from segment_raindrop_tools.local.queues import peek_messages
 from segment_raindrop_tools.local.raindrop_items import check_raindrop_items
-from tests.integration.test_replay_support import (
+from tests.support.queues import (
     FIRST_FAILURE,
     assert_delivered_once,
     fast,
     fresh_runtimes,
     make_replayer,
+    message_header,
     peek_dlq,
     put_message,
     raw_dlq,
@@ -164,7 +162,7 @@ def test_rejected_and_invalid_events_stay_with_their_reason_while_neighbours_go(
         return check_raindrop_items(endpoint, items)
 
     receiver = receiver_factory(api_key=aws.raindrop_api_key, validator=refuse_trace_2)
-    aws.configure(delivery={"api_url": receiver.url})
+    aws.configure(delivery={"raindrop_api_url": receiver.url})
     put_message(
         aws,
         QueueTarget.DEAD_LETTER,
@@ -331,11 +329,8 @@ def test_summaries_of_events_too_large_for_sqs_are_kept(
         source="webhook",
         max_message_bytes=2_000,
     )
-    result = small_writer.send(
-        QueueTarget.DEAD_LETTER,
-        [FailureGroup(FailureReason.REJECTED, [(0, big)], status=413)],
-        request_id=None,
-    )
+    header = message_header(FailureReason.REJECTED, status=413, request_id=None)
+    result = small_writer.send(QueueTarget.DEAD_LETTER, [(header, [(0, big)])])
     assert result.omitted == {0}
     before = raw_dlq(aws)
 

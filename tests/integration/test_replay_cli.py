@@ -18,10 +18,11 @@ import boto3
 import pytest
 from typer.testing import CliRunner
 
-from segment_raindrop.adapters.queue_writer import FailureReason, QueueTarget
+from segment_raindrop.adapters.queue_writer import QueueTarget
+from segment_raindrop.core.outcomes import FailureReason
 from segment_raindrop_tools import events as se
 from segment_raindrop_tools.cli import app
-from tests.integration.test_replay_support import (
+from tests.support.queues import (
     assert_delivered_once,
     fast,
     fresh_runtimes,

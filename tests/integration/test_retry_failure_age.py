@@ -15,7 +15,7 @@ import pytest
 from segment_raindrop.adapters.queue_writer import QueueTarget
 from segment_raindrop.core.contract import METRICS_NAMESPACE, Metric
 from segment_raindrop_tools.events import chat
-from tests.integration.test_replay_support import (
+from tests.support.queues import (
     fast,
     fresh_runtimes,
     put_message,

@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 
-from segment_raindrop.adapters.queue_writer import FailureReason, QueueTarget
+from segment_raindrop.adapters.queue_writer import QueueTarget
+from segment_raindrop.core.outcomes import FailureReason
 from segment_raindrop_tools import events as se
 from segment_raindrop_tools.local.faults import Fault
 from segment_raindrop_tools.local.queues import drain_messages, peek_messages
 from segment_raindrop_tools.local.raindrop_items import check_raindrop_items
-from tests.integration.test_replay_support import (
+from tests.support.queues import (
     FIRST_FAILURE,
     assert_delivered_once,
     bodies,
@@ -137,7 +138,7 @@ def test_rejected_events_go_to_the_dead_letter_queue_with_their_reason(
         return check_raindrop_items(endpoint, items)
 
     receiver = receiver_factory(api_key=aws.raindrop_api_key, validator=refuse_trace_2)
-    aws.configure(delivery={"api_url": receiver.url})
+    aws.configure(delivery={"raindrop_api_url": receiver.url})
     put_message(aws, QueueTarget.RETRY, [se.chat(1), se.chat(2), se.chat(3)], attempts=2)
 
     run = run_retry_worker(aws)

@@ -8,21 +8,20 @@ from typing import Any
 
 import pytest
 
-from segment_raindrop.adapters.http_delivery import (
-    ChunkStatus,
-    RaindropClient,
-    _retry_after_seconds,
-)
+from segment_raindrop.adapters.http_answers import retry_after_seconds
+from segment_raindrop.adapters.http_delivery import HttpDelivery
 from segment_raindrop.adapters.queue_writer import QueueTarget
-from segment_raindrop.core.chunking import build_chunks
+from segment_raindrop.adapters.targets import RaindropTarget
+from segment_raindrop.core.chunking import Chunk
 from segment_raindrop.core.config import ConfigError, DeliveryConfig, ForwarderConfig, MappingConfig
 from segment_raindrop.core.environment import read_config, read_delivery_config, to_environment
-from segment_raindrop.core.mapping import map_events
+from segment_raindrop.core.mapping.mapper import map_events
+from segment_raindrop.core.outcomes import ChunkStatus
 from segment_raindrop_tools import events as se
 from segment_raindrop_tools.local.receiver import RaindropReceiver
 from tests.conftest import AwsEnv
 from tests.integration.conftest import Invoke
-from tests.integration.test_replay_support import (
+from tests.support.queues import (
     fast,
     fresh_runtimes,
     make_replayer,
@@ -62,7 +61,7 @@ def test_a_key_pasted_with_a_trailing_newline_still_works(
 
 
 def test_a_retry_after_date_past_year_9999_is_ignored_not_raised() -> None:
-    assert _retry_after_seconds("Mon, 01 Jan 99999999999999999999 00:00:00 GMT") is None
+    assert retry_after_seconds("Mon, 01 Jan 99999999999999999999 00:00:00 GMT") is None
 
 
 @pytest.mark.parametrize("project", ["Prodé", "Prod", "proj_1", "-x"])
@@ -88,19 +87,19 @@ def test_the_delivery_wait_ends_near_the_deadline_however_many_chunks_hang(
     # (1 s) bound the wait; a grace per chunk would have made it about ten seconds.
     receiver.set_latency(3)
     config = DeliveryConfig(
-        api_url=receiver.url,
+        raindrop_api_url=receiver.url,
         concurrency=2,
         chunk_max_items=1,
         read_timeout_seconds=5,
         breaker_failure_threshold=0,
     )
-    client = RaindropClient(config)
+    client = HttpDelivery(config, RaindropTarget(receiver.url))
     mapped = map_events(
         [se.chat(n) for n in range(10)], MappingConfig(enrich_from_context_traits=False)
     )
     session = client.session(api_key="rk", deadline=time.monotonic() + 0.5)
-    for chunk in build_chunks(mapped.items, max_items=1, max_bytes=1_000_000):
-        session.submit(chunk)
+    for item in mapped.items:
+        session.submit(Chunk(item.endpoint, (item,)))
     started = time.monotonic()
     report = session.wait()
     waited = time.monotonic() - started

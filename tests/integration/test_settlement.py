@@ -11,9 +11,13 @@ from typing import Any
 
 import pytest
 
-from segment_raindrop.adapters.queue_writer import FailedEventsMessage, FailureReason, parse_message
+from segment_raindrop.core.jobs import Job, JobKind
+from segment_raindrop.core.outcomes import FailureReason, ForwardResult
+from segment_raindrop.core.queue_message import QueueMessage, parse_message
+from segment_raindrop.service.delivery import deliver
 from segment_raindrop.service.runtime import Runtime
-from segment_raindrop.service.settlement import Routing, Tally, settle
+from segment_raindrop.service.settlement import Routing, settle
+from segment_raindrop.service.tally import Count, Tally
 from segment_raindrop_tools import events as se
 from segment_raindrop_tools.local.receiver import Fault, RaindropReceiver
 from tests.conftest import AwsEnv
@@ -27,11 +31,15 @@ def rt(aws: AwsEnv, receiver: RaindropReceiver) -> Any:
     runtime.close()
 
 
-def _forward(rt: Runtime, aws: AwsEnv, events: list[Any]) -> Any:
-    return rt.forwarder.forward(events, api_key=aws.raindrop_api_key, deadline=time.monotonic() + 2)
+def _job(events: list[Any]) -> Job:
+    return Job(JobKind.SEGMENT_TO_RAINDROP, events)
 
 
-def _messages(aws: AwsEnv, queue_url: str) -> list[FailedEventsMessage]:
+def _forward(rt: Runtime, events: list[Any]) -> ForwardResult:
+    return deliver(_job(events), rt.channels, deadline=time.monotonic() + 2)
+
+
+def _messages(aws: AwsEnv, queue_url: str) -> list[QueueMessage]:
     return [parse_message(body) for body in _bodies(aws, queue_url)]
 
 
@@ -40,8 +48,8 @@ def _bodies(aws: AwsEnv, queue_url: str) -> list[str]:
     return [message["Body"] for message in response.get("Messages", [])]
 
 
-def _history(events: list[Any], *, retries: int) -> FailedEventsMessage:
-    return FailedEventsMessage(
+def _history(events: list[Any], *, retries: int) -> QueueMessage:
+    return QueueMessage(
         reason=FailureReason.TRANSIENT,
         status=503,
         error="HTTP 503",
@@ -55,15 +63,14 @@ def _history(events: list[Any], *, retries: int) -> FailedEventsMessage:
     )
 
 
-def test_webhook_routing_dead_letters_invalid_and_queues_transient(
+def test_a_first_failure_dead_letters_invalid_and_queues_transient(
     aws: AwsEnv, receiver: RaindropReceiver, rt: Runtime
 ) -> None:
     receiver.outage(Fault(status=503), endpoint="signals/track")
     events = [se.chat(0), se.invalid(1), se.feedback(2, about=0), se.noise(3)]
-    result = _forward(rt, aws, events)
-    settlement = settle(
-        result, rt.writer, Routing.webhook(retry_delay_seconds=0), request_id="req-1"
-    )
+    result = _forward(rt, events)
+    routing = Routing.first_failure(request_id="req-1", retry_delay_seconds=0)
+    settlement = settle(result, _job(events), rt.writer, routing)
 
     assert result.forwarded == {0}
     assert set(result.filtered) == {3}
@@ -78,15 +85,15 @@ def test_webhook_routing_dead_letters_invalid_and_queues_transient(
     assert retry.retries == 0
 
     tally = Tally()
-    tally.forwarded(result)
-    tally.settled(settlement)
-    assert tally.counts("forwarded", "filtered", "queued", "dead_lettered") == {
+    tally.add(_job(events), result, settlement)
+    ledger = tally.raindrop
+    assert ledger.of(Count.FORWARDED, Count.FILTERED, Count.QUEUED, Count.DEAD_LETTERED) == {
         "forwarded": 1,
         "filtered": 1,
         "queued": 1,
         "dead_lettered": 1,
     }
-    assert tally.failed_by_reason == {"invalid": 1, "transient": 1}
+    assert ledger.failed_by_reason == {"invalid": 1, "transient": 1}
 
 
 def test_retry_routing_keeps_the_messages_history(
@@ -95,9 +102,9 @@ def test_retry_routing_keeps_the_messages_history(
     receiver.outage(Fault(status=503), endpoint="signals/track")
     events = [se.chat(0), se.feedback(1, about=0)]
     message = _history(events, retries=2)
-    result = _forward(rt, aws, events)
+    result = _forward(rt, events)
     routing = Routing.retry_worker(message, receive_count=1, max_receives=8, base_delay_seconds=0)
-    settlement = settle(result, rt.writer, routing, request_id="req-now")
+    settlement = settle(result, _job(events), rt.writer, routing)
 
     assert settlement.queued == 1
     (requeued,) = _messages(aws, aws.resources.retry_queue_url)
@@ -114,10 +121,10 @@ def test_retry_routing_dead_letters_transient_failures_on_the_last_receive(
     receiver.outage(Fault(status=503), endpoint="signals/track")
     events = [se.chat(0), se.feedback(1, about=0)]
     message = _history(events, retries=7)
-    result = _forward(rt, aws, events)
+    result = _forward(rt, events)
     routing = Routing.retry_worker(message, receive_count=1, max_receives=8, base_delay_seconds=30)
     assert routing.exhausted
-    settlement = settle(result, rt.writer, routing, request_id="req-now")
+    settlement = settle(result, _job(events), rt.writer, routing)
 
     assert settlement.queued == 0
     assert dict(settlement.dead_by_reason()) == {"transient": 1}
@@ -132,8 +139,8 @@ def test_replay_routing_puts_what_still_fails_back_on_the_dead_letter_queue(
     receiver.outage(Fault(status=400, body='{"error": "no"}'), endpoint="signals/track")
     events = [se.chat(0), se.feedback(1, about=0)]
     message = _history(events, retries=8)
-    result = _forward(rt, aws, events)
-    settlement = settle(result, rt.writer, Routing.replay(message), request_id=None)
+    result = _forward(rt, events)
+    settlement = settle(result, message.job, rt.writer, Routing.replay(message))
 
     assert settlement.dead_lettered == 1
     (dead,) = _messages(aws, aws.resources.dlq_url)
@@ -149,12 +156,12 @@ def test_what_cannot_be_queued_is_reported_unqueued(
     runtime = aws.runtime("webhook")
     try:
         events = [se.chat(0), se.invalid(1)]
-        result = _forward(runtime, aws, events)
+        result = _forward(runtime, events)
         settlement = settle(
             result,
+            _job(events),
             runtime.writer,
-            Routing.webhook(retry_delay_seconds=0),
-            request_id="req-1",
+            Routing.first_failure(request_id="req-1", retry_delay_seconds=0),
             deadline=time.monotonic() + 1,
         )
     finally:

@@ -22,7 +22,7 @@ from segment_raindrop_tools.local.front import Exchange, WebhookFront
 from segment_raindrop_tools.local.invocations import SerialInvocations
 from segment_raindrop_tools.local.receiver import RaindropReceiver
 from tests.conftest import REGION, AwsEnv
-from tests.integration.test_replay_support import put_message
+from tests.support.queues import put_message
 
 STACK = "segment-raindrop-test"
 PREFIX = f"{STACK}-"

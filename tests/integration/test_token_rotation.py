@@ -12,8 +12,8 @@ from typing import Any
 
 from segment_raindrop_tools import events as se
 from tests.conftest import AwsEnv
-from tests.forwarder_logs import forwarder_logs
 from tests.integration.conftest import Invoke
+from tests.support.logs import forwarder_logs
 
 
 def _put_secret(aws: AwsEnv, **values: str) -> None:

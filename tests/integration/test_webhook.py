@@ -26,8 +26,8 @@ from segment_raindrop_tools.local.faults import Fault
 from segment_raindrop_tools.local.raindrop_items import check_raindrop_items
 from segment_raindrop_tools.local.receiver import RaindropReceiver
 from tests.conftest import AwsEnv
-from tests.forwarder_logs import forwarder_logs
 from tests.integration.conftest import Invoke, WebhookResponse
+from tests.support.logs import forwarder_logs
 
 
 @dataclass
@@ -261,7 +261,7 @@ def test_bad_request_from_raindrop_dead_letters_only_the_bad_item(
         return check_raindrop_items(endpoint, items)
 
     receiver = receiver_factory(api_key=aws.raindrop_api_key, validator=picky)
-    aws.configure(delivery={"api_url": receiver.url})
+    aws.configure(delivery={"raindrop_api_url": receiver.url})
     events = [se.chat(seq) for seq in range(8)]
     response = invoke_webhook(events, headers=bearer(aws))
     assert response.status == 200
@@ -309,7 +309,7 @@ def test_payload_too_large_splits_the_chunk(
     receiver = receiver_factory(
         api_key=aws.raindrop_api_key, validator=check_raindrop_items, max_body_bytes=2_000
     )
-    aws.configure(delivery={"api_url": receiver.url})
+    aws.configure(delivery={"raindrop_api_url": receiver.url})
     events = [se.chat(seq) for seq in range(12)]
     response = invoke_webhook(events, headers=bearer(aws))
     assert response.status == 200
@@ -373,7 +373,7 @@ def test_connection_refused_goes_to_the_retry_queue(
     monkeypatch: pytest.MonkeyPatch,
     closed_port: int,
 ) -> None:
-    aws.configure(delivery={"api_url": f"http://127.0.0.1:{closed_port}/v1"})
+    aws.configure(delivery={"raindrop_api_url": f"http://127.0.0.1:{closed_port}/v1"})
     events = [se.chat(0), se.chat(1)]
     response = invoke_webhook(events, headers=bearer(aws))
     assert response.status == 200
@@ -456,7 +456,7 @@ def test_rotated_raindrop_key_is_picked_up_after_401(
 ) -> None:
     # Warm the cache with the old key, then rotate it in Secrets Manager and at Raindrop.
     old = receiver_factory(api_key=aws.raindrop_api_key, validator=check_raindrop_items)
-    aws.configure(delivery={"api_url": old.url})
+    aws.configure(delivery={"raindrop_api_url": old.url})
     assert invoke_webhook(se.chat(0), headers=bearer(aws)).status == 200
     rotated = {**aws.secret, "raindrop_api_key": "rk-rotated"}
     aws.secretsmanager.put_secret_value(
@@ -476,7 +476,7 @@ def test_401_with_an_unreadable_secret_is_a_rejection_not_a_crash(
     aws: AwsEnv, receiver_factory: Any, invoke_webhook: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     old = receiver_factory(api_key=aws.raindrop_api_key, validator=check_raindrop_items)
-    aws.configure(delivery={"api_url": old.url})
+    aws.configure(delivery={"raindrop_api_url": old.url})
     assert invoke_webhook(se.chat(0), headers=bearer(aws)).status == 200  # secret now cached
     aws.secretsmanager.delete_secret(
         SecretId=aws.resources.secret_id, ForceDeleteWithoutRecovery=True
@@ -496,7 +496,7 @@ def test_wrong_raindrop_key_is_dead_lettered(
     aws: AwsEnv, receiver_factory: Any, invoke_webhook: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     receiver = receiver_factory(api_key="some-other-key", validator=check_raindrop_items)
-    aws.configure(delivery={"api_url": receiver.url})
+    aws.configure(delivery={"raindrop_api_url": receiver.url})
     events = [se.chat(0)]
     response = invoke_webhook(events, headers=bearer(aws))
     assert response.status == 200
@@ -729,7 +729,7 @@ def test_logs_hold_no_secret_prompt_or_trait(
         return check_raindrop_items(endpoint, items)
 
     receiver = receiver_factory(api_key=aws.raindrop_api_key, validator=echoing)
-    aws.configure(delivery={"api_url": receiver.url})
+    aws.configure(delivery={"raindrop_api_url": receiver.url})
     chat = se.chat(0)
     chat["properties"]["ai_data"]["input"] = prompt
     chat["context"] = {"traits": {"email": trait}}

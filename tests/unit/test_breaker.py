@@ -7,7 +7,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from tests.forwarder_logs import forwarder_logs
+from tests.support.logs import forwarder_logs
 
 from segment_raindrop.adapters.breaker import BreakerState, CircuitBreaker, Permit
 from segment_raindrop.core.config import ConfigError, DeliveryConfig

@@ -16,19 +16,16 @@ from typing import TYPE_CHECKING, Any, cast
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.support.queues import message_header
 
-from segment_raindrop.adapters.queue_writer import (
-    FailedEventsMessage,
-    FailureGroup,
-    FailureReason,
-    QueueTarget,
-    QueueWriter,
-    parse_message,
-)
+from segment_raindrop.adapters.queue_writer import QueueTarget, QueueWriter
 from segment_raindrop.core import codec
 from segment_raindrop.core.codec import MAX_EVENT_DEPTH, MAX_INT_DIGITS, UnparsedEvent
 from segment_raindrop.core.config import MappingConfig
-from segment_raindrop.core.mapping import MapResult, map_events
+from segment_raindrop.core.mapping.items import MapResult
+from segment_raindrop.core.mapping.mapper import map_events
+from segment_raindrop.core.outcomes import FailureReason
+from segment_raindrop.core.queue_message import QueueMessage, parse_message
 from segment_raindrop.core.segment_body import parse_body
 
 if TYPE_CHECKING:
@@ -216,8 +213,8 @@ def recorder() -> tuple[RecordingSqs, QueueWriter]:
 def through_a_queue(writer: QueueWriter, sqs: RecordingSqs, events: list[Any]) -> list[Any]:
     """``events`` written to queue messages by ``writer`` and read back by parse_message."""
     sqs.bodies.clear()
-    group = FailureGroup(FailureReason.INVALID, list(enumerate(events)), error="why")
-    result = writer.send(QueueTarget.DEAD_LETTER, [group], request_id="req-1")
+    header = message_header(FailureReason.INVALID, error="why")
+    result = writer.send(QueueTarget.DEAD_LETTER, [(header, list(enumerate(events)))])
     assert result.queued == set(range(len(events)))
     assert all(body.isascii() for body in sqs.bodies)
     messages = [parse_message(body) for body in sqs.bodies]
@@ -266,7 +263,7 @@ def test_parse_message_reads_what_main_wrote() -> None:
         "omitted": [],
     }
     parsed = parse_message(json.dumps(message, separators=(",", ":")))
-    assert parsed == FailedEventsMessage.model_validate(message)
+    assert parsed == QueueMessage.model_validate(message)
 
 
 # -- the property: accepted → queued → read back → mapped the same ----------------------------
@@ -343,8 +340,8 @@ def as_request_body(document: Any, *, ascii_only: bool) -> bytes:
 
 
 def same_mapping(first: MapResult, second: MapResult) -> None:
-    assert [(i.endpoint, i.payload, i.source) for i in first.items] == [
-        (i.endpoint, i.payload, i.source) for i in second.items
+    assert [(i.endpoint, i.payload, i.event_index) for i in first.items] == [
+        (i.endpoint, i.payload, i.event_index) for i in second.items
     ]
     assert first.invalid == second.invalid
     assert first.filtered == second.filtered

@@ -57,7 +57,7 @@ def test_forwarder_defaults_match_the_architecture_table() -> None:
     assert config.retry_max_attempts == 8
     assert config.mapping == MappingConfig()
     delivery = config.delivery
-    assert delivery.api_url == DEFAULT_RAINDROP_API_URL == "https://api.raindrop.ai/v1"
+    assert delivery.raindrop_api_url == DEFAULT_RAINDROP_API_URL == "https://api.raindrop.ai/v1"
     assert delivery.project_id is None
     assert delivery.chunk_max_items == 100
     assert delivery.chunk_max_bytes == 1_000_000
@@ -151,17 +151,22 @@ def test_prefix_with_meaningful_trailing_space_survives() -> None:
 @pytest.mark.parametrize(
     ("variable", "raw", "attribute", "expected"),
     [
-        ("RAINDROP_API_URL", "http://localhost:8787/v1", "api_url", "http://localhost:8787/v1"),
+        (
+            "RAINDROP_API_URL",
+            "http://localhost:8787/v1",
+            "raindrop_api_url",
+            "http://localhost:8787/v1",
+        ),
         (
             "RAINDROP_API_URL",
             "https://api.raindrop.ai/v1/",
-            "api_url",
+            "raindrop_api_url",
             "https://api.raindrop.ai/v1",
         ),
         (
             "RAINDROP_API_URL",
             "https://eu.raindrop.example/v1//",
-            "api_url",
+            "raindrop_api_url",
             "https://eu.raindrop.example/v1",
         ),
         ("RAINDROP_PROJECT_ID", "acme-prod", "project_id", "acme-prod"),
@@ -231,7 +236,7 @@ def test_a_handler_reads_os_environ_once(monkeypatch: pytest.MonkeyPatch) -> Non
                 forward_identify=False,
             ),
             delivery=DeliveryConfig(
-                api_url="http://127.0.0.1:9/v1", project_id="acme", budget_seconds=6.5
+                raindrop_api_url="http://127.0.0.1:9/v1", project_id="acme", budget_seconds=6.5
             ),
         ),
     ],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from segment_raindrop.core.config import MappingConfig
-from segment_raindrop.core.mapping import map_events
+from segment_raindrop.core.mapping.mapper import map_events
 from segment_raindrop.core.raindrop_api import Endpoint
 from segment_raindrop_tools import events as se
 
@@ -15,9 +15,9 @@ def test_each_traceable_event_maps_as_its_name_says() -> None:
     result = map_events([*batch, se.invalid(5)], MappingConfig())
     assert sorted(result.filtered) == [3, 4]
     assert sorted(result.invalid) == [5]
-    endpoints = {item.source: item.endpoint for item in result.items}
+    endpoints = {item.event_index: item.endpoint for item in result.items}
     assert endpoints == {0: Endpoint.TRACK, 1: Endpoint.SIGNAL, 2: Endpoint.IDENTIFY}
-    [chat] = [item.payload for item in result.items if item.source == 0]
+    [chat] = [item.payload for item in result.items if item.event_index == 0]
     assert json.loads(chat)["event_id"] == "trace-0"
 
 

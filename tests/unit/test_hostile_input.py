@@ -16,7 +16,8 @@ import pytest
 from segment_raindrop.core import codec
 from segment_raindrop.core.codec import MAX_EVENT_DEPTH, MAX_INT_DIGITS, UnparsedEvent
 from segment_raindrop.core.config import MappingConfig
-from segment_raindrop.core.mapping import map_events, normalise_timestamp
+from segment_raindrop.core.mapping.mapper import map_events
+from segment_raindrop.core.mapping.values import normalise_timestamp
 from segment_raindrop.core.raindrop_api import AiData, Identify, Signal, TrackEvent
 from segment_raindrop.core.segment_body import (
     BodyError,

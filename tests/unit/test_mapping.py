@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 
 from segment_raindrop.core.config import MappingConfig
-from segment_raindrop.core.mapping import MapResult, map_events, normalise_timestamp
+from segment_raindrop.core.mapping.items import MapResult
+from segment_raindrop.core.mapping.mapper import map_events
+from segment_raindrop.core.mapping.values import normalise_timestamp
 from segment_raindrop.core.raindrop_api import MODEL_FOR_ENDPOINT, Endpoint
 from segment_raindrop_tools import samples
 from segment_raindrop_tools.events import AI_CHAT, identify_call, track_call
@@ -122,7 +124,7 @@ def check(result: MapResult, expected: Expected) -> None:
         for (_, payload), (_, want) in zip(got, expected.items, strict=True):
             assert_payload(payload, want)
         for item in result.items:
-            assert item.source == 0
+            assert item.event_index == 0
             MODEL_FOR_ENDPOINT[item.endpoint].model_validate_json(item.payload)
     elif isinstance(expected, Filtered):
         assert result.items == []
@@ -649,7 +651,7 @@ def test_enrichment_once_per_user_per_request() -> None:
     config = MappingConfig()
     result = map_events(events, config)
     identifies = [
-        (item.source, json.loads(item.payload)["user_id"])
+        (item.event_index, json.loads(item.payload)["user_id"])
         for item in result.items
         if item.endpoint == IDENTIFY
     ]
@@ -667,7 +669,7 @@ def test_enrichment_counts_anonymous_users_by_their_id() -> None:
         track(userId=DROP, anonymousId="anon-2", context=context),
     ]
     result = map_events(events, MappingConfig())
-    assert [item.source for item in result.items if item.endpoint == IDENTIFY] == [0, 2]
+    assert [item.event_index for item in result.items if item.endpoint == IDENTIFY] == [0, 2]
 
 
 def test_identify_events_are_not_deduplicated() -> None:
@@ -679,7 +681,10 @@ def test_enrichment_is_independent_of_identify_forwarding() -> None:
     config = MappingConfig(forward_identify=False)
     result = map_events([identify(), track(context={"traits": {"plan": "pro"}})], config)
     assert result.filtered == {0: "identify forwarding is disabled"}
-    assert [(item.endpoint, item.source) for item in result.items] == [(TRACK, 1), (IDENTIFY, 1)]
+    assert [(item.endpoint, item.event_index) for item in result.items] == [
+        (TRACK, 1),
+        (IDENTIFY, 1),
+    ]
 
 
 def test_items_keep_event_order_and_sources_identifies_last() -> None:
@@ -693,7 +698,7 @@ def test_items_keep_event_order_and_sources_identifies_last() -> None:
         track("AI Tool Called", properties=props(trace_id="b")),
     ]
     result = map_events(events, MappingConfig())
-    assert [(item.endpoint, item.source) for item in result.items] == [
+    assert [(item.endpoint, item.event_index) for item in result.items] == [
         (TRACK, 1),
         (SIGNAL, 4),
         (TRACK, 5),
@@ -849,7 +854,7 @@ def test_actions_batch_fixture(fixture_json: Callable[[str], Any]) -> None:
         3: "track event is not an AI event",
         4: "page calls are not forwarded",
     }
-    got = [(item.endpoint, item.source) for item in result.items]
+    got = [(item.endpoint, item.event_index) for item in result.items]
     # Hiro's context traits (event 0) merge into his own identify (event 5): one identify.
     assert got == [(TRACK, 0), (TRACK, 1), (SIGNAL, 2), (IDENTIFY, 5)]
     chat, tool, signal, person = (json.loads(item.payload) for item in result.items)

@@ -30,7 +30,7 @@ from tests.unit.test_mapping import (
 from segment_raindrop.core.config import ConfigError, MappingConfig
 from segment_raindrop.core.environment import read_mapping_config, to_environment
 from segment_raindrop.core.field_paths import DEFAULT_FIELD_PATHS, FieldPaths, lookup
-from segment_raindrop.core.mapping import map_events
+from segment_raindrop.core.mapping.mapper import map_events
 from segment_raindrop.core.raindrop_api import SIGNAL_TYPES
 
 CODE = {
@@ -285,7 +285,7 @@ def test_dropped_attachments_are_counted_per_event() -> None:
 def _identifies(events: list[dict[str, Any]], **config: Any) -> list[tuple[int, bool, Any]]:
     result = map_events(events, MappingConfig(**config))
     return [
-        (item.source, item.optional, json.loads(item.payload))
+        (item.event_index, item.optional, json.loads(item.payload))
         for item in result.items
         if item.endpoint is IDENTIFY
     ]
@@ -343,7 +343,7 @@ def test_invalid_identify_leaves_enrichment_alone() -> None:
     events = [identify(traits=["not", "an", "object"]), enriched({"plan": "free"})]
     result = map_events(events, MappingConfig())
     assert result.invalid == {0: "traits is not an object"}
-    assert [(i.endpoint, i.source, i.optional) for i in result.items] == [
+    assert [(i.endpoint, i.event_index, i.optional) for i in result.items] == [
         (TRACK, 1, False),
         (IDENTIFY, 1, True),
     ]
@@ -354,7 +354,11 @@ def test_every_event_is_accounted_for_once_with_merging() -> None:
     result = map_events(events, MappingConfig())
     assert result.mapped == {0, 1, 3}
     assert set(result.filtered) == {2}
-    assert [(i.endpoint, i.source) for i in result.items] == [(TRACK, 0), (TRACK, 3), (IDENTIFY, 1)]
+    assert [(i.endpoint, i.event_index) for i in result.items] == [
+        (TRACK, 0),
+        (TRACK, 3),
+        (IDENTIFY, 1),
+    ]
 
 
 # -- field paths: configuration ------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 from segment_raindrop.adapters.partials import merge_patch
 from segment_raindrop.core.config import MappingConfig
 from segment_raindrop.core.contract import LOOP_FILTER_REASON, SEGMENT_MAX_EVENT_BYTES
-from segment_raindrop.core.mapping import map_events
+from segment_raindrop.core.mapping.mapper import map_events
 from segment_raindrop.core.raindrop_api import Endpoint
 from segment_raindrop.core.segment_copy import (
     TRUNCATION_MARKER,

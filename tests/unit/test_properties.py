@@ -19,10 +19,12 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.support.chunks import chunks_of, event_indices
 
-from segment_raindrop.core.chunking import Chunk, build_chunks
+from segment_raindrop.core.chunking import Chunk
 from segment_raindrop.core.config import MappingConfig
-from segment_raindrop.core.mapping import MappedItem, MapResult, map_events
+from segment_raindrop.core.mapping.items import MappedItem, MapResult
+from segment_raindrop.core.mapping.mapper import map_events
 from segment_raindrop.core.raindrop_api import MODEL_FOR_ENDPOINT, Endpoint
 from segment_raindrop.core.request_auth import AuthMethod, authenticate
 from segment_raindrop.core.segment_body import BodyError, first_array_element_text, parse_body
@@ -264,14 +266,14 @@ def assert_accounted_and_valid(events: list[Any], result: MapResult) -> None:
         len(result.items),
     )
     assert all(item.endpoint is Endpoint.IDENTIFY for item in result.items[first_identify:])
-    sources = [item.source for item in result.items[:first_identify]]
+    sources = [item.event_index for item in result.items[:first_identify]]
     assert sources == sorted(sources)
-    identify_sources = [item.source for item in result.items[first_identify:]]
+    identify_sources = [item.event_index for item in result.items[first_identify:]]
     assert identify_sources == sorted(set(identify_sources), key=identify_sources.index)
     for source, count in Counter(sources).items():
         assert count <= 2
         if count == 2:
-            endpoints = [item.endpoint for item in result.items if item.source == source]
+            endpoints = [item.endpoint for item in result.items if item.event_index == source]
             assert endpoints[1] is Endpoint.IDENTIFY
             assert endpoints[0] in {Endpoint.TRACK, Endpoint.SIGNAL}
     # Every payload is strict JSON in UTF-8 that Raindrop's model for its endpoint accepts.
@@ -281,7 +283,7 @@ def assert_accounted_and_valid(events: list[Any], result: MapResult) -> None:
         document = json.loads(item.payload.decode("utf-8"), parse_constant=_no_constants)
         MODEL_FOR_ENDPOINT[item.endpoint].model_validate(document)
         if item.endpoint is Endpoint.IDENTIFY:
-            is_track = events[item.source].get("type") == "track"
+            is_track = events[item.event_index].get("type") == "track"
             assert item.optional is is_track
             (enriched.append if is_track else identified.add)(document["user_id"])
     # Enrichment: one users/identify per user per request, merged into the user's explicit
@@ -325,7 +327,7 @@ def test_single_event_outcome_does_not_depend_on_its_neighbours(event: dict[str,
     alone = map_events([event], config)
     among = map_events([{"type": "track", "event": "AI x"}, event, None], config)
     assert [item.payload for item in alone.items] == [
-        item.payload for item in among.items if item.source == 1
+        item.payload for item in among.items if item.event_index == 1
     ]
     assert alone.filtered.get(0) == among.filtered.get(1)
     assert alone.invalid.get(0) == among.invalid.get(1)
@@ -364,7 +366,7 @@ def assert_chunks(
         body = chunk.body
         assert len(body) <= max_bytes or len(chunk.items) == 1
         assert json.loads(body) == [json.loads(item.payload) for item in chunk.items]
-        assert chunk.sources == {item.source for item in chunk.items}
+        assert event_indices(chunk) == {item.event_index for item in chunk.items}
         # Greedy: the previous chunk of this endpoint could not also take this chunk's first item.
         before = previous.get(chunk.endpoint)
         if before is not None:
@@ -378,7 +380,7 @@ def assert_chunks(
 def test_chunking_keeps_every_item_once_within_bounds(
     items: list[MappedItem], max_items: int, max_bytes: int
 ) -> None:
-    chunks = build_chunks(items, max_items=max_items, max_bytes=max_bytes)
+    chunks = chunks_of(items, max_items=max_items, max_bytes=max_bytes)
     assert_chunks(items, chunks, max_items, max_bytes)
     for chunk in chunks:
         first, second = chunk.halves()
@@ -395,9 +397,9 @@ def test_mapped_events_chunk_within_bounds(
     events: list[Any], max_items: int, max_bytes: int
 ) -> None:
     result = map_events(parse_body(encode(events, "array")).events, MappingConfig())
-    chunks = build_chunks(result.items, max_items=max_items, max_bytes=max_bytes)
+    chunks = chunks_of(result.items, max_items=max_items, max_bytes=max_bytes)
     assert_chunks(result.items, chunks, max_items, max_bytes)
-    assert {source for chunk in chunks for source in chunk.sources} == result.mapped
+    assert {source for chunk in chunks for source in event_indices(chunk)} == result.mapped
 
 
 # -- parsing and the first-element signature ---------------------------------------------------

@@ -7,10 +7,10 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from tests.support.chunks import chunks_of, event_indices
 
-from segment_raindrop.core.chunking import build_chunks
 from segment_raindrop.core.config import MappingConfig
-from segment_raindrop.core.mapping import map_events
+from segment_raindrop.core.mapping.mapper import map_events
 from segment_raindrop.core.raindrop_api import MODEL_FOR_ENDPOINT, Endpoint, TrackEvent
 from segment_raindrop.core.segment_body import parse_body
 from segment_raindrop_tools import samples
@@ -49,7 +49,7 @@ def test_4000_event_batch_parse_map_chunk(traffic: list[dict[str, Any]]) -> None
 
     # The right endpoint for each kind of event, in order, with enrichment right after.
     primary = [
-        item for item in result.items if not _is_enrichment(item.endpoint, kinds[item.source])
+        item for item in result.items if not _is_enrichment(item.endpoint, kinds[item.event_index])
     ]
     expected_endpoint = {
         "AI Chat Completed": Endpoint.TRACK,
@@ -58,15 +58,15 @@ def test_4000_event_batch_parse_map_chunk(traffic: list[dict[str, Any]]) -> None
         "identify": Endpoint.IDENTIFY,
     }
     # Tracks and signals in event order; identifies (held for merging) after them.
-    assert sorted(item.source for item in primary) == sorted(result.mapped)
-    others = [item.source for item in primary if item.endpoint is not Endpoint.IDENTIFY]
+    assert sorted(item.event_index for item in primary) == sorted(result.mapped)
+    others = [item.event_index for item in primary if item.endpoint is not Endpoint.IDENTIFY]
     assert others == sorted(others)
     first_identify = next(i for i, item in enumerate(result.items) if item.endpoint is IDENTIFY)
     assert all(item.endpoint is IDENTIFY for item in result.items[first_identify:])
     for item in primary:
-        assert item.endpoint is expected_endpoint[kinds[item.source]]
+        assert item.endpoint is expected_endpoint[kinds[item.event_index]]
     enrichments = [
-        item for item in result.items if _is_enrichment(item.endpoint, kinds[item.source])
+        item for item in result.items if _is_enrichment(item.endpoint, kinds[item.event_index])
     ]
     enriched_users = [json.loads(item.payload)["user_id"] for item in enrichments]
     users_with_tracks = {
@@ -82,7 +82,7 @@ def test_4000_event_batch_parse_map_chunk(traffic: list[dict[str, Any]]) -> None
     counts = Counter(item.endpoint for item in result.items)
     for item in result.items:
         payload = MODEL_FOR_ENDPOINT[item.endpoint].model_validate_json(item.payload)
-        if isinstance(payload, TrackEvent) and kinds[item.source] == "AI Chat Completed":
+        if isinstance(payload, TrackEvent) and kinds[item.event_index] == "AI Chat Completed":
             assert payload.event == "ai_interaction"
             assert payload.ai_data is not None
             assert payload.ai_data.input
@@ -90,7 +90,7 @@ def test_4000_event_batch_parse_map_chunk(traffic: list[dict[str, Any]]) -> None
     assert counts[Endpoint.SIGNAL] == Counter(kinds.values())["AI Feedback Submitted"]
 
     # Chunking keeps every item exactly once, within the default bounds.
-    chunks = build_chunks(result.items, max_items=100, max_bytes=1_000_000)
+    chunks = chunks_of(result.items, max_items=100, max_bytes=1_000_000)
     chunked = [id(item) for chunk in chunks for item in chunk.items]
     assert sorted(chunked) == sorted(id(item) for item in result.items)
     assert len(chunked) == len(set(chunked))
@@ -99,7 +99,7 @@ def test_4000_event_batch_parse_map_chunk(traffic: list[dict[str, Any]]) -> None
         assert len(chunk.body) <= 1_000_000
         assert len(json.loads(chunk.body)) == len(chunk.items)
         assert all(item.endpoint is chunk.endpoint for item in chunk.items)
-    assert set().union(*(chunk.sources for chunk in chunks)) == result.mapped
+    assert set().union(*(event_indices(chunk) for chunk in chunks)) == result.mapped
 
 
 def _is_enrichment(endpoint: Endpoint, event_kind: str) -> bool:
@@ -118,9 +118,9 @@ def test_same_events_in_every_envelope_map_identically(traffic: list[dict[str, A
     # except that in a batch an explicit identify also carries its user's context traits.
     alone = {n: r.items[0] for n, r in enumerate(one_by_one) if r.items}
     in_batch = {
-        item.source: item
+        item.event_index: item
         for item in as_array.items
-        if not _is_enrichment(item.endpoint, kind(events[item.source]))
+        if not _is_enrichment(item.endpoint, kind(events[item.event_index]))
     }
     assert alone.keys() == in_batch.keys()
     for index, item in alone.items():
@@ -136,6 +136,6 @@ def test_long_prompts_still_map(traffic: list[dict[str, Any]]) -> None:
     events = samples.batch(50, seed=9, prompt_chars=20_000)
     result = map_events(parse_body(samples.body(events)).events, MappingConfig())
     assert result.invalid == {}
-    chunks = build_chunks(result.items, max_items=100, max_bytes=256 * 1024)
+    chunks = chunks_of(result.items, max_items=100, max_bytes=256 * 1024)
     assert len(chunks) > 1
     assert all(len(c.body) <= 256 * 1024 or len(c.items) == 1 for c in chunks)

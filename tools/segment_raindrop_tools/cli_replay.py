@@ -34,21 +34,16 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from segment_raindrop.adapters.http_delivery import RaindropClient, SegmentClient
+from segment_raindrop.adapters.aws import aws_clients
 from segment_raindrop.adapters.observability import logger
-from segment_raindrop.adapters.queue_writer import FailureReason
 from segment_raindrop.adapters.secrets import SecretStore
 from segment_raindrop.core.config import ConfigError, ReplayConfig, describe_errors
 from segment_raindrop.core.environment import read_replay_config
-from segment_raindrop.handlers.replay import (
-    Replayer,
-    ReplayOptions,
-    ReplayProgress,
-    ReplayRefused,
-    ReplaySummary,
-)
-from segment_raindrop.service.forwarding import Forwarder
-from segment_raindrop.service.runtime import aws_clients
+from segment_raindrop.core.outcomes import FailureReason
+from segment_raindrop.service.replay.options import ReplayOptions
+from segment_raindrop.service.replay.replayer import Replayer, ReplayRefused
+from segment_raindrop.service.replay.summary import ReplayProgress, ReplaySummary
+from segment_raindrop.service.runtime import build_channels
 from segment_raindrop_tools.cli_common import ExitCode, fail, interrupts, stderr
 
 # Stack outputs the CLI reads (infra/stack.py).
@@ -125,22 +120,15 @@ def _configuration(
 
 def build_replayer(config: ReplayConfig, options: ReplayOptions, *, region: str | None) -> Replayer:
     clients = aws_clients(region=region, config=_AWS_CONFIG)
-    return Replayer(
-        sqs=clients.sqs,
-        queue_url=config.dlq_url,
-        forwarder=Forwarder(config.mapping, config.delivery, RaindropClient(config.delivery)),
-        # A dry run reads no secret: without an id, a real run was refused above.
-        secrets=SecretStore(
-            config.secret_id or "",
-            max_age_seconds=config.secret_max_age_seconds,
-            client=clients.secretsmanager,
-        ),
-        options=options,
-        # The mirror's messages for Segment (SEGMENT_API_URL, as the functions read it).
-        segment=SegmentClient(
-            config.delivery.model_copy(update={"api_url": config.mirror.segment_api_url})
-        ),
+    # A dry run reads no secret: without an id, a real run was refused above.
+    secrets = SecretStore(
+        config.secret_id or "",
+        max_age_seconds=config.secret_max_age_seconds,
+        client=clients.secretsmanager,
     )
+    # Raindrop, and Segment for the mirror's messages, as the functions send to them.
+    channels, _ = build_channels(config, secrets)
+    return Replayer(sqs=clients.sqs, queue_url=config.dlq_url, channels=channels, options=options)
 
 
 class _CurrentStderr(io.TextIOBase):
@@ -180,7 +168,8 @@ def _confirm(config: ReplayConfig, depth: int, options: ReplayOptions) -> None:
         )
     count = depth if options.max_messages is None else min(depth, options.max_messages)
     typer.confirm(
-        f"Replay up to {count} message(s) from {config.dlq_url} to {config.delivery.api_url}?",
+        f"Replay up to {count} message(s) from {config.dlq_url} "
+        f"to {config.delivery.raindrop_api_url}?",
         abort=True,
         err=True,
     )

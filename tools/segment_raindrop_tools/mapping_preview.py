@@ -17,10 +17,11 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic.alias_generators import to_camel
 
-from segment_raindrop.core.chunking import build_chunks
+from segment_raindrop.core.chunking import ChunkBuilder
 from segment_raindrop.core.config import ConfigError, DeliveryConfig, MappingConfig, describe_errors
 from segment_raindrop.core.environment import read_mapping_config
-from segment_raindrop.core.mapping import PROCESS_USER_HASH_KEY, MappedItem, Mapper
+from segment_raindrop.core.mapping.items import MappedItem
+from segment_raindrop.core.mapping.mapper import PROCESS_USER_HASH_KEY, Mapper
 from segment_raindrop.core.projects import PROJECT_SLUG, admits, is_project_slug
 
 __all__ = [
@@ -130,7 +131,7 @@ def preview(
     result = mapper.result
     per_event = [EventPreview(index, _kind(event), "mapped") for index, event in enumerate(events)]
     for item in result.items:
-        per_event[item.source].items.append(item)
+        per_event[item.event_index].items.append(item)
     for index, reason in result.filtered.items():
         per_event[index].outcome, per_event[index].reason = "filtered", reason
     for index, reason in result.invalid.items():
@@ -139,12 +140,10 @@ def preview(
         per_event[index].dropped_attachments = dropped
     for index, redactions in result.event_redactions.items():
         per_event[index].redactions = dict(sorted(redactions.items()))
-    chunks = build_chunks(
-        result.items, max_items=delivery.chunk_max_items, max_bytes=delivery.chunk_max_bytes
-    )
-    return Preview(
-        per_event, [(chunk.endpoint.value, chunk.body) for chunk in chunks], project=project
-    )
+    builder = ChunkBuilder(max_items=delivery.chunk_max_items, max_bytes=delivery.chunk_max_bytes)
+    chunks = [chunk for item in result.items if (chunk := builder.add(item.endpoint, item))]
+    chunks += builder.flush()
+    return Preview(per_event, [(chunk.endpoint, chunk.body) for chunk in chunks], project=project)
 
 
 def _kind(event: Any) -> str:

@@ -17,15 +17,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from segment_raindrop.core.contract import METRICS_NAMESPACE, SERVICE_NAME, Metric
-
-if TYPE_CHECKING:
-    from segment_raindrop.adapters.http_delivery import DeliveryReport
 
 logger = Logger(service=SERVICE_NAME)
 metrics = Metrics(service=SERVICE_NAME, namespace=METRICS_NAMESPACE)
@@ -70,16 +67,10 @@ def traced_handler(handler: _Handler) -> _Handler:
     return cast("_Handler", tracer.capture_lambda_handler(handler, capture_response=False))
 
 
-# EMF accepts at most 100 values per metric and flush.
-_MAX_VALUES = 100
-
-# The per-event outcomes, as the webhook answers and the tally counts them.
-EVENT_COUNT_METRICS = {
-    "received": Metric.EVENTS_RECEIVED,
-    "forwarded": Metric.EVENTS_FORWARDED,
-    "filtered": Metric.EVENTS_FILTERED,
-    "queued": Metric.EVENTS_QUEUED,
-    "dead_lettered": Metric.EVENTS_DEAD_LETTERED,
+# Every metric is a count but these.
+_MEASURES = {
+    Metric.RAINDROP_LATENCY: MetricUnit.Milliseconds,
+    Metric.RETRY_FAILURE_AGE: MetricUnit.Seconds,
 }
 
 
@@ -87,13 +78,12 @@ def count(metric: Metric, value: int = 1) -> None:
     metrics.add_metric(name=metric.value, unit=MetricUnit.Count, value=value)
 
 
-def record_counts(counts: Mapping[str, int]) -> None:
-    """``{"received": 3, ...}`` → EventsReceived=3, ..."""
-    for name, value in counts.items():
-        count(EVENT_COUNT_METRICS[name], value)
+def measure(metric: Metric, value: float) -> None:
+    """One value of a metric that is not a count (a latency, an age)."""
+    metrics.add_metric(name=metric.value, unit=_MEASURES[metric], value=value)
 
 
-def _count_by(metric: Metric, dimension: str, counts: Mapping[str, int]) -> None:
+def count_by(metric: Metric, dimension: str, counts: Mapping[str, int]) -> None:
     """``metric`` once per non-zero count, with a second dimension naming what it counts."""
     for value_name, value in counts.items():
         if value:
@@ -105,32 +95,6 @@ def _count_by(metric: Metric, dimension: str, counts: Mapping[str, int]) -> None
             ) as published:
                 published.add_dimension(name="service", value=SERVICE_NAME)
                 published.add_dimension(name=dimension, value=value_name)
-
-
-def record_dead_letters(by_reason: Mapping[str, int]) -> None:
-    _count_by(Metric.EVENTS_DEAD_LETTERED_BY_REASON, "reason", by_reason)
-
-
-def record_redactions(by_kind: Mapping[str, int]) -> None:
-    """Redactions by kind (never what was redacted)."""
-    _count_by(Metric.REDACTIONS, "kind", by_kind)
-
-
-def record_delivery(report: DeliveryReport) -> None:
-    count(Metric.RAINDROP_REQUESTS, report.requests)
-    count(Metric.RAINDROP_REQUEST_FAILURES, report.failed_requests)
-    # Zero is worth publishing for these two only when it is not: their alarms treat missing
-    # data as fine, and the dashboard stays readable.
-    if report.redirects:
-        count(Metric.RAINDROP_REDIRECTS, report.redirects)
-    if report.short_circuited:
-        count(Metric.RAINDROP_SHORT_CIRCUITED, report.short_circuited)
-    for number, latency in enumerate(report.latencies_ms):
-        if number >= _MAX_VALUES:
-            break
-        metrics.add_metric(
-            name=Metric.RAINDROP_LATENCY.value, unit=MetricUnit.Milliseconds, value=latency
-        )
 
 
 def on_breaker_change(_old: str, new: str) -> None:

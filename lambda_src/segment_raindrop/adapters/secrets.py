@@ -19,7 +19,7 @@ import botocore.session
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from segment_raindrop.core.contract import SECRETS_MANAGER
-from segment_raindrop.core.mapping import PROCESS_USER_HASH_KEY
+from segment_raindrop.core.mapping.mapper import PROCESS_USER_HASH_KEY
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -55,7 +55,7 @@ class RaindropKeyNotSet(SecretUnavailable):
         )
 
 
-class ForwarderSecret(BaseModel):
+class SecretValues(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     raindrop_api_key: str = ""
@@ -107,7 +107,7 @@ class ForwarderSecret(BaseModel):
 
     def __repr__(self) -> str:  # never let a stray log line print the values
         return (
-            f"ForwarderSecret(raindrop_api_key={'set' if self.raindrop_api_key else 'unset'}, "
+            f"SecretValues(raindrop_api_key={'set' if self.raindrop_api_key else 'unset'}, "
             f"webhook_token={'set' if self.webhook_token else 'unset'}, "
             f"webhook_token_previous={'set' if self.webhook_token_previous else 'unset'}, "
             f"segment_shared_secret={'set' if self.segment_shared_secret else 'unset'}, "
@@ -144,7 +144,7 @@ class SecretStore:
         :class:`RaindropKeyNotSet`) when there is none to use yet."""
         return self.get().require_raindrop_key()
 
-    def refresh_if_due(self, min_interval_seconds: float) -> ForwarderSecret | None:
+    def refresh_if_due(self, min_interval_seconds: float) -> SecretValues | None:
         """A freshly read secret, unless one was forced less than ``min_interval`` ago.
 
         For callers that suspect the cached copy is stale (credentials that no longer match)
@@ -165,12 +165,12 @@ class SecretStore:
         except SecretUnavailable:
             return None
 
-    def get(self, *, refresh: bool = False) -> ForwarderSecret:
+    def get(self, *, refresh: bool = False) -> SecretValues:
         value = self._value(refresh=refresh)
         if not isinstance(value, dict):
             raise SecretUnavailable("the secret is not a JSON object")
         try:
-            return ForwarderSecret.model_validate(value)
+            return SecretValues.model_validate(value)
         except ValidationError:
             raise SecretUnavailable("the secret's values must be strings") from None
 

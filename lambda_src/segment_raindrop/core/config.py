@@ -90,11 +90,13 @@ class MappingConfig(BaseModel):
 
 
 class DeliveryConfig(BaseModel):
-    """How chunks reach Raindrop: sizes, concurrency, retries and the time budget."""
+    """Where Raindrop is, and how chunks reach it and Segment: sizes, concurrency, retries,
+    the time budget and the circuit breaker (the mirror's Segment deliveries use the same
+    settings; Segment's URL is MirrorConfig's)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    api_url: NonEmptyStr = Field(
+    raindrop_api_url: NonEmptyStr = Field(
         default=DEFAULT_RAINDROP_API_URL, validation_alias="RAINDROP_API_URL"
     )
     project_id: str | None = Field(default=None, validation_alias="RAINDROP_PROJECT_ID")
@@ -152,7 +154,7 @@ class DeliveryConfig(BaseModel):
             check_slugs([value])
         return value or None
 
-    @field_validator("api_url")
+    @field_validator("raindrop_api_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("https://", "http://")):

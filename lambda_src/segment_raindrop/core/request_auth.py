@@ -1,6 +1,7 @@
-"""Authenticating Segment's requests (docs/wire.md §1.4).
+"""Whether a request's credentials match the secret's, on both routes (docs/wire.md §1.4).
 
-A request passes with any one of:
+Raindrop's SDK route (:func:`authenticate_sdk`) takes its bearer key. Segment's route
+(:func:`authenticate`) passes a request with any one of:
 - ``Authorization: Bearer <webhook_token>`` (a custom header in the Webhooks (Actions) mapping);
 - ``Authorization: Basic`` with the webhook token as user name, the convention Segment's
   server libraries use with a write key, so they can post ``{"batch": [...]}`` to us directly;
@@ -47,6 +48,10 @@ UNVERIFIABLE_BATCH_REASON: Final = (
 )
 
 
+# A request that carried no credentials at all: re-reading the secret cannot help it.
+MISSING_CREDENTIALS: Final = "missing credentials"
+
+
 class AuthMethod(StrEnum):
     BEARER = "bearer"
     BASIC = "basic"
@@ -55,6 +60,8 @@ class AuthMethod(StrEnum):
     BASIC_PREVIOUS = "basic-previous-token"
     SIGNATURE = "signature"
     SIGNATURE_FIRST_ELEMENT = "signature-first-element"
+    # Raindrop's SDK route: the request carries the Raindrop key itself.
+    RAINDROP_KEY = "raindrop-key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,18 +103,43 @@ def authenticate(
         if method is not None:
             return AuthDecision(method)
     if shared_secret and signature:
-        method = _check_signature(signature, body, shared_secret)
-        if method is AuthMethod.SIGNATURE_FIRST_ELEMENT and not _single(body):
-            if tokens.any:
-                return AuthDecision(
-                    None, "a batch signed over its first element only needs the token"
-                )
-            return AuthDecision(None, UNVERIFIABLE_BATCH_REASON, unverifiable=True)
-        if method is not None:
-            return AuthDecision(method)
+        decision = _signature_decision(signature, body, shared_secret, tokens)
+        if decision is not None:
+            return decision
     if not authorization and not signature:
-        return AuthDecision(None, "missing credentials")
+        return AuthDecision(None, MISSING_CREDENTIALS)
     return AuthDecision(None, "invalid credentials")
+
+
+def _signature_decision(
+    signature: str, body: bytes, shared_secret: str, tokens: _Tokens
+) -> AuthDecision | None:
+    method = _check_signature(signature, body, shared_secret)
+    if method is AuthMethod.SIGNATURE_FIRST_ELEMENT and not _single(body):
+        if tokens.any:
+            return AuthDecision(None, "a batch signed over its first element only needs the token")
+        return AuthDecision(None, UNVERIFIABLE_BATCH_REASON, unverifiable=True)
+    return None if method is None else AuthDecision(method)
+
+
+def authenticate_sdk(
+    authorization: str, *, raindrop_key: str | None, webhook_token: str | None
+) -> AuthDecision:
+    """Decide whether a request on Raindrop's SDK route (``/raindrop/v1/``) may pass: its
+    bearer key is the stored Raindrop key (as Raindrop itself would require) or the webhook
+    token. ``raindrop_key`` None: no usable key is stored."""
+    scheme, _, given = authorization.strip().partition(" ")
+    given = given.strip() if scheme.lower() == "bearer" else ""
+    if not given:
+        return AuthDecision(None, MISSING_CREDENTIALS)
+    # Both compared every time, in constant time each, so timing tells nothing of which.
+    is_key = _equal(given, raindrop_key) if raindrop_key else False
+    is_token = _equal(given, webhook_token) if webhook_token else False
+    if is_key:
+        return AuthDecision(AuthMethod.RAINDROP_KEY)
+    if is_token:
+        return AuthDecision(AuthMethod.BEARER)
+    return AuthDecision(None, "bearer key not accepted")
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from aws_lambda_powertools.metrics import MetricUnit
-
-from segment_raindrop.adapters.observability import metrics
+from segment_raindrop.adapters.observability import measure
 from segment_raindrop.core.contract import Metric
 
 
@@ -33,6 +31,4 @@ def publish_failure_age(first_failure_at: str) -> None:
     """Add the message's failure age to this invocation's metrics (nothing if unreadable)."""
     age = failure_age_seconds(first_failure_at)
     if age is not None:
-        metrics.add_metric(
-            name=Metric.RETRY_FAILURE_AGE.value, unit=MetricUnit.Seconds, value=round(age, 1)
-        )
+        measure(Metric.RETRY_FAILURE_AGE, round(age, 1))

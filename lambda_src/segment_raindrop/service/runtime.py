@@ -17,84 +17,37 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
-import botocore.session
 import httpx
-from botocore.config import Config
 
+from segment_raindrop.adapters.aws import AwsClients, aws_clients, dynamodb_client
 from segment_raindrop.adapters.breaker import CircuitBreaker
-from segment_raindrop.adapters.http_delivery import RaindropClient, SegmentClient
+from segment_raindrop.adapters.http_delivery import HttpDelivery
 from segment_raindrop.adapters.observability import on_breaker_change
 from segment_raindrop.adapters.partials import PartialStore
 from segment_raindrop.adapters.queue_writer import QueueWriter
 from segment_raindrop.adapters.secrets import SecretStore
-from segment_raindrop.core.config import ForwarderConfig
-from segment_raindrop.core.contract import DYNAMODB, SECRETS_MANAGER, SQS
+from segment_raindrop.adapters.targets import RaindropTarget, SegmentTarget
+from segment_raindrop.core.config import ForwarderConfig, ReplayConfig
 from segment_raindrop.core.environment import read_config
-from segment_raindrop.service.forwarding import Forwarder
+from segment_raindrop.service.delivery import Channels
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb.client import DynamoDBClient
-    from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sqs.client import SQSClient
 
-# AWS calls sit inside Segment's 10 s window: fail fast and let the caller answer 503 (or let
-# the message come back) rather than wait on botocore's default 60 s reads and retries.
-AWS_CLIENT_CONFIG = Config(
-    connect_timeout=1,
-    read_timeout=2,
-    retries={"mode": "standard", "total_max_attempts": 2},
-)
 
-
-@dataclass(frozen=True, slots=True)
-class AwsClients:
-    sqs: SQSClient
-    secretsmanager: SecretsManagerClient
-    # Only the mirror uses it (partial events); None: built with the defaults when needed.
-    dynamodb: DynamoDBClient | None = None
-
-
-def aws_clients(
-    *,
-    endpoint_url: str | None = None,
-    region: str | None = None,
-    config: Config | None = None,
-    dynamodb: bool = False,
-) -> AwsClients:
-    """SQS and Secrets Manager clients sharing one session, and a DynamoDB client when asked
-    (the mirror's partial events; each client costs a cold start milliseconds);
-    ``endpoint_url`` for emulators.
-
-    botocore's own clients, the ones boto3 hands out: boto3 adds resources and S3 transfers,
-    which no function uses, and ~13 ms to every cold start that imports it."""
-    session = botocore.session.get_session()
-    settings = config or AWS_CLIENT_CONFIG
-
-    def client(service: str) -> object:
-        return session.create_client(
-            service, region_name=region, endpoint_url=endpoint_url, config=settings
-        )
-
-    return AwsClients(
-        sqs=cast("SQSClient", client(SQS)),
-        secretsmanager=cast("SecretsManagerClient", client(SECRETS_MANAGER)),
-        dynamodb=cast("DynamoDBClient", client(DYNAMODB)) if dynamodb else None,
-    )
-
-
-class _Deferred:
-    """The Segment client, built on first use: only the mirror, and the retry worker and
+class LazyDelivery:
+    """The Segment delivery, built on first use: only the mirror, and the retry worker and
     replay for the mirror's messages, ever send to Segment, so the webhook's cold start does
     not pay for a second HTTP client (its TLS context alone is milliseconds)."""
 
-    def __init__(self, build: Callable[[], SegmentClient]) -> None:
+    def __init__(self, build: Callable[[], HttpDelivery]) -> None:
         self._build = build
-        self._client: SegmentClient | None = None
+        self._client: HttpDelivery | None = None
         self._lock = threading.Lock()
 
-    def get(self) -> SegmentClient:
+    def get(self) -> HttpDelivery:
         with self._lock:
             if self._client is None:
                 self._client = self._build()
@@ -110,21 +63,20 @@ class _Deferred:
 class Runtime:
     config: ForwarderConfig
     secrets: SecretStore
-    forwarder: Forwarder
+    channels: Channels
     writer: QueueWriter
     sqs: SQSClient
-    # The mirror's: Segment's batch endpoint (built on first use), and the partial events'
-    # table (None: not set).
-    segment_client: _Deferred
-    partials: PartialStore | None = None
+    # The mirror's partial events' table (None: not set).
+    partials: PartialStore | None
+    _segment: LazyDelivery
 
     @property
-    def segment(self) -> SegmentClient:
-        return self.segment_client.get()
+    def raindrop(self) -> HttpDelivery:
+        return self.channels.raindrop
 
     def close(self) -> None:
-        self.forwarder.client.close()
-        self.segment_client.close()
+        self.channels.raindrop.close()
+        self._segment.close()
 
 
 def build_runtime(
@@ -136,27 +88,20 @@ def build_runtime(
 ) -> Runtime:
     """Everything one function needs, from ``config`` and the collaborators given.
 
-    ``source`` names the entry point in the queue messages it writes (webhook, retry, replay).
+    ``source`` names the entry point in the queue messages it writes (webhook, mirror, retry,
+    replay).
     """
     clients = aws or aws_clients(dynamodb=bool(config.mirror.partials_table))
+    secrets = SecretStore(
+        config.secret_id,
+        max_age_seconds=config.secret_max_age_seconds,
+        client=clients.secretsmanager,
+    )
+    channels, segment = build_channels(config, secrets, transport=transport)
     return Runtime(
         config=config,
-        secrets=SecretStore(
-            config.secret_id,
-            max_age_seconds=config.secret_max_age_seconds,
-            client=clients.secretsmanager,
-        ),
-        forwarder=Forwarder(
-            config.mapping,
-            config.delivery,
-            RaindropClient(
-                config.delivery,
-                transport=transport,
-                breaker=CircuitBreaker.from_config(
-                    config.delivery, on_state_change=on_breaker_change
-                ),
-            ),
-        ),
+        secrets=secrets,
+        channels=channels,
         writer=QueueWriter(
             clients.sqs,
             retry_queue_url=config.retry_queue_url,
@@ -164,26 +109,39 @@ def build_runtime(
             source=source,
         ),
         sqs=clients.sqs,
-        segment_client=_Deferred(
-            lambda: SegmentClient(
-                config.delivery.model_copy(update={"api_url": config.mirror.segment_api_url}),
-                transport=transport,
-            )
-        ),
         partials=_partials(config, clients),
+        _segment=segment,
     )
+
+
+def build_channels(
+    config: ForwarderConfig | ReplayConfig,
+    secrets: SecretStore,
+    *,
+    transport: httpx.BaseTransport | None = None,
+) -> tuple[Channels, LazyDelivery]:
+    """What jobs are sent with, from the settings: Raindrop's delivery (with the breaker that
+    counts its openings) and Segment's, built on first use (also returned, to be closed)."""
+    delivery = config.delivery
+    raindrop = HttpDelivery(
+        delivery,
+        RaindropTarget(delivery.raindrop_api_url, delivery.project_id),
+        transport=transport,
+        breaker=CircuitBreaker.from_config(delivery, on_state_change=on_breaker_change),
+    )
+    segment = LazyDelivery(
+        lambda: HttpDelivery(
+            delivery, SegmentTarget(config.mirror.segment_api_url), transport=transport
+        )
+    )
+    return Channels(config.mapping, delivery, raindrop, segment.get, secrets), segment
 
 
 def _partials(config: ForwarderConfig, clients: AwsClients) -> PartialStore | None:
     table = config.mirror.partials_table
     if table is None:
         return None
-    dynamodb = clients.dynamodb
-    if dynamodb is None:
-        dynamodb = cast(
-            "DynamoDBClient",
-            botocore.session.get_session().create_client(DYNAMODB, config=AWS_CLIENT_CONFIG),
-        )
+    dynamodb = clients.dynamodb or dynamodb_client()
     return PartialStore(dynamodb, table, ttl_seconds=config.mirror.partials_ttl_seconds)
 
 

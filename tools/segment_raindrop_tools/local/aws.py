@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 import boto3
 from botocore.config import Config
 
+from segment_raindrop.adapters.aws import AWS_CLIENT_CONFIG, AwsClients
 from segment_raindrop.core.contract import (
     DEFAULT_RETRY_MAX_RECEIVES,
     DLQ_RETENTION_DAYS,
@@ -24,7 +25,6 @@ from segment_raindrop.core.contract import (
     SQS_MAX_MESSAGE_BYTES,
     VISIBILITY_TO_TIMEOUT_RATIO,
 )
-from segment_raindrop.service.runtime import AWS_CLIENT_CONFIG, AwsClients
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

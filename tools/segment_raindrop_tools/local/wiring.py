@@ -47,7 +47,7 @@ def forwarder_config(
         else MirrorConfig(enabled=False)
     )
     delivery = DeliveryConfig.model_validate(
-        {**options.delivery.model_dump(), "api_url": raindrop_url}
+        {**options.delivery.model_dump(), "raindrop_api_url": raindrop_url}
     )
     return ForwarderConfig(
         secret_id=resources.secret_id,
@@ -102,7 +102,7 @@ def install_runtimes(
     A Raindrop on this machine is reached directly, never through a proxy; any other the way
     the operator's environment says (proxies included).
     """
-    local_raindrop = urlsplit(config.delivery.api_url).hostname in _LOOPBACK
+    local_raindrop = urlsplit(config.delivery.raindrop_api_url).hostname in _LOOPBACK
     for handler in HANDLERS:
         handler.use(
             functools.partial(

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from segment_raindrop.adapters.secrets import ForwarderSecret
+from segment_raindrop.adapters.secrets import SecretValues
 from segment_raindrop.core.request_auth import sign
 from segment_raindrop_tools.events import AI_CHAT, ai_data, track_call
 from segment_raindrop_tools.status.report import PingResult, iso
@@ -43,7 +43,7 @@ def ping_event(trace_id: str, now: datetime) -> dict[str, Any]:
     )
 
 
-def ping(url: str | None, secret: ForwarderSecret | None, now: datetime) -> PingResult:
+def ping(url: str | None, secret: SecretValues | None, now: datetime) -> PingResult:
     trace_id = f"status-ping-{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
     if not url:
         return PingResult(url=None, trace_id=trace_id, error="no webhook URL to send to")

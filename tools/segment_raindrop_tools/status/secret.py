@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from segment_raindrop.adapters.secrets import ForwarderSecret
+from segment_raindrop.adapters.secrets import SecretValues
 from segment_raindrop_tools.status.report import SecretState
 
 if TYPE_CHECKING:
@@ -19,7 +19,7 @@ __all__ = ["read_secret", "secret_state"]
 
 def read_secret(
     client: SecretsManagerClient, secret_id: str | None
-) -> tuple[ForwarderSecret | None, str | None]:
+) -> tuple[SecretValues | None, str | None]:
     """The secret, or None and a reason that is safe to print (never a value)."""
     if not secret_id:
         return None, "no secret to read (the stack has no SecretArn output)"
@@ -36,12 +36,12 @@ def read_secret(
     if not isinstance(value, dict):
         return None, "the secret is not a JSON object"
     try:
-        return ForwarderSecret.model_validate(value), None
+        return SecretValues.model_validate(value), None
     except ValidationError:
         return None, "the secret's values must be strings"
 
 
-def secret_state(secret: ForwarderSecret | None, error: str | None) -> SecretState:
+def secret_state(secret: SecretValues | None, error: str | None) -> SecretState:
     if secret is None:
         return SecretState(readable=False, error=error or "unreadable")
     return SecretState(

@@ -1,4 +1,4 @@
-"""Helpers for the retry-worker and replay tests (no tests here).
+"""Queues, the retry worker and replay, as the tests drive them.
 
 Everything is real: messages are written with the forwarder's own ``QueueWriter`` into moto's
 queues over HTTP, the retry worker is driven from moto's retry queue by the same emulation of
@@ -16,16 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from segment_raindrop.adapters.queue_writer import (
-    FailedEventsMessage,
-    FailureGroup,
-    FailureReason,
-    QueueTarget,
-    QueueWriter,
-)
+from segment_raindrop.adapters.queue_writer import QueueTarget, QueueWriter
 from segment_raindrop.core.environment import to_environment
+from segment_raindrop.core.jobs import JobKind
+from segment_raindrop.core.outcomes import FailureReason
+from segment_raindrop.core.queue_message import QueueMessage
 from segment_raindrop.handlers import replay, retry_worker
-from segment_raindrop.handlers.replay import Replayer, ReplayOptions, ReplaySummary
+from segment_raindrop.service.replay.options import ReplayOptions
+from segment_raindrop.service.replay.replayer import Replayer
+from segment_raindrop.service.replay.summary import ReplaySummary
 from segment_raindrop_tools.local.event_source import BatchRun, SqsEventSource
 from segment_raindrop_tools.local.queues import peek_messages
 from segment_raindrop_tools.local.receiver import RaindropReceiver
@@ -96,6 +95,38 @@ def writer(aws: Any, source: str = "webhook") -> QueueWriter:
     )
 
 
+def message_header(
+    reason: FailureReason,
+    *,
+    kind: JobKind = JobKind.SEGMENT_TO_RAINDROP,
+    endpoint: str | None = None,
+    status: int | None = None,
+    error: str | None = None,
+    attempts: int = 1,
+    retries: int = 0,
+    first_failure_at: str = FIRST_FAILURE,
+    request_id: str | None = "req-1",
+    project: str | None = None,
+    source: str = "webhook",
+) -> QueueMessage:
+    """A message's header, for ``QueueWriter.send`` to pack the events under."""
+    return QueueMessage(
+        reason=reason,
+        status=status,
+        error=error,
+        attempts=attempts,
+        retries=retries,
+        first_failure_at=first_failure_at,
+        last_failure_at=first_failure_at,
+        request_id=request_id,
+        source=source,
+        kind=kind,
+        endpoint=endpoint,
+        project=project,
+        events=[],
+    )
+
+
 def put_message(
     aws: Any,
     target: QueueTarget,
@@ -111,30 +142,30 @@ def put_message(
     project: str | None = None,
 ) -> None:
     """One message in the forwarder's own format, written by the forwarder's own writer."""
-    group = FailureGroup(
-        reason=reason,
-        events=list(enumerate(events)),
+    header = message_header(
+        reason,
         status=status,
         error=error,
         attempts=attempts,
         first_failure_at=first_failure_at,
         retries=retries,
+        request_id=request_id,
         project=project,
     )
-    result = writer(aws).send(target, [group], request_id=request_id)
+    result = writer(aws).send(target, [(header, list(enumerate(events)))])
     assert result.messages == 1
     assert result.queued == set(range(len(events)))
 
 
-def bodies(messages: Iterable[MessageTypeDef]) -> list[FailedEventsMessage]:
-    return [FailedEventsMessage.model_validate_json(message["Body"]) for message in messages]
+def bodies(messages: Iterable[MessageTypeDef]) -> list[QueueMessage]:
+    return [QueueMessage.model_validate_json(message["Body"]) for message in messages]
 
 
-def queued_events(messages: Iterable[FailedEventsMessage]) -> list[Any]:
+def queued_events(messages: Iterable[QueueMessage]) -> list[Any]:
     return [event for message in messages for event in message.events]
 
 
-def peek_dlq(aws: Any) -> list[FailedEventsMessage]:
+def peek_dlq(aws: Any) -> list[QueueMessage]:
     return bodies(peek_messages(aws.sqs, aws.resources.dlq_url))
 
 

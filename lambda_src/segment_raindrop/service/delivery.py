@@ -1,0 +1,173 @@
+"""The one way a job is sent: :func:`deliver`, with a sender per job kind.
+
+Every entry point (the webhook, the mirror, the retry worker, replay, local mode) delivers a
+:class:`~segment_raindrop.core.jobs.Job` here and gets a
+:class:`~segment_raindrop.core.outcomes.ForwardResult` back, one outcome per event, which
+:func:`~segment_raindrop.service.settlement.settle` then queues. A sender knows what its kind's
+events are, which key it sends with and how they are chunked; the HTTP semantics (retries,
+back-off, deadline, breaker, splitting) are :class:`HttpDelivery`'s, for both receivers.
+
+:func:`preview` is the dry run of the same: what would be sent where, and what is invalid now.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from segment_raindrop.adapters.http_delivery import HttpDelivery
+from segment_raindrop.adapters.secrets import SecretStore
+from segment_raindrop.adapters.targets import SEGMENT_BATCH_ENDPOINT, SEGMENT_BATCH_ENVELOPE
+from segment_raindrop.core import codec
+from segment_raindrop.core.chunking import Chunk, ChunkBuilder, Item
+from segment_raindrop.core.config import DeliveryConfig, MappingConfig
+from segment_raindrop.core.contract import SEGMENT_MAX_BATCH_BYTES
+from segment_raindrop.core.jobs import Job, JobKind, UndeliverableJob
+from segment_raindrop.core.mapping.mapper import map_events
+from segment_raindrop.core.outcomes import ForwardResult
+from segment_raindrop.core.raindrop_api import SINGLE_OBJECT_ENDPOINTS
+from segment_raindrop.core.segment_copy import encode
+from segment_raindrop.service.forwarding import Forwarder
+
+# Events per Segment batch request; the bytes are bounded by Segment's 500 KB as well.
+SEGMENT_BATCH_EVENTS = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Channels:
+    """What senders send with: the settings, both receivers and the keys."""
+
+    mapping: MappingConfig
+    delivery: DeliveryConfig
+    raindrop: HttpDelivery
+    # Built on first use: only the mirror's jobs go to Segment.
+    segment: Callable[[], HttpDelivery]
+    secrets: SecretStore
+
+
+@dataclass(slots=True)
+class Preview:
+    """What a job would send, by receiver and endpoint, and the events that would not go."""
+
+    would_send: Counter[str] = field(default_factory=Counter)
+    forwarded: int = 0
+    filtered: dict[int, str] = field(default_factory=dict)
+    invalid: dict[int, str] = field(default_factory=dict)
+
+
+class Sender(Protocol):
+    def send(self, job: Job, channels: Channels, *, deadline: float) -> ForwardResult: ...
+
+    def preview(self, job: Job, channels: Channels) -> Preview: ...
+
+
+def deliver(job: Job, channels: Channels, *, deadline: float) -> ForwardResult:
+    """Send ``job`` by ``deadline`` (``time.monotonic()``).
+
+    Raises ``SecretUnavailable`` (``RaindropKeyNotSet`` among them) when there is no key to
+    send with, and :class:`UndeliverableJob` when the job cannot be sent as it stands.
+    """
+    return SENDERS[job.kind].send(job, channels, deadline=deadline)
+
+
+def preview(job: Job, channels: Channels) -> Preview:
+    return SENDERS[job.kind].preview(job, channels)
+
+
+class _SegmentToRaindrop:
+    """Segment events, mapped into Raindrop items (again on every retry and replay)."""
+
+    def send(self, job: Job, channels: Channels, *, deadline: float) -> ForwardResult:
+        secrets = channels.secrets
+        forwarder = Forwarder(channels.mapping, channels.delivery, channels.raindrop)
+        return forwarder.forward(
+            job.events,
+            api_key=secrets.ready_key(),
+            deadline=deadline,
+            refresh_key=secrets.fresh_raindrop_key,
+            user_hash_key=secrets.get().deletion_hash_key,
+            project=job.project,
+        )
+
+    def preview(self, job: Job, channels: Channels) -> Preview:
+        mapped = map_events(job.events, channels.mapping)
+        return Preview(
+            would_send=Counter(item.endpoint.value for item in mapped.items),
+            forwarded=len(mapped.mapped),
+            filtered=mapped.filtered,
+            invalid=mapped.invalid,
+        )
+
+
+class _RaindropPassThrough:
+    """A Raindrop SDK request's items, to their endpoint as they are: the body as received on
+    the first attempt; a 413 or a refusal splits it, each half built again from the items."""
+
+    def send(self, job: Job, channels: Channels, *, deadline: float) -> ForwardResult:
+        endpoint = job.raindrop_endpoint()
+        secrets = channels.secrets
+        items = tuple(
+            Item(codec.dumps(event).encode("ascii"), index)
+            for index, event in enumerate(job.events)
+        )
+        session = channels.raindrop.session(
+            api_key=secrets.ready_key(),
+            deadline=deadline,
+            refresh_key=secrets.fresh_raindrop_key,
+            project=job.project,
+        )
+        if endpoint in SINGLE_OBJECT_ENDPOINTS:
+            # One object per request: each item alone (a queued message may hold several).
+            for item in items:
+                session.submit(Chunk(endpoint, (item,), raw=job.raw if len(items) == 1 else None))
+        elif items:
+            session.submit(Chunk(endpoint, items, raw=job.raw))
+        return ForwardResult.of(job.events, session.wait(), sent=range(len(items)))
+
+    def preview(self, job: Job, channels: Channels) -> Preview:
+        del channels
+        count = len(job.events)
+        return Preview(Counter({f"raindrop/{job.endpoint or ''}": count}), forwarded=count)
+
+
+class _MirrorToSegment:
+    """Segment events the mirror made, to Segment's batch endpoint in batches within its
+    limits (each event already cut to Segment's 32 KB by :func:`encode`)."""
+
+    def send(self, job: Job, channels: Channels, *, deadline: float) -> ForwardResult:
+        secret = channels.secrets.get()
+        if not secret.segment_write_key_configured or secret.segment_write_key is None:
+            raise UndeliverableJob("the Segment write key is missing or a placeholder")
+        events = [_as_event(event) for event in job.events]
+        builder = ChunkBuilder(
+            max_items=SEGMENT_BATCH_EVENTS,
+            max_bytes=SEGMENT_MAX_BATCH_BYTES - SEGMENT_BATCH_ENVELOPE,
+        )
+        session = channels.segment().session(api_key=secret.segment_write_key, deadline=deadline)
+        for index, event in enumerate(events):
+            chunk = builder.add(SEGMENT_BATCH_ENDPOINT, Item(encode(event).payload, index))
+            if chunk is not None:
+                session.submit(chunk)
+        for chunk in builder.flush():
+            session.submit(chunk)
+        return ForwardResult.of(job.events, session.wait(), sent=range(len(events)))
+
+    def preview(self, job: Job, channels: Channels) -> Preview:
+        del channels
+        count = len(job.events)
+        return Preview(Counter({f"segment/{SEGMENT_BATCH_ENDPOINT}": count}), forwarded=count)
+
+
+def _as_event(value: Any) -> dict[str, Any]:
+    # Only the mirror writes these messages, always objects; anything else is sent empty and
+    # refused by Segment on its own, rather than failing the whole message here.
+    return value if isinstance(value, dict) else {}
+
+
+SENDERS: Mapping[JobKind, Sender] = {
+    JobKind.SEGMENT_TO_RAINDROP: _SegmentToRaindrop(),
+    JobKind.RAINDROP_PASS_THROUGH: _RaindropPassThrough(),
+    JobKind.MIRROR_TO_SEGMENT: _MirrorToSegment(),
+}

@@ -1,0 +1,48 @@
+"""What every API route does with a job it received: deliver -> settle -> tally.
+
+A job received now is delivered within the request's delivery deadline, and what failed is
+queued as a first failure (permanent failures dead-lettered, transient ones for the retry
+worker) before the queueing deadline; what could be neither is the route's to answer for
+(``Settlement.unqueued``).
+"""
+
+from __future__ import annotations
+
+from segment_raindrop.adapters.observability import logger
+from segment_raindrop.adapters.secrets import SecretUnavailable
+from segment_raindrop.core.jobs import Job, UndeliverableJob
+from segment_raindrop.core.outcomes import ForwardResult
+from segment_raindrop.service.delivery import deliver
+from segment_raindrop.service.requests import Deadlines
+from segment_raindrop.service.runtime import Runtime
+from segment_raindrop.service.settlement import Routing, Settlement, settle
+from segment_raindrop.service.tally import Tally
+
+
+def take(
+    rt: Runtime,
+    job: Job,
+    times: Deadlines,
+    *,
+    request_id: str,
+    tally: Tally,
+    queue_when_unsent: bool = False,
+) -> tuple[ForwardResult, Settlement]:
+    """Deliver ``job`` (one of the request ``request_id``'s) by ``times``, queue what failed.
+
+    ``SecretUnavailable`` (no key to send with) is raised for the route to answer, unless
+    ``queue_when_unsent``: then the events are queued for the retry worker instead.
+    """
+    try:
+        result = deliver(job, rt.channels, deadline=times.delivery)
+    except (SecretUnavailable, UndeliverableJob) as exc:
+        if not queue_when_unsent:
+            raise
+        logger.error("job not sent; queued for a retry", extra={"problem": str(exc)})
+        result = ForwardResult.unsent(job.events, str(exc))
+    routing = Routing.first_failure(
+        request_id=request_id, retry_delay_seconds=rt.config.retry_base_delay_seconds
+    )
+    settlement = settle(result, job, rt.writer, routing, deadline=times.queueing)
+    tally.add(job, result, settlement)
+    return result, settlement

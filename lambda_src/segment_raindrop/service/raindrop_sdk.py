@@ -1,0 +1,141 @@
+"""A request from Raindrop's SDK pointed at the stack (``/raindrop/v1/<endpoint>``): forwarded to
+Raindrop unchanged, then mirrored into Segment.
+
+``raindrop.init(api_key=<the usual Raindrop key>, endpoint=<WebhookApi>/raindrop/v1/)``: the
+SDK posts ``events/track``, ``signals/track``, ``users/identify`` (JSON arrays),
+``events/track_partial`` (one object) and ``traces`` (OTLP JSON, forwarded only).
+
+1. **Raindrop first**, the body exactly as received (and ``X-Raindrop-Project-Id`` passed on),
+   as a :attr:`~segment_raindrop.core.jobs.JobKind.RAINDROP_PASS_THROUGH` job.
+2. **Then Segment**: the items' Segment copies (:mod:`segment_raindrop.service.segment_copies`)
+   as a :attr:`~segment_raindrop.core.jobs.JobKind.MIRROR_TO_SEGMENT` job. A missing or
+   placeholder ``segment_write_key`` turns the mirror off (logged, ``MirrorDisabled``), never
+   the forwarding.
+
+Answers: 2xx once every item reached Raindrop or is durably queued for it; 503 when some item
+could be neither (the SDK resends on 5xx); 401 for a bearer key that is neither the stored
+Raindrop key nor the webhook token; 400 for a body Raindrop would refuse to parse; 404 for a
+malformed project header. What happens to the Segment copy never changes the answer: it is
+delivered, queued or, failing both, counted in ``MirrorFailures`` and logged, because a 5xx
+would make the SDK send Raindrop the same signals twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from segment_raindrop.adapters.observability import count, logger
+from segment_raindrop.adapters.secrets import SecretValues
+from segment_raindrop.core import codec
+from segment_raindrop.core.content_encoding import decode_body
+from segment_raindrop.core.contract import Metric
+from segment_raindrop.core.jobs import Job, JobKind
+from segment_raindrop.core.projects import PROJECT_HEADER, is_project_slug
+from segment_raindrop.core.raindrop_api import SINGLE_OBJECT_ENDPOINTS, Endpoint
+from segment_raindrop.service import authentication
+from segment_raindrop.service.intake import take
+from segment_raindrop.service.requests import Answer, ApiRequest, Deadlines, Refusal
+from segment_raindrop.service.runtime import Runtime
+from segment_raindrop.service.segment_copies import segment_copies
+from segment_raindrop.service.tally import Count, Tally
+
+PATH_PREFIX = "/raindrop/v1"
+
+
+def receive(rt: Runtime, request: ApiRequest, endpoint: Endpoint) -> Answer:
+    count(Metric.RAINDROP_SDK_REQUESTS)
+    headers = request.headers
+    body = decode_body(
+        request.body, headers.get("content-encoding"), max_bytes=rt.config.max_body_bytes
+    )
+    secret = authentication.sdk_request(rt.secrets, headers)
+    secret.require_raindrop_key()
+    project = _project(headers.get(PROJECT_HEADER))
+    items = _items(endpoint, body)
+    job = Job(JobKind.RAINDROP_PASS_THROUGH, items, endpoint=endpoint, project=project, raw=body)
+    tally = Tally()
+    times = request.deadlines(budget=rt.config.delivery.budget_seconds)
+    result, settlement = take(rt, job, times, request_id=request.request_id, tally=tally)
+    _mirror(rt, secret, endpoint, items, times, request_id=request.request_id, tally=tally)
+    tally.publish(Count.QUEUED, Count.DEAD_LETTERED)
+    counts = {
+        "received": len(items),
+        "forwarded": len(result.forwarded),
+        "queued": settlement.queued,
+        "dead_lettered": settlement.dead_lettered,
+    }
+    logger.info(
+        "raindrop sdk request processed",
+        extra={
+            **counts,
+            "endpoint": endpoint.value,
+            "mirror": tally.segment.nonzero(),
+            "raindrop_statuses": dict(result.delivery.statuses),
+            "duration_ms": request.elapsed_ms(),
+        },
+    )
+    if settlement.unqueued:
+        logger.error(
+            "items could be neither delivered nor queued; asking the SDK to resend",
+            extra={"unqueued": len(settlement.unqueued)},
+        )
+        return Answer(503, {**counts, "unqueued": len(settlement.unqueued)})
+    mirrored = tally.segment.counts[Count.FORWARDED] + tally.segment.counts[Count.QUEUED]
+    return Answer(200, {**counts, "mirrored": mirrored})
+
+
+def _mirror(
+    rt: Runtime,
+    secret: SecretValues,
+    endpoint: Endpoint,
+    items: list[Any],
+    times: Deadlines,
+    *,
+    request_id: str,
+    tally: Tally,
+) -> None:
+    """Send the Segment copy of ``items``; what became of it is on the Segment ledger."""
+    if not rt.config.mirror.enabled or endpoint is Endpoint.TRACES:
+        return
+    if not secret.segment_write_key_configured:
+        count(Metric.MIRROR_DISABLED)
+        logger.warning("mirror to Segment is off: segment_write_key is missing or a placeholder")
+        tally.segment.counts[Count.DISABLED] += len(items)
+        return
+    copies = segment_copies(
+        endpoint, items, mapping=rt.config.mapping, partials=rt.partials, ledger=tally.segment
+    )
+    if not copies:
+        return
+    job = Job(JobKind.MIRROR_TO_SEGMENT, copies)
+    # The copies never change the answer: without the write key now, they wait on the queue.
+    _, settlement = take(rt, job, times, request_id=request_id, tally=tally, queue_when_unsent=True)
+    if settlement.unqueued:
+        logger.error(
+            "mirrored events could be neither delivered nor queued",
+            extra={"unqueued": len(settlement.unqueued)},
+        )
+
+
+def _project(header: str | None) -> str | None:
+    if header is None or not header.strip() or header.strip() == "default":
+        return None
+    if not is_project_slug(header.strip()):
+        raise Refusal(400, f"{PROJECT_HEADER} is not a valid project slug")
+    return header.strip()
+
+
+def _items(endpoint: Endpoint, body: bytes) -> list[Any]:
+    try:
+        parsed = codec.loads(body)
+    except ValueError:
+        raise Refusal(400, "body is not valid JSON") from None
+    if endpoint in SINGLE_OBJECT_ENDPOINTS:
+        if not isinstance(parsed, dict):
+            raise Refusal(400, "body must be a JSON object")
+        if endpoint is Endpoint.TRACK_PARTIAL and not isinstance(parsed.get("event_id"), str):
+            raise Refusal(400, "a partial event needs an event_id")
+        return [parsed]
+    if not isinstance(parsed, list) or not parsed:
+        raise Refusal(400, "body must be a non-empty JSON array")
+    return parsed

@@ -1,0 +1,85 @@
+"""The mirror's world for tests: the Raindrop SDK route's handler with moto's SQS, Secrets
+Manager and DynamoDB over HTTP, the Raindrop stand-in and the Segment stand-in."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from segment_raindrop.adapters.aws import AwsClients
+from segment_raindrop.handlers import raindrop_sdk
+from segment_raindrop.service.runtime import build_runtime
+from segment_raindrop_tools.local.apigw import LocalContext, rest_proxy_event
+from segment_raindrop_tools.local.aws import (
+    dynamodb_client,
+    provision_partials_table,
+    secretsmanager_client,
+    sqs_client,
+)
+from segment_raindrop_tools.local.receiver import RaindropReceiver
+from segment_raindrop_tools.local.segment_tracking import SegmentTrackingApi
+from tests.support.auth import bearer
+
+WRITE_KEY = "wk-test-write-key"
+
+
+@dataclass
+class Answer:
+    status: int
+    body: dict[str, Any]
+
+
+@dataclass
+class MirrorEnv:
+    aws: Any
+    receiver: RaindropReceiver
+    segment: SegmentTrackingApi
+    table: str
+
+    def post(
+        self, endpoint: str, body: Any, *, key: str | None = None, raw: bytes | None = None
+    ) -> Answer:
+        content = raw if raw is not None else json.dumps(body).encode()
+        event = rest_proxy_event(
+            method="POST",
+            path=f"/raindrop/v1/{endpoint}",
+            headers={"Content-Type": "application/json"} | bearer(key or self.aws.raindrop_api_key),
+            body=content,
+        )
+        answer = raindrop_sdk.handler(event, LocalContext(timeout_seconds=10))
+        return Answer(answer["statusCode"], json.loads(answer["body"] or "{}"))
+
+    def set_secret(self, **values: str) -> None:
+        self.aws.secretsmanager.put_secret_value(
+            SecretId=self.aws.resources.secret_id,
+            SecretString=json.dumps({**self.aws.secret, **values}),
+        )
+        raindrop_sdk.runtime.reset()
+
+
+@pytest.fixture
+def env(aws: Any, receiver: RaindropReceiver) -> Iterator[MirrorEnv]:
+    segment = SegmentTrackingApi(write_key=WRITE_KEY).start()
+    table = provision_partials_table(endpoint_url=aws.endpoint_url, region="us-east-1")
+    aws.configure(mirror={"segment_api_url": segment.url, "partials_table": table})
+    mirror_env = MirrorEnv(aws, receiver, segment, table)
+    mirror_env.set_secret(segment_write_key=WRITE_KEY)
+
+    def runtime() -> Any:
+        clients = AwsClients(
+            sqs=sqs_client(aws.endpoint_url, "us-east-1"),
+            secretsmanager=secretsmanager_client(aws.endpoint_url, "us-east-1"),
+            dynamodb=dynamodb_client(aws.endpoint_url, "us-east-1"),
+        )
+        return build_runtime(aws.config, source="mirror", aws=clients)
+
+    raindrop_sdk.runtime.use(runtime)
+    try:
+        yield mirror_env
+    finally:
+        raindrop_sdk.runtime.use(None)
+        segment.stop()
