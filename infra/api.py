@@ -16,12 +16,15 @@ from constructs import Construct
 
 from infra.config import StackConfig
 from infra.functions import log_retention
-from segment_raindrop.core.contract import METRICS_NAMESPACE, SERVICE_NAME, Metric
+from segment_raindrop.core.contract import (
+    METRICS_NAMESPACE,
+    RAINDROP_SDK_PATH,
+    SERVICE_NAME,
+    Metric,
+)
 
 PATH: Final = "segment"
 PROJECT_PATH_PART: Final = "{project}"
-# Raindrop's SDK posts to "<endpoint>events/track", "signals/track", ...: one greedy route.
-RAINDROP_SDK_PATH: Final = "raindrop/v1"
 
 # Every request body reaches the function base64-encoded (isBase64Encoded: true), whatever its
 # Content-Type. A REST API passes a body as text unless its Content-Type matches one of these,

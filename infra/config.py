@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
 from pydantic import (
     BaseModel,
@@ -24,24 +24,20 @@ from pydantic.alias_generators import to_camel
 # One error type for bad settings, whether they come from the context or the environment.
 from segment_raindrop.core.config import (
     DEFAULT_RAINDROP_API_URL,
+    DEFAULT_SEGMENT_API_URL,
     ConfigError,
     MappingConfig,
 )
+from segment_raindrop.core.context import MAPPING_KEYS, mapping_from_context
 from segment_raindrop.core.contract import (
     DEFAULT_RETRY_MAX_RECEIVES,
     WEBHOOK_DELIVERY_BUDGET_SECONDS,
     WEBHOOK_TIMEOUT_SECONDS,
 )
+from segment_raindrop.core.environment import is_structured, to_environment
 from segment_raindrop.core.projects import PROJECT_SLUG, check_slugs
 
 __all__ = ["ConfigError", "StackConfig", "config_from_context"]
-
-# The runtime's defaults, so cdk.json, the stack and the functions cannot disagree.
-_MAPPING_DEFAULTS: Final = MappingConfig()
-
-# Segment's HTTP Tracking API (docs/wire.md §4); EU workspaces use
-# https://events.eu1.segmentapis.com/v1. The mirror posts to "<url>/batch".
-DEFAULT_SEGMENT_API_URL: Final = "https://api.segment.io/v1"
 
 # What the event lists may take of Lambda's 4 KB of environment variables.
 ENVIRONMENT_BUDGET_BYTES: Final = 2800
@@ -81,11 +77,22 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # bundling-stacks, lookups), so anything else that looks like ours is probably a typo.
 _OWN_KEY_SHAPE = re.compile(r"^[a-z][A-Za-z0-9]*$")
 
-EventNames = Annotated[list[Annotated[str, Field(min_length=1)]], Field(max_length=1000)]
+
+def stack_mapping(context: Mapping[str, Any]) -> MappingConfig:
+    """The mapping settings the context gives (the runtime's model's fields, camelCase), every
+    one set explicitly, so the stack writes each to the functions (an operator reads them off
+    the function) except ``fieldPaths``, which holds overrides: empty, it says nothing."""
+    defaults = MappingConfig().model_dump(exclude={"field_paths"})
+    mapping = mapping_from_context(context, base=defaults)
+    if not mapping.field_paths:
+        return MappingConfig.model_validate(mapping.model_dump(exclude={"field_paths"}))
+    return mapping
 
 
 class StackConfig(BaseModel):
-    """Validated stack settings; field names are the snake_case form of the context keys."""
+    """Validated stack settings; field names are the snake_case form of the context keys, and
+    ``mapping`` holds the runtime's mapping settings under their own keys
+    (:func:`stack_mapping`)."""
 
     model_config = ConfigDict(
         alias_generator=to_camel,
@@ -101,25 +108,6 @@ class StackConfig(BaseModel):
     raindrop_project_id: str | None = Field(None, pattern=PROJECT_SLUG.pattern)
     # The slugs POST /segment/{project} accepts; unset: any well-formed slug.
     raindrop_projects: list[str] | None = Field(None, max_length=1000)
-    forward_event_prefixes: EventNames = Field(
-        default_factory=lambda: list(_MAPPING_DEFAULTS.forward_event_prefixes)
-    )
-    forward_event_names: EventNames = Field(
-        default_factory=lambda: sorted(_MAPPING_DEFAULTS.forward_event_names)
-    )
-    event_renames: dict[str, str] = Field(
-        default_factory=lambda: dict(_MAPPING_DEFAULTS.event_renames)
-    )
-    feedback_event_names: EventNames = Field(
-        default_factory=lambda: sorted(_MAPPING_DEFAULTS.feedback_event_names)
-    )
-    forward_identify: bool = _MAPPING_DEFAULTS.forward_identify
-    enrich_from_context_traits: bool = _MAPPING_DEFAULTS.enrich_from_context_traits
-    redact_pii: bool = _MAPPING_DEFAULTS.redact_pii
-    redact_keys: EventNames = Field(default_factory=list)
-    # Raindrop field -> Segment paths, only the fields that differ from the defaults; checked
-    # by the runtime's MappingConfig (via `mapping`) so the synth fails on a bad path.
-    field_paths: dict[str, list[str]] = Field(default_factory=dict)
     throttle_rate_limit: float = Field(100.0, gt=0, le=10000)
     throttle_burst_limit: int = Field(200, gt=0, le=5000)
     alarm_email: str | None = Field(None, pattern=_EMAIL.pattern)
@@ -145,17 +133,9 @@ class StackConfig(BaseModel):
     mirror_to_segment: bool = True
     segment_api_url: str = Field(DEFAULT_SEGMENT_API_URL, pattern=r"^https://[^\s/]+(/[^\s]*)?$")
     skip_bundling: bool = False
+    mapping: MappingConfig = Field(default_factory=lambda: stack_mapping({}), exclude=True)
 
-    @field_validator(
-        "forward_event_prefixes",
-        "forward_event_names",
-        "feedback_event_names",
-        "event_renames",
-        "raindrop_projects",
-        "redact_keys",
-        "field_paths",
-        mode="before",
-    )
+    @field_validator("raindrop_projects", mode="before")
     @classmethod
     def _parse_json(cls, value: Any) -> Any:
         # `-c key=value` always arrives as a string; lists and objects are given as JSON there.
@@ -208,63 +188,35 @@ class StackConfig(BaseModel):
     def _cross_checks(self) -> StackConfig:
         if self.secret_name and self.secret_arn:
             raise ValueError("secretName and secretArn: give at most one of them")
-        # What the functions would refuse at start-up fails the synth instead.
-        try:
-            self.mapping  # noqa: B018 - validated by building it
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{to_camel(str(error['loc'][0]))}: {error['msg']}"
-                if error["loc"]
-                else error["msg"]
-                for error in exc.errors(include_url=False, include_input=False)
-            )
-            raise ValueError(problems) from None
         # Lambda allows 4 KB of environment variables per function in all; the fixed ones and
         # the queue URLs and secret ARN take about 1 KB (the mirror's, with its table name and
         # Segment URL, about 1.1 KB: still inside with the lists at this budget).
-        settings = [
-            self.forward_event_prefixes,
-            self.forward_event_names,
-            self.event_renames,
-            self.feedback_event_names,
-            self.raindrop_projects,
-            self.redact_keys,
-            self.field_paths,
-        ]
-        size = sum(len(json.dumps(value, ensure_ascii=False).encode()) for value in settings)
+        written = to_environment(self.mapping)
+        lists = {
+            to_camel(name): written[str(field.validation_alias)]
+            for name, field in MappingConfig.model_fields.items()
+            if is_structured(field.annotation) and field.validation_alias in written
+        }
+        if self.raindrop_projects is not None:
+            lists["raindropProjects"] = json.dumps(self.raindrop_projects, ensure_ascii=False)
+        size = sum(len(value.encode()) for value in lists.values())
         if size > ENVIRONMENT_BUDGET_BYTES:
             raise ValueError(
-                "forwardEventPrefixes, forwardEventNames, eventRenames, feedbackEventNames, "
-                "raindropProjects, redactKeys and fieldPaths: "
-                f"{size} bytes of JSON together, more than the {ENVIRONMENT_BUDGET_BYTES} that "
-                "fit in Lambda's 4 KB of environment variables"
+                f"{', '.join(lists)}: {size} bytes of JSON together, more than the "
+                f"{ENVIRONMENT_BUDGET_BYTES} that fit in Lambda's 4 KB of environment variables"
             )
         return self
-
-    @property
-    def mapping(self) -> MappingConfig:
-        """The mapping settings as the functions will read them."""
-        # Only when given: FIELD_PATHS holds overrides, and "{}" would spend Lambda's 4 KB of
-        # variables on saying nothing.
-        overrides = {field: tuple(paths) for field, paths in self.field_paths.items()}
-        return MappingConfig(
-            **({"field_paths": overrides} if overrides else {}),
-            forward_event_prefixes=tuple(self.forward_event_prefixes),
-            forward_event_names=frozenset(self.forward_event_names),
-            event_renames=self.event_renames,
-            feedback_event_names=frozenset(self.feedback_event_names),
-            forward_identify=self.forward_identify,
-            enrich_from_context_traits=self.enrich_from_context_traits,
-            redact_pii=self.redact_pii,
-            redact_keys=frozenset(self.redact_keys),
-        )
 
     @property
     def imports_secret(self) -> bool:
         return bool(self.secret_name or self.secret_arn)
 
 
-CONTEXT_KEYS: Final = tuple(field.alias or name for name, field in StackConfig.model_fields.items())
+# The stack's own keys, then the mapping's (the runtime's model names them).
+_STACK_KEYS: Final = tuple(
+    field.alias or name for name, field in StackConfig.model_fields.items() if name != "mapping"
+)
+CONTEXT_KEYS: Final = _STACK_KEYS + tuple(MAPPING_KEYS)
 
 
 def _describe(error: Mapping[str, Any]) -> str:
@@ -287,9 +239,17 @@ def config_from_context(context: Mapping[str, Any]) -> StackConfig:
             f"unknown context key(s): {', '.join(unknown)}; known keys: {', '.join(CONTEXT_KEYS)}"
         )
     # null in cdk.json and an empty `-c key=` both mean "use the default".
-    values = {key: context[key] for key in CONTEXT_KEYS if context.get(key) not in (None, "")}
+    given = {key: context[key] for key in CONTEXT_KEYS if context.get(key) not in (None, "")}
+    problems: list[str] = []
+    values: dict[str, Any] = {key: given[key] for key in _STACK_KEYS if key in given}
     try:
-        return StackConfig.model_validate(values)
+        values["mapping"] = stack_mapping(given)
+    except ConfigError as exc:
+        problems.append(str(exc))
+    try:
+        config = StackConfig.model_validate(values)
     except ValidationError as exc:
-        problems = "; ".join(_describe(error) for error in exc.errors())
-        raise ConfigError(f"invalid CDK context: {problems}") from None
+        problems.extend(_describe(error) for error in exc.errors())
+    if problems:
+        raise ConfigError(f"invalid CDK context: {'; '.join(problems)}")
+    return config

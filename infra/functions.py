@@ -18,7 +18,7 @@ from infra.config import LOG_RETENTION_DAYS, StackConfig
 from infra.partials import PartialsTable
 from infra.queues import ForwarderQueues
 from infra.secret import ForwarderSecret
-from segment_raindrop.core.config import DeliveryConfig, ForwarderConfig
+from segment_raindrop.core.config import DeliveryConfig, ForwarderConfig, MirrorConfig
 from segment_raindrop.core.contract import (
     METRICS_NAMESPACE,
     REPLAY_BUDGET_SECONDS,
@@ -69,8 +69,10 @@ def forwarder_config(
     queues: ForwarderQueues,
     *,
     budget_seconds: float,
+    mirror: MirrorConfig | None = None,
 ) -> ForwarderConfig:
-    """The functions' configuration, as the runtime's own model validates it."""
+    """A function's configuration, as the runtime's own model validates it; ``mirror`` holds
+    the Raindrop -> Segment settings of the functions that send to Segment."""
     return ForwarderConfig(
         secret_id=secret.secret_id,
         retry_queue_url=queues.retry_queue.queue_url,
@@ -86,26 +88,23 @@ def forwarder_config(
             else frozenset(config.raindrop_projects),
             budget_seconds=budget_seconds,
         ),
+        **({} if mirror is None else {"mirror": mirror}),
     )
 
 
-def mirror_environment(config: StackConfig, partials: PartialsTable) -> dict[str, str]:
-    """The Raindrop -> Segment variables of the mirror function.
-
-    Written here rather than through to_environment until the runtime's configuration model
-    holds these fields; the names are the runtime's (segment_raindrop.handlers.raindrop_sdk).
-    """
-    return {
-        **segment_environment(config),
-        "PARTIALS_TABLE": partials.table.table_name,
-        "MIRROR_TO_SEGMENT": "true" if config.mirror_to_segment else "false",
-    }
-
-
-def segment_environment(config: StackConfig) -> dict[str, str]:
+def segment_delivery(config: StackConfig) -> MirrorConfig:
     """Where Segment-bound deliveries go: the mirror sends them, and the retry worker and the
-    replay deliver the ones that were queued, so all three need it."""
-    return {"SEGMENT_API_URL": config.segment_api_url}
+    replay deliver the ones that were queued, so all three are told."""
+    return MirrorConfig(segment_api_url=config.segment_api_url)
+
+
+def mirror_settings(config: StackConfig, partials: PartialsTable) -> MirrorConfig:
+    """The mirror function's: Segment's URL, the partial events' table, and whether it mirrors."""
+    return MirrorConfig(
+        enabled=config.mirror_to_segment,
+        segment_api_url=config.segment_api_url,
+        partials_table=partials.table.table_name,
+    )
 
 
 def function_environment(forwarder: ForwarderConfig, config: StackConfig) -> dict[str, str]:
@@ -163,7 +162,7 @@ class ForwarderFunctions(Construct):
             timeout=RETRY_TIMEOUT,
             memory_mb=WORKER_MEMORY_MB,
             budget_seconds=RETRY_BUDGET_SECONDS,
-            extra_environment=segment_environment(config),
+            mirror=segment_delivery(config),
         )
         self.replay = self._function(
             "Replay",
@@ -172,7 +171,7 @@ class ForwarderFunctions(Construct):
             timeout=REPLAY_TIMEOUT,
             memory_mb=WORKER_MEMORY_MB,
             budget_seconds=REPLAY_BUDGET_SECONDS,
-            extra_environment=segment_environment(config),
+            mirror=segment_delivery(config),
         )
         # Raindrop's SDK waits for the answer like Segment does (its read timeout is 15 s), so
         # the mirror gets the webhook's timeout, memory and delivery budget.
@@ -183,7 +182,7 @@ class ForwarderFunctions(Construct):
             timeout=WEBHOOK_TIMEOUT,
             memory_mb=config.webhook_memory_mb,
             budget_seconds=config.delivery_budget_seconds,
-            extra_environment=mirror_environment(config, partials),
+            mirror=mirror_settings(config, partials),
         )
         self.all = (self.webhook, self.retry_worker, self.replay, self.mirror)
 
@@ -233,7 +232,7 @@ class ForwarderFunctions(Construct):
         timeout: cdk.Duration,
         memory_mb: int,
         budget_seconds: float,
-        extra_environment: dict[str, str] | None = None,
+        mirror: MirrorConfig | None = None,
     ) -> lambda_.Function:
         log_group = logs.LogGroup(
             self,
@@ -264,11 +263,14 @@ class ForwarderFunctions(Construct):
             tracing=lambda_.Tracing.ACTIVE if self._config.tracing else lambda_.Tracing.DISABLED,
             environment=function_environment(
                 forwarder_config(
-                    self._config, self._secret, self._queues, budget_seconds=budget_seconds
+                    self._config,
+                    self._secret,
+                    self._queues,
+                    budget_seconds=budget_seconds,
+                    mirror=mirror,
                 ),
                 self._config,
-            )
-            | (extra_environment or {}),
+            ),
         )
         log_group.grant_write(role)
         # CDK makes the function depend on its role explicitly although `Role: GetAtt` already

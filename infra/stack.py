@@ -17,6 +17,7 @@ from infra.monitoring import Monitoring
 from infra.partials import PartialsTable
 from infra.queues import ForwarderQueues
 from infra.secret import ForwarderSecret
+from segment_raindrop.core.contract import StackOutput
 
 
 class SegmentRaindropStack(cdk.Stack):
@@ -63,33 +64,43 @@ class SegmentRaindropStack(cdk.Stack):
             },
         )
 
-        self._output("WebhookUrl", api.webhook_url, "Paste into Segment's Webhooks destination")
         self._output(
-            "SegmentLibraryHost",
+            StackOutput.WEBHOOK_URL, api.webhook_url, "Paste into Segment's Webhooks destination"
+        )
+        self._output(
+            StackOutput.SEGMENT_LIBRARY_HOST,
             api.sdk_host,
             "host for Segment's server libraries (they post to /v1/batch; write key = token)",
         )
         self._output(
-            "RaindropSdkEndpoint",
+            StackOutput.RAINDROP_SDK_ENDPOINT,
             api.raindrop_sdk_endpoint,
             'Raindrop SDK: raindrop.init(api_key=..., endpoint="<this>") forwards to Raindrop '
             "and mirrors into Segment",
         )
         self._output(
-            "PartialsTableName",
+            StackOutput.PARTIALS_TABLE_NAME,
             partials.table.table_name,
             "Open Raindrop interactions (begin/finish) merged before they go to Segment",
         )
-        self._output("RetryQueueUrl", queues.retry_queue.queue_url, "Retry queue")
-        self._output("DeadLetterQueueUrl", queues.dead_letter_queue.queue_url, "Dead-letter queue")
+        self._output(StackOutput.RETRY_QUEUE_URL, queues.retry_queue.queue_url, "Retry queue")
         self._output(
-            "ReplayFunctionName", functions.replay.function_name, "Invoke to replay dead letters"
+            StackOutput.DEAD_LETTER_QUEUE_URL,
+            queues.dead_letter_queue.queue_url,
+            "Dead-letter queue",
         )
         self._output(
-            "SecretArn", secret.secret.secret_arn, "Raindrop key, webhook token, Segment write key"
+            StackOutput.REPLAY_FUNCTION_NAME,
+            functions.replay.function_name,
+            "Invoke to replay dead letters",
         )
         self._output(
-            "DashboardUrl",
+            StackOutput.SECRET_ARN,
+            secret.secret.secret_arn,
+            "Raindrop key, webhook token, Segment write key",
+        )
+        self._output(
+            StackOutput.DASHBOARD_URL,
             cdk.Fn.join(
                 "",
                 [
@@ -104,5 +115,5 @@ class SegmentRaindropStack(cdk.Stack):
             "CloudWatch dashboard",
         )
 
-    def _output(self, name: str, value: str, description: str) -> None:
-        cdk.CfnOutput(self, name, value=value, description=description)
+    def _output(self, name: StackOutput, value: str, description: str) -> None:
+        cdk.CfnOutput(self, name.value, value=value, description=description)

@@ -29,9 +29,9 @@ def test_defaults() -> None:
     assert config.stage == "prod"
     assert not config.imports_secret
     assert config.raindrop_api_url == "https://api.raindrop.ai/v1"
-    assert config.forward_event_prefixes == ["AI "]
-    assert config.event_renames == {"AI Chat Completed": "ai_interaction"}
-    assert config.feedback_event_names == ["AI Feedback Submitted"]
+    assert config.mapping.forward_event_prefixes == ("AI ",)
+    assert config.mapping.event_renames == {"AI Chat Completed": "ai_interaction"}
+    assert config.mapping.feedback_event_names == {"AI Feedback Submitted"}
     assert config.retry_max_receives == 8
     assert config.webhook_memory_mb == 1024
     assert config.delivery_budget_seconds == 5
@@ -56,9 +56,9 @@ def test_command_line_strings_are_parsed() -> None:
             "secretName": "",  # empty means default
         }
     )
-    assert config.forward_event_prefixes == ["AI ", "LLM "]
-    assert config.event_renames == {"a": "b"}
-    assert config.forward_identify is False
+    assert config.mapping.forward_event_prefixes == ("AI ", "LLM ")
+    assert config.mapping.event_renames == {"a": "b"}
+    assert config.mapping.forward_identify is False
     assert config.throttle_rate_limit == 12.5
     assert config.throttle_burst_limit == 30
     assert config.retry_max_receives == 3
@@ -120,6 +120,13 @@ def test_event_lists_must_fit_lambdas_environment() -> None:
     names = [f"Event number {i:04d} with a long name" for i in range(100)]
     with pytest.raises(ConfigError, match=r"forwardEventNames.*4 KB"):
         config_from_context({"forwardEventNames": names})
+
+
+def test_every_mapping_setting_is_a_context_key_under_its_own_name() -> None:
+    # A new MappingConfig field is a cdk.json key without being declared again in the stack.
+    mapping_keys = {"forwardEventPrefixes", "eventRenames", "redactPii", "fieldPaths"}
+    assert mapping_keys <= set(CONTEXT_KEYS)
+    assert len(CONTEXT_KEYS) == len(set(CONTEXT_KEYS))
 
 
 def test_misspelt_keys_are_reported_with_the_known_ones() -> None:

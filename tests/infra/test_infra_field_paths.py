@@ -10,8 +10,8 @@ from aws_cdk import assertions
 
 from infra.config import CONTEXT_KEYS as STACK_KEYS
 from infra.config import ConfigError, config_from_context
+from segment_raindrop.core.context import MAPPING_KEYS as MAP_KEYS
 from segment_raindrop.core.environment import read_mapping_config, to_environment
-from segment_raindrop_tools.mapping_preview import CONTEXT_KEYS as MAP_KEYS
 from segment_raindrop_tools.mapping_preview import mapping_config
 from tests.infra.support import HANDLERS, environment
 

@@ -130,7 +130,7 @@ def test_the_cdk_args_example_reaches_the_cdk_as_valid_context() -> None:
     words = shlex.split(cdk)
     context = dict(words[i + 1].split("=", 1) for i, word in enumerate(words) if word == "-c")
     config = config_from_context(context)
-    assert config.forward_event_names == ["Chat Started"]
+    assert config.mapping.forward_event_names == {"Chat Started"}
     assert config.alarm_email == "ops@example.com"
 
 

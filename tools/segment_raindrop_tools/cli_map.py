@@ -22,11 +22,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from segment_raindrop.core.config import ConfigError
+from segment_raindrop.core.context import MAPPING_KEYS
 from segment_raindrop.core.environment import read_delivery_config
 from segment_raindrop.core.segment_body import BodyError, parse_body
 from segment_raindrop_tools.cli_common import ExitCode, fail
 from segment_raindrop_tools.mapping_preview import (
-    CONTEXT_KEYS,
     Preview,
     mapping_config,
     parse_context,
@@ -53,7 +53,7 @@ def map_command(
             "--context",
             "-c",
             help="A mapping setting as cdk.json names it, KEY=VALUE (lists and objects as "
-            f"JSON); repeatable. Keys: {', '.join(CONTEXT_KEYS)}.",
+            f"JSON); repeatable. Keys: {', '.join(MAPPING_KEYS)}.",
             show_default=False,
         ),
     ] = None,

@@ -17,10 +17,8 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Annotated
 
-import boto3
 import typer
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
@@ -38,6 +36,7 @@ from segment_raindrop.adapters.aws import aws_clients
 from segment_raindrop.adapters.observability import logger
 from segment_raindrop.adapters.secrets import SecretStore
 from segment_raindrop.core.config import ConfigError, ReplayConfig, describe_errors
+from segment_raindrop.core.contract import StackOutput
 from segment_raindrop.core.environment import read_replay_config
 from segment_raindrop.core.outcomes import FailureReason
 from segment_raindrop.service.replay.options import ReplayOptions
@@ -45,10 +44,7 @@ from segment_raindrop.service.replay.replayer import Replayer, ReplayRefused
 from segment_raindrop.service.replay.summary import ReplayProgress, ReplaySummary
 from segment_raindrop.service.runtime import build_channels
 from segment_raindrop_tools.cli_common import ExitCode, fail, interrupts, stderr
-
-# Stack outputs the CLI reads (infra/stack.py).
-OUTPUT_DLQ_URL = "DeadLetterQueueUrl"
-OUTPUT_SECRET_ARN = "SecretArn"  # noqa: S105 - an output name, not a secret
+from segment_raindrop_tools.stack_outputs import stack_outputs
 
 _AWS_CONFIG = Config(
     connect_timeout=5, read_timeout=30, retries={"mode": "standard", "total_max_attempts": 5}
@@ -68,22 +64,6 @@ def _timestamp(value: str | None, option: str) -> datetime | None:
         ) from None
 
 
-def stack_outputs(stack: str, region: str | None) -> dict[str, str]:
-    """The CloudFormation stack's outputs by key; exits with a clear error when unreadable."""
-    cloudformation = boto3.client("cloudformation", region_name=region, config=_AWS_CONFIG)
-    try:
-        stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
-    except (BotoCoreError, ClientError) as exc:
-        fail(f"cannot read the outputs of stack {stack!r}: {exc}")
-    if not stacks:
-        fail(f"stack {stack!r} not found")
-    return {
-        output["OutputKey"]: output["OutputValue"]
-        for output in stacks[0].get("Outputs", [])
-        if "OutputKey" in output and "OutputValue" in output
-    }
-
-
 def _configuration(
     *,
     queue_url: str | None,
@@ -94,10 +74,11 @@ def _configuration(
 ) -> ReplayConfig:
     if stack is not None:
         outputs = stack_outputs(stack, region)
-        queue_url = queue_url or outputs.get(OUTPUT_DLQ_URL)
-        secret_id = secret_id or outputs.get(OUTPUT_SECRET_ARN)
+        queue_url = queue_url or outputs.get(StackOutput.DEAD_LETTER_QUEUE_URL)
+        secret_id = secret_id or outputs.get(StackOutput.SECRET_ARN)
         if queue_url is None:
-            fail(f"stack {stack!r} has no {OUTPUT_DLQ_URL} output; pass --queue-url")
+            dlq = StackOutput.DEAD_LETTER_QUEUE_URL
+            fail(f"stack {stack!r} has no {dlq} output; pass --queue-url")
     # The mapping and delivery settings, and the queue and secret when no option names them,
     # come from the same variables the functions read.
     env = dict(os.environ)

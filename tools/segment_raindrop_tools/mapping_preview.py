@@ -14,18 +14,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-from pydantic.alias_generators import to_camel
-
 from segment_raindrop.core.chunking import ChunkBuilder
-from segment_raindrop.core.config import ConfigError, DeliveryConfig, MappingConfig, describe_errors
+from segment_raindrop.core.config import ConfigError, DeliveryConfig, MappingConfig
+from segment_raindrop.core.context import MAPPING_KEYS, mapping_from_context
 from segment_raindrop.core.environment import read_mapping_config
 from segment_raindrop.core.mapping.items import MappedItem
 from segment_raindrop.core.mapping.mapper import PROCESS_USER_HASH_KEY, Mapper
 from segment_raindrop.core.projects import PROJECT_SLUG, admits, is_project_slug
 
 __all__ = [
-    "CONTEXT_KEYS",
     "EventPreview",
     "Preview",
     "mapping_config",
@@ -33,9 +30,6 @@ __all__ = [
     "preview",
     "request_project",
 ]
-
-CONTEXT_KEYS: dict[str, str] = {to_camel(name): name for name in MappingConfig.model_fields}
-"""cdk.json context key → MappingConfig field, for the keys that shape the mapping."""
 
 
 def parse_context(pairs: Sequence[str]) -> dict[str, Any]:
@@ -46,8 +40,8 @@ def parse_context(pairs: Sequence[str]) -> dict[str, Any]:
         key, separator, text = pair.partition("=")
         if not separator or not key:
             raise ConfigError(f"--context {pair!r}: expected KEY=VALUE")
-        if key not in CONTEXT_KEYS:
-            known = ", ".join(CONTEXT_KEYS)
+        if key not in MAPPING_KEYS:
+            known = ", ".join(MAPPING_KEYS)
             raise ConfigError(f"--context {key}: not a mapping setting (known: {known})")
         try:
             values[key] = json.loads(text)
@@ -62,12 +56,7 @@ def mapping_config(env: Mapping[str, str], context: Mapping[str, Any]) -> Mappin
     base = read_mapping_config(env)
     if not context:
         return base
-    values = base.model_dump(exclude_unset=True)
-    values |= {CONTEXT_KEYS[key]: value for key, value in context.items()}
-    try:
-        return MappingConfig.model_validate(values)
-    except ValidationError as exc:
-        raise ConfigError(describe_errors(exc, name=to_camel)) from None
+    return mapping_from_context(context, base=base.model_dump(exclude_unset=True))
 
 
 @dataclass(slots=True)

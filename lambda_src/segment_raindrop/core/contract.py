@@ -85,6 +85,28 @@ SEGMENT_MAX_BATCH_BYTES: Final = 500_000
 MIRROR_LIBRARY_NAME: Final = "segment-raindrop"
 LOOP_FILTER_REASON: Final = "originated in Raindrop"
 
+
+# --- Routes --------------------------------------------------------------------------------
+# Raindrop's SDK pointed at the stack posts to "<this>/events/track", "signals/track"...: the
+# stack routes the whole path to the mirror function.
+RAINDROP_SDK_PATH: Final = "raindrop/v1"
+
+
+# --- Stack outputs ---------------------------------------------------------------------------
+class StackOutput(StrEnum):
+    """What the stack prints and the tools read back (``--stack``): its outputs' names."""
+
+    WEBHOOK_URL = "WebhookUrl"
+    SEGMENT_LIBRARY_HOST = "SegmentLibraryHost"
+    RAINDROP_SDK_ENDPOINT = "RaindropSdkEndpoint"
+    PARTIALS_TABLE_NAME = "PartialsTableName"
+    RETRY_QUEUE_URL = "RetryQueueUrl"
+    DEAD_LETTER_QUEUE_URL = "DeadLetterQueueUrl"
+    REPLAY_FUNCTION_NAME = "ReplayFunctionName"
+    SECRET_ARN = "SecretArn"  # noqa: S105 - an output's name, not a secret
+    DASHBOARD_URL = "DashboardUrl"
+
+
 # --- Observability ----------------------------------------------------------------------------
 SERVICE_NAME: Final = "segment-raindrop"
 METRICS_NAMESPACE: Final = "SegmentRaindrop"

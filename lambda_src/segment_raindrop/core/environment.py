@@ -43,10 +43,11 @@ def _variables(model: type[BaseModel]) -> Iterator[tuple[str, str, Any]]:
             yield name, field.validation_alias, field.annotation
 
 
-def _is_structured(annotation: Any) -> bool:
+def is_structured(annotation: Any) -> bool:
+    """Whether a field of this type is a list or an object, written as JSON text."""
     # ``frozenset[str] | None`` (an optional list) is JSON like ``frozenset[str]``.
     if get_origin(annotation) in (Union, UnionType):
-        return any(_is_structured(arg) for arg in get_args(annotation))
+        return any(is_structured(arg) for arg in get_args(annotation))
     return get_origin(annotation) in (tuple, frozenset, dict, list, set)
 
 
@@ -56,7 +57,7 @@ def _read_values(env: Mapping[str, str], model: type[BaseModel]) -> dict[str, An
         raw = env.get(variable)
         if raw is None or raw.strip() == "":
             continue
-        if _is_structured(annotation):
+        if is_structured(annotation):
             try:
                 values[variable] = json.loads(raw)
             except json.JSONDecodeError as exc:
@@ -115,7 +116,7 @@ def to_environment(config: BaseModel) -> dict[str, str]:
         value = getattr(config, name)
         if value is None or name not in config.model_fields_set:
             continue
-        environment[variable] = _text(value, structured=_is_structured(annotation))
+        environment[variable] = _text(value, structured=is_structured(annotation))
     for name in _NESTED:
         nested = getattr(config, name, None)
         if isinstance(nested, BaseModel):

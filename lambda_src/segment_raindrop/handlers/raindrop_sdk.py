@@ -18,12 +18,13 @@ with handler_loading():
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from segment_raindrop.adapters.observability import logger, metrics, traced_handler
+    from segment_raindrop.core.contract import RAINDROP_SDK_PATH
     from segment_raindrop.core.raindrop_api import Endpoint
     from segment_raindrop.handlers.api import api_request, install_refusals, response
     from segment_raindrop.service import raindrop_sdk
     from segment_raindrop.service.runtime import LazyRuntime
 
-PATH_PREFIX = raindrop_sdk.PATH_PREFIX
+PATH_PREFIX = f"/{RAINDROP_SDK_PATH}"
 
 app = APIGatewayRestResolver()
 runtime = LazyRuntime(source="mirror")

@@ -39,8 +39,6 @@ from segment_raindrop.service.runtime import Runtime
 from segment_raindrop.service.segment_copies import segment_copies
 from segment_raindrop.service.tally import Count, Tally
 
-PATH_PREFIX = "/raindrop/v1"
-
 
 def receive(rt: Runtime, request: ApiRequest, endpoint: Endpoint) -> Answer:
     count(Metric.RAINDROP_SDK_REQUESTS)

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from segment_raindrop.core.contract import (
     API_GATEWAY_MAX_BODY_BYTES,
     LAMBDA_MAX_INVOKE_BYTES,
+    RAINDROP_SDK_PATH,
     WEBHOOK_TIMEOUT_SECONDS,
 )
 from segment_raindrop.handlers import raindrop_sdk, webhook
@@ -38,7 +39,7 @@ from segment_raindrop_tools.local.invocations import SerialInvocations, StoppedE
 __all__ = ["Exchange", "WebhookFront"]
 
 _JSON = [("Content-Type", "application/json")]
-MIRROR_PATH_PREFIX = raindrop_sdk.PATH_PREFIX + "/"
+MIRROR_PATH_PREFIX = f"/{RAINDROP_SDK_PATH}/"
 _STOPPING_BODY = b'{"message":"local mode is stopping"}'
 _GATEWAY_ERROR_BODY = b'{"message":"Internal server error"}'
 

@@ -32,6 +32,7 @@ from typing import Any, Self
 
 from segment_raindrop.adapters.observability import logger as forwarder_logger
 from segment_raindrop.core.config import DEFAULT_RAINDROP_API_URL
+from segment_raindrop.core.contract import RAINDROP_SDK_PATH
 from segment_raindrop.handlers import retry_worker, webhook
 from segment_raindrop_tools.local.aws import (
     LocalResources,
@@ -203,7 +204,7 @@ class LocalMode(Service):
             env_file=str(data_dir / ENV_FILE),
             pid=os.getpid(),
             started_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-            raindrop_sdk_endpoint=f"{origin}/raindrop/v1/",
+            raindrop_sdk_endpoint=f"{origin}/{RAINDROP_SDK_PATH}/",
             segment_api_url=self._segment.url,
             # Local mode's own key only: a real Raindrop key is never printed or stored.
             raindrop_api_key=secret["raindrop_api_key"] if self._receiver is not None else None,

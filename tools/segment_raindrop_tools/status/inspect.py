@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from segment_raindrop.core.contract import StackOutput
 from segment_raindrop_tools.status.alarms import alarms_state
 from segment_raindrop_tools.status.metrics import counts_state
 from segment_raindrop_tools.status.ping import ping
@@ -25,8 +26,8 @@ def inspect(target: Target, clients: Clients, *, send_ping: bool, now: datetime)
     """Read everything (a check that fails is reported, never raised); ``send_ping`` also
     sends the test event."""
     secret, secret_error = read_secret(clients.secretsmanager, target.secret_id)
-    retry = queue_state(clients.sqs, target.retry_queue_url, "RetryQueueUrl")
-    dlq = queue_state(clients.sqs, target.dlq_url, "DeadLetterQueueUrl")
+    retry = queue_state(clients.sqs, target.retry_queue_url, StackOutput.RETRY_QUEUE_URL)
+    dlq = queue_state(clients.sqs, target.dlq_url, StackOutput.DEAD_LETTER_QUEUE_URL)
     if clients.cloudwatch is not None and target.alarm_prefix is not None:
         alarms = alarms_state(clients.cloudwatch, target.alarm_prefix)
         counts = counts_state(clients.cloudwatch, now)

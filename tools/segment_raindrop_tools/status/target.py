@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any, Final
 import boto3
 from botocore.config import Config
 
+from segment_raindrop.core.contract import StackOutput
 from segment_raindrop_tools.cli_common import fail
-from segment_raindrop_tools.cli_replay import stack_outputs
 from segment_raindrop_tools.local.aws import secretsmanager_client, sqs_client
 from segment_raindrop_tools.local.state import STATE_FILE, read_state
+from segment_raindrop_tools.stack_outputs import stack_outputs
 from segment_raindrop_tools.status.alarms import alarm_prefix
 from segment_raindrop_tools.status.report import Target
 
@@ -24,12 +25,6 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 __all__ = ["Clients", "clients_for", "local_target", "stack_target"]
-
-# Stack outputs (infra/stack.py).
-OUTPUT_WEBHOOK_URL: Final = "WebhookUrl"
-OUTPUT_RETRY_QUEUE_URL: Final = "RetryQueueUrl"
-OUTPUT_DLQ_URL: Final = "DeadLetterQueueUrl"
-OUTPUT_SECRET_ARN: Final = "SecretArn"  # noqa: S105 - an output name, not a secret
 
 # A status check should answer promptly: short timeouts, few retries.
 _AWS_CONFIG: Final = Config(
@@ -54,10 +49,10 @@ def stack_target(stack: str, region: str | None) -> Target:
         kind="stack",
         name=stack,
         region=region,
-        webhook_url=outputs.get(OUTPUT_WEBHOOK_URL),
-        secret_id=outputs.get(OUTPUT_SECRET_ARN),
-        retry_queue_url=outputs.get(OUTPUT_RETRY_QUEUE_URL),
-        dlq_url=outputs.get(OUTPUT_DLQ_URL),
+        webhook_url=outputs.get(StackOutput.WEBHOOK_URL),
+        secret_id=outputs.get(StackOutput.SECRET_ARN),
+        retry_queue_url=outputs.get(StackOutput.RETRY_QUEUE_URL),
+        dlq_url=outputs.get(StackOutput.DEAD_LETTER_QUEUE_URL),
         alarm_prefix=alarm_prefix(stack),
     )
 
