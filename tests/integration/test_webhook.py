@@ -28,6 +28,7 @@ from segment_raindrop_tools.local.receiver import RaindropReceiver
 from tests.conftest import AwsEnv
 from tests.integration.conftest import Invoke, WebhookResponse
 from tests.support.logs import forwarder_logs
+from tests.support.segment import is_filtered
 
 
 @dataclass
@@ -73,7 +74,7 @@ def account(
         retry_messages=retry_messages,
         dlq_messages=dlq_messages,
     )
-    filtered = {seq for seq, event in enumerate(events) if se.is_filtered(event)}
+    filtered = {seq for seq, event in enumerate(events) if is_filtered(event)}
     assert len(ledger.retry) == len(retry_list) == counts["queued"]
     assert len(ledger.dead_letter) == len(dlq_list) == counts["dead_lettered"]
     # Each Segment event ends in exactly one place.

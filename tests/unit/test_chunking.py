@@ -6,12 +6,13 @@ import json
 
 import pytest
 from tests.support.chunks import chunks_of, event_indices
+from tests.support.raindrop_models import MODEL_FOR_ENDPOINT
 
 from segment_raindrop.core.chunking import Chunk
 from segment_raindrop.core.config import MappingConfig
 from segment_raindrop.core.mapping.items import MappedItem
 from segment_raindrop.core.mapping.mapper import map_events
-from segment_raindrop.core.raindrop_api import MODEL_FOR_ENDPOINT, Endpoint
+from segment_raindrop.core.raindrop_api import Endpoint
 from segment_raindrop.core.segment_body import parse_body
 from segment_raindrop_tools import samples
 

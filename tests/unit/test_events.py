@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from tests.support.segment import is_filtered
+
 from segment_raindrop.core.config import MappingConfig
 from segment_raindrop.core.mapping.mapper import map_events
 from segment_raindrop.core.raindrop_api import Endpoint
@@ -25,7 +27,7 @@ def test_seq_survives_the_mapping_so_deliveries_can_be_traced() -> None:
     batch = se.mixed(30)
     result = map_events(batch, MappingConfig())
     delivered = se.seqs(json.loads(item.payload) for item in result.items)
-    assert delivered == {n for n, event in enumerate(batch) if not se.is_filtered(event)}
+    assert delivered == {n for n, event in enumerate(batch) if not is_filtered(event)}
     assert se.seqs(batch) == set(range(30))
 
 

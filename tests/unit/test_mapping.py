@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from tests.support.raindrop_models import MODEL_FOR_ENDPOINT
 
 from segment_raindrop.core.config import MappingConfig
 from segment_raindrop.core.mapping.items import MapResult
 from segment_raindrop.core.mapping.mapper import map_events
 from segment_raindrop.core.mapping.values import normalise_timestamp
-from segment_raindrop.core.raindrop_api import MODEL_FOR_ENDPOINT, Endpoint
+from segment_raindrop.core.raindrop_api import Endpoint
 from segment_raindrop_tools import samples
 from segment_raindrop_tools.events import AI_CHAT, identify_call, track_call
 

@@ -20,12 +20,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tests.support.chunks import chunks_of, event_indices
+from tests.support.raindrop_models import MODEL_FOR_ENDPOINT
 
 from segment_raindrop.core.chunking import Chunk
 from segment_raindrop.core.config import MappingConfig
 from segment_raindrop.core.mapping.items import MappedItem, MapResult
 from segment_raindrop.core.mapping.mapper import map_events
-from segment_raindrop.core.raindrop_api import MODEL_FOR_ENDPOINT, Endpoint
+from segment_raindrop.core.raindrop_api import Endpoint
 from segment_raindrop.core.request_auth import AuthMethod, authenticate
 from segment_raindrop.core.segment_body import BodyError, first_array_element_text, parse_body
 

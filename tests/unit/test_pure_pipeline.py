@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 from tests.support.chunks import chunks_of, event_indices
+from tests.support.raindrop_models import MODEL_FOR_ENDPOINT, TrackEvent
+from tests.support.segment import tracking_api_envelope
 
 from segment_raindrop.core.config import MappingConfig
 from segment_raindrop.core.mapping.mapper import map_events
-from segment_raindrop.core.raindrop_api import MODEL_FOR_ENDPOINT, Endpoint, TrackEvent
+from segment_raindrop.core.raindrop_api import Endpoint
 from segment_raindrop.core.segment_body import parse_body
 from segment_raindrop_tools import samples
 
@@ -110,7 +112,7 @@ def test_same_events_in_every_envelope_map_identically(traffic: list[dict[str, A
     events = traffic[:300]
     config = MappingConfig()
     as_array = map_events(parse_body(samples.body(events)).events, config)
-    envelope = json.dumps(samples.tracking_api_envelope(events), ensure_ascii=False).encode()
+    envelope = json.dumps(tracking_api_envelope(events), ensure_ascii=False).encode()
     as_batch = map_events(parse_body(envelope).events, config)
     one_by_one = [map_events(parse_body(json.dumps(event)).events, config) for event in events]
     assert [i.payload for i in as_array.items] == [i.payload for i in as_batch.items]

@@ -6,6 +6,8 @@ import json
 from collections import Counter
 from datetime import UTC, datetime
 
+from tests.support.segment import tracking_api_envelope
+
 from segment_raindrop_tools import samples
 
 
@@ -108,7 +110,7 @@ def test_single_event_builders() -> None:
 
 def test_envelope_and_body_helpers() -> None:
     events = samples.batch(3)
-    envelope = samples.tracking_api_envelope(events, sent_at=datetime(2025, 1, 2, tzinfo=UTC))
+    envelope = tracking_api_envelope(events, sent_at=datetime(2025, 1, 2, tzinfo=UTC))
     assert envelope["batch"] == events
     assert envelope["sentAt"] == "2025-01-02T00:00:00.000Z"
     assert json.loads(samples.body(events)) == events

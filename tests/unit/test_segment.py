@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from tests.support.segment import tracking_api_envelope
 
 from segment_raindrop.core.segment_body import (
     BodyError,
@@ -117,7 +118,7 @@ def test_object_with_null_batch_is_a_single_event() -> None:
 
 def test_samples_envelope_round_trips() -> None:
     events = samples.batch(20, seed=3)
-    raw = json.dumps(samples.tracking_api_envelope(events)).encode()
+    raw = json.dumps(tracking_api_envelope(events)).encode()
     parsed = parse_body(raw)
     assert parsed.shape == "batch"
     assert len(parsed.events) == 20

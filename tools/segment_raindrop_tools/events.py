@@ -167,8 +167,3 @@ def seqs(items: Iterable[Any]) -> set[int]:
             if isinstance(value, int):
                 found.add(value)
     return found
-
-
-def is_filtered(event: Event) -> bool:
-    """Whether the default mapping filters ``event`` (among the traceable events)."""
-    return event.get("type") == "page" or event.get("event") == ORDER_COMPLETED

@@ -504,15 +504,6 @@ def batch(
     return events
 
 
-def tracking_api_envelope(events: list[Event], *, sent_at: datetime = DEFAULT_START) -> Event:
-    """``events`` in the ``{"batch": [...]}`` envelope Segment's server libraries post."""
-    return {
-        "batch": events,
-        "sentAt": iso(sent_at),
-        "context": {"library": {"name": "analytics-python", "version": "2.3.3"}},
-    }
-
-
 def body(events: list[Event]) -> bytes:
     """``events`` as a Webhooks (Actions) batched request body (a compact JSON array)."""
     return json.dumps(events, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

@@ -161,10 +161,3 @@ class Identify(BaseModel):
 
     user_id: NonEmptyStr
     traits: dict[str, TraitValue] = Field(default_factory=dict)
-
-
-MODEL_FOR_ENDPOINT: dict[Endpoint, type[BaseModel]] = {
-    Endpoint.TRACK: TrackEvent,
-    Endpoint.SIGNAL: Signal,
-    Endpoint.IDENTIFY: Identify,
-}

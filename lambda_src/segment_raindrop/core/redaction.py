@@ -30,7 +30,6 @@ SSN: Final = "ssn"
 IP: Final = "ip"
 CREDENTIAL: Final = "credential"
 PASSWORD: Final = "password"  # noqa: S105 - a kind's name, not a password
-KINDS: Final = (EMAIL, PHONE, CARD, SSN, IP, CREDENTIAL, PASSWORD)
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _HEX = r"[0-9A-Fa-f]{1,4}"

@@ -141,8 +141,3 @@ def may_hold_number(text: str) -> bool:
     return _NUMBER_SHAPE.search(shapes) is not None or (
         b"+0" in shapes and _PLUS_NUMBER_SHAPE.search(shapes) is not None
     )
-
-
-def may_hold_pii(text: str) -> bool:
-    """Whether any pattern may match ``text``."""
-    return "@" in text or may_hold_number(text) or may_hold_secret(text)
