@@ -36,8 +36,14 @@ UNIT_HOSTILE = "tests/unit/test_hostile_input.py"
 UNIT_CHUNKING = "tests/unit/test_chunking.py"
 UNIT_BREAKER = "tests/unit/test_breaker.py"
 UNIT_TIMING = "tests/unit/test_timing.py"
-UNIT_GUARDS = "tests/unit/test_guards.py"
-GUARDS = "tests/integration/test_guards.py"
+UNIT_SECRETS = "tests/unit/test_secret_values.py"
+QUEUE_WRITER = "tests/integration/test_queue_writer.py"
+DELIVERY_RETRIES = "tests/integration/test_delivery_retries.py"
+WEBHOOK_BODY = "tests/integration/test_webhook_body.py"
+SECRET_REREADS = "tests/integration/test_secret_rereads.py"
+PASTED_KEYS = "tests/integration/test_pasted_keys.py"
+RETRY_LAST_RECEIVE = "tests/integration/test_retry_worker_last_receive.py"
+REPLAY_EDGES = "tests/integration/test_replay_edges.py"
 WEBHOOK = "tests/integration/test_webhook.py"
 DELIVERY = "tests/integration/test_delivery.py"
 RETRY = "tests/integration/test_retry_worker.py"
@@ -293,7 +299,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "return status in (408, 429) or status >= 500",
         "return status == 429 or status >= 500",
         "a 408 is dead-lettered as rejected instead of retried",
-        GUARDS,
+        DELIVERY_RETRIES,
     ),
     _m(
         "delivery-retry-after-date-ignored",
@@ -302,7 +308,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "return max(0.0, when.timestamp() - time.time())",
         "return None",
         "a Retry-After given as an HTTP date is ignored",
-        GUARDS,
+        DELIVERY_RETRIES,
     ),
     _m(
         "delivery-read-timeout-unclipped",
@@ -312,7 +318,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "                    config.read_timeout_seconds,\n",
         "an attempt outlives the deadline, and its chunk is recorded as never attempted",
         WEBHOOK,
-        GUARDS,
+        DELIVERY_RETRIES,
     ),
     _m(
         "delivery-redirect-rejected",
@@ -479,7 +485,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "if current and size + len(text) + 1 > self._max_bytes:",
         "if False:",
         "failed events are packed into one message past SQS's 1 MiB",
-        GUARDS,
+        QUEUE_WRITER,
     ),
     _m(
         "queue-failed-entries-dropped",
@@ -488,7 +494,7 @@ MUTANTS: tuple[Mutant, ...] = (
         'if item.get("SenderFault") and item["Id"] in pending:',
         'if item["Id"] in pending:',
         "entries SQS failed to take are given up instead of sent again",
-        GUARDS,
+        QUEUE_WRITER,
     ),
     _m(
         "queue-sender-faults-resent",
@@ -497,7 +503,7 @@ MUTANTS: tuple[Mutant, ...] = (
         'if item.get("SenderFault") and item["Id"] in pending:',
         "if False:",
         "malformed entries are resent, spending the deadline on what cannot succeed",
-        GUARDS,
+        QUEUE_WRITER,
     ),
     _m(
         "queue-one-round",
@@ -506,7 +512,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "_SEND_ROUNDS = 3",
         "_SEND_ROUNDS = 1",
         "nothing SQS failed to take is ever sent again",
-        GUARDS,
+        QUEUE_WRITER,
     ),
     _m(
         "queue-oversized-event-sent",
@@ -515,7 +521,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "if base + len(text) > self._max_bytes:",
         "if False:",
         "an event too large for SQS is sent anyway, refused, and its request answered 503",
-        GUARDS,
+        QUEUE_WRITER,
     ),
     _m(
         "queue-batch-bytes-unbounded",
@@ -524,7 +530,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "if batch and (len(batch) >= SQS_BATCH_ENTRIES or size + length > SQS_MAX_MESSAGE_BYTES):",
         "if batch and len(batch) >= SQS_BATCH_ENTRIES:",
         "a SendMessageBatch call exceeds SQS's 1 MiB per call",
-        GUARDS,
+        QUEUE_WRITER,
     ),
     _m(
         "queue-omitted-counted-queued",
@@ -533,7 +539,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "(result.omitted if entry.omitted else result.queued).update(entry.indices)",
         "result.queued.update(entry.indices)",
         "an omitted event is reported as queued for a retry that cannot happen",
-        GUARDS,
+        QUEUE_WRITER,
     ),
     _m(
         "queue-waits-past-deadline",
@@ -624,7 +630,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "return self.dead_letter.queued | self.dead_letter.omitted | self.retry.omitted",
         "return self.dead_letter.queued | self.dead_letter.omitted",
         "an event too large for SQS is counted nowhere",
-        GUARDS,
+        QUEUE_WRITER,
     ),
     _m(
         "settle-exhausted-keeps-deadline",
@@ -634,7 +640,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "    if False:\n        transient = {",
         "exhausted messages are dead-lettered as 'deadline' instead of 'transient'",
         RETRY,
-        GUARDS,
+        RETRY_LAST_RECEIVE,
     ),
     _m(
         "settle-history-receives-ignored",
@@ -681,7 +687,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "if settlement.unqueued or settlement.dead_letter.omitted:",
         "if False:",
         "the original is deleted although its failing events were not re-queued",
-        GUARDS,
+        REPLAY_EDGES,
     ),
     _m(
         "replay-rate-ignored",
@@ -690,7 +696,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "self._rate = rate\n",
         "self._rate = None\n",
         "--rate is ignored",
-        GUARDS,
+        REPLAY_EDGES,
     ),
     _m(
         "replay-since-exclusive",
@@ -699,7 +705,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "if self.since is not None and first < self.since:",
         "if self.since is not None and first <= self.since:",
         "--since skips a message failed exactly then",
-        GUARDS,
+        REPLAY_EDGES,
     ),
     _m(
         "replay-until-inclusive",
@@ -708,7 +714,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "return self.until is None or first < self.until",
         "return self.until is None or first <= self.until",
         "--until selects a message failed exactly then",
-        GUARDS,
+        REPLAY_EDGES,
     ),
     _m(
         "replay-all-failed-rewritten",
@@ -791,7 +797,7 @@ MUTANTS: tuple[Mutant, ...] = (
         '        and not key.startswith("<")\n',
         "",
         "a '<your key>' placeholder counts as a configured key",
-        UNIT_GUARDS,
+        UNIT_SECRETS,
     ),
     _m(
         "secret-placeholder-case",
@@ -800,7 +806,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "key.upper() not in PLACEHOLDER_KEYS",
         "key not in PLACEHOLDER_KEYS",
         "a lower-case 'replace_me' counts as a configured key",
-        UNIT_GUARDS,
+        UNIT_SECRETS,
     ),
     _m(
         "secret-blank-key",
@@ -809,8 +815,8 @@ MUTANTS: tuple[Mutant, ...] = (
         "return value.strip() if isinstance(value, str) else value",
         "return value",
         "a key pasted with a trailing newline never authenticates (Raindrop refuses it)",
-        "tests/integration/test_review_fixes.py",
-        UNIT_GUARDS,
+        PASTED_KEYS,
+        UNIT_SECRETS,
     ),
     _m(
         "secret-reread-unthrottled",
@@ -819,7 +825,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "if self._last_forced is not None and now - self._last_forced < min_interval_seconds:",
         "if False:",
         "every refused request re-reads the secret from Secrets Manager",
-        GUARDS,
+        SECRET_REREADS,
     ),
     _m(
         "secret-fresh-key-cached",
@@ -847,7 +853,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "if is_base64:",
         "if False:",
         "base64-encoded bodies (gzip, or any under binary media types) are refused",
-        GUARDS,
+        WEBHOOK_BODY,
     ),
     _m(
         "webhook-limit-exclusive",
@@ -856,7 +862,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "if len(raw) > max_bytes and not codings:",
         "if len(raw) >= max_bytes and not codings:",
         "a body exactly at MAX_BODY_BYTES is refused",
-        GUARDS,
+        WEBHOOK_BODY,
     ),
     _m(
         "webhook-limit-off-by-one",
@@ -865,7 +871,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "max_bytes=rt.config.max_body_bytes\n",
         "max_bytes=rt.config.max_body_bytes - 1\n",
         "the webhook holds bodies to one byte less than MAX_BODY_BYTES",
-        GUARDS,
+        WEBHOOK_BODY,
     ),
     _m(
         "webhook-unverifiable-401",
@@ -901,7 +907,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "fresh = secrets.refresh_if_due(AUTH_REFRESH_SECONDS)",
         "fresh = secrets.refresh_if_due(0)",
         "every refused request re-reads the secret from Secrets Manager",
-        GUARDS,
+        SECRET_REREADS,
     ),
     _m(
         "webhook-queueing-unbounded",

@@ -45,9 +45,6 @@ class Local:
     def token(self) -> str:
         return self.endpoints.webhook_token
 
-    def bearer(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
     def post(
         self, body: Any, *, headers: dict[str, str] | None = None, path: str = "/segment"
     ) -> httpx.Response:

@@ -28,6 +28,7 @@ from segment_raindrop_tools.local.options import LocalOptions
 from segment_raindrop_tools.local.raindrop_items import check_raindrop_items
 from segment_raindrop_tools.local.state import ENV_FILE, ITEMS_FILE, STATE_FILE
 from tests.e2e.conftest import Local, wait_for
+from tests.support.auth import bearer
 
 StartLocal = Callable[..., Local]
 
@@ -52,7 +53,7 @@ def expected_ids(events: list[dict[str, Any]]) -> tuple[set[str], set[str]]:
 
 def test_a_single_event_is_mapped_printed_and_saved(start_local: StartLocal) -> None:
     local = start_local()
-    response = local.post(chat(1), headers=local.bearer())
+    response = local.post(chat(1), headers=bearer(local.token))
     assert response.status_code == 200
     assert response.json() == {
         "received": 1,
@@ -156,8 +157,8 @@ def test_refusals_come_back_over_http(start_local: StartLocal) -> None:
     local = start_local()
     assert local.post(chat(1)).status_code == 401
     assert local.post(chat(1), headers={"Authorization": "Bearer wrong"}).status_code == 401
-    assert local.post(b"{not json", headers=local.bearer()).status_code == 400
-    assert local.post(chat(1), headers=local.bearer(), path="/elsewhere").status_code == 404
+    assert local.post(b"{not json", headers=bearer(local.token)).status_code == 400
+    assert local.post(chat(1), headers=bearer(local.token), path="/elsewhere").status_code == 404
     assert local.receiver.requests == []
     statuses = [exchange.status for exchange in local.mode.exchanges]
     assert statuses == [401, 401, 400, 404]
@@ -170,16 +171,16 @@ def test_bodies_over_the_limits_are_refused_where_the_deployment_refuses_them(
     local = start_local()
     # Over MAX_BODY_BYTES, yet small enough for Lambda to be invoked: the handler answers 413.
     just_over = b"[" + b" " * (MAX_ADMITTED_BODY_BYTES + 10) + b"]"
-    refused = local.post(just_over, headers=local.bearer())
+    refused = local.post(just_over, headers=bearer(local.token))
     assert refused.status_code == 413
     assert "larger than" in refused.json()["error"]
     # Base64-encoded in the API Gateway event, 5 MiB is more than Lambda's 6 MiB invoke
     # payload: refused before the handler, as the deployed API does.
-    response = local.post(b"[" + b" " * (5 * 1024 * 1024) + b"]", headers=local.bearer())
+    response = local.post(b"[" + b" " * (5 * 1024 * 1024) + b"]", headers=bearer(local.token))
     assert response.status_code == 413
     assert response.json() == {"message": "Request Too Long"}
     # ...and over API Gateway's own 10 MB, too.
-    response = local.post(b"[" + b" " * (11 * 1024 * 1024) + b"]", headers=local.bearer())
+    response = local.post(b"[" + b" " * (11 * 1024 * 1024) + b"]", headers=bearer(local.token))
     assert response.status_code == 413
     assert response.json() == {"message": "Request Too Long"}
     assert local.receiver.requests == []
@@ -191,7 +192,7 @@ def test_tracking_api_path_serves_the_batch_envelope(start_local: StartLocal) ->
     events = [chat(1), chat(2)]
     response = local.post(
         {"batch": events, "sentAt": "2026-11-27T10:00:01.000Z"},
-        headers=local.bearer(),
+        headers=bearer(local.token),
         path="/v1/batch",
     )
     assert response.status_code == 200, response.text
@@ -210,7 +211,7 @@ def test_outage_then_recovery_is_healed_by_the_retry_worker(start_local: StartLo
     events = sample_conversation("usr-outage", seed=7, turns=3)
     ai_ids, signal_ids = expected_ids(events)
 
-    response = local.post(events, headers=local.bearer())
+    response = local.post(events, headers=bearer(local.token))
     assert response.status_code == 200
     answer = response.json()
     assert answer["received"] == len(events) == 8
@@ -247,7 +248,7 @@ def test_outage_then_recovery_is_healed_by_the_retry_worker(start_local: StartLo
 def test_rejected_items_are_dead_lettered(start_local: StartLocal) -> None:
     local = start_local()
     local.receiver.outage(Fault(status=400, body='{"error": "bad item"}'), endpoint="events/track")
-    response = local.post([chat(1), chat(2)], headers=local.bearer())
+    response = local.post([chat(1), chat(2)], headers=bearer(local.token))
     assert response.status_code == 200
     assert response.json()["dead_lettered"] == 2
     assert wait_for(lambda: local.queue_depth(local.endpoints.dlq_url) >= 1)
@@ -266,7 +267,7 @@ def test_forwards_to_a_given_raindrop_with_the_given_key(
     assert local.endpoints.items_file is None
     assert "the real thing" in local.mode.banner()
     events = sample_conversation("usr-real", seed=3, turns=2)
-    response = local.post(events, headers=local.bearer())
+    response = local.post(events, headers=bearer(local.token))
     assert response.status_code == 200
     assert response.json()["forwarded"] == 6
     ai_ids, _ = expected_ids(events)

@@ -17,6 +17,7 @@ import raindrop.analytics as raindrop
 from segment_raindrop.core.contract import LOOP_FILTER_REASON, MIRROR_LIBRARY_NAME
 from segment_raindrop_tools.local.segment_tracking import SegmentTrackingApi
 from tests.e2e.conftest import Local, wait_for
+from tests.support.auth import bearer
 
 StartLocal = Callable[..., Local]
 
@@ -142,7 +143,7 @@ def test_loop_mirrored_events_fed_back_to_the_webhook_are_filtered(sdk: Local) -
 
     # Segment's Webhooks destination delivering the mirrored events back (batched).
     mirrored: list[dict[str, Any]] = segment.accepted_events()
-    response = sdk.post(mirrored, headers=sdk.bearer())
+    response = sdk.post(mirrored, headers=bearer(sdk.token))
     assert response.status_code == 200
     assert response.json() == {
         "received": 4,

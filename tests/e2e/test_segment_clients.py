@@ -23,6 +23,7 @@ from segment.analytics.request import APIError
 from segment_raindrop_tools.cli_local import sample_conversation
 from segment_raindrop_tools.local.raindrop_items import check_raindrop_items
 from tests.e2e.conftest import Local, wait_for
+from tests.support.auth import bearer
 
 StartLocal = Callable[..., Local]
 REPO = Path(__file__).resolve().parents[2]
@@ -233,7 +234,7 @@ def test_segment_actions_batched_request(start_local: StartLocal, with_token: bo
         batch=True,
         shared_secret=local.endpoints.shared_secret,
         # The custom header a batched mapping adds, since the signature covers event 1 only.
-        headers={"Authorization": f"Bearer {local.token}"} if with_token else None,
+        headers=bearer(local.token) if with_token else None,
     )
     if not with_token:
         # Without it anyone holding one signed event could append their own: refused, and

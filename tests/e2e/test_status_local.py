@@ -20,6 +20,7 @@ from segment_raindrop_tools import events as se
 from segment_raindrop_tools.cli import app
 from segment_raindrop_tools.local.state import STATE_FILE
 from tests.e2e.conftest import Local, wait_for
+from tests.support.auth import bearer
 
 runner = CliRunner()
 
@@ -72,7 +73,7 @@ def test_ping_reaches_the_local_raindrop(start_local: Any) -> None:
 
 def test_dead_letters_need_attention(start_local: Any) -> None:
     local = start_local()
-    answer = local.post(se.invalid(1), headers=local.bearer())
+    answer = local.post(se.invalid(1), headers=bearer(local.token))
     assert answer.json()["dead_lettered"] == 1
     assert wait_for(lambda: local.queue_depth(local.endpoints.dlq_url) == 1)
 

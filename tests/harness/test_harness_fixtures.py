@@ -14,6 +14,7 @@ from botocore.exceptions import EndpointConnectionError
 from segment_raindrop.handlers import retry_worker, webhook
 from segment_raindrop_tools.local.receiver import RaindropReceiver
 from tests.conftest import AwsEnv
+from tests.support.auth import bearer
 
 # One attempt: the point is that the call fails, not how long botocore keeps trying.
 ONE_ATTEMPT = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=1)
@@ -65,17 +66,17 @@ def test_receiver_fixture_expects_the_secret_key(aws: AwsEnv, receiver: Raindrop
         ok = client.post(
             "/users/identify",
             json=IDENTIFY,
-            headers={"Authorization": f"Bearer {aws.raindrop_api_key}"},
+            headers=bearer(aws.raindrop_api_key),
         )
         wrong = client.post(
             "/users/identify",
             json=IDENTIFY,
-            headers={"Authorization": f"Bearer {aws.webhook_token}"},
+            headers=bearer(aws),
         )
         invalid = client.post(
             "/users/identify",
             json=[{"user_id": ""}],
-            headers={"Authorization": f"Bearer {aws.raindrop_api_key}"},
+            headers=bearer(aws.raindrop_api_key),
         )
     assert (ok.status_code, wrong.status_code, invalid.status_code) == (200, 401, 400)
     assert "user_id" in invalid.json()["error"]  # the fixture validates Raindrop's item rules

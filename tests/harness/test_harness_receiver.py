@@ -16,6 +16,7 @@ import pytest
 from segment_raindrop_tools.local.faults import Fault
 from segment_raindrop_tools.local.raindrop_items import ENDPOINTS, check_raindrop_items
 from segment_raindrop_tools.local.receiver import RaindropReceiver
+from tests.support.auth import bearer
 
 KEY = "rk-test"
 TS = "2026-01-01T00:00:00Z"
@@ -49,7 +50,7 @@ def rd(receiver_factory: Factory) -> RaindropReceiver:
 
 @pytest.fixture
 def client(rd: RaindropReceiver) -> Iterator[httpx.Client]:
-    with http(rd.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=5.0) as c:
+    with http(rd.url, headers=bearer(KEY), timeout=5.0) as c:
         yield c
 
 
@@ -460,7 +461,7 @@ def test_forty_concurrent_requests_are_served_in_parallel(receiver_factory: Fact
     rd = receiver_factory(api_key=KEY, latency=0.05)
     limits = httpx.Limits(max_connections=40, max_keepalive_connections=40)
     with (
-        http(rd.url, headers={"Authorization": f"Bearer {KEY}"}, limits=limits) as client,
+        http(rd.url, headers=bearer(KEY), limits=limits) as client,
         ThreadPoolExecutor(max_workers=40) as pool,
     ):
         items = [{**EVENT, "event_id": f"e{i}"} for i in range(40)]
@@ -475,7 +476,7 @@ def test_forty_concurrent_requests_are_served_in_parallel(receiver_factory: Fact
 def test_stop_closes_everything_quickly(receiver_factory: Factory) -> None:
     baseline = len(receiver_threads())
     rd = receiver_factory(api_key=KEY)
-    with http(rd.url, headers={"Authorization": f"Bearer {KEY}"}) as client:
+    with http(rd.url, headers=bearer(KEY)) as client:
         assert post(client, "events/track", [EVENT]).status_code == 200
         # An idle keep-alive connection parks a handler thread on a blocking read.
         assert len(receiver_threads()) == baseline + 2

@@ -23,6 +23,7 @@ from segment_raindrop.adapters.targets import RaindropTarget
 from segment_raindrop.core.chunking import Chunk
 from segment_raindrop.core.config import DeliveryConfig, MappingConfig
 from segment_raindrop.core.mapping.items import MappedItem
+from segment_raindrop.core.mapping.mapper import map_events
 from segment_raindrop.core.outcomes import ChunkStatus, DeliveryReport, FailureReason
 from segment_raindrop.core.raindrop_api import Endpoint
 from segment_raindrop.service.forwarding import Forwarder
@@ -447,3 +448,35 @@ def test_the_breaker_is_on_by_default(closed_port: int) -> None:
         assert client.breaker.state is BreakerState.OPEN
     finally:
         client.close()
+
+
+def test_the_delivery_wait_ends_near_the_deadline_however_many_chunks_hang(
+    receiver: RaindropReceiver,
+) -> None:
+    # Ten chunks, two workers, Raindrop answering after 3 s: the deadline (0.5 s) and one grace
+    # (1 s) bound the wait; a grace per chunk would have made it about ten seconds.
+    receiver.set_latency(3)
+    config = DeliveryConfig(
+        raindrop_api_url=receiver.url,
+        concurrency=2,
+        chunk_max_items=1,
+        read_timeout_seconds=5,
+        breaker_failure_threshold=0,
+    )
+    client = HttpDelivery(config, RaindropTarget(receiver.url))
+    mapped = map_events(
+        [se.chat(n) for n in range(10)], MappingConfig(enrich_from_context_traits=False)
+    )
+    session = client.session(api_key="rk", deadline=time.monotonic() + 0.5)
+    for item in mapped.items:
+        session.submit(Chunk(item.endpoint, (item,)))
+    started = time.monotonic()
+    report = session.wait()
+    waited = time.monotonic() - started
+    client.close()
+    assert {result.status for result in report.results} <= {
+        ChunkStatus.DEADLINE,
+        ChunkStatus.TRANSIENT,
+    }
+    assert len(report.results) == 10
+    assert waited < 3.0  # 0.5 s + 1 s grace, with room; ten graces would be 10 s

@@ -18,6 +18,7 @@ from segment_raindrop_tools.local.queues import drain_messages
 from segment_raindrop_tools.local.receiver import RaindropReceiver
 from tests.conftest import AwsEnv
 from tests.integration.conftest import Invoke
+from tests.support.auth import bearer
 from tests.support.queues import message_header
 
 TS = "2025-03-14T09:26:53.589Z"
@@ -90,7 +91,7 @@ def test_one_unreadable_event_costs_only_itself(
     blank_user = json.dumps(chat(3, "Hi", userId=" "))
     body = f"[{good},{too_deep},{cut},{too_long},{blank_user}]"
 
-    response = invoke_webhook(body, headers={"Authorization": f"Bearer {aws.webhook_token}"})
+    response = invoke_webhook(body, headers=bearer(aws))
 
     # Before: a 400 for the whole batch, which Segment drops.
     assert response.status == 200, response.body

@@ -14,6 +14,7 @@ from segment_raindrop_tools.local.faults import Fault
 from segment_raindrop_tools.local.receiver import RaindropReceiver
 from tests.conftest import AwsEnv
 from tests.integration.conftest import Invoke
+from tests.support.auth import bearer
 from tests.support.queues import (
     assert_delivered_once,
     bodies,
@@ -28,10 +29,6 @@ pytestmark = pytest.mark.usefixtures("fast", "fresh_runtimes")
 __all__ = ["fast", "fresh_runtimes", "make_replayer"]  # fixtures, imported for use by name
 
 HEADER = "X-Raindrop-Project-Id"
-
-
-def _bearer(aws: AwsEnv) -> dict[str, str]:
-    return {"Authorization": f"Bearer {aws.webhook_token}"}
 
 
 def _projects(receiver: RaindropReceiver) -> list[str | None]:
@@ -49,7 +46,7 @@ def test_every_item_of_a_project_request_goes_to_that_project(
     aws.configure(delivery={"project_id": "production", "chunk_max_items": 10})
     events = se.mixed(40)  # tracks, feedback and identifies: several endpoints and chunks
 
-    response = invoke_webhook(events, headers=_bearer(aws), path="/segment/team-a")
+    response = invoke_webhook(events, headers=bearer(aws), path="/segment/team-a")
 
     assert response.status == 200, response.body
     assert response.body["forwarded"] == 36
@@ -63,8 +60,8 @@ def test_plain_segment_path_keeps_the_configured_project(
 ) -> None:
     aws.configure(delivery={"project_id": "production"})
     # A project request first: the shared client must not keep its project for the next one.
-    assert invoke_webhook([se.chat(1)], headers=_bearer(aws), path="/segment/team-a").status == 200
-    assert invoke_webhook([se.chat(2)], headers=_bearer(aws)).status == 200
+    assert invoke_webhook([se.chat(1)], headers=bearer(aws), path="/segment/team-a").status == 200
+    assert invoke_webhook([se.chat(2)], headers=bearer(aws)).status == 200
 
     assert _projects(receiver) == ["team-a", "production"]
 
@@ -72,7 +69,7 @@ def test_plain_segment_path_keeps_the_configured_project(
 def test_no_project_header_without_a_project(
     aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke
 ) -> None:
-    assert invoke_webhook([se.chat(1)], headers=_bearer(aws)).status == 200
+    assert invoke_webhook([se.chat(1)], headers=bearer(aws)).status == 200
     assert _projects(receiver) == [None]
 
 
@@ -83,7 +80,7 @@ def test_no_project_header_without_a_project(
 def test_a_malformed_slug_is_not_found(
     aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke, slug: str
 ) -> None:
-    response = invoke_webhook([se.chat(1)], headers=_bearer(aws), path=f"/segment/{slug}")
+    response = invoke_webhook([se.chat(1)], headers=bearer(aws), path=f"/segment/{slug}")
 
     assert response.status == 404
     assert receiver.requests == []
@@ -96,7 +93,7 @@ def test_the_longest_slug_is_accepted(
 ) -> None:
     slug = "a" + "-" * 61 + "z"
     assert len(slug) == 63
-    response = invoke_webhook([se.chat(1)], headers=_bearer(aws), path=f"/segment/{slug}")
+    response = invoke_webhook([se.chat(1)], headers=bearer(aws), path=f"/segment/{slug}")
     assert response.status == 200
     assert _projects(receiver) == [slug]
 
@@ -106,8 +103,8 @@ def test_with_an_allow_list_other_slugs_are_not_found(
 ) -> None:
     aws.configure(delivery={"projects": ["team-a", "team-b"]})
 
-    typo = invoke_webhook([se.chat(1)], headers=_bearer(aws), path="/segment/team-c")
-    allowed = invoke_webhook([se.chat(2)], headers=_bearer(aws), path="/segment/team-b")
+    typo = invoke_webhook([se.chat(1)], headers=bearer(aws), path="/segment/team-c")
+    allowed = invoke_webhook([se.chat(2)], headers=bearer(aws), path="/segment/team-b")
 
     assert typo.status == 404
     assert allowed.status == 200
@@ -134,9 +131,7 @@ def test_retry_worker_delivers_to_the_project_the_webhook_queued_for(
     aws.configure(delivery={"project_id": "production"})
     receiver.outage(Fault(status=503))
 
-    response = invoke_webhook(
-        [se.chat(1), se.chat(2)], headers=_bearer(aws), path="/segment/team-a"
-    )
+    response = invoke_webhook([se.chat(1), se.chat(2)], headers=bearer(aws), path="/segment/team-a")
 
     assert response.status == 200
     assert response.body["queued"] == 2

@@ -10,16 +10,13 @@ from segment_raindrop_tools.local.faults import Fault
 from segment_raindrop_tools.local.receiver import RaindropReceiver
 from tests.conftest import AwsEnv
 from tests.integration.conftest import Invoke
+from tests.support.auth import bearer
 from tests.support.logs import forwarder_logs
 
 EMAIL = "jane.roe@example.com"
 CARD = "4242 4242 4242 4242"
 KEY = "sk-proj-" + "Ab3" * 10
 PROMPT = f"My card is {CARD}, write to {EMAIL}, key {KEY}"
-
-
-def _bearer(aws: AwsEnv) -> dict[str, str]:
-    return {"Authorization": f"Bearer {aws.webhook_token}"}
 
 
 def _events() -> list[dict[str, object]]:
@@ -46,7 +43,7 @@ def test_items_raindrop_receives_are_redacted(
     aws.configure(mapping={"redact_pii": True, "redact_keys": ["internal_note"]})
 
     with forwarder_logs() as buffer:
-        response = invoke_webhook(_events(), headers=_bearer(aws))
+        response = invoke_webhook(_events(), headers=bearer(aws))
 
     assert response.status == 200, response.body
     assert response.body["forwarded"] == 2
@@ -82,7 +79,7 @@ def test_items_raindrop_receives_are_redacted(
 def test_without_redaction_everything_is_sent_as_it_came(
     aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke
 ) -> None:
-    response = invoke_webhook(_events(), headers=_bearer(aws))
+    response = invoke_webhook(_events(), headers=bearer(aws))
 
     assert response.status == 200
     [track] = receiver.accepted("events/track")
@@ -96,7 +93,7 @@ def test_queued_events_keep_the_original(
     aws.configure(mapping={"redact_pii": True})
     receiver.outage(Fault(status=503))
 
-    response = invoke_webhook(_events(), headers=_bearer(aws))
+    response = invoke_webhook(_events(), headers=bearer(aws))
 
     assert response.status == 200
     assert response.body["queued"] == 2
@@ -129,7 +126,7 @@ def test_content_read_from_outside_properties_is_redacted_too(
         "files": [{"type": "text", "value": f"card {CARD}", "role": "input"}],
     }
 
-    response = invoke_webhook([chat], headers=_bearer(aws))
+    response = invoke_webhook([chat], headers=bearer(aws))
 
     assert response.status == 200, response.body
     [track] = receiver.accepted("events/track")

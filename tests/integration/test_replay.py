@@ -22,6 +22,7 @@ from segment_raindrop_tools import events as se
 from segment_raindrop_tools.local.apigw import LocalContext
 from segment_raindrop_tools.local.queues import peek_messages
 from segment_raindrop_tools.local.raindrop_items import check_raindrop_items
+from tests.support.auth import bearer
 from tests.support.queues import (
     FIRST_FAILURE,
     assert_delivered_once,
@@ -427,7 +428,7 @@ def test_outage_drill_webhook_retry_dead_letter_replay(
     events = [se.chat(n) for n in range(5)]
     receiver.outage()
 
-    answer = invoke_webhook(events, headers={"Authorization": f"Bearer {aws.webhook_token}"})
+    answer = invoke_webhook(events, headers=bearer(aws))
 
     assert answer.status == 200
     assert answer.body["queued"] == 5

@@ -13,6 +13,7 @@ from typing import Any
 from segment_raindrop_tools import events as se
 from tests.conftest import AwsEnv
 from tests.integration.conftest import Invoke
+from tests.support.auth import bearer
 from tests.support.logs import forwarder_logs
 
 
@@ -32,7 +33,7 @@ def test_old_and_new_token_both_pass_during_a_rotation(
     aws: AwsEnv, receiver: Any, invoke_webhook: Invoke
 ) -> None:
     old, new = aws.webhook_token, "wt-rotated-new"
-    assert invoke_webhook([se.chat(0)], headers={"Authorization": f"Bearer {old}"}).status == 200
+    assert invoke_webhook([se.chat(0)], headers=bearer(old)).status == 200
     _put_secret(aws, webhook_token=new, webhook_token_previous=old)
     answers: list[int] = []
 
@@ -40,7 +41,7 @@ def test_old_and_new_token_both_pass_during_a_rotation(
         # Requests still carrying the old token (Segment's header not changed yet, or its
         # retries), then the new one, in any order: none may get a 401, which Segment drops.
         for seq, token in enumerate((new, old, old, new, old), start=1):
-            response = invoke_webhook([se.chat(seq)], headers={"Authorization": f"Bearer {token}"})
+            response = invoke_webhook([se.chat(seq)], headers=bearer(token))
             answers.append(response.status)
             assert response.body.get("forwarded") == 1
 
@@ -60,5 +61,5 @@ def test_once_the_previous_token_is_removed_it_is_refused(
 ) -> None:
     old, new = aws.webhook_token, "wt-rotated-new"
     _put_secret(aws, webhook_token=new)  # the rotation finished: no webhook_token_previous
-    assert invoke_webhook([se.chat(0)], headers={"Authorization": f"Bearer {new}"}).status == 200
-    assert invoke_webhook([se.chat(1)], headers={"Authorization": f"Bearer {old}"}).status == 401
+    assert invoke_webhook([se.chat(0)], headers=bearer(new)).status == 200
+    assert invoke_webhook([se.chat(1)], headers=bearer(old)).status == 401

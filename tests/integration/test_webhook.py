@@ -27,6 +27,7 @@ from segment_raindrop_tools.local.raindrop_items import check_raindrop_items
 from segment_raindrop_tools.local.receiver import RaindropReceiver
 from tests.conftest import AwsEnv
 from tests.integration.conftest import Invoke, WebhookResponse
+from tests.support.auth import bearer
 from tests.support.logs import forwarder_logs
 from tests.support.segment import is_filtered
 
@@ -84,10 +85,6 @@ def account(
     assert counts["forwarded"] == len(ledger.delivered)
     assert counts["filtered"] == len(filtered)
     return ledger
-
-
-def bearer(aws: AwsEnv) -> dict[str, str]:
-    return {"Authorization": f"Bearer {aws.webhook_token}"}
 
 
 # --- delivery -----------------------------------------------------------------------------
@@ -412,7 +409,9 @@ def test_a_hanging_sqs_still_gets_an_answer_before_the_lambda_times_out(
         caller = threading.Thread(
             target=lambda: answers.append(
                 invoke_webhook(
-                    [se.chat(0), se.chat(1)], headers=bearer(aws), timeout=lambda_timeout
+                    [se.chat(0), se.chat(1)],
+                    headers=bearer(aws),
+                    timeout=lambda_timeout,
                 )
             ),
             daemon=True,
@@ -741,7 +740,7 @@ def test_logs_hold_no_secret_prompt_or_trait(
     events = [chat, bad, person]
     with forwarder_logs() as buffer:
         assert invoke_webhook(events, headers=bearer(aws)).status == 200
-        assert invoke_webhook(events, headers={"Authorization": f"Bearer {trait}"}).status == 401
+        assert invoke_webhook(events, headers=bearer(trait)).status == 401
         assert invoke_webhook(b"{" + prompt.encode(), headers=bearer(aws)).status == 400
     captured = capsys.readouterr()
     logs = buffer.getvalue() + captured.out + captured.err

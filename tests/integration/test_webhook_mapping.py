@@ -9,7 +9,8 @@ from segment_raindrop_tools import events as se
 from segment_raindrop_tools.local.receiver import RaindropReceiver
 from tests.conftest import AwsEnv
 from tests.integration.conftest import Invoke
-from tests.integration.test_webhook import account, bearer
+from tests.integration.test_webhook import account
+from tests.support.auth import bearer
 
 CODE = {
     "type": "code",

@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable
 
 import pytest
+from tests.support.auth import bearer
 
 from segment_raindrop.core.request_auth import (
     UNVERIFIABLE_BATCH_REASON,
@@ -296,7 +297,7 @@ def test_token_only_and_secret_only_configurations() -> None:
 
 def test_header_names_must_be_lower_case() -> None:
     # The caller lower-cases header names (documented contract of authenticate).
-    decision = auth({"Authorization": f"Bearer {TOKEN}"})
+    decision = auth(bearer(TOKEN))
     assert decision.reason == "missing credentials"
 
 

@@ -369,3 +369,19 @@ def test_config_error_does_not_echo_the_value() -> None:
 
 def test_config_error_is_a_value_error() -> None:
     assert issubclass(ConfigError, ValueError)
+
+
+@pytest.mark.parametrize("project", ["Prodé", "Prod", "proj_1", "-x"])
+def test_a_malformed_raindrop_project_id_is_refused_at_start_up(project: str) -> None:
+    with pytest.raises(ConfigError, match="RAINDROP_PROJECT_ID"):
+        read_delivery_config({"RAINDROP_PROJECT_ID": project})
+
+
+def test_floats_survive_the_environment_round_trip() -> None:
+    config = ForwarderConfig(
+        secret_id="s",
+        retry_queue_url="r",
+        dlq_url="d",
+        delivery=DeliveryConfig(budget_seconds=4.1234567, backoff_cap_seconds=123.4567),
+    )
+    assert read_config(to_environment(config)) == config

@@ -1,4 +1,4 @@
-"""Guards of pure code that a mutation run (``make mutate``) found unguarded."""
+"""Which Raindrop keys count as configured: placeholders and stand-ins do not."""
 
 from __future__ import annotations
 
