@@ -231,13 +231,7 @@ def _describe(error: Mapping[str, Any]) -> str:
 
 def config_from_context(context: Mapping[str, Any]) -> StackConfig:
     """Validate the app's context; raises ConfigError naming every bad or unknown key."""
-    unknown = sorted(
-        key for key in context if _OWN_KEY_SHAPE.match(key) and key not in CONTEXT_KEYS
-    )
-    if unknown:
-        raise ConfigError(
-            f"unknown context key(s): {', '.join(unknown)}; known keys: {', '.join(CONTEXT_KEYS)}"
-        )
+    _refuse_unknown_keys(context)
     # null in cdk.json and an empty `-c key=` both mean "use the default".
     given = {key: context[key] for key in CONTEXT_KEYS if context.get(key) not in (None, "")}
     problems: list[str] = []
@@ -253,3 +247,13 @@ def config_from_context(context: Mapping[str, Any]) -> StackConfig:
     if problems:
         raise ConfigError(f"invalid CDK context: {'; '.join(problems)}")
     return config
+
+
+def _refuse_unknown_keys(context: Mapping[str, Any]) -> None:
+    unknown = sorted(
+        key for key in context if _OWN_KEY_SHAPE.match(key) and key not in CONTEXT_KEYS
+    )
+    if unknown:
+        raise ConfigError(
+            f"unknown context key(s): {', '.join(unknown)}; known keys: {', '.join(CONTEXT_KEYS)}"
+        )

@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -319,35 +320,60 @@ def send_sample(
     events = sample_conversation(
         user_id, seed=seed if seed is not None else secrets.randbelow(2**31), turns=turns
     )
-    auth = []
-    if token is not None:
-        auth.append("the webhook token (Authorization: Bearer)")
-    if signature_secret is not None:
-        auth.append(
-            "an X-Signature of "
-            + ("the first element, as Segment signs batches" if batch else "the body")
-        )
+    credentials = _SampleCredentials(token, signature_secret, batch=batch)
     _say(f"Sending a sample AI conversation of user {user_id} to {url}")
     _say(f"  {len(events)} events: {_describe(events)}")
     shape = "one request holding a JSON array" if batch else f"{len(events)} requests"
-    _say(f"  as {shape}, authenticated with {' and '.join(auth)}")
+    _say(f"  as {shape}, authenticated with {credentials.describe()}")
     _say()
-    requests = [events] if batch else [[event] for event in events]
+    totals, ok = _send_all(url, [events] if batch else [[event] for event in events], credentials)
+    _say()
+    _summarise(totals, local_state)
+    if not ok:
+        raise typer.Exit(ExitCode.INCOMPLETE)
+
+
+@dataclass(frozen=True)
+class _SampleCredentials:
+    """What the sample's requests authenticate with: the token, Segment's signature, or both."""
+
+    token: str | None
+    signature_secret: str | None
+    batch: bool
+
+    def describe(self) -> str:
+        auth = []
+        if self.token is not None:
+            auth.append("the webhook token (Authorization: Bearer)")
+        if self.signature_secret is not None:
+            signed = "the first element, as Segment signs batches" if self.batch else "the body"
+            auth.append(f"an X-Signature of {signed}")
+        return " and ".join(auth)
+
+    def headers(self, group: list[dict[str, Any]], body: bytes) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "User-Agent": "Segment (Actions)"}
+        if self.token is not None:
+            headers["Authorization"] = f"Bearer {self.token}"
+        if self.signature_secret is not None:
+            signed = _compact(group[0]) if self.batch else body
+            headers["X-Signature"] = sign(signed, self.signature_secret)
+        return headers
+
+
+def _send_all(
+    url: str, requests: list[list[dict[str, Any]]], credentials: _SampleCredentials
+) -> tuple[Counter[str], bool]:
+    """Post each request, printing the forwarder's answer; the counts added up, and whether
+    every request was answered 2xx."""
     totals: Counter[str] = Counter()
     ok = True
     host = urlsplit(url).hostname or ""
     with httpx.Client(timeout=SEND_TIMEOUT_SECONDS, trust_env=host not in _LOCAL_HOSTS) as client:
         for group in requests:
-            body = _compact(group) if batch else _compact(group[0])
-            headers = {"Content-Type": "application/json", "User-Agent": "Segment (Actions)"}
-            if token is not None:
-                headers["Authorization"] = f"Bearer {token}"
-            if signature_secret is not None:
-                signed = _compact(group[0]) if batch else body
-                headers["X-Signature"] = sign(signed, signature_secret)
-            label = f"{len(group)} events" if batch else _describe(group)
+            body = _compact(group) if credentials.batch else _compact(group[0])
+            label = f"{len(group)} events" if credentials.batch else _describe(group)
             try:
-                response = client.post(url, content=body, headers=headers)
+                response = client.post(url, content=body, headers=credentials.headers(group, body))
             except httpx.TransportError as exc:
                 fail(
                     f"could not reach {url} ({type(exc).__name__}); is `segment-raindrop local` "
@@ -355,10 +381,7 @@ def send_sample(
                     ExitCode.INCOMPLETE,
                 )
             ok &= _report(label, response, totals)
-    _say()
-    _summarise(totals, local_state)
-    if not ok:
-        raise typer.Exit(ExitCode.INCOMPLETE)
+    return totals, ok
 
 
 def _report(label: str, response: httpx.Response, totals: Counter[str]) -> bool:

@@ -129,10 +129,15 @@ def preview(
         per_event[index].dropped_attachments = dropped
     for index, redactions in result.event_redactions.items():
         per_event[index].redactions = dict(sorted(redactions.items()))
+    return Preview(per_event, _requests(result.items, delivery), project=project)
+
+
+def _requests(items: Sequence[MappedItem], delivery: DeliveryConfig) -> list[tuple[str, bytes]]:
+    """(endpoint, body) of each request the items would be sent in, as the forwarder chunks."""
     builder = ChunkBuilder(max_items=delivery.chunk_max_items, max_bytes=delivery.chunk_max_bytes)
-    chunks = [chunk for item in result.items if (chunk := builder.add(item.endpoint, item))]
-    chunks += builder.flush()
-    return Preview(per_event, [(chunk.endpoint, chunk.body) for chunk in chunks], project=project)
+    chunks = [builder.add(item.endpoint, item) for item in items]
+    sent = [chunk for chunk in chunks if chunk is not None] + builder.flush()
+    return [(chunk.endpoint, chunk.body) for chunk in sent]
 
 
 def _kind(event: Any) -> str:

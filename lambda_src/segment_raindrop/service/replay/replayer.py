@@ -34,7 +34,7 @@ from segment_raindrop.adapters.observability import logger
 from segment_raindrop.adapters.queue_writer import QueueWriter
 from segment_raindrop.adapters.secrets import RaindropKeyNotSet, SecretUnavailable
 from segment_raindrop.core.jobs import UndeliverableJob
-from segment_raindrop.core.outcomes import FailureReason
+from segment_raindrop.core.outcomes import FailureReason, ForwardResult
 from segment_raindrop.core.queue_message import QueueMessage, parse_message
 from segment_raindrop.core.timing import deadline_within
 from segment_raindrop.service.delivery import Channels, deliver, preview
@@ -182,23 +182,24 @@ class Replayer:
     # The loop
 
     def _loop(self, summary: ReplaySummary, time_left: TimeLeft | None) -> None:
-        limit = self.options.max_messages
-        while not self._stopping(summary, time_left):
-            wanted = _RECEIVE_MAX if limit is None else limit - summary.messages_selected
-            if wanted <= 0:
-                return
-            batch = self._receive(min(wanted, _RECEIVE_MAX), summary)
+        while not self._stopping(summary, time_left) and (wanted := self._wanted(summary)):
+            batch = self._receive(wanted, summary)
             fresh = [message for message in batch if self._leases.take(message)]
             if not fresh:
                 # Empty, or only messages this run already handled: the queue has been drained.
                 return
             for message in fresh:
-                if self._stopping(summary, time_left):
-                    return
-                if limit is not None and summary.messages_selected >= limit:
+                if self._stopping(summary, time_left) or not self._wanted(summary):
                     return
                 self._leases.renew()
                 self._examine(message, summary, time_left)
+
+    def _wanted(self, summary: ReplaySummary) -> int:
+        """How many messages to receive next: none once ``max_messages`` are selected."""
+        limit = self.options.max_messages
+        if limit is None:
+            return _RECEIVE_MAX
+        return max(0, min(_RECEIVE_MAX, limit - summary.messages_selected))
 
     def _stopping(self, summary: ReplaySummary, time_left: TimeLeft | None) -> bool:
         if self._stop.is_set():
@@ -319,7 +320,17 @@ class Replayer:
             return Outcome.REPLAYED if self._delete(message_id, summary) else Outcome.KEPT
         if len(failures) == len(message.events):
             return Outcome.KEPT
-        settlement = settle(result, job, self._writer, Routing.replay(message))
+        return self._requeue_the_rest(message_id, message, result, summary)
+
+    def _requeue_the_rest(
+        self,
+        message_id: str,
+        message: QueueMessage,
+        result: ForwardResult,
+        summary: ReplaySummary,
+    ) -> Outcome:
+        """Some events delivered: the rest goes back in a new message, then the original goes."""
+        settlement = settle(result, message.job, self._writer, Routing.replay(message))
         self._written.update(settlement.message_ids)
         if settlement.unqueued or settlement.dead_letter.omitted:
             summary.errors.append(
