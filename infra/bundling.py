@@ -2,8 +2,9 @@
 
 CDK calls `try_bundle` with an empty output directory. We fill it with
 1. the runtime dependencies pinned in uv.lock (`uv export`: project dependencies only, no extras,
-   no dev/infra/bench groups; boto3 is pinned and shipped on purpose so the code runs against the
-   SDK it was tested with, not whatever the runtime carries that month), installed as binary
+   no dev/infra/bench groups; botocore is pinned and shipped on purpose so the code runs against
+   the SDK it was tested with, not whatever the runtime carries that month; boto3, which nothing
+   shipped imports, is not), installed as binary
    wheels for the *Lambda's* platform (`uv pip install --python-platform ... --only-binary`),
    which works on any build machine because nothing is compiled or imported;
 2. a copy of the `segment_raindrop` package (`lambda_src/segment_raindrop`), without caches.
