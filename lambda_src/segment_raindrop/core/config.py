@@ -11,7 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from segment_raindrop.core.contract import (
     DEFAULT_RETRY_MAX_RECEIVES,
@@ -26,6 +33,16 @@ DEFAULT_RAINDROP_API_URL = "https://api.raindrop.ai/v1"
 DEFAULT_SEGMENT_API_URL = "https://api.segment.io/v1"
 
 NonEmptyStr = Annotated[str, Field(min_length=1)]
+
+
+def _base_url(value: str) -> str:
+    if not value.startswith(("https://", "http://")):
+        raise ValueError("must be an http(s) URL")
+    return value.rstrip("/")
+
+
+# An API's base URL, without the trailing slash the endpoints are joined with.
+BaseUrl = Annotated[NonEmptyStr, AfterValidator(_base_url)]
 
 
 def describe_errors(exc: ValidationError, *, name: Callable[[str], str] | None = None) -> str:
@@ -96,7 +113,7 @@ class DeliveryConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
-    raindrop_api_url: NonEmptyStr = Field(
+    raindrop_api_url: BaseUrl = Field(
         default=DEFAULT_RAINDROP_API_URL, validation_alias="RAINDROP_API_URL"
     )
     project_id: str | None = Field(default=None, validation_alias="RAINDROP_PROJECT_ID")
@@ -154,13 +171,6 @@ class DeliveryConfig(BaseModel):
             check_slugs([value])
         return value or None
 
-    @field_validator("raindrop_api_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
-            raise ValueError("must be an http(s) URL")
-        return value.rstrip("/")
-
 
 class MirrorConfig(BaseModel):
     """The Raindrop -> Segment direction (segment_raindrop.handlers.raindrop_sdk): where Segment
@@ -169,7 +179,7 @@ class MirrorConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     enabled: bool = Field(default=True, validation_alias="MIRROR_TO_SEGMENT")
-    segment_api_url: NonEmptyStr = Field(
+    segment_api_url: BaseUrl = Field(
         default=DEFAULT_SEGMENT_API_URL, validation_alias="SEGMENT_API_URL"
     )
     # DynamoDB table (partition key event_id, TTL attribute expires_at); None: partial events
@@ -179,13 +189,6 @@ class MirrorConfig(BaseModel):
     partials_ttl_seconds: int = Field(
         default=86_400, ge=60, le=30 * 86_400, validation_alias="PARTIALS_TTL_SECONDS"
     )
-
-    @field_validator("segment_api_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
-            raise ValueError("must be an http(s) URL")
-        return value.rstrip("/")
 
 
 class ForwarderConfig(BaseModel):
