@@ -25,8 +25,9 @@ import httpx
 
 from bench import workload
 from bench.measure import median_seconds
-from segment_raindrop.adapters.http_delivery import RaindropClient
-from segment_raindrop.core.chunking import build_chunks
+from segment_raindrop.adapters.http_delivery import HttpDelivery
+from segment_raindrop.adapters.targets import RaindropTarget
+from segment_raindrop.core.chunking import ChunkBuilder
 from segment_raindrop.core.config import DeliveryConfig, MappingConfig
 from segment_raindrop.core.mapping.mapper import map_events
 from segment_raindrop.core.segment_body import parse_body
@@ -71,7 +72,7 @@ def receiver(latency: float) -> Iterator[str]:
 
 def ours(body: bytes, url: str, repeat: int) -> Timing:
     config = DeliveryConfig(raindrop_api_url=url)
-    forwarder = Forwarder(MappingConfig(), config, RaindropClient(config))
+    forwarder = Forwarder(MappingConfig(), config, HttpDelivery(config, RaindropTarget(url)))
     requests = 0
 
     def once() -> None:
@@ -92,11 +93,13 @@ def ours(body: bytes, url: str, repeat: int) -> Timing:
 def sequential(body: bytes, url: str, items_per_request: int) -> Timing:
     started = time.perf_counter()
     mapped = map_events(parse_body(body).events, MappingConfig())
-    chunks = build_chunks(mapped.items, max_items=items_per_request, max_bytes=10_000_000)
+    builder = ChunkBuilder(max_items=items_per_request, max_bytes=10_000_000)
+    chunks = [chunk for item in mapped.items if (chunk := builder.add(item.endpoint, item))]
+    chunks += builder.flush()
     with httpx.Client(timeout=30) as client:
         for done, chunk in enumerate(chunks, start=1):
             response = client.post(
-                f"{url}/{chunk.endpoint.value}",
+                f"{url}/{chunk.endpoint}",
                 content=chunk.body,
                 headers={"Authorization": "Bearer k", "Content-Type": "application/json"},
             )

@@ -15,7 +15,8 @@ import httpx
 
 from bench import workload
 from bench.measure import median_seconds
-from segment_raindrop.adapters.http_delivery import RaindropClient
+from segment_raindrop.adapters.http_delivery import HttpDelivery
+from segment_raindrop.adapters.targets import RaindropTarget
 from segment_raindrop.core.config import DeliveryConfig, MappingConfig
 from segment_raindrop.core.mapping.mapper import map_events
 from segment_raindrop.core.request_auth import authenticate, sign
@@ -49,7 +50,8 @@ class InProcessResult:
 def in_memory_forwarder() -> Forwarder:
     transport = httpx.MockTransport(lambda _request: httpx.Response(200, json={"ok": True}))
     delivery = DeliveryConfig(raindrop_api_url="http://raindrop.invalid/v1")
-    return Forwarder(MappingConfig(), delivery, RaindropClient(delivery, transport=transport))
+    target = RaindropTarget(delivery.raindrop_api_url)
+    return Forwarder(MappingConfig(), delivery, HttpDelivery(delivery, target, transport=transport))
 
 
 def run(sizes: tuple[int, ...] = SIZES) -> list[InProcessResult]:

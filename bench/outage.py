@@ -1,8 +1,8 @@
 """Delivery when Raindrop misbehaves: a hanging outage (the circuit breaker) and blanket refusals.
 
-Both drive ``pipeline.Forwarder`` with one warm ``RaindropClient`` against the fault-injecting
-receiver on 127.0.0.1, as consecutive webhook invocations would, with the forwarder's default
-delivery settings (5 s budget, 5 s read timeout, 8 in flight, 3 attempts, breaker after 5
+Both drive ``service.forwarding.Forwarder`` with one warm ``HttpDelivery`` against the
+fault-injecting receiver on 127.0.0.1, as consecutive webhook invocations would, with the
+forwarder's default delivery settings (5 s budget, 5 s read timeout, 8 in flight, 3 attempts, breaker after 5
 failures) except a short breaker cool-down, so recovery is measured in seconds rather than
 the default 30.
 
@@ -20,7 +20,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from segment_raindrop.adapters.http_delivery import RaindropClient
+from segment_raindrop.adapters.http_delivery import HttpDelivery
+from segment_raindrop.adapters.targets import RaindropTarget
 from segment_raindrop.core.config import DeliveryConfig, MappingConfig
 from segment_raindrop.core.outcomes import FailureReason
 from segment_raindrop.service.forwarding import Forwarder
@@ -80,7 +81,7 @@ def _call(forwarder: Forwarder, batch: list[dict[str, Any]]) -> Call:
 
 def _forwarder(url: str) -> Forwarder:
     config = DeliveryConfig(raindrop_api_url=url, breaker_cooldown_seconds=COOLDOWN_SECONDS)
-    return Forwarder(MappingConfig(), config, RaindropClient(config))
+    return Forwarder(MappingConfig(), config, HttpDelivery(config, RaindropTarget(url)))
 
 
 def _outage(receiver: RaindropReceiver, batch: list[dict[str, Any]]) -> tuple[Call, ...]:
