@@ -2,9 +2,9 @@
 
 Both drive ``service.forwarding.Forwarder`` with one warm ``HttpDelivery`` against the
 fault-injecting receiver on 127.0.0.1, as consecutive webhook invocations would, with the
-forwarder's default delivery settings (5 s budget, 5 s read timeout, 8 in flight, 3 attempts, breaker after 5
-failures) except a short breaker cool-down, so recovery is measured in seconds rather than
-the default 30.
+forwarder's default delivery settings (5 s budget, 5 s read timeout, 8 in flight, 3 attempts,
+breaker after 5 failures) except a short breaker cool-down, so recovery is measured in seconds
+rather than the default 30.
 
 - Outage: Raindrop accepts connections and never answers. The first call spends its budget
   on timeouts and opens the breaker; the next call is answered at once with every event
