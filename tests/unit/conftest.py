@@ -1,9 +1,11 @@
-"""Shared helpers of the unit tests: the JSON fixtures under ``tests/fixtures``."""
+"""Shared helpers of the unit tests: the JSON fixtures under ``tests/fixtures``, and a spy on
+the garbage collector's freezes."""
 
 from __future__ import annotations
 
+import gc
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,3 +30,22 @@ def fixture_json() -> Callable[[str], Any]:
         return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
 
     return read
+
+
+@pytest.fixture
+def freezes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """Every ``gc.freeze()`` call, with how many objects it left frozen; what a test froze
+    goes back within the collector's reach afterwards. Counting the calls rather than comparing
+    the interpreter's freeze count: a frozen object freed meanwhile lowers that count."""
+    calls: list[int] = []
+    real = gc.freeze
+
+    def spy() -> None:
+        real()
+        calls.append(gc.get_freeze_count())
+
+    monkeypatch.setattr(gc, "freeze", spy)
+    try:
+        yield calls
+    finally:
+        gc.unfreeze()

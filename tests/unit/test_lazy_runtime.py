@@ -5,9 +5,6 @@ Building a runtime creates boto3 and httpx clients but sends nothing, so no serv
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-
 import pytest
 
 from segment_raindrop.core.config import ForwarderConfig
@@ -21,43 +18,33 @@ ENVIRONMENT = {
 
 
 @pytest.fixture
-def unfrozen() -> Iterator[None]:
-    gc.unfreeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()  # what a test froze must not stay out of the collector's reach
-
-
-@pytest.fixture
 def lambda_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
 
 
-@pytest.mark.usefixtures("unfrozen", "lambda_environment")
-def test_the_runtime_built_from_the_environment_is_frozen_once() -> None:
+@pytest.mark.usefixtures("lambda_environment")
+def test_the_runtime_built_from_the_environment_is_frozen_once(freezes: list[int]) -> None:
     lazy = LazyRuntime(source="webhook")
     try:
         built = lazy.get()
-        frozen = gc.get_freeze_count()
+        assert len(freezes) == 1
         # The modules and the runtime, not just a handful of objects.
-        assert frozen > 10_000
+        assert freezes[0] > 10_000
         assert built.config.secret_id == "segment-raindrop"
         assert lazy.get() is built
-        assert gc.get_freeze_count() == frozen
+        assert len(freezes) == 1
     finally:
         lazy.reset()
 
 
-@pytest.mark.usefixtures("unfrozen")
-def test_an_installed_factory_leaves_the_collector_alone() -> None:
+def test_an_installed_factory_leaves_the_collector_alone(freezes: list[int]) -> None:
     # Local mode, the tests and the benchmarks build many runtimes in one long process.
     config = ForwarderConfig.model_validate(ENVIRONMENT)
     lazy = LazyRuntime(source="webhook")
     lazy.use(lambda: build_runtime(config, source="webhook"))
     try:
         lazy.get()
-        assert gc.get_freeze_count() == 0
+        assert freezes == []
     finally:
         lazy.reset()
