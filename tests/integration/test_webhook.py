@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from segment_raindrop.core.config import ConfigError
 from segment_raindrop.core.environment import to_environment
 from segment_raindrop.core.request_auth import sign
 from segment_raindrop.handlers import webhook
@@ -707,6 +708,29 @@ def test_unknown_route_is_404(
 ) -> None:
     response = invoke_webhook([se.chat(0)], headers=bearer(aws), path="/elsewhere")
     assert response.status == 404
+    _nothing_happened(receiver, aws)
+
+
+CONFIGURATION_INVALID = "forwarder configuration is invalid; its log says which setting"
+
+
+def test_a_bad_setting_is_named_in_the_log_not_in_the_answer(
+    aws: AwsEnv, receiver: RaindropReceiver, invoke_webhook: Invoke
+) -> None:
+    # The configuration is read before anyone is authenticated: a stranger must not learn it.
+    def bad() -> Any:
+        raise ConfigError("FIELD_PATHS.event_id: malformed path 'properties..secret_field'")
+
+    webhook.runtime.use(bad)
+    answers: list[WebhookResponse] = []
+    logs = _captured_logs(lambda: answers.append(invoke_webhook([se.chat(0)])))
+    [answer] = answers
+    assert answer.status == 503
+    assert answer.body == {
+        "error": "forwarder configuration is invalid; its log says which setting"
+    }
+    assert "secret_field" not in json.dumps(answer.body)
+    assert "FIELD_PATHS.event_id" in logs
     _nothing_happened(receiver, aws)
 
 

@@ -121,6 +121,13 @@ def test_message_ids_are_stable_and_distinct() -> None:
         Endpoint.SIGNAL, {**signal, "signal_name": "b"}
     )
     assert message_id(Endpoint.SIGNAL, signal) != message_id(Endpoint.TRACK, TRACK)
+    # Two feedback signals of the same name and no time that say different things are two
+    # events for Segment; the same signal sent again is one.
+    thumbs = {"event_id": "ev-1", "signal_name": "thumbs", "sentiment": "NEGATIVE"}
+    assert message_id(Endpoint.SIGNAL, thumbs) != message_id(
+        Endpoint.SIGNAL, {**thumbs, "properties": {"comment": "wrong answer"}}
+    )
+    assert message_id(Endpoint.SIGNAL, thumbs) == message_id(Endpoint.SIGNAL, dict(thumbs))
     assert message_id(Endpoint.IDENTIFY, {"user_id": "u", "traits": {"a": 1}}) != message_id(
         Endpoint.IDENTIFY, {"user_id": "u", "traits": {"a": 2}}
     )

@@ -50,14 +50,13 @@ def message_id(endpoint: Endpoint | str, item: dict[str, Any]) -> str:
     """A stable id for the Segment event made from ``item``.
 
     A track is identified by its event_id (Raindrop de-duplicates on it, and a finished partial
-    interaction is the same event as a track with its id); a signal by the event it is about,
-    its name and time; anything else by its whole content.
+    interaction is the same event as a track with its id); anything else, signals included, by
+    its whole content: a resend of the same signal gets the same id (Segment drops it), two
+    signals that differ in anything (a comment, a sentiment) get two.
     """
     endpoint = str(endpoint)
     if endpoint in (Endpoint.TRACK, Endpoint.TRACK_PARTIAL) and _text(item.get("event_id")):
         key: Any = [str(Endpoint.TRACK), item["event_id"]]
-    elif endpoint == Endpoint.SIGNAL and _text(item.get("event_id")):
-        key = [endpoint, item["event_id"], item.get("signal_name"), item.get("timestamp")]
     else:
         key = [endpoint, item]
     canonical = json.dumps(key, sort_keys=True, separators=(",", ":"), ensure_ascii=True)

@@ -61,14 +61,11 @@ def _raw_body(body: str | None, *, is_base64: bool) -> bytes:
     return (body or "").encode("utf-8")
 
 
-def install_refusals(
-    app: APIGatewayRestResolver, error_body: ErrorBody, *, name_bad_settings: bool
-) -> None:
+def install_refusals(app: APIGatewayRestResolver, error_body: ErrorBody) -> None:
     """Register the answer to each refusal on ``app``.
 
-    ``name_bad_settings``: say which setting is invalid in the 503 (the webhook does, for the
-    operator reading Segment's delivery log; the mirror answers an SDK, which logs nothing
-    useful with it).
+    An answer may reach anyone, the configuration is refused before anyone is authenticated:
+    what is wrong with the settings goes to the log, never into the answer.
     """
 
     def refuse(status: int, message: str) -> Response[str]:
@@ -84,8 +81,7 @@ def install_refusals(
 
     def bad_configuration(exc: ConfigError) -> Response[str]:
         logger.error("configuration is invalid", extra={"problem": str(exc)})
-        detail = f": {exc}" if name_bad_settings else ""
-        return refuse(503, f"forwarder configuration is invalid{detail}")
+        return refuse(503, "forwarder configuration is invalid; its log says which setting")
 
     def too_large(exc: BodyTooLarge) -> Response[str]:
         logger.warning("request body too large", extra={"limit": exc.max_bytes})

@@ -35,7 +35,7 @@ def _error_body(status: int, message: str) -> dict[str, Any]:
     return {"error": {"code": status, "message": message}}
 
 
-install_refusals(app, _error_body, name_bad_settings=False)
+install_refusals(app, _error_body)
 
 
 @app.post(f"{PATH_PREFIX}/events/track")

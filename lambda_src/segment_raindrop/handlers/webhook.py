@@ -31,7 +31,7 @@ def _error_body(_status: int, message: str) -> dict[str, Any]:
     return {"error": message}
 
 
-install_refusals(app, _error_body, name_bad_settings=True)
+install_refusals(app, _error_body)
 
 
 @app.post("/segment")
