@@ -41,13 +41,21 @@ class MirrorEnv:
     table: str
 
     def post(
-        self, endpoint: str, body: Any, *, key: str | None = None, raw: bytes | None = None
+        self,
+        endpoint: str,
+        body: Any,
+        *,
+        key: str | None = None,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Answer:
         content = raw if raw is not None else json.dumps(body).encode()
         event = rest_proxy_event(
             method="POST",
             path=f"/raindrop/v1/{endpoint}",
-            headers={"Content-Type": "application/json"} | bearer(key or self.aws.raindrop_api_key),
+            headers={"Content-Type": "application/json"}
+            | bearer(key or self.aws.raindrop_api_key)
+            | (headers or {}),
             body=content,
         )
         answer = raindrop_sdk.handler(event, LocalContext(timeout_seconds=10))

@@ -17,7 +17,9 @@ Decisions:
 - Stacked codings (``gzip, deflate``: gzip applied first) are decoded last-applied first, at
   most ``MAX_CODINGS`` of them; each layer is held to ``max_bytes``.
 - Concatenated gzip members are accepted (RFC 1952 defines a gzip file as a series of members,
-  and Python's ``gzip.decompress`` reads them all); the limit applies to their total.
+  and Python's ``gzip.decompress`` reads them all), at most ``MAX_GZIP_MEMBERS`` of them; the
+  limit applies to their total. Segment's clients send one: without a cap, a few kilobytes of
+  empty members cost a second of CPU, each a decoder of its own.
 - Anything after the end of the stream that is not another gzip member is refused.
 """
 
@@ -32,6 +34,8 @@ from segment_raindrop.core.segment_body import BodyError
 STEP_BYTES: Final = 64 * 1024
 # Non-identity codings one request may stack; real clients use one.
 MAX_CODINGS: Final = 2
+# Gzip members one body may hold; Segment's clients send one.
+MAX_GZIP_MEMBERS: Final = 8
 
 _GZIP_WBITS: Final = 16 + zlib.MAX_WBITS
 _ZLIB_WBITS: Final = zlib.MAX_WBITS
@@ -92,7 +96,7 @@ def _codings(header: str | None) -> list[str]:
 def _gunzip(data: bytes, max_bytes: int) -> bytes:
     output = bytearray()
     start = 0
-    while True:
+    for _ in range(MAX_GZIP_MEMBERS):
         if data[start : start + 2] != _GZIP_MAGIC:
             if not start:
                 raise BodyError("body is not valid gzip data")
@@ -103,6 +107,7 @@ def _gunzip(data: bytes, max_bytes: int) -> bytes:
         if start == len(data):
             return bytes(output)
         # Whatever follows a member may be the next member (RFC 1952 §2.2).
+    raise BodyError(f"body has more than {MAX_GZIP_MEMBERS} gzip members")
 
 
 def _inflate(data: bytes, max_bytes: int) -> bytes:

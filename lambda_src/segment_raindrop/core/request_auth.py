@@ -26,7 +26,9 @@ is never open by default. All comparisons are constant-time, and every configure
 compared, so the time taken does not tell which one matched.
 
 Signatures are over the JSON Segment serialised, so ``body`` must be the decoded body (after
-any ``Content-Encoding``, see encoding.py), never the compressed bytes.
+any ``Content-Encoding``, see content_encoding.py), never the compressed bytes. It may be given
+as a function: the body is then decoded only when a signature has to be checked, so a request
+whose token already decides costs no decoding before it is authenticated.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
@@ -80,7 +82,7 @@ class AuthDecision:
 
 def authenticate(
     headers: Mapping[str, str],
-    body: bytes,
+    body: bytes | Callable[[], bytes],
     *,
     webhook_token: str | None,
     shared_secret: str | None,
@@ -88,9 +90,9 @@ def authenticate(
 ) -> AuthDecision:
     """Decide whether the request is Segment's. ``headers`` must have lower-case names.
 
-    ``body`` is the decoded body (``encoding.decode_body``). ``previous_webhook_token`` is
-    accepted like ``webhook_token`` (a rotation in progress). A refused decision with
-    ``unverifiable`` set is a configuration fault to answer with 503 and
+    ``body`` is the decoded body (``content_encoding.decode_body``), or what decodes it.
+    ``previous_webhook_token`` is accepted like ``webhook_token`` (a rotation in progress). A
+    refused decision with ``unverifiable`` set is a configuration fault to answer with 503 and
     ``UNVERIFIABLE_BATCH_REASON``; any other refusal is a 401.
     """
     tokens = _Tokens(webhook_token or None, previous_webhook_token or None)
@@ -103,7 +105,9 @@ def authenticate(
         if method is not None:
             return AuthDecision(method)
     if shared_secret and signature:
-        decision = _signature_decision(signature, body, shared_secret, tokens)
+        decision = _signature_decision(
+            signature, body() if callable(body) else body, shared_secret, tokens
+        )
         if decision is not None:
             return decision
     if not authorization and not signature:

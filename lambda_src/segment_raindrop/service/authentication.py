@@ -25,11 +25,12 @@ from segment_raindrop.service.requests import AUTH_REFRESH_SECONDS, Refusal
 
 
 def segment_request(
-    secrets: SecretStore, headers: Mapping[str, str], body: bytes
+    secrets: SecretStore, headers: Mapping[str, str], body: Callable[[], bytes]
 ) -> tuple[SecretValues, AuthMethod]:
     """The secret in force (it may have been re-read) and how Segment's request passed.
 
-    ``body`` is the decoded body: Segment signs the uncompressed JSON.
+    ``body`` decodes the body (Segment signs the uncompressed JSON); it is called only when a
+    signature must be checked: a token decides before anything is decoded.
     """
 
     def decide(secret: SecretValues) -> AuthDecision:

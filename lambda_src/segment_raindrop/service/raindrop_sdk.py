@@ -43,11 +43,12 @@ from segment_raindrop.service.tally import Count, Tally
 def receive(rt: Runtime, request: ApiRequest, endpoint: Endpoint) -> Answer:
     count(Metric.RAINDROP_SDK_REQUESTS)
     headers = request.headers
+    # The key is a header: a stranger's body is never decoded.
+    secret = authentication.sdk_request(rt.secrets, headers)
+    secret.require_raindrop_key()
     body = decode_body(
         request.body, headers.get("content-encoding"), max_bytes=rt.config.max_body_bytes
     )
-    secret = authentication.sdk_request(rt.secrets, headers)
-    secret.require_raindrop_key()
     project = _project(headers.get(PROJECT_HEADER))
     items = _items(endpoint, body)
     job = Job(JobKind.RAINDROP_PASS_THROUGH, items, endpoint=endpoint, project=project, raw=body)

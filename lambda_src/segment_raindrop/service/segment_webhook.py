@@ -23,6 +23,8 @@ docs/wire.md §6):
 
 from __future__ import annotations
 
+import functools
+
 from segment_raindrop.adapters.observability import logger
 from segment_raindrop.core.content_encoding import decode_body
 from segment_raindrop.core.jobs import Job, JobKind
@@ -48,18 +50,21 @@ def check_project(project: str) -> None:
 
 
 def receive(rt: Runtime, request: ApiRequest, *, project: str | None) -> Answer:
-    # Segment signs the uncompressed JSON, so the body is decoded before it is authenticated;
-    # decoding stops at the size limit, so a compressed bomb costs no more than a large body.
-    body = decode_body(
-        request.body, request.headers.get("content-encoding"), max_bytes=rt.config.max_body_bytes
-    )
+    # Segment signs the uncompressed JSON: a signature is checked against the decoded body, so
+    # decoding comes first for a request authenticated by its signature alone, and after the
+    # token for any other. Decoding is bounded (size, members, layers) either way.
+    @functools.cache
+    def body() -> bytes:
+        encoding = request.headers.get("content-encoding")
+        return decode_body(request.body, encoding, max_bytes=rt.config.max_body_bytes)
+
     secret, method = authentication.segment_request(rt.secrets, request.headers, body)
     # After authentication, so strangers can probe neither the allow-list nor the set-up state.
     if project is not None and not admits(project, rt.config.delivery.projects):
         logger.warning("request for a project not in RAINDROP_PROJECTS refused")
         raise Refusal(404, "not found")
     secret.require_raindrop_key()
-    parsed = parse_body(body)
+    parsed = parse_body(body())
     job = Job(JobKind.SEGMENT_TO_RAINDROP, parsed.events, project=project)
     tally = Tally()
     tally.raindrop.counts[Count.RECEIVED] = len(job.events)
