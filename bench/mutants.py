@@ -44,6 +44,7 @@ SECRET_REREADS = "tests/integration/test_secret_rereads.py"
 PASTED_KEYS = "tests/integration/test_pasted_keys.py"
 RETRY_LAST_RECEIVE = "tests/integration/test_retry_worker_last_receive.py"
 REPLAY_EDGES = "tests/integration/test_replay_edges.py"
+ISOLATION = "tests/integration/test_isolation.py"
 WEBHOOK = "tests/integration/test_webhook.py"
 DELIVERY = "tests/integration/test_delivery.py"
 RETRY = "tests/integration/test_retry_worker.py"
@@ -352,10 +353,29 @@ MUTANTS: tuple[Mutant, ...] = (
         "delivery-split-budget-unbounded",
         "delivery",
         "adapters/http_delivery.py",
-        "if refusal_splits_left > 0:",
+        "if splits_left > 0:",
         "if True:",
         "a Raindrop refusing everything costs two requests per item",
         DELIVERY,
+    ),
+    _m(
+        "delivery-neighbours-rejected",
+        "delivery",
+        "adapters/http_delivery.py",
+        "status = ChunkStatus.ISOLATING",
+        "status = ChunkStatus.REJECTED",
+        "good items refused in a group past the split budget are dead-lettered as rejected",
+        DELIVERY,
+        ISOLATION,
+    ),
+    _m(
+        "settle-isolating-dead-lettered",
+        "settlement",
+        "service/settlement.py",
+        "if not retry_queue:",
+        "if True:",
+        "events still being isolated go to the dead-letter queue instead of on splitting",
+        ISOLATION,
     ),
     _m(
         "delivery-extra-attempt",
@@ -636,8 +656,8 @@ MUTANTS: tuple[Mutant, ...] = (
         "settle-exhausted-keeps-deadline",
         "settlement",
         "service/settlement.py",
-        "    if routing.exhausted:\n        transient = {",
-        "    if False:\n        transient = {",
+        "        if routing.exhausted:\n            transient = {",
+        "        if False:\n            transient = {",
         "exhausted messages are dead-lettered as 'deadline' instead of 'transient'",
         RETRY,
         RETRY_LAST_RECEIVE,
@@ -930,9 +950,4 @@ MUTANTS: tuple[Mutant, ...] = (
 )
 
 # id → why the mutant cannot change what any caller sees. Reported apart, not scored.
-ACCEPTED_SURVIVORS: dict[str, str] = {
-    "settle-request-id-lost": (
-        "belt and braces: both callers that pass a history (the retry worker and replay) "
-        "also pass that message's request_id as request_id, so the value is the same either way"
-    ),
-}
+ACCEPTED_SURVIVORS: dict[str, str] = {}

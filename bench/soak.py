@@ -6,14 +6,19 @@ event mix plus hostile text, :mod:`bench.soak_traffic`) to local mode's webhook,
 behaves (healthy, 5xx, 429 with Retry-After, hanging, dropping connections, refusing single
 items) and how often SQS refuses the forwarder's calls (:mod:`bench.sqs_chaos`).
 
+One event in ten is one Raindrop refuses for good, whatever the chaos does.
+
 Then everything heals: Raindrop answers, SQS accepts, the retry worker drains its queue and the
-dead-letter queue is replayed. The verdict: every forwardable event delivered, every invalid one
-in the dead-letter queue with reason ``invalid``, nothing filtered showing up anywhere, and none
-unaccounted. A summary table is printed; the exit status is non-zero if anything was lost.
+dead-letter queue is replayed (and what that re-queues drained again). The verdict: every
+forwardable event delivered, every invalid one in the dead-letter queue with reason
+``invalid``, every refused one there as ``rejected``, nothing filtered showing up anywhere, none
+unaccounted, and none dead-lettered as ``rejected`` that Raindrop had not refused on its own.
+A summary table is printed; the exit status is non-zero if anything was lost.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import random
@@ -31,7 +36,7 @@ from typing import Any
 
 import httpx
 
-from bench.soak_traffic import Traffic, Verdict, judge
+from bench.soak_traffic import REFUSED_PREFIX, Traffic, Verdict, judge, markers
 from bench.sqs_chaos import SqsChaos
 from segment_raindrop.core.codec import loads
 from segment_raindrop.core.config import DeliveryConfig
@@ -112,7 +117,7 @@ class _Chaos:
     def _calm(self) -> None:
         self._receiver.heal()
         self._receiver.set_latency(0)
-        self._receiver.refuse_items(None)
+        self._receiver.refuse_items(refused_for_good)
         self._sqs.refusal_rate = 0.0
 
     def _run(self) -> None:
@@ -141,11 +146,16 @@ class _Chaos:
             self._stop.wait(self._random.uniform(0.5, 2.0))
 
 
+def refused_for_good(_endpoint: str, item: dict[str, Any]) -> bool:
+    """Raindrop's refusal of the events the traffic marks to be refused, whatever the chaos."""
+    return str(item.get("event_id") or "").startswith(REFUSED_PREFIX)
+
+
 def _refuse_some(salt: int) -> Callable[[str, dict[str, Any]], bool]:
-    # About one item in twenty: which ones changes with the salt.
-    def refuse(_endpoint: str, item: dict[str, Any]) -> bool:
+    # About one item in twenty, besides those refused for good: which ones changes with the salt.
+    def refuse(endpoint: str, item: dict[str, Any]) -> bool:
         key = str(item.get("event_id") or item.get("user_id") or "")
-        return hash((key, salt)) % 20 == 0
+        return refused_for_good(endpoint, item) or hash((key, salt)) % 20 == 0
 
     return refuse
 
@@ -228,11 +238,19 @@ def run(seconds: float, *, seed: int = 7, say: Say = print) -> SoakResult:
             phases["drain"] = time.monotonic() - started - phases["traffic"]
             if not drained:
                 say("soak: the retry queue did not empty in time")
+            dead_before_replay = _dead_letters(local)
             say("soak: replaying the dead-letter queue ...")
             replayed = _replay()
+            _drain(local, DRAIN_LIMIT_SECONDS)  # what the replay left still being isolated
             phases["replay"] = time.monotonic() - started - phases["traffic"] - phases["drain"]
             dead_letters = _dead_letters(local)
-            verdict = judge(traffic.ledger, _accepted(receiver), dead_letters)
+            verdict = judge(
+                traffic.ledger,
+                _accepted(receiver),
+                dead_letters,
+                refused_alone=_refused_alone(receiver),
+                dead_before_replay=dead_before_replay,
+            )
             segment.close()
             return SoakResult(
                 verdict=verdict,
@@ -286,6 +304,15 @@ def _dead_letters(local: LocalMode) -> list[tuple[str, Any]]:
     return found
 
 
+def _refused_alone(receiver: RaindropReceiver) -> set[str]:
+    """The markers of the items Raindrop refused in a request of their own."""
+    alone: set[str] = set()
+    for request in receiver.requests:
+        if request.status in (400, 422) and request.items is not None and len(request.items) == 1:
+            alone |= markers(json.dumps(request.items[0]))
+    return alone
+
+
 def _accepted(receiver: RaindropReceiver) -> dict[str, list[dict[str, Any]]]:
     return {
         endpoint: receiver.accepted(endpoint)
@@ -300,9 +327,11 @@ def table(result: SoakResult) -> str:
         ("delivered to Raindrop", verdict.delivered),
         ("delivered more than once (extra copies)", verdict.duplicates),
         ("dead-lettered as invalid (expected)", verdict.dead_lettered),
+        ("dead-lettered as rejected, refused for good (expected)", verdict.refused),
         ("filtered (expected)", verdict.filtered),
         ("lost", len(verdict.lost)),
-        ("misplaced (filtered but found)", len(verdict.misplaced)),
+        ("misplaced (filtered or refused, but found)", len(verdict.misplaced)),
+        ("rejected without being refused on its own", len(verdict.rejected_with_a_neighbour)),
     ]
     width = max(len(label) for label, _ in rows)
     lines = ["", "| outcome | events |", "| --- | ---: |"]
@@ -323,6 +352,10 @@ def table(result: SoakResult) -> str:
     duplicate_rate = verdict.duplicates / max(verdict.delivered, 1)
     lines.append(f"duplicate rate {duplicate_rate:.2%}")
     lost = len(verdict.lost) + len(verdict.misplaced) + result.unanswered
+    if verdict.rejected_with_a_neighbour:
+        lines.append(
+            f"rejected with a neighbour (first 20): {verdict.rejected_with_a_neighbour[:20]}"
+        )
     lines.append(f"{lost} lost events")
     return "\n".join(lines)
 

@@ -2,8 +2,10 @@
 
 Every event carries a unique marker (its ``messageId``, ``trace_id``, signal name or user id), so
 after the soak each one can be found where it must be: at Raindrop (forwardable events), in the
-dead-letter queue with reason ``invalid`` (events no configuration can map), or nowhere
-(filtered ones). The hostile shapes are those Segment can deliver from real applications:
+dead-letter queue with reason ``invalid`` (events no configuration can map) or ``rejected``
+(one event in ten, which the soak's Raindrop refuses for good), or nowhere (filtered ones). An
+event may be dead-lettered as ``rejected`` only after Raindrop refused it on its own: never for
+a neighbour's sake. The hostile shapes are those Segment can deliver from real applications:
 text cut mid-emoji, nesting past any parser's limit, integers past 4,300 digits, elements that
 are not objects, events without a user.
 """
@@ -24,7 +26,12 @@ TIMESTAMP = "2026-11-29T12:00:00.000Z"
 class Fate(StrEnum):
     DELIVERED = "delivered"  # must reach Raindrop (at least once)
     INVALID = "invalid"  # must sit in the dead-letter queue, reason invalid
+    REFUSED = "refused"  # Raindrop refuses it for good: dead-lettered as rejected, never delivered
     FILTERED = "filtered"  # must go nowhere
+
+
+# The trace ids of the events Raindrop refuses for good start so (bench/soak.py's Raindrop).
+REFUSED_PREFIX = "soak-refused"
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,8 @@ class Traffic:
 
     def _element(self) -> str:
         roll = self._random.random()
+        if roll < 0.10:
+            return self._chat(refused=True)
         if roll < 0.45:
             return self._chat()
         if roll < 0.55:
@@ -85,8 +94,8 @@ class Traffic:
             return self._huge_number()
         return self._not_an_object()
 
-    def _chat(self, *, broken_text: bool = False) -> str:
-        trace = self._id("soak-trace")
+    def _chat(self, *, broken_text: bool = False, refused: bool = False) -> str:
+        trace = self._id(REFUSED_PREFIX if refused else "soak-trace")
         answer = "It costs \\ud83d" if broken_text else "It costs 10 dollars."
         event = {
             "type": "track",
@@ -102,10 +111,13 @@ class Traffic:
         }
         if self._random.random() < 0.2:
             event["context"] = {"traits": {"plan": "pro"}}
-        self.ledger.expect(
-            Expectation(trace, Fate.DELIVERED, "events/track", "event_id"),
-            "chat (text cut mid-emoji)" if broken_text else "chat",
-        )
+        if refused:
+            self.ledger.expect(Expectation(trace, Fate.REFUSED), "chat Raindrop refuses (rejected)")
+        else:
+            self.ledger.expect(
+                Expectation(trace, Fate.DELIVERED, "events/track", "event_id"),
+                "chat (text cut mid-emoji)" if broken_text else "chat",
+            )
         # The escape is written by hand: json.dumps would not produce a lone surrogate escape
         # from a Python str without one.
         return json.dumps(event).replace("__OUTPUT__", answer)
@@ -192,36 +204,55 @@ class Verdict:
     lost: list[str]
     misplaced: list[str]
     by_kind: Counter[str]
+    # Refused for good, and dead-lettered as rejected (as they must be).
+    refused: int = 0
+    # Dead-lettered as rejected without Raindrop ever refusing them on their own: good events
+    # that went down with a neighbour.
+    rejected_with_a_neighbour: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.lost and not self.misplaced
+        return not self.lost and not self.misplaced and not self.rejected_with_a_neighbour
 
 
 def judge(
     ledger: Ledger,
     accepted: dict[str, list[dict[str, Any]]],
     dead_letters: Iterable[tuple[str, Any]],
+    *,
+    refused_alone: set[str] | None = None,
+    dead_before_replay: Iterable[tuple[str, Any]] = (),
 ) -> Verdict:
     """Compare the ledger with what Raindrop accepted (by endpoint) and the dead-letter queue's
-    events (each with its message's reason)."""
+    events (each with its message's reason); ``refused_alone`` holds the markers Raindrop
+    refused in a request of their own, which every event dead-lettered as rejected before the
+    replay (``dead_before_replay``) must be among."""
     seen: dict[tuple[str, str], Counter[str]] = {}
     for endpoint, items in accepted.items():
         for key in ("event_id", "signal_name", "user_id"):
             seen[(endpoint, key)] = Counter(
                 str(item.get(key)) for item in items if item.get(key) is not None
             )
-    invalid_markers: set[str] = set()
-    anywhere: set[str] = set()  # every marker that reached Raindrop or a dead letter
+    by_reason: dict[str, set[str]] = {"invalid": set(), "rejected": set()}
+    at_raindrop: set[str] = set()
     for items in accepted.values():
-        anywhere.update(_markers(json.dumps(items)))
+        at_raindrop.update(markers(json.dumps(items)))
+    anywhere = set(at_raindrop)  # every marker that reached Raindrop or a dead letter
     for reason, event in dead_letters:
         text = event if isinstance(event, str) else json.dumps(event)
-        markers = _markers(text)
-        anywhere.update(markers)
-        if reason == "invalid":
-            invalid_markers.update(markers)
-    delivered = duplicates = dead = filtered = 0
+        found = markers(text)
+        anywhere.update(found)
+        by_reason.setdefault(reason, set()).update(found)
+    invalid_markers = by_reason["invalid"]
+    ever_rejected = set()
+    for reason, event in dead_before_replay:
+        if reason == "rejected":
+            ever_rejected |= markers(event if isinstance(event, str) else json.dumps(event))
+    traces = {e.marker for e in ledger.expectations.values() if e.fate is not Fate.FILTERED}
+    with_a_neighbour = sorted(
+        (ever_rejected & traces) - (refused_alone if refused_alone is not None else ever_rejected)
+    )
+    delivered = duplicates = dead = filtered = refused = 0
     lost: list[str] = []
     misplaced: list[str] = []
     for expectation in ledger.expectations.values():
@@ -238,6 +269,13 @@ def judge(
                 dead += 1
             else:
                 lost.append(expectation.marker)
+        elif expectation.fate is Fate.REFUSED:
+            if expectation.marker in by_reason["rejected"]:
+                refused += 1
+            else:
+                lost.append(expectation.marker)
+            if expectation.marker in at_raindrop:
+                misplaced.append(expectation.marker)
         else:
             filtered += 1
             if expectation.marker in anywhere:
@@ -251,10 +289,13 @@ def judge(
         lost=lost,
         misplaced=misplaced,
         by_kind=ledger.kinds,
+        refused=refused,
+        rejected_with_a_neighbour=with_a_neighbour,
     )
 
 
-def _markers(text: str) -> set[str]:
+def markers(text: str) -> set[str]:
+    """Every soak marker in ``text``."""
     found = set()
     start = text.find("soak-")
     while start != -1:

@@ -213,9 +213,11 @@ class ForwarderFunctions(Construct):
         retry.grant_consume_messages(self.retry_worker)
         retry.grant_send_messages(self.retry_worker)
         dlq.grant_send_messages(self.retry_worker)
-        # Replay: read the dead-letter queue and put back what still fails.
+        # Replay: read the dead-letter queue and put back what still fails; events still being
+        # isolated go on to the retry queue.
         dlq.grant_consume_messages(self.replay)
         dlq.grant_send_messages(self.replay)
+        retry.grant_send_messages(self.replay)
         # Mirror: like the webhook it queues what Raindrop or Segment did not take; the
         # retry worker and the replay deliver those messages with the grants above (the write
         # key is in the same secret). It merges partial events in the table.

@@ -12,6 +12,10 @@ def test_a_short_soak_under_faults_loses_nothing() -> None:
     verdict = result.verdict
     assert verdict.lost == []
     assert verdict.misplaced == []
+    # One event in ten Raindrop refuses for good: those, and only events Raindrop refused on
+    # their own, are dead-lettered as rejected; none went down with a neighbour.
+    assert verdict.refused > 0
+    assert verdict.rejected_with_a_neighbour == []
     assert result.unanswered == 0
     # The run did meet what it is meant to survive, and accounted for every kind of event.
     assert set(result.raindrop_faults) == set(soak._Chaos.MODES)
@@ -19,4 +23,6 @@ def test_a_short_soak_under_faults_loses_nothing() -> None:
     assert verdict.delivered > 0
     assert verdict.dead_lettered > 0
     assert verdict.filtered > 0
-    assert verdict.sent == verdict.delivered + verdict.dead_lettered + verdict.filtered
+    assert verdict.sent == (
+        verdict.delivered + verdict.dead_lettered + verdict.refused + verdict.filtered
+    )

@@ -121,10 +121,15 @@ def client_factory() -> Iterator[ClientFactory]:
         client.close()
 
 
-# --- 400/422 bisection has a budget -------------------------------------------------------
+# --- splitting has a budget; what it leaves is isolating, never rejected for a neighbour --
 
 
-@pytest.mark.parametrize("status", [400, 422])
+def _alone(report: DeliveryReport, status: ChunkStatus) -> bool:
+    """Every result of ``status`` is a single item."""
+    return all(len(r.chunk.items) == 1 for r in report.results if r.status is status)
+
+
+@pytest.mark.parametrize("status", [400, 413, 422])
 def test_a_raindrop_refusing_everything_costs_a_bounded_number_of_requests(
     receiver_factory: ReceiverFactory, client_factory: ClientFactory, status: int
 ) -> None:
@@ -133,11 +138,14 @@ def test_a_raindrop_refusing_everything_costs_a_bounded_number_of_requests(
     client = client_factory(receiver)
     report = deliver(client, chunks(5, 100))
     # Per chunk of 100: the first request and 2 per split, ceil(log2(100)) = 7 splits at most.
-    # Without the budget this was 5 * 199 = 995 requests.
+    # Without the budget this was 5 * 199 = 995 requests (and for 413 there was none).
     assert report.requests == len(receiver.requests) == 5 * (1 + 2 * 7)
     fates = by_status(report)
-    assert set(fates) == {ChunkStatus.REJECTED}
-    assert fates[ChunkStatus.REJECTED] == set(range(500))
+    assert set(fates) == {ChunkStatus.REJECTED, ChunkStatus.ISOLATING}
+    assert fates[ChunkStatus.REJECTED] | fates[ChunkStatus.ISOLATING] == set(range(500))
+    # Rejected means refused on its own; the rest is still being isolated.
+    assert _alone(report, ChunkStatus.REJECTED)
+    assert len(fates[ChunkStatus.REJECTED]) >= 5
     assert {result.http_status for result in report.results} == {status}
 
 
@@ -157,36 +165,58 @@ def test_one_bad_item_among_100_is_still_isolated(
     assert len(receiver.requests) <= 1 + 2 * 7
 
 
-@pytest.mark.parametrize("bad", [(0,), (99,), (63, 64), (5, 50, 95)])
-def test_bad_items_beyond_the_budget_are_rejected_with_their_group(
+@pytest.mark.parametrize("bad", [(0,), (99,), (63, 64), (5, 50, 95), (1, 2, 3, 40, 41, 77, 98)])
+def test_good_items_beside_bad_ones_are_never_rejected(
     receiver_factory: ReceiverFactory, client_factory: ClientFactory, bad: tuple[int, ...]
 ) -> None:
     receiver = receiver_factory(api_key=KEY, validator=refusing(*bad))
     client = client_factory(receiver)
-    report = deliver(client, chunks(1, 100))
+    to_send = chunks(1, 100)
+    report = deliver(client, to_send)
     fates = by_status(report)
-    rejected, delivered = fates[ChunkStatus.REJECTED], fates.get(ChunkStatus.DELIVERED, set())
-    assert set(bad) <= rejected
-    assert rejected | delivered == set(range(100))
-    # A group is only ever rejected on Raindrop's word about that very group.
-    for result in report.results:
-        if result.status is ChunkStatus.REJECTED:
-            assert result.chunk.required_events & set(bad)
+    assert fates[ChunkStatus.REJECTED] <= set(bad)
+    assert _alone(report, ChunkStatus.REJECTED)
     assert report.requests == len(receiver.requests) <= 1 + 2 * 7
     if len(bad) == 1:
-        assert rejected == set(bad)
+        assert fates[ChunkStatus.REJECTED] == set(bad)
+    # Sending what is isolating again, call after call as the retry worker does, ends with
+    # every good item delivered and every bad one rejected on its own.
+    calls = 1
+    while isolating := [r.chunk for r in report.results if r.status is ChunkStatus.ISOLATING]:
+        items = tuple(item for chunk in isolating for item in chunk.items)
+        report = deliver(client, [Chunk(Endpoint.TRACK, items)])
+        assert report.requests <= 1 + 2 * 7
+        for status, seqs in by_status(report).items():
+            fates.setdefault(status, set()).update(seqs)
+        calls += 1
+        assert calls <= len(bad) + 1
+    accepted = {int(i["properties"]["seq"]) for i in receiver.accepted()}
+    assert accepted == set(range(100)) - set(bad)
+    rejected_alone = {
+        int(r.items[0]["properties"]["seq"])
+        for r in receiver.requests
+        if r.status == 400 and r.items is not None and len(r.items) == 1
+    }
+    assert rejected_alone == set(bad)
 
 
-def test_payload_too_large_still_splits_down_to_single_items(
+def test_payload_too_large_splits_within_the_budget_and_the_rest_goes_on_later(
     receiver_factory: ReceiverFactory, client_factory: ClientFactory
 ) -> None:
-    # 413 is about size, not content: the budget does not apply, every item that fits arrives.
+    # 413 is about size, not content: every item that fits arrives, over as many calls as the
+    # budget (4 splits for 16 items) needs; none is rejected, as each fits on its own.
     [chunk] = chunks(1, 16)
     largest = max(len(one.payload) for one in chunk.items)
     receiver = receiver_factory(api_key=KEY, max_body_bytes=largest + 2)
     client = client_factory(receiver)
     report = deliver(client, [chunk])
-    assert by_status(report) == {ChunkStatus.DELIVERED: set(range(16))}
+    assert report.requests <= 1 + 2 * 4
+    calls = 1
+    while isolating := [r.chunk for r in report.results if r.status is ChunkStatus.ISOLATING]:
+        report = deliver(client, isolating)
+        assert ChunkStatus.REJECTED not in by_status(report)
+        calls += 1
+        assert calls <= 16
     assert len(receiver.accepted()) == 16
 
 

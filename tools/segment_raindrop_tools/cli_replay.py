@@ -109,7 +109,13 @@ def build_replayer(config: ReplayConfig, options: ReplayOptions, *, region: str 
     )
     # Raindrop, and Segment for the mirror's messages, as the functions send to them.
     channels, _ = build_channels(config, secrets)
-    return Replayer(sqs=clients.sqs, queue_url=config.dlq_url, channels=channels, options=options)
+    return Replayer(
+        sqs=clients.sqs,
+        queue_url=config.dlq_url,
+        channels=channels,
+        options=options,
+        retry_queue_url=config.retry_queue_url,
+    )
 
 
 class _CurrentStderr(io.TextIOBase):

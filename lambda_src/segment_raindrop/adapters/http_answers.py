@@ -8,8 +8,10 @@
   otherwise *rejected*.
 - 413: the chunk is split in two and each half sent; a single item: *rejected*.
 - 400 / 422 with several items: split in two to isolate the item the receiver refuses, so one
-  bad item does not sink its neighbours; a single item: *rejected*. Bisection has a budget
-  (:func:`refusal_split_budget`).
+  bad item does not sink its neighbours; a single item: *rejected*, refused on its own.
+- Splitting, for either, has a budget per chunk (:func:`split_budget`); a part that still needs
+  splitting when it is spent is *isolating*: queued to go on splitting in a later call, never
+  dead-lettered for its neighbours' sake.
 - 3xx: a redirect means the receiver's URL setting is wrong, not that the items are:
   *transient* (queued, never dead-lettered as rejected), not retried here, counted for an alarm.
   Redirects are never followed: the request carries the key.
@@ -68,14 +70,14 @@ def judge(response: httpx.Response, items: int) -> Final | Retry:
     return Retry(status, error, retry_after_seconds(response.headers.get("retry-after")))
 
 
-def refusal_split_budget(items: int) -> int:
+def split_budget(items: int) -> int:
     """``ceil(log2(items))``: the depth of the deepest item when halving down to single ones.
 
-    A chunk of ``n`` items as submitted may be split on 400/422 at most this many times in all,
-    so refusals add at most ``2 * ceil(log2(n))`` requests to its first one (15 requests in all
-    for 100 items, against 199 without a budget when the receiver refuses everything). That is
-    exactly enough to isolate one bad item; a refused part that finds the budget spent is
-    *rejected* whole, with the receiver's answer about it.
+    A chunk of ``n`` items as submitted may be split (413, 400, 422) at most this many times in
+    all, so a call adds at most ``2 * ceil(log2(n))`` requests to its first one (15 requests in
+    all for 100 items, against 199 without a budget when the receiver refuses everything). That
+    is exactly enough to isolate one bad item; a part that finds the budget spent is *isolating*
+    and the next call splits it further, so every item ends delivered or refused on its own.
     """
     return max(0, items - 1).bit_length()
 

@@ -198,19 +198,20 @@ class HttpDelivery:
         self, chunk: Chunk, key: _ApiKey, deadline: float, project: str | None = None
     ) -> DeliveryReport:
         report = DeliveryReport()
-        refusal_splits_left = answers.refusal_split_budget(len(chunk.items))
+        splits_left = answers.split_budget(len(chunk.items))
         pending = [chunk]
         while pending:
             current = pending.pop()
             outcome = self._attempt_chunk(current, key, deadline, report, project)
             status = outcome.status
-            if status is None and outcome.http_status != 413:
-                # Refused (400/422): split only while the budget lasts, so a receiver that
-                # refuses everything costs a few requests per chunk, not two per item.
-                if refusal_splits_left > 0:
-                    refusal_splits_left -= 1
+            if status is None:
+                # Refused or too large: split only while the budget lasts, so a receiver that
+                # refuses everything costs a few requests per chunk, not two per item; what is
+                # left goes on splitting in a later call.
+                if splits_left > 0:
+                    splits_left -= 1
                 else:
-                    status = ChunkStatus.REJECTED
+                    status = ChunkStatus.ISOLATING
             if status is None:
                 first, second = current.halves()
                 pending.extend((second, first))

@@ -52,6 +52,13 @@ class QueueResult:
     messages: int = 0
     message_ids: list[str] = field(default_factory=list)  # SQS's ids of the messages sent
 
+    def merge(self, other: QueueResult) -> None:
+        self.queued |= other.queued
+        self.omitted |= other.omitted
+        self.unqueued |= other.unqueued
+        self.messages += other.messages
+        self.message_ids += other.message_ids
+
 
 @dataclass(slots=True)
 class _Entry:
@@ -84,6 +91,10 @@ class QueueWriter:
         # SQS calls run here so that a caller's deadline bounds them, whatever botocore's own
         # timeouts and retries would add up to against an SQS that hangs.
         self._calls = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sqs")
+
+    @property
+    def has_retry_queue(self) -> bool:
+        return QueueTarget.RETRY in self._urls
 
     def send(
         self,

@@ -230,6 +230,9 @@ class ReplayConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, defer_build=True)
 
     dlq_url: NonEmptyStr = Field(validation_alias="DLQ_URL")
+    # Where events still being isolated go on (the retry worker splits them further); None:
+    # back to the dead-letter queue.
+    retry_queue_url: NonEmptyStr | None = Field(default=None, validation_alias="RETRY_QUEUE_URL")
     secret_id: NonEmptyStr | None = Field(default=None, validation_alias="RAINDROP_SECRET_ID")
     secret_max_age_seconds: int = Field(
         default=300, ge=0, le=86_400, validation_alias="SECRET_MAX_AGE_SECONDS"

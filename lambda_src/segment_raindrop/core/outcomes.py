@@ -22,6 +22,10 @@ class FailureReason(StrEnum):
     REJECTED = "rejected"  # the receiver refused it for good (a 4xx)
     TRANSIENT = "transient"  # the receiver kept failing (5xx, 429, timeouts) through all attempts
     DEADLINE = "deadline"  # the time budget ran out before it could be delivered
+    # Refused in a group of several (400/422), or part of a request too large (413), when the
+    # splitting allowed in one call was spent: which of the group the receiver refuses is not
+    # known yet. Queued to go on splitting, never dead-lettered for a neighbour's fault.
+    ISOLATING = "isolating"
 
     @property
     def permanent(self) -> bool:
@@ -33,6 +37,7 @@ class ChunkStatus(StrEnum):
     REJECTED = "rejected"
     TRANSIENT = "transient"
     DEADLINE = "deadline"
+    ISOLATING = "isolating"
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,12 +140,14 @@ class ForwardResult:
 # When several of an event's items fail differently, the event takes the most severe reason:
 # a rejection will not heal by retrying, so it goes to the dead-letter queue at once.
 _SEVERITY = {
-    FailureReason.REJECTED: 3,
+    FailureReason.REJECTED: 4,
+    FailureReason.ISOLATING: 3,
     FailureReason.TRANSIENT: 2,
     FailureReason.DEADLINE: 1,
 }
 _REASON_FOR_STATUS = {
     ChunkStatus.REJECTED: FailureReason.REJECTED,
+    ChunkStatus.ISOLATING: FailureReason.ISOLATING,
     ChunkStatus.TRANSIENT: FailureReason.TRANSIENT,
     ChunkStatus.DEADLINE: FailureReason.DEADLINE,
 }

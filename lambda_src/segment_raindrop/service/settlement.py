@@ -10,6 +10,12 @@ One :func:`settle` serves every entry point; a :class:`Routing` says what differ
   receives are used up sends the transient failures to the dead-letter queue too;
 - **replay** puts whatever still fails back on the dead-letter queue, history kept.
 
+Events still being isolated (refused in a group, ``isolating``) are neither: they go to the
+retry queue at once, whoever delivered them, and their receive is not counted against their
+retries (each call isolates some of them, so they end delivered or refused on their own);
+only where there is no retry queue (a replay from an operator's machine given none) do they
+go back to the dead-letter queue.
+
 Every message written holds the job's kind, endpoint and project, so it is delivered later
 exactly as the job would have been now.
 """
@@ -29,6 +35,8 @@ from segment_raindrop.core.timing import backoff_seconds
 
 _PERMANENT = (FailureReason.INVALID, FailureReason.REJECTED)
 _TRANSIENT = (FailureReason.TRANSIENT, FailureReason.DEADLINE)
+# Dead-lettered under their own reason; any other failure that is, as ``transient``.
+_KEPT_REASONS = frozenset({*_PERMANENT, FailureReason.ISOLATING})
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,39 +134,76 @@ def settle(
     What cannot be queued by ``deadline`` is reported in ``unqueued``: the caller answers for
     it (the webhook with a 503, the retry worker by letting the message come back).
     """
-    settlement = Settlement()
-    permanent = result.failed(*_PERMANENT)
-    transient = result.failed(*_TRANSIENT)
-    if routing.exhausted:
-        transient = {
-            index: replace(failure, reason=FailureReason.TRANSIENT)
-            for index, failure in transient.items()
-        }
-    for index, failure in (permanent | transient).items():
-        reason = failure.reason
-        settlement.dead_reasons[index] = reason if reason.permanent else FailureReason.TRANSIENT
-    dead_letter = dict(permanent)
-    if routing.transient_target is QueueTarget.DEAD_LETTER:
-        dead_letter |= transient
-        transient = {}
-    if dead_letter:
+    plan = _Plan.of(result, routing, retry_queue=writer.has_retry_queue)
+    settlement = Settlement(dead_reasons=plan.dead_reasons)
+    if plan.dead_letter:
         settlement.dead_letter = writer.send(
             QueueTarget.DEAD_LETTER,
-            _messages(job, dead_letter, routing, writer.source),
+            _messages(job, plan.dead_letter, routing, writer.source),
             deadline=deadline,
         )
-    if transient:
+    if plan.retry:
         settlement.retry = writer.send(
             QueueTarget.RETRY,
-            _messages(job, transient, routing, writer.source),
+            _messages(job, plan.retry, routing, writer.source),
             delay_seconds=routing.delay_seconds,
             deadline=deadline,
+        )
+    if plan.isolating:
+        # At once, and this receive not counted: nothing is wrong with the receiver.
+        retries = routing.history.retries if routing.history is not None else 0
+        settlement.retry.merge(
+            writer.send(
+                QueueTarget.RETRY,
+                _messages(job, plan.isolating, routing, writer.source, retries=retries),
+                deadline=deadline,
+            )
         )
     return settlement
 
 
+@dataclass(slots=True)
+class _Plan:
+    """Which failure goes where: the dead-letter queue, the retry queue after the routing's
+    delay, or the retry queue at once (still isolating)."""
+
+    dead_letter: dict[int, Failure]
+    retry: dict[int, Failure]
+    isolating: dict[int, Failure]
+    # The reason each would be recorded with, were it dead-lettered (the by-reason metric).
+    dead_reasons: dict[int, FailureReason]
+
+    @classmethod
+    def of(cls, result: ForwardResult, routing: Routing, *, retry_queue: bool) -> _Plan:
+        permanent = result.failed(*_PERMANENT)
+        transient = result.failed(*_TRANSIENT)
+        isolating = result.failed(FailureReason.ISOLATING)
+        if routing.exhausted:
+            transient = {
+                index: replace(failure, reason=FailureReason.TRANSIENT)
+                for index, failure in transient.items()
+            }
+        dead_reasons = {
+            index: failure.reason if failure.reason in _KEPT_REASONS else FailureReason.TRANSIENT
+            for index, failure in (permanent | transient | isolating).items()
+        }
+        dead_letter = dict(permanent)
+        if routing.transient_target is QueueTarget.DEAD_LETTER:
+            dead_letter |= transient
+            transient = {}
+        if not retry_queue:
+            dead_letter |= isolating
+            isolating = {}
+        return cls(dead_letter, transient, isolating, dead_reasons)
+
+
 def _messages(
-    job: Job, failures: Mapping[int, Failure], routing: Routing, source: str
+    job: Job,
+    failures: Mapping[int, Failure],
+    routing: Routing,
+    source: str,
+    *,
+    retries: int | None = None,
 ) -> list[Outgoing]:
     """One message per distinct (reason, status, error), so each message has one reason.
 
@@ -180,7 +225,7 @@ def _messages(
                 status=failure.status,
                 error=failure.error,
                 attempts=attempts,
-                retries=routing.retries,
+                retries=routing.retries if retries is None else retries,
                 first_failure_at=history.first_failure_at if history is not None else now,
                 last_failure_at=now,
                 request_id=routing.request_id,

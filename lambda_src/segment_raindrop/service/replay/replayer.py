@@ -85,14 +85,18 @@ class Replayer:
         channels: Channels,
         options: ReplayOptions | None = None,
         on_progress: ProgressCallback | None = None,
+        retry_queue_url: str | None = None,
     ) -> None:
         self._sqs = sqs
         self._queue_url = queue_url
         self._channels = channels
         self.options = options or ReplayOptions()
         self._on_progress = on_progress
-        # Replacement messages go back to the queue being replayed.
-        self._writer = QueueWriter(sqs, retry_queue_url=None, dlq_url=queue_url, source="replay")
+        # Replacement messages go back to the queue being replayed; events still being isolated
+        # go to the retry queue, when there is one, for the retry worker to finish.
+        self._writer = QueueWriter(
+            sqs, retry_queue_url=retry_queue_url, dlq_url=queue_url, source="replay"
+        )
         self._stop = threading.Event()
         self._leases = Leases(sqs, queue_url, visibility_timeout=self.options.visibility_timeout)
         self._pacer = Pacer(self.options.rate, self._stop)
@@ -115,6 +119,7 @@ class Replayer:
             channels=rt.channels,
             options=options,
             on_progress=on_progress,
+            retry_queue_url=rt.config.retry_queue_url,
         )
 
     @property
