@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shlex
 import shutil
 import socket
@@ -48,9 +49,12 @@ import pytest
 
 from infra.config import config_from_context
 from segment_raindrop.adapters.queue_writer import QueueTarget
+from segment_raindrop.core.config import ReplayConfig
+from segment_raindrop.core.environment import variable_names
 from segment_raindrop_tools import events as se
 from tests.e2e.conftest import Local
 from tests.support.queues import put_message
+from tests.support.stack import create_replay_function
 
 pytestmark = pytest.mark.slow
 
@@ -254,12 +258,22 @@ def _stand_in_deployment(local: Local) -> dict[str, str]:
     and two of its alarms (OK); returns the variables the docs' AWS blocks would set."""
     ep = local.endpoints
     clients = _moto_clients(local)
+    # The replay function holds the deployment's settings, which `replay --stack` reads: here
+    # local mode's resources, as the shell the blocks run in has them too.
+    settings = {
+        name: value
+        for name, value in ep.replay_environment().items()
+        if name in variable_names(ReplayConfig)
+    }
     outputs = {
         "WebhookUrl": ep.webhook_url,
         "SegmentLibraryHost": ep.tracking_api_host,
         "RetryQueueUrl": ep.retry_queue_url,
         "DeadLetterQueueUrl": ep.dlq_url,
         "SecretArn": ep.secret_id,
+        "ReplayFunctionName": create_replay_function(
+            ep.moto_endpoint, f"{STACK}-replay-{secrets.token_hex(3)}", settings
+        ),
     }
     template = {
         "Resources": {"Marker": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": STACK}}},

@@ -44,7 +44,8 @@ def _expected(template: assertions.Template, handler: str) -> dict[str, set[str]
         return {secret: READ_SECRET, retry: SEND, dlq: SEND}
     if handler == RETRY_HANDLER:
         return {secret: READ_SECRET, retry: CONSUME | SEND, dlq: SEND}
-    return {secret: READ_SECRET, retry: set(), dlq: CONSUME | SEND}
+    # Replay: what still fails goes back to the DLQ; what is still being isolated, on to retry.
+    return {secret: READ_SECRET, retry: SEND, dlq: CONSUME | SEND}
 
 
 def test_each_function_gets_what_it_needs_and_no_more(template: assertions.Template) -> None:

@@ -14,11 +14,12 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from typer.testing import CliRunner
 
 from segment_raindrop.adapters.queue_writer import QueueTarget
+from segment_raindrop.core.config import ReplayConfig
+from segment_raindrop.core.environment import variable_names
 from segment_raindrop.core.outcomes import FailureReason
 from segment_raindrop_tools import events as se
 from segment_raindrop_tools.cli import app
@@ -30,6 +31,7 @@ from tests.support.queues import (
     put_message,
     raw_dlq,
 )
+from tests.support.stack import deploy_stack
 
 pytestmark = pytest.mark.usefixtures("fast", "fresh_runtimes", "shell")
 __all__ = ["fast", "fresh_runtimes"]  # fixtures, imported for use by name
@@ -220,31 +222,12 @@ def test_usage_problems_exit_2(aws: Any, receiver: Any, monkeypatch: pytest.Monk
     assert "cannot read the queue" in missing.stderr
 
 
-def _create_stack(aws: Any, name: str) -> None:
-    template = {
-        "Resources": {"Marker": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": name}}},
-        "Outputs": {
-            "DeadLetterQueueUrl": {"Value": aws.resources.dlq_url},
-            "RetryQueueUrl": {"Value": aws.resources.retry_queue_url},
-            "SecretArn": {"Value": aws.resources.secret_id},
-        },
-    }
-    cloudformation = boto3.client(
-        "cloudformation",
-        endpoint_url=aws.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    cloudformation.create_stack(StackName=name, TemplateBody=json.dumps(template))
-
-
 def test_stack_outputs_give_the_queue_and_the_secret(
     aws: Any, receiver: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids = _seed(aws, 2)
-    _create_stack(aws, "segment-raindrop-test")
-    for name in ("DLQ_URL", "RETRY_QUEUE_URL", "RAINDROP_SECRET_ID"):
+    deploy_stack(aws, "segment-raindrop-test")
+    for name in variable_names(ReplayConfig):
         SHELL[name] = None
 
     result = _replay("--stack", "segment-raindrop-test", "--region", "us-east-1", "--yes", "--json")

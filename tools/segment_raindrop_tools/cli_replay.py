@@ -35,16 +35,14 @@ from rich.table import Table
 from segment_raindrop.adapters.aws import aws_clients
 from segment_raindrop.adapters.observability import logger
 from segment_raindrop.adapters.secrets import SecretStore
-from segment_raindrop.core.config import ConfigError, ReplayConfig, describe_errors
-from segment_raindrop.core.contract import StackOutput
-from segment_raindrop.core.environment import read_replay_config
+from segment_raindrop.core.config import ReplayConfig, describe_errors
 from segment_raindrop.core.outcomes import FailureReason
 from segment_raindrop.service.replay.options import ReplayOptions
 from segment_raindrop.service.replay.replayer import Replayer, ReplayRefused
 from segment_raindrop.service.replay.summary import ReplayProgress, ReplaySummary
 from segment_raindrop.service.runtime import build_channels
 from segment_raindrop_tools.cli_common import ExitCode, fail, interrupts, stderr
-from segment_raindrop_tools.stack_outputs import stack_outputs
+from segment_raindrop_tools.replay_settings import replay_config
 
 _AWS_CONFIG = Config(
     connect_timeout=5, read_timeout=30, retries={"mode": "standard", "total_max_attempts": 5}
@@ -62,41 +60,6 @@ def _timestamp(value: str | None, option: str) -> datetime | None:
         raise typer.BadParameter(
             f"not an ISO 8601 time: {value!r} (e.g. 2026-11-27T09:00:00Z)", param_hint=option
         ) from None
-
-
-def _configuration(
-    *,
-    queue_url: str | None,
-    stack: str | None,
-    region: str | None,
-    secret_id: str | None,
-    dry_run: bool,
-) -> ReplayConfig:
-    if stack is not None:
-        outputs = stack_outputs(stack, region)
-        queue_url = queue_url or outputs.get(StackOutput.DEAD_LETTER_QUEUE_URL)
-        secret_id = secret_id or outputs.get(StackOutput.SECRET_ARN)
-        if queue_url is None:
-            dlq = StackOutput.DEAD_LETTER_QUEUE_URL
-            fail(f"stack {stack!r} has no {dlq} output; pass --queue-url")
-    # The mapping and delivery settings, and the queue and secret when no option names them,
-    # come from the same variables the functions read.
-    env = dict(os.environ)
-    if queue_url:
-        env["DLQ_URL"] = queue_url
-    if secret_id:
-        env["RAINDROP_SECRET_ID"] = secret_id
-    if not env.get("DLQ_URL"):
-        fail("which dead-letter queue? Pass --queue-url URL or --stack NAME")
-    if not dry_run and not env.get("RAINDROP_SECRET_ID"):
-        fail(
-            "which secret holds the Raindrop key? Pass --secret-id, --stack NAME, "
-            "or set RAINDROP_SECRET_ID"
-        )
-    try:
-        return read_replay_config(env)
-    except ConfigError as exc:
-        fail(f"configuration is invalid: {exc}")
 
 
 def build_replayer(config: ReplayConfig, options: ReplayOptions, *, region: str | None) -> Replayer:
@@ -251,8 +214,20 @@ def replay(
     ] = None,
     stack: Annotated[
         str | None,
-        typer.Option("--stack", help="Read the queue URLs and the secret from this stack."),
+        typer.Option(
+            "--stack",
+            help="Replay with this stack's settings: its replay function's mapping, "
+            "redaction, project, URLs, queues and secret.",
+        ),
     ] = None,
+    override_deployment: Annotated[
+        bool,
+        typer.Option(
+            "--override-deployment",
+            help="With --stack: replay with settings from your shell or options where they "
+            "differ from the deployment's (each is printed). Refused without it.",
+        ),
+    ] = False,
     region: Annotated[str | None, typer.Option("--region", help="AWS region.")] = None,
     secret_id: Annotated[
         str | None,
@@ -317,6 +292,7 @@ def replay(
             stack=stack,
             region=region,
             secret_id=secret_id,
+            override_deployment=override_deployment,
             max_messages=max_messages,
             reason=reason,
             since=since,
@@ -336,6 +312,7 @@ def _replay(
     stack: str | None,
     region: str | None,
     secret_id: str | None,
+    override_deployment: bool,
     max_messages: int | None,
     reason: FailureReason | None,
     since: str | None,
@@ -360,8 +337,15 @@ def _replay(
         )
     except ValidationError as exc:
         fail(describe_errors(exc))
-    config = _configuration(
-        queue_url=queue_url, stack=stack, region=region, secret_id=secret_id, dry_run=dry_run
+    config = replay_config(
+        shell=os.environ,
+        queue_url=queue_url,
+        stack=stack,
+        region=region,
+        secret_id=secret_id,
+        dry_run=dry_run,
+        override_deployment=override_deployment,
+        say=lambda line: err.print(f"[yellow]{escape(line)}[/]", highlight=False),
     )
     replayer = build_replayer(config, options, region=region)
     try:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from segment_raindrop.core.chunking import Chunk
-from segment_raindrop.core.projects import PROJECT_HEADER
+from segment_raindrop.core.projects import PRODUCTION_PROJECT, PROJECT_HEADER
 from segment_raindrop.core.raindrop_api import SINGLE_OBJECT_ENDPOINTS
 
 # What a Segment batch request wraps around the array of events.
@@ -48,7 +48,8 @@ class Target(Protocol):
 @dataclass(frozen=True, slots=True)
 class RaindropTarget:
     """Raindrop's API: Bearer key, JSON arrays (one object for ``SINGLE_OBJECT_ENDPOINTS``)
-    and the project header, the configured one unless a delivery names its own."""
+    and the project header: the delivery's project, the configured one when it names none.
+    ``default`` is Raindrop's Production project, which is what no header means too."""
 
     api_url: str
     default_project: str | None = None
@@ -56,13 +57,13 @@ class RaindropTarget:
     url_setting: str = "RAINDROP_API_URL"
 
     def default_headers(self) -> dict[str, str]:
-        return {PROJECT_HEADER: self.default_project} if self.default_project else {}
+        return {}
 
     def request(self, chunk: Chunk, key: str, project: str | None) -> Request:
         headers = {"Authorization": f"Bearer {key}"}
-        if project:
-            # Replaces the client's default project header for this request only.
-            headers[PROJECT_HEADER] = project
+        routed = project if project is not None else self.default_project
+        if routed and routed != PRODUCTION_PROJECT:
+            headers[PROJECT_HEADER] = routed
         body = chunk.body
         single = chunk.endpoint in SINGLE_OBJECT_ENDPOINTS and len(chunk.items) == 1
         if single and chunk.raw is None:

@@ -90,6 +90,15 @@ def _read(env: Mapping[str, str], model: type[_M]) -> _M:
     return _validated(model, values)
 
 
+def variable_names(model: type[BaseModel]) -> list[str]:
+    """Every variable ``model`` is read from, its nested models' included."""
+    names = [variable for _, variable, _ in _variables(model)]
+    for name, nested in _NESTED.items():
+        if name in model.model_fields:
+            names += [variable for _, variable, _ in _variables(nested)]
+    return names
+
+
 def read_config(env: Mapping[str, str]) -> ForwarderConfig:
     """The functions' configuration from ``env``; raises :class:`ConfigError`."""
     return _read(env, ForwarderConfig)

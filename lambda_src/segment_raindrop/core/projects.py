@@ -14,6 +14,15 @@ from typing import Final
 # Raindrop's own rule for X-Raindrop-Project-Id; it answers 400 to anything else.
 PROJECT_SLUG: Final = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 PROJECT_HEADER: Final = "X-Raindrop-Project-Id"
+# Raindrop's Production project: what no header, an empty one or this slug all mean.
+PRODUCTION_PROJECT: Final = "default"
+
+
+def resolved(project: str | None, configured: str | None) -> str:
+    """The project a request's events go to: its own, else the configured one, else
+    Production. Written into every queue message, so a retry or a replay sends them there
+    whatever the settings of whoever delivers them."""
+    return project or configured or PRODUCTION_PROJECT
 
 
 def is_project_slug(value: str) -> bool:

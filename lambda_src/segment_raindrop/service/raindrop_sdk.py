@@ -30,7 +30,7 @@ from segment_raindrop.core import codec
 from segment_raindrop.core.content_encoding import decode_body
 from segment_raindrop.core.contract import Metric
 from segment_raindrop.core.jobs import Job, JobKind
-from segment_raindrop.core.projects import PROJECT_HEADER, is_project_slug
+from segment_raindrop.core.projects import PRODUCTION_PROJECT, PROJECT_HEADER, is_project_slug
 from segment_raindrop.core.raindrop_api import SINGLE_OBJECT_ENDPOINTS, Endpoint
 from segment_raindrop.service import authentication
 from segment_raindrop.service.intake import take
@@ -116,12 +116,15 @@ def _mirror(
         )
 
 
-def _project(header: str | None) -> str | None:
-    if header is None or not header.strip() or header.strip() == "default":
-        return None
-    if not is_project_slug(header.strip()):
+def _project(header: str | None) -> str:
+    """The request's own project, as Raindrop reads the header: none, empty or ``default`` is
+    Production (never the webhook's configured project)."""
+    slug = (header or "").strip()
+    if not slug:
+        return PRODUCTION_PROJECT
+    if not is_project_slug(slug):
         raise Refusal(400, f"{PROJECT_HEADER} is not a valid project slug")
-    return header.strip()
+    return slug
 
 
 def _items(endpoint: Endpoint, body: bytes) -> list[Any]:

@@ -29,7 +29,7 @@ from segment_raindrop.adapters.observability import logger
 from segment_raindrop.core.content_encoding import decode_body
 from segment_raindrop.core.jobs import Job, JobKind
 from segment_raindrop.core.outcomes import ForwardResult
-from segment_raindrop.core.projects import admits, is_project_slug
+from segment_raindrop.core.projects import admits, is_project_slug, resolved
 from segment_raindrop.core.request_auth import AuthMethod
 from segment_raindrop.core.segment_body import parse_body
 from segment_raindrop.service import authentication
@@ -65,7 +65,8 @@ def receive(rt: Runtime, request: ApiRequest, *, project: str | None) -> Answer:
         raise Refusal(404, "not found")
     secret.require_raindrop_key()
     parsed = parse_body(body())
-    job = Job(JobKind.SEGMENT_TO_RAINDROP, parsed.events, project=project)
+    routed = resolved(project, rt.config.delivery.project_id)
+    job = Job(JobKind.SEGMENT_TO_RAINDROP, parsed.events, project=routed)
     tally = Tally()
     tally.raindrop.counts[Count.RECEIVED] = len(job.events)
     times = request.deadlines(budget=rt.config.delivery.budget_seconds)

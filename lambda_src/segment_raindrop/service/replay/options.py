@@ -17,10 +17,9 @@ class ReplayOptions(BaseModel):
 
     max_messages: int | None = Field(default=None, ge=1)  # None: every message
     dry_run: bool = False
-    # An event of a rejected, transient or deadline message was mapped when it failed; if the
-    # mapping in force now filters it, the replay most likely runs with other settings than the
-    # deployment (a CLI without its FORWARD_EVENT_* variables). Such messages are kept unless
-    # this is set. (Invalid events filtered now are a fixed rule healing them: deleted.)
+    # Events were forwardable when they failed; if the mapping in force now filters them, the
+    # replay most likely runs with other settings than the deployment (a CLI without its
+    # FORWARD_EVENT_* variables). Their message is kept, and the run not ok, unless this is set.
     drop_filtered: bool = False
     reason: FailureReason | None = None
     # Compared with the message's first failure: since <= first_failure_at < until.

@@ -281,15 +281,18 @@ class Replayer:
         if seen.invalid:
             ledger.failed_by_reason[FailureReason.INVALID.value] += len(seen.invalid)
         summary.events_omitted += len(message.omitted)
-        kept_filtered = self._guards_filtered(message) and seen.filtered
+        kept_filtered = self._guards_filtered and seen.filtered
         if kept_filtered:
             summary.errors.append(_filtered_now(message, len(seen.filtered)))
         keep = seen.invalid or message.omitted or kept_filtered
         return Outcome.WOULD_KEEP if keep else Outcome.WOULD_REPLAY
 
-    def _guards_filtered(self, message: QueueMessage) -> bool:
-        """Whether events filtered now keep ``message`` (see ReplayOptions.drop_filtered)."""
-        return not self.options.drop_filtered and message.reason is not FailureReason.INVALID
+    @property
+    def _guards_filtered(self) -> bool:
+        """Whether events filtered now keep their message (see ReplayOptions.drop_filtered):
+        whatever its reason, no message is deleted while its events reached neither their
+        destination nor a queue, unless the operator asked."""
+        return not self.options.drop_filtered
 
     def _replay(
         self,
@@ -303,7 +306,7 @@ class Replayer:
             summary.events_omitted += len(message.omitted)
             return Outcome.KEPT
         job = message.job
-        if self._guards_filtered(message):
+        if self._guards_filtered:
             filtered = preview(job, self._channels).filtered
             if filtered:
                 summary.errors.append(_filtered_now(message, len(filtered), message_id))
