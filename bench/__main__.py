@@ -8,7 +8,17 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import coldstart, cost, endtoend, footprint, inprocess, outage, redaction, report
+from bench import (
+    coldstart,
+    cost,
+    endtoend,
+    footprint,
+    hostile,
+    inprocess,
+    outage,
+    redaction,
+    report,
+)
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -25,6 +35,7 @@ def main() -> int:
     by_size = endtoend.ours_by_size(inprocess.SIZES, latency=0.05)
     print("outage and refusals ...", flush=True)
     failures = outage.run()
+    costly_bodies = hostile.run()
     print("cold start ...", flush=True)
     cold = coldstart.run()
     print("bundle and memory ...", flush=True)
@@ -35,7 +46,15 @@ def main() -> int:
         f"{datetime.now(UTC):%Y-%m-%d}"
     )
     markdown = report.markdown(
-        in_process, parse_map, end_to_end, cold, sizes, costs, outage=failures, machine=machine
+        in_process,
+        parse_map,
+        end_to_end,
+        cold,
+        sizes,
+        costs,
+        outage=failures,
+        hostile=costly_bodies,
+        machine=machine,
     )
     markdown = markdown.replace(report.REDACTION_MARK, redacting.line())
     DOCS.mkdir(exist_ok=True)

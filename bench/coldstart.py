@@ -17,7 +17,6 @@ interpreter start-up itself is not timed.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import os
@@ -41,7 +40,7 @@ from infra.bundling import BundleTarget, build_bundle
 from infra.config import StackConfig
 from infra.functions import function_environment
 from segment_raindrop.core.config import DeliveryConfig, ForwarderConfig
-from segment_raindrop.core.contract import MAX_ADMITTED_BODY_BYTES
+from segment_raindrop.core.contract import EVENT_BODY_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = Path(__file__).resolve().parent / "handler_probe.py"
@@ -251,8 +250,8 @@ def function_env(endpoint: str, raindrop_url: str) -> dict[str, str]:
 
 
 # The fields the forwarder reads. A Segment mapping that sends just these is how a 4,000-event
-# batch fits the webhook's body limit at all: with Segment's full ``context`` on every event
-# (the default mapping) such a batch is over 5 MB and is refused with 413.
+# batch of this workload fits Lambda's payload: with Segment's full ``context`` on every event
+# (the default mapping) such a batch is over 6 MB and API Gateway refuses it with 413.
 _MAPPED_FIELDS = frozenset(
     {"type", "event", "messageId", "userId", "anonymousId", "timestamp", "properties", "traits"}
 )
@@ -268,14 +267,14 @@ def mapped_body(events: int) -> bytes:
             selected["context"] = {"traits": traits}
         mapped.append(selected)
     body = json.dumps(mapped, separators=(",", ":"), ensure_ascii=False).encode()
-    if len(body) > MAX_ADMITTED_BODY_BYTES:
-        raise ValueError(f"{len(body)} bytes: more than the webhook admits")
+    if len(json.dumps(body.decode())) > EVENT_BODY_BYTES:
+        raise ValueError(f"{len(body)} bytes: more than the webhook API admits")
     return body
 
 
 def rest_proxy_event(body: bytes) -> dict[str, Any]:
     """An API Gateway REST proxy event (payload 1.0) for Segment's POST, as Lambda gets it
-    from the stack's API: binary media type ``*/*``, so the body arrives base64-encoded."""
+    from the stack's webhook API: no binary media types, so the body arrives as text."""
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "Segment (Actions)",
@@ -303,8 +302,8 @@ def rest_proxy_event(body: bytes) -> dict[str, Any]:
             "apiId": "bench",
             "identity": {"sourceIp": "127.0.0.1", "userAgent": headers["User-Agent"]},
         },
-        "body": base64.b64encode(body).decode("ascii"),
-        "isBase64Encoded": True,
+        "body": body.decode("utf-8"),
+        "isBase64Encoded": False,
     }
 
 

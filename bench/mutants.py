@@ -40,6 +40,7 @@ UNIT_SECRETS = "tests/unit/test_secret_values.py"
 QUEUE_WRITER = "tests/integration/test_queue_writer.py"
 DELIVERY_RETRIES = "tests/integration/test_delivery_retries.py"
 WEBHOOK_BODY = "tests/integration/test_webhook_body.py"
+HOSTILE_BODIES = "tests/integration/test_hostile_bodies.py"
 SECRET_REREADS = "tests/integration/test_secret_rereads.py"
 PASTED_KEYS = "tests/integration/test_pasted_keys.py"
 RETRY_LAST_RECEIVE = "tests/integration/test_retry_worker_last_receive.py"
@@ -874,6 +875,15 @@ MUTANTS: tuple[Mutant, ...] = (
         "if False:",
         "base64-encoded bodies (gzip, or any under binary media types) are refused",
         WEBHOOK_BODY,
+    ),
+    _m(
+        "webhook-compressed-text-decoded",
+        "webhook",
+        "core/content_encoding.py",
+        "if codings and not intact:",
+        "if False:",
+        "a compressed body that arrived as text is decoded (as garbage) instead of refused 415",
+        HOSTILE_BODIES,
     ),
     _m(
         "webhook-limit-exclusive",

@@ -11,7 +11,8 @@ rather than the default 30.
   queued for the retry worker; after Raindrop heals and the cool-down passes, one call lets
   the probe through and the one after delivers everything.
 - Refusals: Raindrop answers 400 to every request (50 ms each); 500 events in 5 chunks of 100
-  are bisected within the budget of ``delivery.py`` and dead-lettered.
+  are bisected within the split budget of ``service/delivery.py``: what Raindrop refuses on
+  its own is dead-lettered, what the budget leaves unsplit is queued to go on isolating.
 """
 
 from __future__ import annotations

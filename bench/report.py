@@ -9,6 +9,7 @@ from bench.coldstart import ColdStartResult
 from bench.cost import CostRow
 from bench.endtoend import EndToEndResult, Timing
 from bench.footprint import FootprintResult
+from bench.hostile import TARGET_MS, HostileResult
 from bench.inprocess import InProcessResult
 from bench.outage import Call, OutageResult
 
@@ -76,6 +77,7 @@ def markdown(
     costs: Sequence[CostRow],
     *,
     outage: OutageResult,
+    hostile: HostileResult,
     machine: str,
 ) -> str:
     calls = cold.calls
@@ -221,6 +223,7 @@ def markdown(
             f" | {row.total_dollars_per_million:.2f} |"
         )
     lines += _outage_section(outage)
+    lines += hostile.section()
     lines += _soak_section()
     largest = max(in_process, key=lambda row: row.events)
     at_50 = next((row for row in end_to_end if abs(row.latency - 0.05) < 1e-9), None)
@@ -251,6 +254,10 @@ def markdown(
     lines.append(
         f"| 500 refused events cost ≤ {refusal_bound} requests | {outage.refused.requests} |"
         f" {_verdict(outage.refused.requests <= refusal_bound)} |"
+    )
+    lines.append(
+        f"| a body of many gzip members refused in < {TARGET_MS:.0f} ms on every route"
+        f" | {hostile.slowest_ms:.2f} ms | {_verdict(hostile.slowest_ms < TARGET_MS)} |"
     )
     lines.append(
         f"| webhook import ≤ 2× `import boto3` (CPU time) | {cold.ratio:.2f}× |"

@@ -1,6 +1,18 @@
-"""The public endpoint: a REST API with `POST /segment` (and `POST /segment/{project}`)
-proxied to the webhook function, and `POST /raindrop/v1/{proxy+}` (Raindrop's own API shape,
-for Raindrop's SDKs) proxied to the mirror function."""
+"""The public endpoints: two REST APIs sharing one stage name, access log and set of limits.
+
+- The webhook API: `POST /segment` (and `/segment/{project}`) proxied to the webhook function,
+  for Segment's Webhooks (Actions) destination. It has no binary media types, so its JSON
+  reaches the function as text and Lambda's 6 MiB payload holds as much body as it can
+  (docs/deploy.md, "Batch size").
+- The SDK API, for client libraries that may compress their bodies: `POST /v1/batch` (Segment's
+  server libraries) proxied to the webhook function and `POST /raindrop/v1/{proxy+}`
+  (Raindrop's own API shape, for Raindrop's SDKs) proxied to the mirror function. Every body
+  reaches the functions base64-encoded, intact. These clients send at most 500 KB (Segment) or
+  1 MiB (Raindrop) a request, far below what base64 leaves of Lambda's payload.
+
+Binary media types belong to a whole REST API and match the Content-Type, which a gzip body
+shares with a plain one (application/json): two kinds of body need two APIs.
+"""
 
 from __future__ import annotations
 
@@ -26,15 +38,15 @@ from segment_raindrop.core.contract import (
 PATH: Final = "segment"
 PROJECT_PATH_PART: Final = "{project}"
 
-# Every request body reaches the function base64-encoded (isBase64Encoded: true), whatever its
-# Content-Type. A REST API passes a body as text unless its Content-Type matches one of these,
-# and Segment's libraries send gzip bodies (Content-Encoding: gzip) as application/json: as text
-# they arrive mangled. The cost: the Lambda invoke payload carries the body as base64, 4/3 of
-# its size (plus headers and request context), against Lambda's 6 MiB synchronous payload
-# limit, so the largest body the webhook can be sent is a little under 4.5 MiB (6 MiB x 3/4).
-# Responses are unaffected: the function answers text (isBase64Encoded: false), which API
-# Gateway passes through as is.
-BINARY_MEDIA_TYPES: Final = ("*/*",)
+# On the SDK API every request body reaches the function base64-encoded (isBase64Encoded:
+# true), whatever its Content-Type. A REST API passes a body as text unless its Content-Type
+# matches one of these, and Segment's libraries send gzip bodies (Content-Encoding: gzip) as
+# application/json: as text they arrive mangled. The cost is the Lambda invoke payload carrying
+# the body as base64, 4/3 of its size: up to 4.6 MB of body, far more than these clients send.
+# The webhook API has none: a Webhooks (Actions) batch, never compressed, travels as text,
+# JSON-escaped (a quote takes two bytes), so about 5.5 MB of compact Segment JSON fits
+# (docs/deploy.md, "Batch size"). Responses are text either way.
+SDK_BINARY_MEDIA_TYPES: Final = ("*/*",)
 
 # One JSON object per request (CloudWatch Logs Insights discovers the fields). Beyond the
 # standard fields: latencies, the integration's status and error, and the X-Ray trace id, which
@@ -87,8 +99,8 @@ _AUTH_REASON: Final = (
 
 
 class WebhookApi(Construct):
-    """Exposes `api` (apigateway.RestApi), `webhook_url`, `sdk_host` and
-    `raindrop_sdk_endpoint`."""
+    """Exposes `api` (the webhook API), `sdk_api`, `apis` (both), `webhook_url`, `sdk_host`
+    (the SDK API's root) and `raindrop_sdk_endpoint`."""
 
     def __init__(
         self,
@@ -100,23 +112,93 @@ class WebhookApi(Construct):
         mirror_handler: lambda_.IFunction,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.access_logs = access_logs = logs.LogGroup(
+        self._config = config
+        self.access_logs = logs.LogGroup(
             self,
             "AccessLogs",
             retention=log_retention(config),
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
-        self.api = apigateway.RestApi(
-            self,
+        self.api = self._rest_api(
             "Api",
-            rest_api_name=f"segment-raindrop-{config.stage}",
+            name=f"segment-raindrop-{config.stage}",
             description="Receives Segment webhook events and forwards them to Raindrop",
-            endpoint_types=[apigateway.EndpointType.REGIONAL],
-            binary_media_types=list(BINARY_MEDIA_TYPES),
-            # Access logging needs the account-wide API Gateway CloudWatch role; CDK creates
-            # it and, on destroy, keeps it because other APIs may rely on it.
+            binary_media_types=(),
+            # Access logging needs the account-wide API Gateway CloudWatch role; this API
+            # creates it and, on destroy, keeps it because other APIs may rely on it.
             cloud_watch_role=True,
-            cloud_watch_role_removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        self.sdk_api = self._rest_api(
+            "SdkApi",
+            name=f"segment-raindrop-{config.stage}-sdks",
+            description=(
+                "Receives Segment's server libraries' batches and Raindrop's SDKs' requests, "
+                "compressed or not"
+            ),
+            binary_media_types=SDK_BINARY_MEDIA_TYPES,
+            cloud_watch_role=False,
+        )
+        # Its stage logs through the account role the webhook API sets up.
+        self.sdk_api.node.add_dependency(self.api)
+        self.apis = (self.api, self.sdk_api)
+        integration = apigateway.LambdaIntegration(handler, proxy=True)
+        # POST /segment for Segment's Webhooks destination. POST /segment/{project} routes one
+        # Segment source to its own Raindrop project; the function checks the slug (and the
+        # allow-list, when set) and answers 404 otherwise. POST /v1/batch, on the SDK API
+        # (its root is their host), is where Segment's server libraries post their
+        # {"batch": [...]} envelope, with the webhook token as their write key.
+        webhook = self.api.root.add_resource(PATH)
+        routes = (
+            webhook,
+            webhook.add_resource(PROJECT_PATH_PART),
+            self.sdk_api.root.add_resource("v1").add_resource("batch"),
+        )
+        methods = [
+            resource.add_method(
+                "POST", integration, authorization_type=apigateway.AuthorizationType.NONE
+            )
+            for resource in routes
+        ]
+        self.webhook_url = self.api.url_for_path(f"/{PATH}")
+        self.sdk_host = self.sdk_api.url_for_path("/")
+        # The trailing slash matters: the SDK appends "events/track" to the endpoint as given.
+        sdk = self.sdk_api.root.resource_for_path(RAINDROP_SDK_PATH).add_proxy(
+            any_method=False, default_integration=None
+        )
+        sdk_method = sdk.add_method(
+            "POST",
+            apigateway.LambdaIntegration(mirror_handler, proxy=True),
+            authorization_type=apigateway.AuthorizationType.NONE,
+        )
+        self.raindrop_sdk_endpoint = self.sdk_api.url_for_path(f"/{RAINDROP_SDK_PATH}/")
+        for status, metric in STATUS_METRICS.items():
+            self._count_status(status, metric)
+        self._acknowledge(methods, reason=_AUTH_REASON)
+        self._acknowledge([sdk_method], reason=_SDK_AUTH_REASON)
+        for api in self.apis:
+            self._acknowledge_api(api)
+
+    def _rest_api(
+        self,
+        construct_id: str,
+        *,
+        name: str,
+        description: str,
+        binary_media_types: tuple[str, ...],
+        cloud_watch_role: bool,
+    ) -> apigateway.RestApi:
+        config = self._config
+        return apigateway.RestApi(
+            self,
+            construct_id,
+            rest_api_name=name,
+            description=description,
+            endpoint_types=[apigateway.EndpointType.REGIONAL],
+            binary_media_types=list(binary_media_types) or None,
+            cloud_watch_role=cloud_watch_role,
+            cloud_watch_role_removal_policy=(
+                cdk.RemovalPolicy.RETAIN if cloud_watch_role else None
+            ),
             deploy_options=apigateway.StageOptions(
                 stage_name=config.stage,
                 throttling_rate_limit=config.throttle_rate_limit,
@@ -128,43 +210,10 @@ class WebhookApi(Construct):
                 # See ACCESS_LOG_FIELDS; and never request bodies: they are AI conversations.
                 logging_level=apigateway.MethodLoggingLevel.OFF,
                 data_trace_enabled=False,
-                access_log_destination=apigateway.LogGroupLogDestination(access_logs),
+                access_log_destination=apigateway.LogGroupLogDestination(self.access_logs),
                 access_log_format=apigateway.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS)),
             ),
         )
-        integration = apigateway.LambdaIntegration(handler, proxy=True)
-        # POST /segment for Segment's Webhooks destination. POST /v1/batch is where Segment's
-        # server libraries post their {"batch": [...]} envelope, so they can use the stage URL
-        # as their host and the webhook token as their write key.
-        # POST /segment/{project} routes one Segment source to its own Raindrop project; the
-        # function checks the slug (and the allow-list, when set) and answers 404 otherwise.
-        webhook = self.api.root.add_resource(PATH)
-        per_project = webhook.add_resource(PROJECT_PATH_PART)
-        sdk_batch = self.api.root.add_resource("v1").add_resource("batch")
-        methods = [
-            resource.add_method(
-                "POST", integration, authorization_type=apigateway.AuthorizationType.NONE
-            )
-            for resource in (webhook, per_project, sdk_batch)
-        ]
-        self.webhook_url = self.api.url_for_path(f"/{PATH}")
-        self.sdk_host = self.api.url_for_path("/")
-        # The same stage, throttling, access log and binary media types as the webhook; the
-        # trailing slash matters: the SDK appends "events/track" to the endpoint as given.
-        sdk = self.api.root.resource_for_path(RAINDROP_SDK_PATH).add_proxy(
-            any_method=False, default_integration=None
-        )
-        sdk_method = sdk.add_method(
-            "POST",
-            apigateway.LambdaIntegration(mirror_handler, proxy=True),
-            authorization_type=apigateway.AuthorizationType.NONE,
-        )
-        self.raindrop_sdk_endpoint = self.api.url_for_path(f"/{RAINDROP_SDK_PATH}/")
-        for status, metric in STATUS_METRICS.items():
-            self._count_status(status, metric)
-        self._acknowledge(methods, reason=_AUTH_REASON)
-        self._acknowledge([sdk_method], reason=_SDK_AUTH_REASON)
-        self._acknowledge_api()
 
     def _count_status(self, status: int, metric: Metric) -> None:
         logs.MetricFilter(
@@ -185,8 +234,8 @@ class WebhookApi(Construct):
             for rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):
                 cdk.Validations.of(method).acknowledge(cdk.Acknowledgment(id=rule, reason=reason))
 
-    def _acknowledge_api(self) -> None:
-        cdk.Validations.of(self.api).acknowledge(
+    def _acknowledge_api(self, api: apigateway.RestApi) -> None:
+        cdk.Validations.of(api).acknowledge(
             cdk.Acknowledgment(
                 id="AwsSolutions-APIG2",
                 reason=(
@@ -196,7 +245,7 @@ class WebhookApi(Construct):
                 ),
             )
         )
-        stage = self.api.deployment_stage
+        stage = api.deployment_stage
         cdk.Validations.of(stage).acknowledge(
             cdk.Acknowledgment(
                 id="AwsSolutions-APIG6",
@@ -218,7 +267,9 @@ class WebhookApi(Construct):
                 ),
             )
         )
-        role = self.api.node.find_child("CloudWatchRole")
+        role = api.node.try_find_child("CloudWatchRole")
+        if role is None:
+            return
         cdk.Validations.of(role).acknowledge(
             cdk.Acknowledgment(
                 id=f"AwsSolutions-IAM4[Policy::{_LOGGING_POLICY}]",

@@ -31,6 +31,7 @@ from segment_raindrop.core.config import (
 from segment_raindrop.core.context import MAPPING_KEYS, mapping_from_context
 from segment_raindrop.core.contract import (
     DEFAULT_RETRY_MAX_RECEIVES,
+    SEGMENT_MAX_EVENT_BYTES,
     WEBHOOK_DELIVERY_BUDGET_SECONDS,
     WEBHOOK_TIMEOUT_SECONDS,
 )
@@ -111,6 +112,10 @@ class StackConfig(BaseModel):
     throttle_rate_limit: float = Field(100.0, gt=0, le=10000)
     throttle_burst_limit: int = Field(200, gt=0, le=5000)
     alarm_email: str | None = Field(None, pattern=_EMAIL.pattern)
+    # The p99 size of one Segment event as the Webhooks destination sends it (compact JSON):
+    # the stack prints the Segment batch size that fits Lambda's payload with it. Segment caps
+    # an event at 32 KB.
+    segment_p99_event_bytes: int = Field(4_000, ge=100, le=SEGMENT_MAX_EVENT_BYTES)
     # SQS accepts 1-1000 receives before the redrive; the retry worker reads the same number.
     retry_max_receives: int = Field(DEFAULT_RETRY_MAX_RECEIVES, ge=1, le=1000)
     webhook_memory_mb: int = Field(1024, ge=128, le=10240)

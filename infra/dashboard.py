@@ -30,6 +30,25 @@ def forwarder_metric(
     )
 
 
+def across_apis(
+    apis: tuple[apigateway.RestApi, ...], metric: str, *, label: str, period: cdk.Duration
+) -> cloudwatch.MathExpression:
+    """The sum of one API Gateway metric (``Count``, ``4XXError``, ``5XXError``) over ``apis``;
+    an API without requests in a period counts 0 rather than hiding the others' figures."""
+    # Ids unique per metric: one graph may show several of these sums.
+    name = "".join(char for char in metric.lower() if char.isalnum())
+    using: dict[str, cloudwatch.IMetric] = {
+        f"api{n}_{name}": api.metric(metric, statistic="Sum", period=period)
+        for n, api in enumerate(apis)
+    }
+    return cloudwatch.MathExpression(
+        expression=" + ".join(f"FILL({name}, 0)" for name in using),
+        using_metrics=using,
+        label=label,
+        period=period,
+    )
+
+
 def _graph(title: str, metrics: list[cloudwatch.IMetric]) -> cloudwatch.GraphWidget:
     return cloudwatch.GraphWidget(title=title, left=metrics, width=WIDTH)
 
@@ -39,7 +58,7 @@ def build_dashboard(
     construct_id: str,
     *,
     name_prefix: str,
-    api: apigateway.RestApi,
+    apis: tuple[apigateway.RestApi, ...],
     queues: ForwarderQueues,
     functions: dict[str, lambda_.IFunction],
 ) -> cloudwatch.Dashboard:
@@ -72,9 +91,14 @@ def build_dashboard(
         _graph(
             "Webhook requests",
             [
-                api.metric_count(statistic="Sum"),
-                api.metric_client_error(statistic="Sum"),
-                api.metric_server_error(statistic="Sum"),
+                *(
+                    across_apis(apis, metric, label=label, period=cdk.Duration.minutes(5))
+                    for metric, label in (
+                        ("Count", "requests"),
+                        ("4XXError", "4xx answers"),
+                        ("5XXError", "5xx answers"),
+                    )
+                ),
                 forwarder_metric(Metric.UNAUTHORIZED_REQUESTS),
                 forwarder_metric(Metric.UNVERIFIABLE_BATCHES),
                 # Counted from the access log: mostly refused by API Gateway, unseen by the

@@ -27,7 +27,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import StackConfig
-from infra.dashboard import build_dashboard, forwarder_metric
+from infra.dashboard import across_apis, build_dashboard, forwarder_metric
 from infra.queues import ForwarderQueues
 from segment_raindrop.core.contract import DLQ_RETENTION_DAYS, Metric
 
@@ -78,7 +78,7 @@ class Monitoring(Construct):
         construct_id: str,
         *,
         config: StackConfig,
-        api: apigateway.RestApi,
+        apis: tuple[apigateway.RestApi, ...],
         queues: ForwarderQueues,
         functions: dict[str, lambda_.IFunction],
     ) -> None:
@@ -89,10 +89,15 @@ class Monitoring(Construct):
         self._raindrop_alarms()
         self._mirror_alarms()
         self._function_alarms(functions)
-        self._api_alarms(api)
+        self._api_alarms(apis)
         self.topic = self._notify(config.alarm_email) if config.alarm_email else None
         self.dashboard = build_dashboard(
-            self, "Dashboard", name_prefix=self._prefix, api=api, queues=queues, functions=functions
+            self,
+            "Dashboard",
+            name_prefix=self._prefix,
+            apis=apis,
+            queues=queues,
+            functions=functions,
         )
 
     def _queue_alarms(self, queues: ForwarderQueues) -> None:
@@ -198,10 +203,10 @@ class Monitoring(Construct):
                 description=f"The {name} function was throttled (account concurrency).",
             )
 
-    def _api_alarms(self, api: apigateway.RestApi) -> None:
+    def _api_alarms(self, apis: tuple[apigateway.RestApi, ...]) -> None:
         self._alarm(
             "Api5xx",
-            api.metric_server_error(statistic="Sum", period=PERIOD),
+            across_apis(apis, "5XXError", label="5xx answers", period=PERIOD),
             threshold=1,
             description="API Gateway answered Segment with 5xx; Segment will retry.",
         )

@@ -17,7 +17,9 @@ from infra.monitoring import Monitoring
 from infra.partials import PartialsTable
 from infra.queues import ForwarderQueues
 from infra.secret import ForwarderSecret
-from segment_raindrop.core.contract import StackOutput
+from segment_raindrop.core.contract import StackOutput, segment_batch_size
+
+NO_ALARM_RECIPIENT = "nobody (set alarmEmail)"
 
 
 class SegmentRaindropStack(cdk.Stack):
@@ -54,7 +56,7 @@ class SegmentRaindropStack(cdk.Stack):
             self,
             "Monitoring",
             config=config,
-            api=api.api,
+            apis=api.apis,
             queues=queues,
             functions={
                 "Webhook": functions.webhook,
@@ -70,8 +72,28 @@ class SegmentRaindropStack(cdk.Stack):
         self._output(
             StackOutput.SEGMENT_LIBRARY_HOST,
             api.sdk_host,
-            "host for Segment's server libraries (they post to /v1/batch; write key = token)",
+            "host for Segment's server libraries (they post to /v1/batch, gzip or not; "
+            "write key = token)",
         )
+        self._output(
+            StackOutput.SEGMENT_BATCH_SIZE,
+            str(segment_batch_size(config.segment_p99_event_bytes)),
+            "the largest Webhooks (Actions) batch size that fits Lambda's payload for events of "
+            f"{config.segment_p99_event_bytes} bytes at p99 (context segmentP99EventBytes)",
+        )
+        self._output(
+            StackOutput.ALARM_NOTIFICATIONS,
+            config.alarm_email or NO_ALARM_RECIPIENT,
+            "who the alarms e-mail (context alarmEmail)",
+        )
+        if config.alarm_email is None:
+            # cdk synth and cdk deploy print this: a dropped batch or a full dead-letter queue
+            # must not wait for someone to open the dashboard.
+            cdk.Annotations.of(self).add_warning_v2(
+                "segment-raindrop:no-alarm-recipient",
+                "No one receives this stack's alarms (413s Segment drops, dead letters, "
+                "failures): deploy with -c alarmEmail=you@example.com.",
+            )
         self._output(
             StackOutput.RAINDROP_SDK_ENDPOINT,
             api.raindrop_sdk_endpoint,

@@ -6,6 +6,7 @@ and what is left on the queues must agree.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import stat
@@ -18,7 +19,7 @@ import typer
 from typer.testing import CliRunner
 
 from segment_raindrop.core.config import ConfigError
-from segment_raindrop.core.contract import MAX_ADMITTED_BODY_BYTES
+from segment_raindrop.core.contract import MAX_DECODED_BODY_BYTES
 from segment_raindrop.handlers import retry_worker, webhook
 from segment_raindrop_tools import events as se
 from segment_raindrop_tools.cli_local import register, sample_conversation
@@ -169,22 +170,29 @@ def test_bodies_over_the_limits_are_refused_where_the_deployment_refuses_them(
     start_local: StartLocal,
 ) -> None:
     local = start_local()
-    # Over MAX_BODY_BYTES, yet small enough for Lambda to be invoked: the handler answers 413.
-    just_over = b"[" + b" " * (MAX_ADMITTED_BODY_BYTES + 10) + b"]"
-    refused = local.post(just_over, headers=bearer(local.token))
+    token = bearer(local.token)
+    # Decompressed over MAX_BODY_BYTES, though small on the wire: the handler answers 413.
+    bomb = gzip.compress(b"[" + b" " * MAX_DECODED_BODY_BYTES + b"]")
+    refused = local.post(bomb, headers=token | {"Content-Encoding": "gzip"}, path="/v1/batch")
     assert refused.status_code == 413
     assert "larger than" in refused.json()["error"]
-    # Base64-encoded in the API Gateway event, 5 MiB is more than Lambda's 6 MiB invoke
-    # payload: refused before the handler, as the deployed API does.
-    response = local.post(b"[" + b" " * (5 * 1024 * 1024) + b"]", headers=bearer(local.token))
+    # As text (the webhook API), 6 MB of JSON is within Lambda's 6 MiB invoke payload: the
+    # handler reads it (an empty batch: nothing to do).
+    text = b"[" + b" " * 6_000_000 + b"]"
+    assert local.post(text, headers=token).status_code == 200
+    # Base64-encoded (the SDK API), 5 MiB is more than Lambda's payload: refused before the
+    # handler, as the deployed API does.
+    response = local.post(text[: 5 * 1024 * 1024], headers=token, path="/v1/batch")
     assert response.status_code == 413
     assert response.json() == {"message": "Request Too Long"}
-    # ...and over API Gateway's own 10 MB, too.
-    response = local.post(b"[" + b" " * (11 * 1024 * 1024) + b"]", headers=bearer(local.token))
-    assert response.status_code == 413
-    assert response.json() == {"message": "Request Too Long"}
+    # ...and so is text past it, or over API Gateway's own 10 MB.
+    for size in (6 * 1024 * 1024, 11 * 1024 * 1024):
+        response = local.post(b"[" + b" " * size + b"]", headers=token)
+        assert response.status_code == 413
+        assert response.json() == {"message": "Request Too Long"}
     assert local.receiver.requests == []
-    assert [exchange.status for exchange in local.mode.exchanges] == [413, 413, 413]
+    statuses = [exchange.status for exchange in local.mode.exchanges]
+    assert statuses == [413, 200, 413, 413, 413]
 
 
 def test_tracking_api_path_serves_the_batch_envelope(start_local: StartLocal) -> None:

@@ -20,6 +20,8 @@ import pytest
 from segment.analytics import Client
 from segment.analytics.request import APIError
 
+from segment_raindrop.core.contract import MAX_SDK_BODY_BYTES, SEGMENT_MAX_BATCH_SIZE
+from segment_raindrop_tools import samples
 from segment_raindrop_tools.cli_local import sample_conversation
 from segment_raindrop_tools.local.raindrop_items import check_raindrop_items
 from tests.e2e.conftest import Local, wait_for
@@ -268,3 +270,33 @@ def test_segment_actions_with_the_wrong_shared_secret_is_refused(start_local: St
     assert result["responses"] == []
     assert {error["status"] for error in result["errors"]} == {401}
     assert local.receiver.requests == []
+
+
+@needs_node
+@pytest.mark.slow
+def test_segment_actions_largest_batch_is_delivered_in_one_call(start_local: StartLocal) -> None:
+    # Segment's maximum batch of 4,000 events through its own Webhooks (Actions) code: about
+    # 5 MB of body, more than the 4.67 MB a base64-encoded body could be. Local mode's front
+    # refuses what API Gateway and Lambda would (413 over the invoke payload, as text).
+    local = start_local()
+    events = samples.short_chats(SEGMENT_MAX_BATCH_SIZE)
+    body_bytes = len(samples.body(events))
+    assert 4_800_000 < body_bytes < 5_300_000
+    assert body_bytes > MAX_SDK_BODY_BYTES
+    result = segment_actions_send(
+        local.endpoints.webhook_url,
+        events,
+        batch=True,
+        shared_secret=local.endpoints.shared_secret,
+        headers=bearer(local.token),
+    )
+    assert result["errors"] == []
+    [response] = result["responses"]
+    assert response["status"] == 200
+    assert response["body"]["received"] == response["body"]["forwarded"] == len(events)
+    [exchange] = local.mode.exchanges  # one request, one handler call
+    assert exchange.status == 200
+    delivered = {item["event_id"] for item in local.receiver.accepted("events/track")}
+    assert delivered == {event["properties"]["trace_id"] for event in events}
+    assert local.queue_depth(local.endpoints.retry_queue_url) == 0
+    assert local.queue_depth(local.endpoints.dlq_url) == 0

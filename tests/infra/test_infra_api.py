@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from aws_cdk import assertions
 
+from segment_raindrop.core.contract import segment_batch_size
 from tests.infra.support import (
     WEBHOOK_HANDLER,
     function,
@@ -14,40 +16,65 @@ from tests.infra.support import (
     ref_or_att,
     referenced,
     resources,
+    synth,
 )
 
-# How CDK writes the parent of a resource directly under the API's root.
-_ROOT = {"Fn::GetAtt": ["WebhookApi427E2EB3", "RootResourceId"]}
+WEBHOOK_API = "segment-raindrop-prod"
+SDK_API = "segment-raindrop-prod-sdks"
 
 
-def _stage(template: assertions.Template) -> dict[str, Any]:
-    properties: dict[str, Any] = only(template, "AWS::ApiGateway::Stage")[1]["Properties"]
-    return properties
+def _api(template: assertions.Template, name: str) -> tuple[str, dict[str, Any]]:
+    logical_id, api = only(template, "AWS::ApiGateway::RestApi", Name=name)
+    properties: dict[str, Any] = api["Properties"]
+    return logical_id, properties
 
 
-def test_one_regional_rest_api(template: assertions.Template) -> None:
-    _, api = only(template, "AWS::ApiGateway::RestApi")
-    assert api["Properties"]["Name"] == "segment-raindrop-prod"
-    assert api["Properties"]["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
+def _stages(template: assertions.Template) -> list[dict[str, Any]]:
+    return [stage["Properties"] for stage in resources(template, "AWS::ApiGateway::Stage").values()]
 
 
-def test_every_body_reaches_the_function_base64_encoded(template: assertions.Template) -> None:
-    # gzip bodies come as application/json: only a wildcard keeps them from being read as text.
-    _, api = only(template, "AWS::ApiGateway::RestApi")
-    assert api["Properties"]["BinaryMediaTypes"] == ["*/*"]
+def _stage(template: assertions.Template, api: str = WEBHOOK_API) -> dict[str, Any]:
+    api_id, _ = _api(template, api)
+    (stage,) = [s for s in _stages(template) if ref_or_att(s["RestApiId"]) == api_id]
+    return stage
 
 
-def test_post_segment_and_sdk_batch_are_proxied_to_the_webhook(
+def _root(api_id: str) -> dict[str, Any]:
+    # How CDK writes the parent of a resource directly under an API's root.
+    return {"Fn::GetAtt": [api_id, "RootResourceId"]}
+
+
+def test_two_regional_rest_apis(template: assertions.Template) -> None:
+    apis = resources(template, "AWS::ApiGateway::RestApi").values()
+    assert sorted(api["Properties"]["Name"] for api in apis) == [WEBHOOK_API, SDK_API]
+    for api in apis:
+        assert api["Properties"]["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
+
+
+def test_json_reaches_the_webhook_as_text_and_sdk_bodies_intact(
     template: assertions.Template,
 ) -> None:
-    segment_id, _ = only(template, "AWS::ApiGateway::Resource", PathPart="segment")
+    # Without binary media types a body travels as text, JSON-escaped: about 15% more bytes of
+    # Lambda's payload instead of the third base64 costs (docs/deploy.md, "Batch size").
+    assert "BinaryMediaTypes" not in _api(template, WEBHOOK_API)[1]
+    # gzip bodies come as application/json: only a wildcard keeps them from being read as text.
+    assert _api(template, SDK_API)[1]["BinaryMediaTypes"] == ["*/*"]
+
+
+def test_post_segment_and_the_libraries_batch_are_proxied_to_the_webhook(
+    template: assertions.Template,
+) -> None:
+    webhook_api, _ = _api(template, WEBHOOK_API)
+    sdk_api, _ = _api(template, SDK_API)
+    segment_id, segment = only(template, "AWS::ApiGateway::Resource", PathPart="segment")
+    assert segment["Properties"]["ParentId"] == _root(webhook_api)
     project_id, project = only(template, "AWS::ApiGateway::Resource", PathPart="{project}")
-    batch_id, batch = only(template, "AWS::ApiGateway::Resource", PathPart="batch")
-    v1_id = ref_or_att(batch["Properties"]["ParentId"])
-    _, v1 = only(template, "AWS::ApiGateway::Resource", PathPart="v1", ParentId=_ROOT)
-    assert v1 == resources(template, "AWS::ApiGateway::Resource")[v1_id]
     # POST /segment/{project}: one Segment destination per source, each to its own project.
     assert ref_or_att(project["Properties"]["ParentId"]) == segment_id
+    # /v1/batch, where Segment's libraries post, on the SDK API only.
+    batch_id, batch = only(template, "AWS::ApiGateway::Resource", PathPart="batch")
+    v1_id, _ = only(template, "AWS::ApiGateway::Resource", PathPart="v1", ParentId=_root(sdk_api))
+    assert ref_or_att(batch["Properties"]["ParentId"]) == v1_id
     # The other method, POST /raindrop/v1/{proxy+}, is the mirror's (test_infra_mirror.py).
     webhook_id = function(template, WEBHOOK_HANDLER)[0]
     methods = [
@@ -55,17 +82,13 @@ def test_post_segment_and_sdk_batch_are_proxied_to_the_webhook(
         for m in resources(template, "AWS::ApiGateway::Method").values()
         if webhook_id in json.dumps(m["Properties"]["Integration"]["Uri"])
     ]
-    assert {ref_or_att(method["ResourceId"]) for method in methods} == {
-        segment_id,
-        project_id,
-        batch_id,
-    }
+    assert {
+        (ref_or_att(method["ResourceId"]), ref_or_att(method["RestApiId"])) for method in methods
+    } == {(segment_id, webhook_api), (project_id, webhook_api), (batch_id, sdk_api)}
     for method in methods:
         assert method["AuthorizationType"] == "NONE"  # the function authenticates every request
         assert method["HttpMethod"] == "POST"
         assert method["Integration"]["Type"] == "AWS_PROXY"
-        uri = json.dumps(method["Integration"]["Uri"])
-        assert function(template, WEBHOOK_HANDLER)[0] in uri
 
 
 def test_stage_is_throttled_and_traced_without_execution_logs_or_detailed_metrics(
@@ -74,37 +97,41 @@ def test_stage_is_throttled_and_traced_without_execution_logs_or_detailed_metric
     # Execution logging (any LoggingLevel but OFF) makes API Gateway create its own log group,
     # outside the stack: never expiring and left behind on destroy. The access log holds what
     # it would (status, integration status and error). Per-method metrics are unused cost.
-    stage = _stage(template)
-    assert stage["StageName"] == "prod"
-    assert stage["TracingEnabled"] is True
-    settings = stage["MethodSettings"]
-    assert settings == [
-        {
-            "DataTraceEnabled": False,
-            "HttpMethod": "*",
-            "LoggingLevel": "OFF",
-            "MetricsEnabled": False,
-            "ResourcePath": "/*",
-            "ThrottlingBurstLimit": 200,
-            "ThrottlingRateLimit": 100,
-        }
-    ]
-    # So every log group the API writes to is one of the stack's, with its retention.
+    stages = _stages(template)
+    assert len(stages) == 2
+    for stage in stages:
+        assert stage["StageName"] == "prod"
+        assert stage["TracingEnabled"] is True
+        assert stage["MethodSettings"] == [
+            {
+                "DataTraceEnabled": False,
+                "HttpMethod": "*",
+                "LoggingLevel": "OFF",
+                "MetricsEnabled": False,
+                "ResourcePath": "/*",
+                "ThrottlingBurstLimit": 200,
+                "ThrottlingRateLimit": 100,
+            }
+        ]
+    # So every log group the APIs write to is one of the stack's, with its retention.
     groups = resources(template, "AWS::Logs::LogGroup")
     for group in groups.values():
         assert group["Properties"]["RetentionInDays"] == 30
-    assert referenced(stage["AccessLogSetting"]["DestinationArn"]) <= set(groups)
+    for stage in stages:
+        assert referenced(stage["AccessLogSetting"]["DestinationArn"]) <= set(groups)
 
 
 def test_throttling_and_stage_follow_the_context(custom_template: assertions.Template) -> None:
-    stage = _stage(custom_template)
-    assert stage["StageName"] == "staging"
-    assert stage["MethodSettings"][0]["ThrottlingRateLimit"] == 25
-    assert stage["MethodSettings"][0]["ThrottlingBurstLimit"] == 50
+    for stage in _stages(custom_template):
+        assert stage["StageName"] == "staging"
+        assert stage["MethodSettings"][0]["ThrottlingRateLimit"] == 25
+        assert stage["MethodSettings"][0]["ThrottlingBurstLimit"] == 50
 
 
-def test_access_logs_are_json_in_their_own_group(template: assertions.Template) -> None:
-    access = _stage(template)["AccessLogSetting"]
+def test_access_logs_are_json_in_one_group_of_their_own(template: assertions.Template) -> None:
+    webhook, library = (_stage(template, api)["AccessLogSetting"] for api in (WEBHOOK_API, SDK_API))
+    assert webhook == library
+    access = webhook
     (group_id,) = referenced(access["DestinationArn"])
     group = resources(template, "AWS::Logs::LogGroup")[group_id]
     assert group["Properties"]["RetentionInDays"] == 30
@@ -127,8 +154,30 @@ def test_api_gateway_may_write_logs(template: assertions.Template) -> None:
     assert account["DeletionPolicy"] == "Retain"
 
 
-def test_webhook_url_output(template: assertions.Template) -> None:
-    url = template.find_outputs("WebhookUrl")["WebhookUrl"]["Value"]
-    joined = json.dumps(url)
-    assert joined.endswith('"/segment"]]}')
-    assert only(template, "AWS::ApiGateway::RestApi")[0] in joined
+def test_webhook_url_and_library_host_outputs(template: assertions.Template) -> None:
+    url = json.dumps(template.find_outputs("WebhookUrl")["WebhookUrl"]["Value"])
+    assert url.endswith('"/segment"]]}')
+    assert _api(template, WEBHOOK_API)[0] in url
+    host = json.dumps(template.find_outputs("SegmentLibraryHost")["SegmentLibraryHost"]["Value"])
+    assert _api(template, SDK_API)[0] in host
+    assert _api(template, WEBHOOK_API)[0] not in host
+
+
+@pytest.mark.parametrize(
+    ("p99_event_bytes", "batch_size"),
+    [(None, segment_batch_size(4_000)), ("1200", 4_000), ("32000", segment_batch_size(32_000))],
+)
+def test_the_segment_batch_size_that_fits_is_an_output(
+    p99_event_bytes: str | None, batch_size: int
+) -> None:
+    template = synth(segmentP99EventBytes=p99_event_bytes) if p99_event_bytes else synth()
+    output = template.find_outputs("SegmentBatchSize")["SegmentBatchSize"]
+    assert output["Value"] == str(batch_size)
+    assert f"{p99_event_bytes or 4000} bytes" in output["Description"]
+
+
+def test_segment_batch_sizes_for_common_event_sizes() -> None:
+    # The figures docs/deploy.md's table shows (tests/infra/test_infra_operator_docs.py).
+    assert segment_batch_size(1_200) == 4_000  # Segment's maximum
+    assert segment_batch_size(4_000) == 1_244  # more than Segment's default of 1,000
+    assert segment_batch_size(32_000) == 155  # Segment's largest event

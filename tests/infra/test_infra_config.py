@@ -38,6 +38,7 @@ def test_defaults() -> None:
     assert config.retry_max_concurrency == 2
     assert config.retain_data is True
     assert config.alarm_email is None
+    assert config.segment_p99_event_bytes == 4_000
     assert config.tracing is True
     assert stack_name(config.stage) == "segment-raindrop-prod"
 
@@ -92,6 +93,8 @@ def test_command_line_strings_are_parsed() -> None:
         ({"logLevel": "LOUD"}, "logLevel"),
         ({"skipBundling": "perhaps"}, "skipBundling"),
         ({"tracing": "sometimes"}, "tracing"),
+        ({"segmentP99EventBytes": "99"}, "segmentP99EventBytes"),
+        ({"segmentP99EventBytes": "32001"}, "segmentP99EventBytes"),
     ],
 )
 def test_invalid_values_are_rejected_naming_the_key(context: dict[str, Any], named: str) -> None:

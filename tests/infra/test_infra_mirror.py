@@ -69,10 +69,10 @@ def test_the_sdk_route_is_raindrop_v1_proxied_to_the_mirror(
     assert function(template, WEBHOOK_HANDLER)[0] not in uri
 
 
-def test_the_route_shares_the_one_api_and_its_stage(template: assertions.Template) -> None:
-    # Same stage, throttling, access log and binary media types as /segment.
-    api_id, _ = only(template, "AWS::ApiGateway::RestApi")
-    only(template, "AWS::ApiGateway::Stage")
+def test_the_route_is_on_the_sdk_api(template: assertions.Template) -> None:
+    # With /v1/batch: every body intact, compressed or not; the same stage name, throttling
+    # and access log as /segment.
+    api_id, _ = only(template, "AWS::ApiGateway::RestApi", Name="segment-raindrop-prod-sdks")
     method = _mirror_method(template)
     assert ref_or_att(method["RestApiId"]) == api_id
 

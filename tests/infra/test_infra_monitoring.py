@@ -8,8 +8,17 @@ from typing import Any
 import pytest
 from aws_cdk import assertions
 
+from infra.app import build_app
 from infra.dashboard import EVENT_METRICS
-from tests.infra.support import HANDLERS, function, only, ref_or_att, referenced, resources
+from tests.infra.support import (
+    HANDLERS,
+    context_with,
+    function,
+    only,
+    ref_or_att,
+    referenced,
+    resources,
+)
 
 FORWARDER_METRICS = (
     *EVENT_METRICS,
@@ -139,8 +148,12 @@ def test_413s_are_counted_from_the_access_log_with_the_alarms_dimension(
     template: assertions.Template,
 ) -> None:
     # API Gateway answers a body over Lambda's 6 MB payload itself: only its access log sees it.
-    stage = only(template, "AWS::ApiGateway::Stage")[1]["Properties"]
-    (access_logs,) = referenced(stage["AccessLogSetting"]["DestinationArn"])
+    # Both APIs write the one log.
+    stages = resources(template, "AWS::ApiGateway::Stage").values()
+    (access_logs,) = set().union(
+        *(referenced(stage["Properties"]["AccessLogSetting"]["DestinationArn"]) for stage in stages)
+    )
+    stage = next(iter(stages))["Properties"]
     log_format = json.loads(stage["AccessLogSetting"]["Format"])
     _, metric_filter = only(template, "AWS::Logs::MetricFilter")
     properties = metric_filter["Properties"]
@@ -173,11 +186,20 @@ def test_errors_and_throttles_per_function(template: assertions.Template) -> Non
 
 def test_api_5xx_and_unauthorized_spike(template: assertions.Template) -> None:
     alarms = _alarms(template)
+    # One alarm over both APIs: the sum of their 5XXError, each missing point counted as 0.
     server_errors = alarms["Api5xx"]
-    assert (server_errors["Namespace"], server_errors["MetricName"]) == (
-        "AWS/ApiGateway",
-        "5XXError",
-    )
+    queries = server_errors["Metrics"]
+    (expression,) = [query["Expression"] for query in queries if "Expression" in query]
+    summed = [query for query in queries if "MetricStat" in query]
+    assert [query["MetricStat"]["Metric"]["MetricName"] for query in summed] == ["5XXError"] * 2
+    assert {query["MetricStat"]["Metric"]["Namespace"] for query in summed} == {"AWS/ApiGateway"}
+    assert expression == " + ".join(f"FILL({query['Id']}, 0)" for query in summed)
+    apis = {
+        dimension["Value"]
+        for query in summed
+        for dimension in query["MetricStat"]["Metric"]["Dimensions"]
+    }
+    assert apis == {"segment-raindrop-prod", "segment-raindrop-prod-sdks"}
     spike = alarms["UnauthorizedSpike"]
     assert (spike["Namespace"], spike["MetricName"]) == ("SegmentRaindrop", "UnauthorizedRequests")
     assert spike["Dimensions"] == [{"Name": "service", "Value": "segment-raindrop"}]
@@ -206,6 +228,26 @@ def test_no_topic_without_alarm_email(template: assertions.Template) -> None:
     assert resources(template, "AWS::SNS::Topic") == {}
     for alarm in _alarms(template).values():
         assert "AlarmActions" not in alarm
+
+
+def test_without_alarm_email_synth_and_deploy_warn_and_the_outputs_say_so() -> None:
+    # `cdk synth` and `cdk deploy` print a stack's warnings.
+    _, stack = build_app(context_with())
+    warnings = assertions.Annotations.from_stack(stack).find_warning(
+        "*", assertions.Match.string_like_regexp("No one receives")
+    )
+    assert len(warnings) == 1
+    assert "-c alarmEmail=" in str(warnings[0].entry.data)
+    outputs = assertions.Template.from_stack(stack).find_outputs("AlarmNotifications")
+    assert outputs["AlarmNotifications"]["Value"] == "nobody (set alarmEmail)"
+
+
+def test_with_alarm_email_no_warning(custom_template: assertions.Template) -> None:
+    _, stack = build_app(context_with(alarmEmail="ops@example.com"))
+    annotations = assertions.Annotations.from_stack(stack)
+    assert annotations.find_warning("*", assertions.Match.string_like_regexp("No one")) == []
+    outputs = custom_template.find_outputs("AlarmNotifications")
+    assert outputs["AlarmNotifications"]["Value"] == "ops@example.com"
 
 
 def test_alarm_email_subscribes_to_a_tls_only_topic(custom_template: assertions.Template) -> None:

@@ -19,17 +19,24 @@ EXPECTED = {
     ("Secret/Secret", "AwsSolutions-SMG4"),
     *((f"Functions/{name}", "AwsSolutions-L1") for name in FUNCTIONS),
     *((f"Functions/{name}Role", "AwsSolutions-IAM5[Resource::*]") for name in FUNCTIONS),
-    ("Webhook/Api", "AwsSolutions-APIG2"),
+    *((f"Webhook/{api}", "AwsSolutions-APIG2") for api in ("Api", "SdkApi")),
     ("Partials/Table", "AwsSolutions-DDB3"),
     *(
-        ("Webhook/Api/Default/raindrop/v1/{proxy+}/POST", rule)
+        ("Webhook/SdkApi/Default/raindrop/v1/{proxy+}/POST", rule)
         for rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4")
     ),
-    ("Webhook/Api/DeploymentStage.prod", "AwsSolutions-APIG3"),
-    ("Webhook/Api/DeploymentStage.prod", "AwsSolutions-APIG6"),
     *(
-        (f"Webhook/Api/Default/{path}/POST", rule)
-        for path in ("segment", "segment/{project}", "v1/batch")
+        (f"Webhook/{api}/DeploymentStage.prod", rule)
+        for api in ("Api", "SdkApi")
+        for rule in ("AwsSolutions-APIG3", "AwsSolutions-APIG6")
+    ),
+    *(
+        (f"Webhook/{path}/POST", rule)
+        for path in (
+            "Api/Default/segment",
+            "Api/Default/segment/{project}",
+            "SdkApi/Default/v1/batch",
+        )
         for rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4")
     ),
     (

@@ -148,7 +148,7 @@ def test_a_healthy_stack_exits_0_with_the_last_hours_counts(aws: AwsEnv) -> None
     assert report["alarms"]["in_alarm"] == []
     counts = report["counts"]
     assert (counts["received"], counts["forwarded"], counts["filtered"]) == (12, 10, 2)
-    assert (counts["queued"], counts["dead_lettered"]) == (0, 0)
+    assert (counts["queued"], counts["dead_lettered"], counts["too_large"]) == (0, 0, 0)
     assert counts["retry_failure_age_seconds"] == 40
     assert report["ping"] is None
     _assert_no_secret_values(aws, result.output)
@@ -203,6 +203,29 @@ def test_what_needs_attention_exits_1_and_is_listed(aws: AwsEnv) -> None:
     assert "oldest failure 2026-11-18T08:30:00Z" in summary.stdout
     assert "DeadLetterQueueNotEmpty" in summary.stdout
     _assert_no_secret_values(aws, summary.output)
+
+
+def test_requests_refused_as_too_large_need_attention(aws: AwsEnv) -> None:
+    # Counted from the access log (infra/api.py): Segment dropped these batches.
+    _create_stack(aws)
+    _alarm(aws, f"{PREFIX}WebhookErrors")
+    _metric(aws, Metric.API_REQUESTS_TOO_LARGE, 2, minutes_ago=10)
+    _metric(aws, Metric.API_REQUESTS_TOO_LARGE, 1, minutes_ago=3)
+
+    result = _status(aws, "--json")
+
+    assert result.exit_code == 1, result.output
+    report = _report(result)
+    assert report["counts"]["too_large"] == 3
+    assert report["problems"] == [
+        "3 request(s) were too large for Lambda and answered 413, which Segment drops: lower "
+        "the Webhooks batch size (stack output SegmentBatchSize)"
+    ]
+    summary = _status(aws)
+    assert summary.exit_code == 1
+    # The console wraps the table's lines.
+    printed = " ".join(summary.stdout.split())
+    assert "3 request(s) too large (413, dropped by Segment)" in printed
 
 
 def test_a_secret_without_a_token_is_not_ready(aws: AwsEnv) -> None:

@@ -43,7 +43,9 @@ def test_base64_encoded_bodies_are_decoded(
     assert _invoke_raw(event).body["forwarded"] == 1
 
     compressed = gzip.compress(json.dumps([se.chat(1)]).encode())
-    response = invoke_webhook(compressed, headers={"Content-Encoding": "gzip", **bearer(aws)})
+    response = invoke_webhook(
+        compressed, headers={"Content-Encoding": "gzip", **bearer(aws)}, path="/v1/batch"
+    )
     assert response.status == 200, response.body
     assert response.body["forwarded"] == 1
     assert [item["event_id"] for item in receiver.accepted()] == ["trace-0", "trace-1"]

@@ -52,7 +52,7 @@ def test_forwarder_defaults_match_the_architecture_table() -> None:
     assert config.retry_queue_url == REQUIRED["RETRY_QUEUE_URL"]
     assert config.dlq_url == REQUIRED["DLQ_URL"]
     assert config.secret_max_age_seconds == 300
-    assert config.max_body_bytes == 4_669_440  # fits Lambda's 6 MiB invoke payload, base64
+    assert config.max_body_bytes == 6_291_456  # Lambda's 6 MiB invoke payload: all it can take
     assert config.retry_base_delay_seconds == 30
     assert config.retry_max_attempts == 8
     assert config.mapping == MappingConfig()

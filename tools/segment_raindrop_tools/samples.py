@@ -504,6 +504,34 @@ def batch(
     return events
 
 
+def chats(
+    n: int,
+    seed: int = 0,
+    prompt_chars: int = 400,
+    *,
+    start: datetime = DEFAULT_START,
+) -> list[Event]:
+    """``n`` ``AI Chat Completed`` events of 40 users: every one of them is forwarded.
+
+    Each carries Segment's usual ``context`` and a ``prompt_chars``-long prompt and answer; with
+    ``prompt_chars=20`` an event is about 1.2 KB of compact JSON.
+    """
+    traffic = _Traffic(seed, start, prompt_chars)
+    rng = random.Random(seed ^ 0xC4A7)  # noqa: S311 (sample data, not secrets)
+    users = [traffic.user() for _ in range(40)]
+    return [traffic.chat_completed(rng.choice(users)) for _ in range(max(0, n))]
+
+
+def short_chats(n: int, seed: int = 19) -> list[Event]:
+    """``n`` ``AI Chat Completed`` events of about 1.2 KB each: a short prompt and answer and
+    Segment's usual ``context`` (library, ip, locale, timezone, traits), no ``integrations``."""
+    events = chats(n, seed=seed, prompt_chars=20)
+    for event in events:
+        event.pop("integrations")
+        event["context"]["traits"].pop("company")
+    return events
+
+
 def body(events: list[Event]) -> bytes:
     """``events`` as a Webhooks (Actions) batched request body (a compact JSON array)."""
     return json.dumps(events, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

@@ -22,7 +22,7 @@ from pydantic import (
 
 from segment_raindrop.core.contract import (
     DEFAULT_RETRY_MAX_RECEIVES,
-    MAX_ADMITTED_BODY_BYTES,
+    MAX_DECODED_BODY_BYTES,
     WEBHOOK_DELIVERY_BUDGET_SECONDS,
 )
 from segment_raindrop.core.field_paths import validate_field_paths
@@ -202,12 +202,12 @@ class ForwarderConfig(BaseModel):
     secret_max_age_seconds: int = Field(
         default=300, ge=0, le=86_400, validation_alias="SECRET_MAX_AGE_SECONDS"
     )
-    # Larger bodies could not reach the function (docs/wire.md §5); decompressed bodies are held
-    # to the same limit.
+    # No larger body can reach the function (docs/wire.md §5); decompressed bodies are held to
+    # the same limit, which bounds what a small gzip body can make the function hold.
     max_body_bytes: int = Field(
-        default=MAX_ADMITTED_BODY_BYTES,
+        default=MAX_DECODED_BODY_BYTES,
         ge=1_024,
-        le=MAX_ADMITTED_BODY_BYTES,
+        le=MAX_DECODED_BODY_BYTES,
         validation_alias="MAX_BODY_BYTES",
     )
     retry_base_delay_seconds: int = Field(

@@ -55,19 +55,34 @@ class BodyTooLarge(Exception):
 class UnsupportedEncoding(Exception):
     """A ``Content-Encoding`` we do not decode, e.g. ``br`` (answered with 415)."""
 
-    def __init__(self) -> None:
-        # A fixed phrase: the header's value is the caller's text, not ours to echo.
-        super().__init__(f"unsupported Content-Encoding: use {_SUPPORTED}")
+    # Fixed phrases: the header's value is the caller's text, not ours to echo.
+    def __init__(self, message: str = f"unsupported Content-Encoding: use {_SUPPORTED}") -> None:
+        super().__init__(message)
 
 
-def decode_body(raw: bytes, content_encoding: str | None, *, max_bytes: int) -> bytes:
+# API Gateway hands a body over as text on an API without binary media types: compressed
+# bytes do not survive that, so such a body is refused rather than read as garbage.
+COMPRESSED_AS_TEXT: Final = (
+    "this URL takes uncompressed bodies only; compressed ones go to the stack's "
+    "SegmentLibraryHost (/v1/batch) or RaindropSdkEndpoint"
+)
+
+
+def decode_body(
+    raw: bytes, content_encoding: str | None, *, max_bytes: int, intact: bool = True
+) -> bytes:
     """``raw`` with every coding in ``content_encoding`` undone.
+
+    ``intact``: the body arrived byte for byte (base64-encoded by API Gateway), not as text.
 
     Raises ``BodyTooLarge`` when the result (or any intermediate layer) exceeds ``max_bytes``,
     ``BodyError`` for a corrupt or truncated stream or trailing bytes, and
-    ``UnsupportedEncoding`` for a coding other than identity, gzip, x-gzip and deflate.
+    ``UnsupportedEncoding`` for a coding other than identity, gzip, x-gzip and deflate, or any
+    coding on a body that did not arrive intact.
     """
     codings = _codings(content_encoding)
+    if codings and not intact:
+        raise UnsupportedEncoding(COMPRESSED_AS_TEXT)
     if len(raw) > max_bytes and not codings:
         raise BodyTooLarge(max_bytes)
     body = raw

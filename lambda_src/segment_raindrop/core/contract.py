@@ -52,9 +52,35 @@ LAMBDA_MAX_INVOKE_BYTES: Final = 6 * 1024 * 1024
 # plus the request context (about 1.5 KB). Bounded generously; tests/unit/test_contract.py
 # measures a worst-case event against it.
 API_GATEWAY_ENVELOPE_BYTES: Final = 64 * 1024
-# The stack delivers every body base64-encoded (binary media type */*, so gzip bodies arrive
-# intact): 4 bytes of event per 3 of body. The largest body whose event fits Lambda's limit.
-MAX_ADMITTED_BODY_BYTES: Final = (LAMBDA_MAX_INVOKE_BYTES - API_GATEWAY_ENVELOPE_BYTES) * 3 // 4
+# What Lambda's payload leaves for the body, in the form the event carries it.
+EVENT_BODY_BYTES: Final = LAMBDA_MAX_INVOKE_BYTES - API_GATEWAY_ENVELOPE_BYTES
+# The SDK API delivers every body base64-encoded (binary media type */*, so gzip bodies
+# from Segment's libraries arrive intact): 4 bytes of event per 3 of body. The largest body
+# whose event always fits.
+MAX_SDK_BODY_BYTES: Final = EVENT_BODY_BYTES * 3 // 4
+# The webhook API has no binary media types: a body travels as a JSON string, where each quote
+# and backslash takes two bytes. Compact Segment JSON grows by 2-13% (tests/unit/test_contract.py
+# measures sample traffic: the shorter the texts, the more quotes per byte); this is the
+# allowance the batch-size advice keeps for it. (Were API Gateway to escape every character
+# outside ASCII, text in other scripts would take up to twice its size: docs/wire.md §5.)
+JSON_ESCAPING_ALLOWANCE: Final = 1.25
+# The largest body a function can be handed, as text with nothing to escape: the webhook holds
+# every body, decompressed ones too, to this by default (MAX_BODY_BYTES), so its own limit never
+# refuses what Lambda took.
+MAX_DECODED_BODY_BYTES: Final = LAMBDA_MAX_INVOKE_BYTES
+# Segment's Webhooks (Actions) batch size: its default and its maximum.
+SEGMENT_DEFAULT_BATCH_SIZE: Final = 1_000
+SEGMENT_MAX_BATCH_SIZE: Final = 4_000
+
+
+def segment_batch_size(p99_event_bytes: int) -> int:
+    """The Webhooks (Actions) batch size whose request fits Lambda's payload when events are at
+    most ``p99_event_bytes`` of compact JSON (a batch is a JSON array: one comma an event)."""
+    if p99_event_bytes < 1:
+        raise ValueError("an event size is at least one byte")
+    per_event = p99_event_bytes * JSON_ESCAPING_ALLOWANCE + 1
+    return max(1, min(SEGMENT_MAX_BATCH_SIZE, int((EVENT_BODY_BYTES - 2) // per_event)))
+
 
 # --- SQS (docs/wire.md §5) ------------------------------------------------------------------
 # One message, and one SendMessageBatch call, attributes included.
@@ -98,6 +124,8 @@ class StackOutput(StrEnum):
 
     WEBHOOK_URL = "WebhookUrl"
     SEGMENT_LIBRARY_HOST = "SegmentLibraryHost"
+    SEGMENT_BATCH_SIZE = "SegmentBatchSize"
+    ALARM_NOTIFICATIONS = "AlarmNotifications"
     RAINDROP_SDK_ENDPOINT = "RaindropSdkEndpoint"
     PARTIALS_TABLE_NAME = "PartialsTableName"
     RETRY_QUEUE_URL = "RetryQueueUrl"

@@ -38,6 +38,7 @@ def api_request(app: APIGatewayRestResolver) -> ApiRequest:
         body=_raw_body(event.body, is_base64=bool(event.is_base64_encoded)),
         request_id=context.aws_request_id,
         remaining=lambda: context.get_remaining_time_in_millis() / 1000,
+        intact=bool(event.is_base64_encoded),
     )
 
 
@@ -50,8 +51,8 @@ def response(answer: Answer) -> Response[str]:
 
 
 def _raw_body(body: str | None, *, is_base64: bool) -> bytes:
-    """The request body as sent: API Gateway hands it over base64-encoded (the stack's binary
-    media type ``*/*``) or, without binary media types, as text."""
+    """The request body as sent: API Gateway hands it over base64-encoded (the SDK API's binary
+    media type ``*/*``) or, without binary media types (the webhook API), as text."""
     if is_base64:
         try:
             return base64.b64decode(body or "", validate=True)

@@ -27,7 +27,6 @@ from typing import Any
 from segment_raindrop.adapters.observability import count, logger
 from segment_raindrop.adapters.secrets import SecretValues
 from segment_raindrop.core import codec
-from segment_raindrop.core.content_encoding import decode_body
 from segment_raindrop.core.contract import Metric
 from segment_raindrop.core.jobs import Job, JobKind
 from segment_raindrop.core.projects import PRODUCTION_PROJECT, PROJECT_HEADER, is_project_slug
@@ -46,9 +45,7 @@ def receive(rt: Runtime, request: ApiRequest, endpoint: Endpoint) -> Answer:
     # The key is a header: a stranger's body is never decoded.
     secret = authentication.sdk_request(rt.secrets, headers)
     secret.require_raindrop_key()
-    body = decode_body(
-        request.body, headers.get("content-encoding"), max_bytes=rt.config.max_body_bytes
-    )
+    body = request.decoded_body(max_bytes=rt.config.max_body_bytes)
     project = _project(headers.get(PROJECT_HEADER))
     items = _items(endpoint, body)
     job = Job(JobKind.RAINDROP_PASS_THROUGH, items, endpoint=endpoint, project=project, raw=body)

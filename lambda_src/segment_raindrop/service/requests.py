@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from segment_raindrop.core.content_encoding import decode_body
 from segment_raindrop.core.timing import deadline_within
 
 # Failed authentication re-reads the secret (a just-changed token) at most this often.
@@ -55,7 +56,16 @@ class ApiRequest:
     request_id: str
     # Seconds left before the function times out.
     remaining: Callable[[], float]
+    # The body arrived byte for byte (an API with binary media types hands it over
+    # base64-encoded); otherwise API Gateway passed it as text, which no compressed body survives.
+    intact: bool = True
     started: float = field(default_factory=time.monotonic)
+
+    def decoded_body(self, *, max_bytes: int) -> bytes:
+        """The body with its ``Content-Encoding`` undone, within ``max_bytes``
+        (:func:`~segment_raindrop.core.content_encoding.decode_body`)."""
+        encoding = self.headers.get("content-encoding")
+        return decode_body(self.body, encoding, max_bytes=max_bytes, intact=self.intact)
 
     def deadlines(self, *, budget: float) -> Deadlines:
         remaining = self.remaining()

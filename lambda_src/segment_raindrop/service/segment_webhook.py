@@ -26,7 +26,6 @@ from __future__ import annotations
 import functools
 
 from segment_raindrop.adapters.observability import logger
-from segment_raindrop.core.content_encoding import decode_body
 from segment_raindrop.core.jobs import Job, JobKind
 from segment_raindrop.core.outcomes import ForwardResult
 from segment_raindrop.core.projects import admits, is_project_slug, resolved
@@ -55,8 +54,7 @@ def receive(rt: Runtime, request: ApiRequest, *, project: str | None) -> Answer:
     # token for any other. Decoding is bounded (size, members, layers) either way.
     @functools.cache
     def body() -> bytes:
-        encoding = request.headers.get("content-encoding")
-        return decode_body(request.body, encoding, max_bytes=rt.config.max_body_bytes)
+        return request.decoded_body(max_bytes=rt.config.max_body_bytes)
 
     secret, method = authentication.segment_request(rt.secrets, request.headers, body)
     # After authentication, so strangers can probe neither the allow-list nor the set-up state.

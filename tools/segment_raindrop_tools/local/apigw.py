@@ -11,7 +11,9 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
+
+from segment_raindrop.core.contract import RAINDROP_SDK_PATH
 
 
 @dataclass
@@ -36,6 +38,17 @@ class LocalContext:
         return max(0, int((self.timeout_seconds - elapsed) * 1000))
 
 
+# The stack serves two REST APIs: the SDK API (these routes, binary media type ``*/*``) and the
+# webhook API (``/segment``, no binary media types). Local mode serves both on one port.
+SDK_API_ROUTES: Final = ("/v1/batch", f"/{RAINDROP_SDK_PATH}/")
+
+
+def is_sdk_path(path: str) -> bool:
+    """Whether the stack serves ``path`` (query string and all) on its SDK API."""
+    route = path.partition("?")[0]
+    return route == "/v1/batch" or route.startswith(SDK_API_ROUTES[1])
+
+
 def rest_proxy_event(
     *,
     method: str,
@@ -45,14 +58,16 @@ def rest_proxy_event(
     source_ip: str = "127.0.0.1",
     stage: str = "local",
     request_id: str | None = None,
-    binary: bool = True,
+    binary: bool | None = None,
 ) -> dict[str, Any]:
     """An API Gateway REST proxy event (payload format 1.0) for one HTTP request.
 
-    ``binary``: the body base64-encoded whatever it is, as the stack's API delivers every body
-    (binary media type ``*/*``, so compressed bodies arrive intact); otherwise as text when it
-    is UTF-8, as an API without binary media types would.
+    ``binary``: the body base64-encoded whatever it is (``isBase64Encoded``), as the SDK API
+    delivers every body; otherwise as text, as the webhook API (no binary media types)
+    does, bytes that are not UTF-8 replaced. By default, as the stack's API for ``path`` would.
     """
+    if binary is None:
+        binary = is_sdk_path(path)
     pairs = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
     single: dict[str, str] = {}
     multi: dict[str, list[str]] = {}
@@ -90,12 +105,9 @@ def rest_proxy_event(
 
 
 def _text_or_base64(body: bytes, *, binary: bool) -> tuple[str, bool]:
-    if not binary:
-        try:
-            return body.decode("utf-8"), False
-        except UnicodeDecodeError:
-            pass
-    return base64.b64encode(body).decode("ascii"), True
+    if binary:
+        return base64.b64encode(body).decode("ascii"), True
+    return body.decode("utf-8", errors="replace"), False
 
 
 def _query(query: str) -> dict[str, str] | None:

@@ -1,9 +1,10 @@
 """Local mode's API front: HTTP → API Gateway REST proxy event → the webhook handler → HTTP.
 
 What API Gateway does around the function, and no more: the 10 MB payload limit and Lambda's
-6 MiB invoke payload (413 before the function is involved), every body base64-encoded (the
-stack's binary media type ``*/*``), the function's clock starting when the request arrives, a
-502 when the function fails, and its answer written back as API Gateway writes it.
+6 MiB invoke payload (413 before the function is involved), bodies on ``/v1/batch`` and
+``/raindrop/v1/`` base64-encoded (the SDK API's binary media type ``*/*``) and on ``/segment``
+as text (the webhook API), the function's clock starting when the request arrives, a 502 when
+the function fails, and its answer written back as API Gateway writes it.
 """
 
 from __future__ import annotations
@@ -169,9 +170,10 @@ class WebhookFront:
             body=body,
             source_ip=handler.client_address[0],
         )
-        if len(json.dumps(event)) > LAMBDA_MAX_INVOKE_BYTES:
-            # The event (body base64-encoded, headers twice) is more than Lambda takes: API
-            # Gateway refuses it without invoking the function, as local mode does here.
+        if len(json.dumps(event, ensure_ascii=False).encode()) > LAMBDA_MAX_INVOKE_BYTES:
+            # The event (the body base64-encoded or JSON-escaped, headers twice) is more than
+            # Lambda takes: API Gateway refuses it without invoking the function, as local mode
+            # does here (measured as docs/wire.md §5 says).
             handler.close_connection = True
             answer = {"message": "Request Too Long"}
             self._on_exchange(Exchange(handler.command, path, 413, answer, 0.0))

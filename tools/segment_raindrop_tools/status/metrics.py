@@ -30,6 +30,8 @@ _QUERIES: Final = {
     "filtered": (Metric.EVENTS_FILTERED, "Sum"),
     "queued": (Metric.EVENTS_QUEUED, "Sum"),
     "dead_lettered": (Metric.EVENTS_DEAD_LETTERED, "Sum"),
+    # Counted from the API's access log: most were refused before any function ran.
+    "too_large": (Metric.API_REQUESTS_TOO_LARGE, "Sum"),
     "retry_failure_age_seconds": (Metric.RETRY_FAILURE_AGE, "Maximum"),
 }
 

@@ -141,16 +141,19 @@ def _counts(counts: CountsState) -> tuple[str, str, str]:
         return _INFO, label, escape(counts.note or "not available")
     if counts.error:
         return _BAD, label, escape(f"unreadable: {counts.error}")
+    mark = _BAD if counts.too_large else _INFO
     text = (
         f"received {counts.received}, forwarded {counts.forwarded}, queued {counts.queued}, "
         f"dead-lettered {counts.dead_lettered} (filtered {counts.filtered})"
     )
+    if counts.too_large:
+        text += f"; {counts.too_large} request(s) too large (413, dropped by Segment)"
     if counts.retry_failure_age_seconds is not None:
         text += (
             f"; the retry worker handled events failing for up to "
             f"{_ago_minutes(counts.retry_failure_age_seconds)}"
         )
-    return _INFO, label, text
+    return mark, label, text
 
 
 def _ago_minutes(seconds: float) -> str:

@@ -113,6 +113,8 @@ class CountsState:
     filtered: int | None = None
     queued: int | None = None
     dead_lettered: int | None = None
+    # Requests answered 413 (too large for Lambda's payload): Segment drops them.
+    too_large: int | None = None
     retry_failure_age_seconds: float | None = None
     error: str | None = None
     note: str | None = None
@@ -165,8 +167,7 @@ class StatusReport:
                     f"no alarms named {self.alarms.prefix}* were found (another region or stage?)"
                 )
             problems += [f"alarm {alarm.name} is in ALARM" for alarm in self.alarms.in_alarm]
-        if self.counts.available and self.counts.error:
-            problems.append(f"the forwarder's metrics could not be read: {self.counts.error}")
+        problems += _count_problems(self.counts)
         if self.ping is not None and not self.ping.ok:
             problems.append(f"the test event did not get through: {describe_ping(self.ping)}")
         return problems
@@ -189,6 +190,19 @@ class StatusReport:
         data["problems"] = self.problems()
         data["ok"] = self.ok
         return data
+
+
+def _count_problems(counts: CountsState) -> list[str]:
+    if not counts.available:
+        return []
+    if counts.error:
+        return [f"the forwarder's metrics could not be read: {counts.error}"]
+    if counts.too_large:
+        return [
+            f"{counts.too_large} request(s) were too large for Lambda and answered 413, which "
+            "Segment drops: lower the Webhooks batch size (stack output SegmentBatchSize)"
+        ]
+    return []
 
 
 def _secret_problems(secret: SecretState) -> list[str]:
