@@ -136,6 +136,9 @@ class StackConfig(BaseModel):
     # Raindrop -> Segment: the route /raindrop/v1/ always forwards to Raindrop; this says
     # whether it also mirrors into Segment (which needs segment_write_key in the secret).
     mirror_to_segment: bool = True
+    # Whether Raindrop's SDK route also takes the webhook token (it always takes the Raindrop
+    # key). Off by default: the token sits in Segment's destination settings.
+    mirror_accepts_webhook_token: bool = False
     segment_api_url: str = Field(DEFAULT_SEGMENT_API_URL, pattern=r"^https://[^\s/]+(/[^\s]*)?$")
     skip_bundling: bool = False
     mapping: MappingConfig = Field(default_factory=lambda: stack_mapping({}), exclude=True)

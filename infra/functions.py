@@ -102,6 +102,7 @@ def mirror_settings(config: StackConfig, partials: PartialsTable) -> MirrorConfi
     """The mirror function's: Segment's URL, the partial events' table, and whether it mirrors."""
     return MirrorConfig(
         enabled=config.mirror_to_segment,
+        accepts_webhook_token=config.mirror_accepts_webhook_token,
         segment_api_url=config.segment_api_url,
         partials_table=partials.table.table_name,
     )

@@ -55,7 +55,7 @@ def test_hostile_events_read_back_from_sqs_exactly(aws: AwsEnv) -> None:
     ]
     # Escaped the way JSON.stringify escapes lone surrogates; 1e400 reads as infinity.
     body = codec.dumps(hostile)[:-1] + ',{"type":"track","x":1e400}]'
-    events = parse_body(body.encode("ascii")).events
+    events = parse_body(body.encode("utf-8")).events
     assert len(events) == 7
     assert not any(isinstance(event, UnparsedEvent) for event in events)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from typing import TYPE_CHECKING, Any, cast
 
 import pytest
@@ -95,11 +96,23 @@ def test_a_too_long_integer_behind_a_lone_surrogate_is_still_caught() -> None:
 # -- dumps ---------------------------------------------------------------------------------
 
 
-def test_dumps_is_compact_ascii_and_keeps_lone_surrogates_as_escapes() -> None:
-    text = codec.dumps({"t": "Pricing \ud83d", "e": "😀", "n": "\x00\uffff\u200f"})
-    assert text.isascii()
-    assert text == '{"t":"Pricing \\ud83d","e":"\\ud83d\\ude00","n":"\\u0000\\uffff\\u200f"}'
-    assert codec.loads(text) == {"t": "Pricing \ud83d", "e": "😀", "n": "\x00\uffff\u200f"}
+def test_dumps_is_compact_utf8_escaping_only_what_sqs_refuses() -> None:
+    value = {"t": "Pricing \ud83d", "e": "😀 日本", "n": "\x00\uffff\ufffe\u200f\ud800x"}
+    text = codec.dumps(value)
+    assert text == (
+        '{"t":"Pricing \\ud83d","e":"😀 日本","n":"\\u0000\\uffff\\ufffe\u200f\\ud800x"}'
+    )
+    # Every character SQS takes is itself; what is left encodes as UTF-8.
+    body = text.encode("utf-8")
+    assert codec.utf8_size(text) == len(body) == len(text) + 3 + 2 * 2 + 2
+    assert codec.loads(text) == value
+    assert codec.loads(body) == value
+
+
+def test_a_text_in_another_script_costs_its_utf8_bytes_not_escapes() -> None:
+    # CJK is 3 bytes a character in UTF-8 (6 as \uXXXX), an emoji 4 (12 as a surrogate pair).
+    text = codec.dumps({"p": "漢" * 1000 + "😀" * 100})
+    assert codec.utf8_size(text) == len('{"p":""}') + 3 * 1000 + 4 * 100
 
 
 def test_dumps_writes_infinity_as_a_number_json_reads_back() -> None:
@@ -184,6 +197,10 @@ def test_repair_text() -> None:
 # -- parse_message -------------------------------------------------------------------------
 
 
+# The characters SQS refuses in a message body (its allowed set's complement).
+SQS_REFUSES = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 class RecordingSqs:
     """Stands in for SQS's SendMessageBatch: records each body, accepts every entry."""
 
@@ -216,7 +233,10 @@ def through_a_queue(writer: QueueWriter, sqs: RecordingSqs, events: list[Any]) -
     header = message_header(FailureReason.INVALID, error="why")
     result = writer.send(QueueTarget.DEAD_LETTER, [(header, list(enumerate(events)))])
     assert result.queued == set(range(len(events)))
-    assert all(body.isascii() for body in sqs.bodies)
+    # What SQS takes: UTF-8 text without the code points it refuses.
+    for body in sqs.bodies:
+        body.encode("utf-8")
+        assert not SQS_REFUSES.search(body)
     messages = [parse_message(body) for body in sqs.bodies]
     assert all(message.omitted == [] for message in messages)
     return [event for message in messages for event in message.events]
@@ -331,12 +351,24 @@ EVENTS = st.lists(st.one_of(AI_EVENTS, AI_EVENTS, DEEP, VALUES), max_size=6)
 def as_request_body(document: Any, *, ascii_only: bool) -> bytes:
     """How a JavaScript sender writes it: JSON.stringify escapes lone surrogates and writes
     everything else as UTF-8 (or everything escaped, which is also JSON)."""
-    try:
-        if ascii_only:
-            raise ValueError
-        return json.dumps(document, ensure_ascii=False, allow_nan=False).encode("utf-8")
-    except ValueError:  # a lone surrogate or an infinity: the escaped form
-        return codec.dumps(document).encode("ascii")
+    if not ascii_only:
+        try:
+            return json.dumps(document, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        except ValueError:  # a lone surrogate or an infinity: the escaped form then
+            pass
+    # codec.dumps writes infinities as numbers JSON reads; everything outside ASCII escaped.
+    return NON_ASCII.sub(_escaped, codec.dumps(document)).encode("ascii")
+
+
+NON_ASCII = re.compile("[^\x00-\x7f]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def same_mapping(first: MapResult, second: MapResult) -> None:

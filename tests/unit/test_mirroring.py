@@ -155,6 +155,28 @@ def test_an_event_over_32kb_has_its_longest_texts_cut_with_a_marker() -> None:
     assert sent["properties"]["trace_id"] == "ev-1"
 
 
+def test_an_event_large_for_its_numbers_is_cut_down_to_its_ids() -> None:
+    # No text long enough to cut: the last resort keeps what links it and says it was cut.
+    item = {**TRACK, "properties": {f"n{i}": 123456789.123 for i in range(3_000)}}
+    event = to_segment(Endpoint.TRACK, item, MAPPING)
+    encoded = encode(event)
+    assert encoded.truncated
+    assert len(encoded.payload) <= SEGMENT_MAX_EVENT_BYTES
+    sent = json.loads(encoded.payload)
+    assert sent["properties"] == {"trace_id": "ev-1", "truncated": TRUNCATION_MARKER}
+    assert (sent["userId"], sent["event"]) == ("user-1", "AI Chat Completed")
+
+
+def test_numbers_json_cannot_write_become_null() -> None:
+    # 1e400 parses as infinity; "Infinity" is not JSON and would sink Segment's whole batch.
+    item = {**TRACK, "properties": {"big": float("inf"), "small": -float("inf"), "ok": 1.5}}
+    encoded = encode(to_segment(Endpoint.TRACK, item, MAPPING))
+    assert b"Infinity" not in encoded.payload
+    sent = json.loads(encoded.payload)  # strict JSON
+    assert (sent["properties"]["big"], sent["properties"]["small"]) == (None, None)
+    assert sent["properties"]["ok"] == 1.5
+
+
 def test_partial_patches_merge_like_raindrop() -> None:
     first = {"event_id": "i", "user_id": "u", "ai_data": {"input": "q"}, "properties": {"a": 1}}
     second = {

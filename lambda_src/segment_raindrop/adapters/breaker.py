@@ -16,7 +16,8 @@ in; an outcome reported with a permit from an earlier generation (a request that
 in flight when the state changed) is ignored, so only the probe can decide a half-open breaker
 and late answers cannot re-open or close it behind the probe's back.
 
-One breaker serves every thread of a process: all methods are thread-safe.
+One breaker serves every thread of a process: all methods are thread-safe. :class:`Breakers`
+keeps one per Raindrop project, so a project that is failing is the only one held back.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class CircuitBreaker:
         cooldown_seconds: float,
         clock: Clock = time.monotonic,
         on_state_change: StateChangeHook | None = None,
+        label: str = "",
     ) -> None:
         if failure_threshold < 0:
             raise ValueError("failure_threshold must be 0 (disabled) or more")
@@ -65,6 +67,8 @@ class CircuitBreaker:
         self._cooldown = cooldown_seconds
         self._clock = clock
         self._on_state_change = on_state_change
+        # What the breaker guards (a Raindrop project), for its log lines.
+        self._label = label
         # Re-entrant: the hook runs under the lock (so it sees changes in order) and may read
         # ``state``.
         self._lock = threading.RLock()
@@ -81,12 +85,14 @@ class CircuitBreaker:
         *,
         clock: Clock = time.monotonic,
         on_state_change: StateChangeHook | None = None,
+        label: str = "",
     ) -> CircuitBreaker:
         return cls(
             failure_threshold=config.breaker_failure_threshold,
             cooldown_seconds=config.breaker_cooldown_seconds,
             clock=clock,
             on_state_change=on_state_change,
+            label=label,
         )
 
     @property
@@ -155,6 +161,7 @@ class CircuitBreaker:
                 "breaker_to": new.value,
                 "consecutive_failures": failures,
                 "cooldown_seconds": self._cooldown,
+                **({"guards": self._label} if self._label else {}),
             },
         )
         if self._on_state_change is not None:
@@ -163,3 +170,26 @@ class CircuitBreaker:
             except Exception:
                 # A failing metric hook must not change how chunks are delivered.
                 logger.exception("Circuit breaker state hook failed")
+
+
+class Breakers:
+    """One :class:`CircuitBreaker` per key (the Raindrop project a request goes to), made by
+    ``make`` on first use: one project answering 503 opens its own breaker, and the other
+    projects' requests still go out (and their retry messages keep their receives)."""
+
+    def __init__(self, make: Callable[[str], CircuitBreaker]) -> None:
+        self._make = make
+        self._lock = threading.Lock()
+        self._by_key: dict[str, CircuitBreaker] = {}
+
+    def seed(self, key: str, breaker: CircuitBreaker) -> None:
+        """Use ``breaker`` for ``key`` (one a caller watches, or drives with its own clock)."""
+        with self._lock:
+            self._by_key[key] = breaker
+
+    def for_key(self, key: str) -> CircuitBreaker:
+        with self._lock:
+            breaker = self._by_key.get(key)
+            if breaker is None:
+                breaker = self._by_key[key] = self._make(key)
+            return breaker

@@ -26,7 +26,7 @@ from importlib.metadata import PackageNotFoundError, version
 import httpx
 
 from segment_raindrop.adapters import http_answers as answers
-from segment_raindrop.adapters.breaker import CircuitBreaker, Permit
+from segment_raindrop.adapters.breaker import Breakers, CircuitBreaker, Permit
 from segment_raindrop.adapters.http_answers import Final, Retry
 from segment_raindrop.adapters.targets import Target
 from segment_raindrop.core.chunking import Chunk
@@ -39,6 +39,8 @@ WAIT_GRACE_SECONDS = 1.0
 # Below this much time left, an attempt cannot reasonably complete: stop and queue instead.
 MIN_ATTEMPT_SECONDS = 0.05
 CIRCUIT_OPEN_ERROR = "circuit open"
+# The breakers' key for requests that name no project (the target's default).
+_NO_PROJECT = ""
 
 KeyRefresher = Callable[[], str | None]
 
@@ -128,10 +130,11 @@ class DeliverySession:
 
 
 class HttpDelivery:
-    """One pooled HTTP client, worker pool and circuit breaker for one ``target``.
+    """One pooled HTTP client and worker pool for one ``target``, and a circuit breaker per
+    project it routes to (:class:`~segment_raindrop.adapters.breaker.Breakers`).
 
-    ``breaker`` defaults to one built from ``config``; pass your own to watch its state changes
-    (``CircuitBreaker.from_config(config, on_state_change=...)``) or to give it a clock.
+    ``make_breaker`` builds a project's breaker (by default from ``config``); ``breaker`` is
+    the one for requests that name no project, to watch its state changes or give it a clock.
     """
 
     def __init__(
@@ -141,10 +144,17 @@ class HttpDelivery:
         *,
         transport: httpx.BaseTransport | None = None,
         breaker: CircuitBreaker | None = None,
+        make_breaker: Callable[[str], CircuitBreaker] | None = None,
     ) -> None:
         self._config = config
         self.target = target
-        self._breaker = breaker if breaker is not None else CircuitBreaker.from_config(config)
+
+        def default(label: str) -> CircuitBreaker:
+            return CircuitBreaker.from_config(config, label=label)
+
+        self._breakers = Breakers(make_breaker or default)
+        if breaker is not None:
+            self._breakers.seed(_NO_PROJECT, breaker)
         headers = {"Content-Type": "application/json", "User-Agent": _user_agent()}
         self._http = httpx.Client(
             headers=headers | target.default_headers(),
@@ -166,7 +176,8 @@ class HttpDelivery:
 
     @property
     def breaker(self) -> CircuitBreaker:
-        return self._breaker
+        """The breaker of requests that name no project."""
+        return self._breakers.for_key(_NO_PROJECT)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -243,14 +254,17 @@ class HttpDelivery:
                 return _Attempt(ChunkStatus.DEADLINE, attempts, last.http_status, last.error)
             # Acquired only once the request is certain to be made: a probe permit that is
             # never reported back would keep the breaker half-open for good.
-            permit = self._breaker.acquire()
+            breaker = self._breakers.for_key(project or _NO_PROJECT)
+            permit = breaker.acquire()
             if permit is None:
                 report.short_circuited += 1
                 return _Attempt(
                     ChunkStatus.TRANSIENT, attempts, last.http_status, CIRCUIT_OPEN_ERROR
                 )
             attempts += 1
-            outcome = self._post_and_report(chunk, key, remaining, report, permit, project=project)
+            outcome = self._post_and_report(
+                chunk, key, remaining, report, (breaker, permit), project=project
+            )
             last = _Attempt(outcome.status, attempts, outcome.http_status, outcome.error)
             if isinstance(outcome, Final):
                 return last
@@ -274,20 +288,21 @@ class HttpDelivery:
         key: _ApiKey,
         remaining: float,
         report: DeliveryReport,
-        permit: Permit,
+        permitted: tuple[CircuitBreaker, Permit],
         *,
         project: str | None,
     ) -> Final | Retry:
         """``_post``, with its outcome told to the breaker whatever happens."""
+        breaker, permit = permitted
         try:
             outcome = self._post(chunk, key, remaining, report, project)
         except BaseException:
-            self._breaker.record_failure(permit)
+            breaker.record_failure(permit)
             raise
         if answers.unavailable(outcome):
-            self._breaker.record_failure(permit)
+            breaker.record_failure(permit)
         else:
-            self._breaker.record_success(permit)
+            breaker.record_success(permit)
         return outcome
 
     def _post(

@@ -31,7 +31,18 @@ if TYPE_CHECKING:
 # covers the attributes and the entry framing.
 _MESSAGE_BUDGET = SQS_MAX_MESSAGE_BYTES - 8_192
 _SEND_ROUNDS = 3
-_SUMMARY_KEYS = ("type", "event", "messageId", "userId", "anonymousId", "timestamp")
+# What a summary keeps of an event too large for SQS (Segment's fields, then Raindrop's); the
+# message it is in names the job's kind, endpoint and project.
+_SUMMARY_KEYS = (
+    "type",
+    "event",
+    "messageId",
+    "userId",
+    "anonymousId",
+    "timestamp",
+    "event_id",
+    "user_id",
+)
 
 # A message's header and the events it is for, each with the index its caller tracks it by.
 Outgoing = tuple[QueueMessage, list[tuple[int, Any]]]
@@ -109,7 +120,7 @@ class QueueWriter:
         result = QueueResult()
         entries: list[_Entry] = []
         for header, events in messages:
-            entries.extend(self._pack(target, header, events, delay_seconds))
+            entries.extend(self._pack(target, header, events, delay_seconds, result))
         for url in {entry.url for entry in entries}:
             self._send_entries(
                 url, [entry for entry in entries if entry.url == url], result, deadline
@@ -122,6 +133,7 @@ class QueueWriter:
         header: QueueMessage,
         events: list[tuple[int, Any]],
         delay_seconds: int,
+        result: QueueResult,
     ) -> list[_Entry]:
         head = header.header_text()
         url = self._urls[target]
@@ -133,18 +145,23 @@ class QueueWriter:
 
         current: list[tuple[int, str]] = []
         omitted: list[tuple[int, dict[str, Any]]] = []
-        base = len(_body(head, [], []))
+        base = codec.utf8_size(_body(head, [], []))
         size = base
         for index, event in events:
             text = codec.dumps(event)
-            if base + len(text) > self._max_bytes:
-                omitted.append((index, _summary(event, len(text))))
+            length = codec.utf8_size(text)
+            if base + length > self._max_bytes:
+                if header.kind.summarised_when_oversized:
+                    omitted.append((index, _summary(event, length)))
+                else:
+                    # Its sender still holds it whole: it is told to send it again.
+                    result.unqueued.add(index)
                 continue
-            if current and size + len(text) + 1 > self._max_bytes:
+            if current and size + length + 1 > self._max_bytes:
                 entries.append(entry(current))
                 current, size = [], base
             current.append((index, text))
-            size += len(text) + 1
+            size += length + 1
         if current:
             entries.append(entry(current))
         if omitted:
@@ -220,7 +237,7 @@ def _batches(entries: Sequence[_Entry]) -> Iterable[list[_Entry]]:
     batch: list[_Entry] = []
     size = 0
     for entry in entries:
-        length = len(entry.body) + 1_024
+        length = codec.utf8_size(entry.body) + 1_024
         if batch and (len(batch) >= SQS_BATCH_ENTRIES or size + length > SQS_MAX_MESSAGE_BYTES):
             yield batch
             batch, size = [], 0
@@ -231,8 +248,8 @@ def _batches(entries: Sequence[_Entry]) -> Iterable[list[_Entry]]:
 
 
 def _body(head: str, events: list[str], omitted: list[dict[str, Any]]) -> str:
-    # Events are serialised once each by codec.dumps (ASCII-only: SQS refuses some code points,
-    # lone surrogates survive as escapes, and sizes then equal lengths) and spliced in.
+    # Events are serialised once each by codec.dumps (UTF-8 text with escapes only for what SQS
+    # refuses and lone surrogates) and spliced in.
     return f'{head[:-1]},"omitted":{codec.dumps(omitted)},"events":[{",".join(events)}]}}'
 
 

@@ -27,8 +27,8 @@ MAX_EVENT_DEPTH: Final = 201
 # int() refuses more by default (sys.int_info.default_max_str_digits).
 MAX_INT_DIGITS: Final = 4_300
 # Characters of raw text kept of an event that could not be read. Such text is brackets and
-# digits, 64 KiB in a message; even all astral characters (12 ASCII bytes each once escaped)
-# would be 768 KiB, inside an SQS message's 1 MiB.
+# digits, 64 KiB in a message; even all lone surrogates (6 bytes each, as escapes) would be
+# 384 KiB, inside an SQS message's 1 MiB.
 UNPARSED_TEXT_LIMIT: Final = 65_536
 
 TOO_DEEP: Final = "event is nested too deeply"
@@ -225,25 +225,38 @@ def depth_exceeds(value: Any, limit: int) -> bool:
 # Outside strings, the only non-JSON tokens json.dumps writes are for non-finite floats.
 _NON_FINITE = re.compile(r'"(?:[^"\\]|\\.)*"|-?Infinity|NaN', re.DOTALL)
 _FINITE_FORMS = {"Infinity": "1e999", "-Infinity": "-1e999", "NaN": "null"}
+# What a queue message body may not hold as itself: SQS takes #x9, #xA, #xD, #x20-#xD7FF,
+# #xE000-#xFFFD and #x10000-#x10FFFF (json.dumps already escapes everything below #x20), and a
+# lone surrogate has no UTF-8 form. Each is written as its JSON escape instead.
+_NOT_FOR_SQS = re.compile("[\ud800-\udfff\ufffe\uffff]")
 
 
 def dumps(value: Any) -> str:
-    """Compact, ASCII-only JSON of ``value``, for queue message bodies.
-
-    ASCII-only: a lone surrogate survives as its ``\\udXXX`` escape (UTF-8 cannot hold it),
-    SQS's forbidden code points never appear, and the length is the size in bytes. An
-    :class:`UnparsedEvent` is written as its raw text, a JSON string.
+    """Compact JSON of ``value`` for queue message bodies and requests: UTF-8 text, every
+    character as itself except those SQS refuses or UTF-8 cannot hold (a lone surrogate, cut
+    mid-emoji), which stay JSON escapes. Sizes are ``utf8_size`` of the result: a character
+    outside ASCII costs its UTF-8 bytes (3 for CJK, 4 for an emoji), not a 6- or 12-byte escape.
+    An :class:`UnparsedEvent` is written as its raw text, a JSON string.
     """
     if isinstance(value, UnparsedEvent):
         value = value.text
     try:
-        return json.dumps(value, separators=_SEPARATORS, allow_nan=False, default=_default)
+        text = json.dumps(
+            value, separators=_SEPARATORS, allow_nan=False, ensure_ascii=False, default=_default
+        )
     except ValueError:
-        pass
-    # 1e400 parses as infinity; written back as 1e999 it reads as infinity again, where
-    # "Infinity" would not be JSON at all. (NaN cannot come from JSON; null is its closest.)
-    text = json.dumps(value, separators=_SEPARATORS, default=_default)
-    return _NON_FINITE.sub(lambda m: _FINITE_FORMS.get(m.group(), m.group()), text)
+        # 1e400 parses as infinity; written back as 1e999 it reads as infinity again, where
+        # "Infinity" would not be JSON at all. (NaN cannot come from JSON; null is its closest.)
+        text = json.dumps(value, separators=_SEPARATORS, ensure_ascii=False, default=_default)
+        text = _NON_FINITE.sub(lambda m: _FINITE_FORMS.get(m.group(), m.group()), text)
+    if text.isascii():
+        return text
+    return _NOT_FOR_SQS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def utf8_size(text: str) -> int:
+    """Bytes of ``text`` (a :func:`dumps` result) on the wire."""
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 def _default(value: Any) -> Any:

@@ -179,6 +179,12 @@ class MirrorConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     enabled: bool = Field(default=True, validation_alias="MIRROR_TO_SEGMENT")
+    # Whether Raindrop's SDK route also takes the webhook token as its bearer key. Off: the
+    # token sits in Segment's destination settings, and whoever reads it there could write
+    # into Raindrop and the Segment source through this route.
+    accepts_webhook_token: bool = Field(
+        default=False, validation_alias="MIRROR_ACCEPTS_WEBHOOK_TOKEN"
+    )
     segment_api_url: BaseUrl = Field(
         default=DEFAULT_SEGMENT_API_URL, validation_alias="SEGMENT_API_URL"
     )

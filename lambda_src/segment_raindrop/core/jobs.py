@@ -35,6 +35,15 @@ class JobKind(StrEnum):
     MIRROR_TO_SEGMENT = "mirror_to_segment"
 
     @property
+    def summarised_when_oversized(self) -> bool:
+        """Whether an event too large for any queue message is recorded on the dead-letter
+        queue by its identifying fields. Segment's events are (Segment caps them at 32 KB, so
+        only a sender other than Segment gets there, and Segment would resend such an event for
+        hours); a Raindrop SDK request's items are not: the SDK still holds them whole and is
+        answered 503."""
+        return self is not JobKind.RAINDROP_PASS_THROUGH
+
+    @property
     def destination(self) -> Destination:
         if self is JobKind.MIRROR_TO_SEGMENT:
             return Destination.SEGMENT

@@ -130,8 +130,9 @@ def authenticate_sdk(
     authorization: str, *, raindrop_key: str | None, webhook_token: str | None
 ) -> AuthDecision:
     """Decide whether a request on Raindrop's SDK route (``/raindrop/v1/``) may pass: its
-    bearer key is the stored Raindrop key (as Raindrop itself would require) or the webhook
-    token. ``raindrop_key`` None: no usable key is stored."""
+    bearer key is the stored Raindrop key (as Raindrop itself would require) or, when given
+    (the mirror's ``MIRROR_ACCEPTS_WEBHOOK_TOKEN``), the webhook token. ``raindrop_key`` None:
+    no usable key is stored."""
     scheme, _, given = authorization.strip().partition(" ")
     given = given.strip() if scheme.lower() == "bearer" else ""
     if not given:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +31,7 @@ from segment_raindrop.core.raindrop_api import Endpoint
 TRUNCATION_MARKER = "…[truncated by segment-raindrop]"
 # Texts shorter than this are not worth cutting: the marker would make them longer.
 _MIN_CUTTABLE = 2 * len(TRUNCATION_MARKER)
-# Cuts tried per event before giving up (Segment then refuses it and it is dead-lettered).
+# Texts cut per event before the last resort (its properties cut down to its ids).
 _MAX_CUTS = 64
 _AI_FIELDS = ("model", "input", "output", "convo_id")
 _PREFERRED_FEEDBACK_NAME = "AI Feedback Submitted"
@@ -185,10 +186,35 @@ def _text(value: Any) -> bool:
 
 def encode(event: dict[str, Any], *, max_bytes: int = SEGMENT_MAX_EVENT_BYTES) -> SegmentEvent:
     """``event`` as Segment takes it: when over ``max_bytes``, its longest texts are cut (each
-    ending with :data:`TRUNCATION_MARKER`) until it fits or nothing long is left to cut."""
+    ending with :data:`TRUNCATION_MARKER`) until it fits; when what is left is still too large
+    (numbers, many short texts), its properties and traits are cut down to its ids (the last
+    resort, so that no copy stays undeliverable for good). ``event`` is changed in place."""
     payload = _dumps(event)
     if len(payload) <= max_bytes:
         return SegmentEvent(payload, truncated=False)
+    payload = _cut_texts(event, payload, max_bytes)
+    if len(payload) > max_bytes:
+        _keep_ids_only(event)
+        payload = _dumps(event)
+    return SegmentEvent(payload, truncated=True)
+
+
+# What the last resort keeps of an event's properties: what links it to its AI event.
+_LINKING_PROPERTIES = ("trace_id", "signal_name", "signal_type", "sentiment", "attachment_id")
+
+
+def _keep_ids_only(event: dict[str, Any]) -> None:
+    properties = event.get("properties")
+    if isinstance(properties, dict):
+        kept = {key: properties[key] for key in _LINKING_PROPERTIES if key in properties}
+        event["properties"] = {**kept, "truncated": TRUNCATION_MARKER}
+    if isinstance(event.get("traits"), dict):
+        event["traits"] = {"truncated": TRUNCATION_MARKER}
+
+
+def _cut_texts(event: dict[str, Any], payload: bytes, max_bytes: int) -> bytes:
+    """Cut ``event``'s longest texts until its payload fits ``max_bytes`` or nothing long is
+    left to cut; the payload it ends with."""
     for _ in range(_MAX_CUTS):
         excess = len(payload) - max_bytes
         if excess <= 0:
@@ -207,7 +233,17 @@ def encode(event: dict[str, Any], *, max_bytes: int = SEGMENT_MAX_EVENT_BYTES) -
         keep = max(0, len(encoded) - excess - len(TRUNCATION_MARKER.encode()))
         container[key] = encoded[:keep].decode("utf-8", errors="ignore") + TRUNCATION_MARKER
         payload = _dumps(event)
-    return SegmentEvent(payload, truncated=True)
+    return payload
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _strings(value: Any) -> Iterator[tuple[Any, Any, str]]:
@@ -228,6 +264,11 @@ def _strings(value: Any) -> Iterator[tuple[Any, Any, str]]:
 
 
 def _dumps(event: dict[str, Any]) -> bytes:
-    text = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+    try:
+        text = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        # 1e400 in a Raindrop item parses as infinity, which JSON cannot write ("Infinity" is
+        # not JSON, and Segment would refuse the whole batch): such a number becomes null.
+        text = json.dumps(_finite(event), separators=(",", ":"), ensure_ascii=False)
     # A lone surrogate (text cut mid-emoji) has no UTF-8 form: Segment gets U+FFFD's stand-in.
     return text.encode("utf-8", errors="replace")

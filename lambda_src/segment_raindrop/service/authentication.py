@@ -52,13 +52,17 @@ def segment_request(
     return secret, _passed(decision, "unauthorized")
 
 
-def sdk_request(secrets: SecretStore, headers: Mapping[str, str]) -> SecretValues:
-    """The secret in force when the bearer key of Raindrop's SDK is one it accepts."""
+def sdk_request(
+    secrets: SecretStore, headers: Mapping[str, str], *, accepts_webhook_token: bool
+) -> SecretValues:
+    """The secret in force when the bearer key of Raindrop's SDK is one it accepts: the stored
+    Raindrop key, and the webhook token only when ``accepts_webhook_token``."""
     authorization = headers.get("authorization") or ""
 
     def decide(secret: SecretValues) -> AuthDecision:
         key = secret.raindrop_api_key if secret.raindrop_key_configured else None
-        return authenticate_sdk(authorization, raindrop_key=key, webhook_token=secret.webhook_token)
+        token = secret.webhook_token if accepts_webhook_token else None
+        return authenticate_sdk(authorization, raindrop_key=key, webhook_token=token)
 
     secret, decision = _decided(secrets, decide)
     _passed(decision, "invalid or missing API key")

@@ -13,7 +13,7 @@ back-off, deadline, breaker, splitting) are :class:`HttpDelivery`'s, for both re
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -22,9 +22,11 @@ from segment_raindrop.adapters.secrets import SecretStore
 from segment_raindrop.adapters.targets import SEGMENT_BATCH_ENDPOINT, SEGMENT_BATCH_ENVELOPE
 from segment_raindrop.core import codec
 from segment_raindrop.core.chunking import Chunk, ChunkBuilder, Item
+from segment_raindrop.core.codec import UnparsedEvent
 from segment_raindrop.core.config import DeliveryConfig, MappingConfig
 from segment_raindrop.core.contract import SEGMENT_MAX_BATCH_BYTES
 from segment_raindrop.core.jobs import Job, JobKind, UndeliverableJob
+from segment_raindrop.core.mapping.items import MapResult
 from segment_raindrop.core.mapping.mapper import map_events
 from segment_raindrop.core.outcomes import ForwardResult
 from segment_raindrop.core.raindrop_api import SINGLE_OBJECT_ENDPOINTS
@@ -103,15 +105,20 @@ class _SegmentToRaindrop:
 
 class _RaindropPassThrough:
     """A Raindrop SDK request's items, to their endpoint as they are: the body as received on
-    the first attempt; a 413 or a refusal splits it, each half built again from the items."""
+    the first attempt; a 413 or a refusal splits it, each half built again from the items. An
+    item that is not a JSON object (one too deep to read, kept as its raw text) is invalid on
+    its own: the others go without it."""
 
     def send(self, job: Job, channels: Channels, *, deadline: float) -> ForwardResult:
         endpoint = job.raindrop_endpoint()
         secrets = channels.secrets
+        invalid = _unsendable(job.events)
         items = tuple(
-            Item(codec.dumps(event).encode("ascii"), index)
+            Item(codec.dumps(event).encode("utf-8"), index)
             for index, event in enumerate(job.events)
+            if index not in invalid
         )
+        raw = None if invalid else job.raw
         session = channels.raindrop.session(
             api_key=secrets.ready_key(),
             deadline=deadline,
@@ -121,15 +128,29 @@ class _RaindropPassThrough:
         if endpoint in SINGLE_OBJECT_ENDPOINTS:
             # One object per request: each item alone (a queued message may hold several).
             for item in items:
-                session.submit(Chunk(endpoint, (item,), raw=job.raw if len(items) == 1 else None))
+                session.submit(Chunk(endpoint, (item,), raw=raw if len(items) == 1 else None))
         elif items:
-            session.submit(Chunk(endpoint, items, raw=job.raw))
-        return ForwardResult.of(job.events, session.wait(), sent=range(len(items)))
+            session.submit(Chunk(endpoint, items, raw=raw))
+        sent = [item.event_index for item in items]
+        return ForwardResult.of(
+            job.events, session.wait(), sent=sent, mapped=MapResult(invalid=invalid)
+        )
 
     def preview(self, job: Job, channels: Channels) -> Preview:
         del channels
         count = len(job.events)
         return Preview(Counter({f"raindrop/{job.endpoint or ''}": count}), forwarded=count)
+
+
+def _unsendable(items: Sequence[Any]) -> dict[int, str]:
+    """The items no Raindrop endpoint takes, with why (a fixed phrase, never content)."""
+    invalid: dict[int, str] = {}
+    for index, item in enumerate(items):
+        if isinstance(item, UnparsedEvent):
+            invalid[index] = item.reason
+        elif not isinstance(item, dict):
+            invalid[index] = "item is not a JSON object"
+    return invalid
 
 
 class _MirrorToSegment:

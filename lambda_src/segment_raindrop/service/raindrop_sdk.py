@@ -6,16 +6,22 @@ SDK posts ``events/track``, ``signals/track``, ``users/identify`` (JSON arrays),
 ``events/track_partial`` (one object) and ``traces`` (OTLP JSON, forwarded only).
 
 1. **Raindrop first**, the body exactly as received (and ``X-Raindrop-Project-Id`` passed on),
-   as a :attr:`~segment_raindrop.core.jobs.JobKind.RAINDROP_PASS_THROUGH` job.
+   as a :attr:`~segment_raindrop.core.jobs.JobKind.RAINDROP_PASS_THROUGH` job; with
+   ``REDACT_PII`` or ``REDACT_KEYS`` set, the items redacted (and so re-serialised) instead.
+   An item nested too deeply to read is dead-lettered on its own; the others go.
 2. **Then Segment**: the items' Segment copies (:mod:`segment_raindrop.service.segment_copies`)
    as a :attr:`~segment_raindrop.core.jobs.JobKind.MIRROR_TO_SEGMENT` job. A missing or
    placeholder ``segment_write_key`` turns the mirror off (logged, ``MirrorDisabled``), never
    the forwarding.
 
+The webhook's guarantees hold here too: only the stored Raindrop key authenticates (the webhook
+token too only with ``MIRROR_ACCEPTS_WEBHOOK_TOKEN``), the project must be on
+``RAINDROP_PROJECTS`` when that is set, and redaction applies to what Raindrop and Segment get.
+
 Answers: 2xx once every item reached Raindrop or is durably queued for it; 503 when some item
-could be neither (the SDK resends on 5xx); 401 for a bearer key that is neither the stored
-Raindrop key nor the webhook token; 400 for a body Raindrop would refuse to parse; 404 for a
-malformed project header. What happens to the Segment copy never changes the answer: it is
+could be neither (the SDK resends on 5xx); 401 for a bearer key it does not accept; 400 for a
+body Raindrop would refuse to parse or a malformed project header; 404 for a project not on
+the allow-list. What happens to the Segment copy never changes the answer: it is
 delivered, queued or, failing both, counted in ``MirrorFailures`` and logged, because a 5xx
 would make the SDK send Raindrop the same signals twice.
 """
@@ -29,8 +35,15 @@ from segment_raindrop.adapters.secrets import SecretValues
 from segment_raindrop.core import codec
 from segment_raindrop.core.contract import Metric
 from segment_raindrop.core.jobs import Job, JobKind
-from segment_raindrop.core.projects import PRODUCTION_PROJECT, PROJECT_HEADER, is_project_slug
+from segment_raindrop.core.projects import (
+    PRODUCTION_PROJECT,
+    PROJECT_HEADER,
+    admits,
+    is_project_slug,
+)
 from segment_raindrop.core.raindrop_api import SINGLE_OBJECT_ENDPOINTS, Endpoint
+from segment_raindrop.core.redaction import Redactor
+from segment_raindrop.core.segment_body import BodyError, parse_body
 from segment_raindrop.service import authentication
 from segment_raindrop.service.intake import take
 from segment_raindrop.service.requests import Answer, ApiRequest, Deadlines, Refusal
@@ -43,13 +56,21 @@ def receive(rt: Runtime, request: ApiRequest, endpoint: Endpoint) -> Answer:
     count(Metric.RAINDROP_SDK_REQUESTS)
     headers = request.headers
     # The key is a header: a stranger's body is never decoded.
-    secret = authentication.sdk_request(rt.secrets, headers)
+    secret = authentication.sdk_request(
+        rt.secrets, headers, accepts_webhook_token=rt.config.mirror.accepts_webhook_token
+    )
+    project = _project(headers.get(PROJECT_HEADER))
+    # After authentication, so strangers can probe neither the allow-list nor the set-up state.
+    # As on the webhook, a project named by the request must be allowed; none is Production.
+    if project != PRODUCTION_PROJECT and not admits(project, rt.config.delivery.projects):
+        logger.warning("request for a project not in RAINDROP_PROJECTS refused")
+        raise Refusal(404, "not found")
     secret.require_raindrop_key()
     body = request.decoded_body(max_bytes=rt.config.max_body_bytes)
-    project = _project(headers.get(PROJECT_HEADER))
-    items = _items(endpoint, body)
-    job = Job(JobKind.RAINDROP_PASS_THROUGH, items, endpoint=endpoint, project=project, raw=body)
     tally = Tally()
+    items, changed = _redacted(rt, _items(endpoint, body), tally)
+    raw = None if changed else body
+    job = Job(JobKind.RAINDROP_PASS_THROUGH, items, endpoint=endpoint, project=project, raw=raw)
     times = request.deadlines(budget=rt.config.delivery.budget_seconds)
     result, settlement = take(rt, job, times, request_id=request.request_id, tally=tally)
     _mirror(rt, secret, endpoint, items, times, request_id=request.request_id, tally=tally)
@@ -113,6 +134,31 @@ def _mirror(
         )
 
 
+# What identifies and names a Raindrop item: never redacted, so it still links and routes.
+_ITEM_IDS = frozenset(
+    {"event_id", "user_id", "event", "timestamp", "is_pending", "signal_name", "signal_type",
+     "sentiment", "attachment_id", "convo_id"}
+)  # fmt: skip
+
+
+def _redacted(rt: Runtime, items: list[Any], tally: Tally) -> tuple[list[Any], bool]:
+    """``items`` with REDACT_PII/REDACT_KEYS applied to everything but their ids (the same
+    redactor as the webhook's), and whether any changed. Redacted here, before anything is
+    sent or queued, so neither Raindrop, Segment nor a queue ever holds the clear text."""
+    mapping = rt.config.mapping
+    redactor = Redactor(pii=mapping.redact_pii, drop_keys=mapping.redact_keys)
+    if not redactor.active:
+        return items, False
+    redacted = [
+        {key: value if key in _ITEM_IDS else redactor.value(value) for key, value in item.items()}
+        if isinstance(item, dict)
+        else item
+        for item in items
+    ]
+    tally.raindrop.redactions.update(redactor.counts)
+    return redacted, redacted != items
+
+
 def _project(header: str | None) -> str:
     """The request's own project, as Raindrop reads the header: none, empty or ``default`` is
     Production (never the webhook's configured project)."""
@@ -125,16 +171,23 @@ def _project(header: str | None) -> str:
 
 
 def _items(endpoint: Endpoint, body: bytes) -> list[Any]:
-    try:
-        parsed = codec.loads(body)
-    except ValueError:
-        raise Refusal(400, "body is not valid JSON") from None
+    """The request's items: its one object, or the elements of its array, read one by one
+    when the whole cannot be (an element nested too deeply is kept as an
+    :class:`~segment_raindrop.core.codec.UnparsedEvent`, dead-lettered alone)."""
     if endpoint in SINGLE_OBJECT_ENDPOINTS:
+        try:
+            parsed = codec.loads(body)
+        except ValueError:
+            raise Refusal(400, "body is not valid JSON") from None
         if not isinstance(parsed, dict):
             raise Refusal(400, "body must be a JSON object")
         if endpoint is Endpoint.TRACK_PARTIAL and not isinstance(parsed.get("event_id"), str):
             raise Refusal(400, "a partial event needs an event_id")
         return [parsed]
-    if not isinstance(parsed, list) or not parsed:
+    try:
+        document = parse_body(body)
+    except BodyError:
+        raise Refusal(400, "body is not valid JSON") from None
+    if document.shape != "array" or not document.events:
         raise Refusal(400, "body must be a non-empty JSON array")
-    return parsed
+    return document.events

@@ -127,7 +127,9 @@ def build_channels(
         delivery,
         RaindropTarget(delivery.raindrop_api_url, delivery.project_id),
         transport=transport,
-        breaker=CircuitBreaker.from_config(delivery, on_state_change=on_breaker_change),
+        make_breaker=lambda project: CircuitBreaker.from_config(
+            delivery, on_state_change=on_breaker_change, label=project
+        ),
     )
     segment = LazyDelivery(
         lambda: HttpDelivery(

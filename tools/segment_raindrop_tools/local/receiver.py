@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any, Self
 from urllib.parse import urlsplit
 
+from segment_raindrop.core.projects import PROJECT_HEADER
 from segment_raindrop_tools.local.faults import Fault, FaultPlan
 from segment_raindrop_tools.local.http import (
     BadBodyError,
@@ -78,6 +79,8 @@ class RaindropReceiver(Service):
         self._latency_lock = threading.Lock()
         self._on_accept = on_accept
         self._faults = FaultPlan()
+        # Projects answered with a fault whatever the request (project_outage).
+        self._project_outages: dict[str, Fault] = {}
         self._recordings = Recordings()
         self._stopping = threading.Event()
         self._server: CallbackServer | None = None
@@ -154,6 +157,12 @@ class RaindropReceiver(Service):
         check_endpoint(endpoint)
         self._faults.outage(fault if fault is not None else Fault(status=503), endpoint)
 
+    def project_outage(self, project: str, fault: Fault | None = None) -> None:
+        """Fail every request for Raindrop project ``project`` (its ``X-Raindrop-Project-Id``)
+        with ``fault`` (default 503) until :meth:`heal`, while other projects are answered."""
+        with self._latency_lock:
+            self._project_outages[project] = fault if fault is not None else Fault(status=503)
+
     def refuse_items(self, refusal: ItemRefusal | None) -> None:
         """Refuse (400) any request holding an item for which ``refusal(endpoint, item)`` is
         true, as Raindrop refuses an item it finds invalid; None stops refusing."""
@@ -169,6 +178,8 @@ class RaindropReceiver(Service):
 
     def heal(self) -> None:
         self._faults.heal()
+        with self._latency_lock:
+            self._project_outages.clear()
 
     @property
     def pending_faults(self) -> int:
@@ -231,7 +242,7 @@ class RaindropReceiver(Service):
             # The client went away before sending the whole body: nothing to answer.
             handler.close_connection = True
             return
-        fault = None if endpoint is None else self._faults.take(endpoint)
+        fault = None if endpoint is None else self._fault_for(endpoint, handler.headers)
         if fault is not None:
             self._pause(fault.delay)
             answer, items = fault_answer(fault), parse_items_quietly(body, endpoint)
@@ -249,6 +260,11 @@ class RaindropReceiver(Service):
             items=items,
             answer=answer,
         )
+
+    def _fault_for(self, endpoint: str, headers: Any) -> Fault | None:
+        with self._latency_lock:
+            down = self._project_outages.get(headers.get(PROJECT_HEADER) or "")
+        return down if down is not None else self._faults.take(endpoint)
 
     def _pause(self, seconds: float) -> None:
         # An Event wait instead of sleep so stop() is not held up by a long simulated delay.

@@ -187,12 +187,17 @@ def _events(body: bytes) -> list[dict[str, Any]]:
     return [event for event in batch if isinstance(event, dict)] if isinstance(batch, list) else []
 
 
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _check(body: bytes) -> tuple[int, str | None]:
     """Segment's refusals: (200, None) when the batch is acceptable."""
     if len(body) > SEGMENT_MAX_BATCH_BYTES:
         return 400, "batch larger than 500 KB"
     try:
-        parsed = json.loads(body)
+        # Strict JSON: Python's reader would take NaN and Infinity, which Segment refuses.
+        parsed = json.loads(body, parse_constant=_not_json)
     except ValueError:
         return 400, "body is not JSON"
     batch = parsed.get("batch") if isinstance(parsed, dict) else None
