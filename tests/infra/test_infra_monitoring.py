@@ -231,21 +231,21 @@ def test_no_topic_without_alarm_email(template: assertions.Template) -> None:
 
 
 def test_without_alarm_email_synth_and_deploy_warn_and_the_outputs_say_so() -> None:
-    # `cdk synth` and `cdk deploy` print a stack's warnings.
+    # `cdk synth` and `cdk deploy` print a stack's warnings. (has_warning, not find_warning:
+    # the messages find_warning returns need a jsii type loaded only by some import orders.)
     _, stack = build_app(context_with())
-    warnings = assertions.Annotations.from_stack(stack).find_warning(
-        "*", assertions.Match.string_like_regexp("No one receives")
+    assertions.Annotations.from_stack(stack).has_warning(
+        "*", assertions.Match.string_like_regexp("No one receives .* -c alarmEmail=")
     )
-    assert len(warnings) == 1
-    assert "-c alarmEmail=" in str(warnings[0].entry.data)
     outputs = assertions.Template.from_stack(stack).find_outputs("AlarmNotifications")
     assert outputs["AlarmNotifications"]["Value"] == "nobody (set alarmEmail)"
 
 
 def test_with_alarm_email_no_warning(custom_template: assertions.Template) -> None:
     _, stack = build_app(context_with(alarmEmail="ops@example.com"))
-    annotations = assertions.Annotations.from_stack(stack)
-    assert annotations.find_warning("*", assertions.Match.string_like_regexp("No one")) == []
+    assertions.Annotations.from_stack(stack).has_no_warning(
+        "*", assertions.Match.string_like_regexp("No one receives")
+    )
     outputs = custom_template.find_outputs("AlarmNotifications")
     assert outputs["AlarmNotifications"]["Value"] == "ops@example.com"
 
