@@ -6,9 +6,11 @@
   (docs/deploy.md, "Batch size").
 - The SDK API, for client libraries that may compress their bodies: `POST /v1/batch` (Segment's
   server libraries) proxied to the webhook function and `POST /raindrop/v1/{proxy+}`
-  (Raindrop's own API shape, for Raindrop's SDKs) proxied to the mirror function. Every body
-  reaches the functions base64-encoded, intact. These clients send at most 500 KB (Segment) or
-  1 MiB (Raindrop) a request, far below what base64 leaves of Lambda's payload.
+  (Raindrop's own API shape, for Raindrop's SDKs) and `POST /traces` (their OTLP spans) proxied
+  to the mirror function. Every body reaches the functions base64-encoded, intact. These
+  clients send at most 500 KB (Segment) or 1 MiB (Raindrop) a request, far below what base64
+  leaves of Lambda's payload. Its stage is named `v1`: the SDK's span exporter posts to
+  `<host>/v1/traces`, dropping the endpoint's path (SDK_API_STAGE).
 
 Binary media types belong to a whole REST API and match the Content-Type, which a gzip body
 shares with a plain one (application/json): two kinds of body need two APIs.
@@ -30,7 +32,9 @@ from infra.config import StackConfig
 from infra.functions import log_retention
 from segment_raindrop.core.contract import (
     METRICS_NAMESPACE,
+    OTLP_TRACES_ROUTES,
     RAINDROP_SDK_PATH,
+    SDK_API_STAGE,
     SERVICE_NAME,
     Metric,
 )
@@ -127,6 +131,7 @@ class WebhookApi(Construct):
             # Access logging needs the account-wide API Gateway CloudWatch role; this API
             # creates it and, on destroy, keeps it because other APIs may rely on it.
             cloud_watch_role=True,
+            stage_name=config.stage,
         )
         self.sdk_api = self._rest_api(
             "SdkApi",
@@ -137,6 +142,8 @@ class WebhookApi(Construct):
             ),
             binary_media_types=SDK_BINARY_MEDIA_TYPES,
             cloud_watch_role=False,
+            # Where the SDK's OTLP exporter sends spans: "<host>/v1/traces" (SDK_API_STAGE).
+            stage_name=SDK_API_STAGE,
         )
         # Its stage logs through the account role the webhook API sets up.
         self.sdk_api.node.add_dependency(self.api)
@@ -165,16 +172,21 @@ class WebhookApi(Construct):
         sdk = self.sdk_api.root.resource_for_path(RAINDROP_SDK_PATH).add_proxy(
             any_method=False, default_integration=None
         )
-        sdk_method = sdk.add_method(
-            "POST",
-            apigateway.LambdaIntegration(mirror_handler, proxy=True),
-            authorization_type=apigateway.AuthorizationType.NONE,
-        )
+        mirror = apigateway.LambdaIntegration(mirror_handler, proxy=True)
+        sdk_methods = [
+            resource.add_method(
+                "POST", mirror, authorization_type=apigateway.AuthorizationType.NONE
+            )
+            for resource in (
+                sdk,
+                *(self.sdk_api.root.resource_for_path(path) for path in OTLP_TRACES_ROUTES),
+            )
+        ]
         self.raindrop_sdk_endpoint = self.sdk_api.url_for_path(f"/{RAINDROP_SDK_PATH}/")
         for status, metric in STATUS_METRICS.items():
             self._count_status(status, metric)
         self._acknowledge(methods, reason=_AUTH_REASON)
-        self._acknowledge([sdk_method], reason=_SDK_AUTH_REASON)
+        self._acknowledge(sdk_methods, reason=_SDK_AUTH_REASON)
         for api in self.apis:
             self._acknowledge_api(api)
 
@@ -186,6 +198,7 @@ class WebhookApi(Construct):
         description: str,
         binary_media_types: tuple[str, ...],
         cloud_watch_role: bool,
+        stage_name: str,
     ) -> apigateway.RestApi:
         config = self._config
         return apigateway.RestApi(
@@ -200,7 +213,7 @@ class WebhookApi(Construct):
                 cdk.RemovalPolicy.RETAIN if cloud_watch_role else None
             ),
             deploy_options=apigateway.StageOptions(
-                stage_name=config.stage,
+                stage_name=stage_name,
                 throttling_rate_limit=config.throttle_rate_limit,
                 throttling_burst_limit=config.throttle_burst_limit,
                 tracing_enabled=config.tracing,  # with the functions (context `tracing`)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -51,10 +52,15 @@ class Local:
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
         with httpx.Client(trust_env=False, timeout=15) as client:
             return client.post(
-                f"{self.endpoints.tracking_api_host}{path}",
+                f"{self.endpoints.origin}{path}",
                 content=raw,
                 headers={"Content-Type": "application/json", **(headers or {})},
             )
+
+    @property
+    def batch_path(self) -> str:
+        """Where Segment's libraries post (the SDK API's /v1/batch, under its stage)."""
+        return urlsplit(self.endpoints.batch_url).path
 
     def queue_depth(self, queue_url: str) -> int:
         return queue_depth(self.mode.resources.sqs_client(), queue_url)

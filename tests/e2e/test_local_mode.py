@@ -173,7 +173,8 @@ def test_bodies_over_the_limits_are_refused_where_the_deployment_refuses_them(
     token = bearer(local.token)
     # Decompressed over MAX_BODY_BYTES, though small on the wire: the handler answers 413.
     bomb = gzip.compress(b"[" + b" " * MAX_DECODED_BODY_BYTES + b"]")
-    refused = local.post(bomb, headers=token | {"Content-Encoding": "gzip"}, path="/v1/batch")
+    gzipped = token | {"Content-Encoding": "gzip"}
+    refused = local.post(bomb, headers=gzipped, path=local.batch_path)
     assert refused.status_code == 413
     assert "larger than" in refused.json()["error"]
     # As text (the webhook API), 6 MB of JSON is within Lambda's 6 MiB invoke payload: the
@@ -182,7 +183,7 @@ def test_bodies_over_the_limits_are_refused_where_the_deployment_refuses_them(
     assert local.post(text, headers=token).status_code == 200
     # Base64-encoded (the SDK API), 5 MiB is more than Lambda's payload: refused before the
     # handler, as the deployed API does.
-    response = local.post(text[: 5 * 1024 * 1024], headers=token, path="/v1/batch")
+    response = local.post(text[: 5 * 1024 * 1024], headers=token, path=local.batch_path)
     assert response.status_code == 413
     assert response.json() == {"message": "Request Too Long"}
     # ...and so is text past it, or over API Gateway's own 10 MB.
@@ -201,7 +202,7 @@ def test_tracking_api_path_serves_the_batch_envelope(start_local: StartLocal) ->
     response = local.post(
         {"batch": events, "sentAt": "2026-11-27T10:00:01.000Z"},
         headers=bearer(local.token),
-        path="/v1/batch",
+        path=local.batch_path,
     )
     assert response.status_code == 200, response.text
     assert response.json()["forwarded"] == 2
@@ -209,7 +210,8 @@ def test_tracking_api_path_serves_the_batch_envelope(start_local: StartLocal) ->
         "trace-1",
         "trace-2",
     }
-    assert [exchange.path for exchange in local.mode.exchanges] == ["/v1/batch"]
+    # Under the SDK API's stage, as deployed: <SegmentLibraryHost>/v1/batch.
+    assert [exchange.path for exchange in local.mode.exchanges] == ["/v1/v1/batch"]
 
 
 def test_outage_then_recovery_is_healed_by_the_retry_worker(start_local: StartLocal) -> None:

@@ -99,8 +99,10 @@ def test_stage_is_throttled_and_traced_without_execution_logs_or_detailed_metric
     # it would (status, integration status and error). Per-method metrics are unused cost.
     stages = _stages(template)
     assert len(stages) == 2
+    # The SDK API's stage is "v1", where the SDK's span exporter posts (test_infra_mirror).
+    assert _stage(template)["StageName"] == "prod"
+    assert _stage(template, SDK_API)["StageName"] == "v1"
     for stage in stages:
-        assert stage["StageName"] == "prod"
         assert stage["TracingEnabled"] is True
         assert stage["MethodSettings"] == [
             {
@@ -122,8 +124,8 @@ def test_stage_is_throttled_and_traced_without_execution_logs_or_detailed_metric
 
 
 def test_throttling_and_stage_follow_the_context(custom_template: assertions.Template) -> None:
+    assert _stage(custom_template, "segment-raindrop-staging")["StageName"] == "staging"
     for stage in _stages(custom_template):
-        assert stage["StageName"] == "staging"
         assert stage["MethodSettings"][0]["ThrottlingRateLimit"] == 25
         assert stage["MethodSettings"][0]["ThrottlingBurstLimit"] == 50
 

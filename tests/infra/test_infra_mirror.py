@@ -8,9 +8,14 @@ from typing import Any
 
 import pytest
 from aws_cdk import assertions
+from traceloop.sdk.tracing.tracing import init_spans_exporter
 
 from infra.config import ConfigError, config_from_context
-from segment_raindrop.core.contract import WEBHOOK_TIMEOUT_SECONDS
+from segment_raindrop.core.contract import (
+    OTLP_TRACES_ROUTES,
+    SDK_API_STAGE,
+    WEBHOOK_TIMEOUT_SECONDS,
+)
 from tests.infra.support import (
     MIRROR_HANDLER,
     REPLAY_HANDLER,
@@ -224,3 +229,39 @@ def test_mirror_to_segment_is_validated() -> None:
     with pytest.raises(ConfigError, match=r"invalid CDK context: mirrorToSegment\b"):
         config_from_context({"mirrorToSegment": "sometimes"})
     assert config_from_context({"mirrorToSegment": "false"}).mirror_to_segment is False
+
+
+def test_spans_from_the_sdk_land_on_the_sdk_apis_traces_route(
+    template: assertions.Template,
+) -> None:
+    # The URL the SDK's exporter computes from the deployed endpoint (its own code): scheme and
+    # host only, then /v1/traces. On API Gateway's URL "v1" is then the stage.
+    endpoint = "https://abc123.execute-api.eu-west-1.amazonaws.com/v1/raindrop/v1/"
+    netloc = endpoint.split("/")[2]
+    exporter: Any = init_spans_exporter(f"https://{netloc}", {})
+    stage, _, route = exporter._endpoint.split(netloc, 1)[1].lstrip("/").partition("/")
+    assert stage == SDK_API_STAGE
+    assert f"/{route}" in OTLP_TRACES_ROUTES
+
+    api_id, _ = only(template, "AWS::ApiGateway::RestApi", Name="segment-raindrop-prod-sdks")
+    (stage_props,) = [
+        s["Properties"]
+        for s in resources(template, "AWS::ApiGateway::Stage").values()
+        if ref_or_att(s["Properties"]["RestApiId"]) == api_id
+    ]
+    assert stage_props["StageName"] == SDK_API_STAGE
+    mirror_id = function(template, MIRROR_HANDLER)[0]
+    by_id = resources(template, "AWS::ApiGateway::Resource")
+    routes = set()
+    for method in resources(template, "AWS::ApiGateway::Method").values():
+        props = method["Properties"]
+        if mirror_id not in json.dumps(props["Integration"]["Uri"]):
+            continue
+        parts = []
+        resource_id = ref_or_att(props["ResourceId"])
+        while resource_id in by_id:
+            parts.insert(0, by_id[resource_id]["Properties"]["PathPart"])
+            resource_id = ref_or_att(by_id[resource_id]["Properties"]["ParentId"])
+        routes.add("/" + "/".join(parts))
+        assert ref_or_att(props["RestApiId"]) == api_id
+    assert routes == {"/raindrop/v1/{proxy+}", *OTLP_TRACES_ROUTES}

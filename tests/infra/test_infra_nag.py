@@ -22,12 +22,13 @@ EXPECTED = {
     *((f"Webhook/{api}", "AwsSolutions-APIG2") for api in ("Api", "SdkApi")),
     ("Partials/Table", "AwsSolutions-DDB3"),
     *(
-        ("Webhook/SdkApi/Default/raindrop/v1/{proxy+}/POST", rule)
+        (f"Webhook/SdkApi/Default/{path}/POST", rule)
+        for path in ("raindrop/v1/{proxy+}", "traces", "v1/traces")
         for rule in ("AwsSolutions-APIG4", "AwsSolutions-COG4")
     ),
     *(
-        (f"Webhook/{api}/DeploymentStage.prod", rule)
-        for api in ("Api", "SdkApi")
+        (f"Webhook/{stage}", rule)
+        for stage in ("Api/DeploymentStage.prod", "SdkApi/DeploymentStage.v1")
         for rule in ("AwsSolutions-APIG3", "AwsSolutions-APIG6")
     ),
     *(

@@ -245,3 +245,33 @@ def test_a_failing_project_does_not_hold_back_the_others(env: MirrorEnv) -> None
         "ev-11",
         "ev-12",
     ]
+
+
+# --- spans the SDK exports as protobuf ---------------------------------------------------------
+
+SPANS = b"\n\x0b\n\tprotobuf spans \xff\x00 not JSON"
+PROTOBUF = {"Content-Type": "application/x-protobuf"}
+
+
+def test_protobuf_spans_wait_on_the_queue_and_go_byte_for_byte(env: MirrorEnv) -> None:
+    env.receiver.outage(Fault(status=503))
+    answer = env.post("traces", None, raw=SPANS, headers=PROTOBUF)
+    assert answer.status == 200, answer.body
+    assert answer.body["queued"] == 1
+    [body] = peek_queue(env.aws.sqs, env.aws.resources.retry_queue_url)
+    assert (body["kind"], body["endpoint"]) == ("raindrop_bytes", "traces")
+
+    env.receiver.heal()
+    assert run_retry_worker(env.aws).failed == 0
+    delivered = [r for r in env.receiver.requests_to("traces") if r.status == 200]
+    assert [r.body for r in delivered] == [SPANS]
+    assert delivered[0].headers["Content-Type"] == "application/x-protobuf"
+    assert env.segment.batches == []  # spans are never mirrored
+
+
+def test_protobuf_spans_are_refused_while_redacting(env: MirrorEnv) -> None:
+    # They cannot be read, so not redacted: refused rather than passed on in clear.
+    env.aws.configure(mapping={"redact_pii": True})
+    answer = env.post("traces", None, raw=SPANS, headers=PROTOBUF)
+    assert answer.status == 415
+    assert env.receiver.requests == []

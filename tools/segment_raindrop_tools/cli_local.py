@@ -29,6 +29,7 @@ from segment_raindrop.core.environment import read_config
 from segment_raindrop.core.request_auth import sign
 from segment_raindrop_tools import samples
 from segment_raindrop_tools.cli_common import DataDirOption, ExitCode, fail, interrupts
+from segment_raindrop_tools.cli_sdk_sample import send_sdk_sample
 from segment_raindrop_tools.local.mode import LocalMode
 from segment_raindrop_tools.local.options import DEFAULT_DATA_DIR, DEFAULT_PORT, LocalOptions
 from segment_raindrop_tools.local.state import ITEMS_FILE, STATE_FILE, read_state
@@ -44,9 +45,10 @@ _LOCAL_RESOURCES = {"RAINDROP_SECRET_ID": "local", "RETRY_QUEUE_URL": "local", "
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``local`` and ``send-sample`` commands to ``app``."""
+    """Add the ``local``, ``send-sample`` and ``send-sdk-sample`` commands to ``app``."""
     app.command("local")(local)
     app.command("send-sample")(send_sample)
+    app.command("send-sdk-sample")(send_sdk_sample)
 
 
 def _say(line: str = "") -> None:

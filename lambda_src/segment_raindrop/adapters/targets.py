@@ -61,6 +61,8 @@ class RaindropTarget:
 
     def request(self, chunk: Chunk, key: str, project: str | None) -> Request:
         headers = {"Authorization": f"Bearer {key}"}
+        if chunk.content_type:
+            headers["Content-Type"] = chunk.content_type
         routed = project if project is not None else self.default_project
         if routed and routed != PRODUCTION_PROJECT:
             headers[PROJECT_HEADER] = routed

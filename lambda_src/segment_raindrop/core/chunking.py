@@ -49,6 +49,8 @@ class Chunk:
     # The request body exactly as a client sent it (the mirror passes Raindrop SDK requests on
     # unchanged); halves, sent after a 413 or a refusal, are built from the items again.
     raw: bytes | None = None
+    # The body's Content-Type when it is not JSON (``raw`` then holds it).
+    content_type: str | None = None
 
     @property
     def body(self) -> bytes:

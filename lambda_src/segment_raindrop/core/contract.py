@@ -116,6 +116,12 @@ LOOP_FILTER_REASON: Final = "originated in Raindrop"
 # Raindrop's SDK pointed at the stack posts to "<this>/events/track", "signals/track"...: the
 # stack routes the whole path to the mirror function.
 RAINDROP_SDK_PATH: Final = "raindrop/v1"
+# With tracing on, the SDK's OTLP exporter posts spans to "<scheme>://<host>/v1/traces",
+# whatever path its endpoint has (docs/wire.md §2). On API Gateway's default URL the first
+# path segment is the stage, so the SDK API's stage is named "v1": the spans land on its
+# "/traces" route. ("/v1/traces" is routed too, for a custom domain without a base path.)
+SDK_API_STAGE: Final = "v1"
+OTLP_TRACES_ROUTES: Final = ("/traces", "/v1/traces")
 
 
 # --- Stack outputs ---------------------------------------------------------------------------

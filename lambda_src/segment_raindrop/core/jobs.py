@@ -33,6 +33,9 @@ class JobKind(StrEnum):
     RAINDROP_PASS_THROUGH = "raindrop_items"  # noqa: S105 - a kind, not a password
     # Segment events the mirror made of Raindrop items, for Segment's batch endpoint.
     MIRROR_TO_SEGMENT = "mirror_to_segment"
+    # Request bodies Raindrop takes that are not JSON (the SDK's OTLP spans as protobuf), each
+    # held by :mod:`segment_raindrop.core.stored_body` and sent to ``endpoint`` as it came.
+    RAINDROP_BYTES = "raindrop_bytes"
 
     @property
     def summarised_when_oversized(self) -> bool:
@@ -41,7 +44,7 @@ class JobKind(StrEnum):
         only a sender other than Segment gets there, and Segment would resend such an event for
         hours); a Raindrop SDK request's items are not: the SDK still holds them whole and is
         answered 503."""
-        return self is not JobKind.RAINDROP_PASS_THROUGH
+        return self not in (JobKind.RAINDROP_PASS_THROUGH, JobKind.RAINDROP_BYTES)
 
     @property
     def destination(self) -> Destination:

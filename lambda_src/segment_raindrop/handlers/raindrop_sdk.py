@@ -1,5 +1,6 @@
 """Lambda handler for Raindrop's SDK pointed at the stack (API Gateway REST proxy): Raindrop's
-own API under ``/raindrop/v1/``, forwarded to Raindrop unchanged and mirrored into Segment.
+own API under ``/raindrop/v1/``, forwarded to Raindrop unchanged and mirrored into Segment, and
+the SDK's OTLP spans (``/traces``), forwarded only.
 
 The routes only name the endpoint; :mod:`segment_raindrop.service.raindrop_sdk` does the rest
 and says what the SDK is told and why.
@@ -18,7 +19,7 @@ with handler_loading():
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from segment_raindrop.adapters.observability import logger, metrics, traced_handler
-    from segment_raindrop.core.contract import RAINDROP_SDK_PATH
+    from segment_raindrop.core.contract import OTLP_TRACES_ROUTES, RAINDROP_SDK_PATH
     from segment_raindrop.core.raindrop_api import Endpoint
     from segment_raindrop.handlers.api import api_request, install_refusals, response
     from segment_raindrop.service import raindrop_sdk
@@ -61,6 +62,12 @@ def identify() -> Response[str]:
 @app.post(f"{PATH_PREFIX}/traces")
 def traces() -> Response[str]:
     return _receive(Endpoint.TRACES)
+
+
+# Where the SDK's OTLP exporter posts spans with tracing on: "<host>/v1/traces", the stage v1's
+# "/traces" on API Gateway's URL (SDK_API_STAGE), "/v1/traces" on a domain without a stage.
+for _route in OTLP_TRACES_ROUTES:
+    app.post(_route)(traces)
 
 
 def _receive(endpoint: Endpoint) -> Response[str]:

@@ -31,6 +31,7 @@ from segment_raindrop.core.mapping.mapper import map_events
 from segment_raindrop.core.outcomes import ForwardResult
 from segment_raindrop.core.raindrop_api import SINGLE_OBJECT_ENDPOINTS
 from segment_raindrop.core.segment_copy import encode
+from segment_raindrop.core.stored_body import restored
 from segment_raindrop.service.forwarding import Forwarder
 
 # Events per Segment batch request; the bytes are bounded by Segment's 500 KB as well.
@@ -138,8 +139,13 @@ class _RaindropPassThrough:
 
     def preview(self, job: Job, channels: Channels) -> Preview:
         del channels
-        count = len(job.events)
-        return Preview(Counter({f"raindrop/{job.endpoint or ''}": count}), forwarded=count)
+        return _as_they_are(job)
+
+
+def _as_they_are(job: Job) -> Preview:
+    """What sending a job's items to its endpoint as they are would do: send them all."""
+    count = len(job.events)
+    return Preview(Counter({f"raindrop/{job.endpoint or ''}": count}), forwarded=count)
 
 
 def _unsendable(items: Sequence[Any]) -> dict[int, str]:
@@ -151,6 +157,42 @@ def _unsendable(items: Sequence[Any]) -> dict[int, str]:
         elif not isinstance(item, dict):
             invalid[index] = "item is not a JSON object"
     return invalid
+
+
+class _RaindropBytes:
+    """Bodies Raindrop takes that are not JSON (OTLP spans as protobuf), each to the job's
+    endpoint as it came, with its content type: one request per body, never split."""
+
+    def send(self, job: Job, channels: Channels, *, deadline: float) -> ForwardResult:
+        endpoint = job.raindrop_endpoint()
+        secrets = channels.secrets
+        invalid: dict[int, str] = {}
+        chunks: list[Chunk] = []
+        for index, event in enumerate(job.events):
+            body = restored(event)
+            if body is None:
+                invalid[index] = "not a stored request body"
+                continue
+            content_type, data = body
+            chunks.append(
+                Chunk(endpoint, (Item(data, index),), raw=data, content_type=content_type)
+            )
+        session = channels.raindrop.session(
+            api_key=secrets.ready_key(),
+            deadline=deadline,
+            refresh_key=secrets.fresh_raindrop_key,
+            project=job.project,
+        )
+        for chunk in chunks:
+            session.submit(chunk)
+        sent = [chunk.items[0].event_index for chunk in chunks]
+        return ForwardResult.of(
+            job.events, session.wait(), sent=sent, mapped=MapResult(invalid=invalid)
+        )
+
+    def preview(self, job: Job, channels: Channels) -> Preview:
+        del channels
+        return _as_they_are(job)
 
 
 class _MirrorToSegment:
@@ -191,4 +233,5 @@ SENDERS: Mapping[JobKind, Sender] = {
     JobKind.SEGMENT_TO_RAINDROP: _SegmentToRaindrop(),
     JobKind.RAINDROP_PASS_THROUGH: _RaindropPassThrough(),
     JobKind.MIRROR_TO_SEGMENT: _MirrorToSegment(),
+    JobKind.RAINDROP_BYTES: _RaindropBytes(),
 }

@@ -1,9 +1,11 @@
 """A request from Raindrop's SDK pointed at the stack (``/raindrop/v1/<endpoint>``): forwarded to
 Raindrop unchanged, then mirrored into Segment.
 
-``raindrop.init(api_key=<the usual Raindrop key>, endpoint=<WebhookApi>/raindrop/v1/)``: the
+``raindrop.init(api_key=<the usual Raindrop key>, endpoint=<RaindropSdkEndpoint>)``: the
 SDK posts ``events/track``, ``signals/track``, ``users/identify`` (JSON arrays),
-``events/track_partial`` (one object) and ``traces`` (OTLP JSON, forwarded only).
+``events/track_partial`` (one object) and ``traces`` (OTLP JSON, forwarded only); with tracing
+on, its exporter posts OTLP protobuf to ``/traces`` (forwarded byte for byte as a
+:attr:`~segment_raindrop.core.jobs.JobKind.RAINDROP_BYTES` job).
 
 1. **Raindrop first**, the body exactly as received (and ``X-Raindrop-Project-Id`` passed on),
    as a :attr:`~segment_raindrop.core.jobs.JobKind.RAINDROP_PASS_THROUGH` job; with
@@ -44,6 +46,7 @@ from segment_raindrop.core.projects import (
 from segment_raindrop.core.raindrop_api import SINGLE_OBJECT_ENDPOINTS, Endpoint
 from segment_raindrop.core.redaction import Redactor
 from segment_raindrop.core.segment_body import BodyError, parse_body
+from segment_raindrop.core.stored_body import stored
 from segment_raindrop.service import authentication
 from segment_raindrop.service.intake import take
 from segment_raindrop.service.requests import Answer, ApiRequest, Deadlines, Refusal
@@ -68,9 +71,13 @@ def receive(rt: Runtime, request: ApiRequest, endpoint: Endpoint) -> Answer:
     secret.require_raindrop_key()
     body = request.decoded_body(max_bytes=rt.config.max_body_bytes)
     tally = Tally()
-    items, changed = _redacted(rt, _items(endpoint, body), tally)
-    raw = None if changed else body
-    job = Job(JobKind.RAINDROP_PASS_THROUGH, items, endpoint=endpoint, project=project, raw=raw)
+    if endpoint is Endpoint.TRACES and not _is_json(headers.get("content-type")):
+        items = [_opaque_spans(rt, headers.get("content-type") or "", body)]
+        job = Job(JobKind.RAINDROP_BYTES, items, endpoint=endpoint, project=project)
+    else:
+        items, changed = _redacted(rt, _items(endpoint, body), tally)
+        raw = None if changed else body
+        job = Job(JobKind.RAINDROP_PASS_THROUGH, items, endpoint=endpoint, project=project, raw=raw)
     times = request.deadlines(budget=rt.config.delivery.budget_seconds)
     result, settlement = take(rt, job, times, request_id=request.request_id, tally=tally)
     _mirror(rt, secret, endpoint, items, times, request_id=request.request_id, tally=tally)
@@ -132,6 +139,25 @@ def _mirror(
             "mirrored events could be neither delivered nor queued",
             extra={"unqueued": len(settlement.unqueued)},
         )
+
+
+def _is_json(content_type: str | None) -> bool:
+    media = (content_type or "application/json").split(";")[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+def _opaque_spans(rt: Runtime, content_type: str, body: bytes) -> dict[str, str]:
+    """Spans the SDK's OTLP exporter sent as protobuf, to forward as they came. They cannot be
+    read here, so not redacted either: with redaction on they are refused, never passed on in
+    clear (tool spans the SDK sends as OTLP JSON are redacted like any item)."""
+    mapping = rt.config.mapping
+    if mapping.redact_pii or mapping.redact_keys:
+        raise Refusal(
+            415, "spans must be OTLP JSON while the forwarder redacts (REDACT_PII, REDACT_KEYS)"
+        )
+    if not body:
+        raise Refusal(400, "body is empty")
+    return stored(content_type, body)
 
 
 # What identifies and names a Raindrop item: never redacted, so it still links and routes.

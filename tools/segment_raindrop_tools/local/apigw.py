@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from segment_raindrop.core.contract import RAINDROP_SDK_PATH
+from segment_raindrop.core.contract import OTLP_TRACES_ROUTES, RAINDROP_SDK_PATH, SDK_API_STAGE
 
 
 @dataclass
@@ -38,15 +38,26 @@ class LocalContext:
         return max(0, int((self.timeout_seconds - elapsed) * 1000))
 
 
-# The stack serves two REST APIs: the SDK API (these routes, binary media type ``*/*``) and the
-# webhook API (``/segment``, no binary media types). Local mode serves both on one port.
-SDK_API_ROUTES: Final = ("/v1/batch", f"/{RAINDROP_SDK_PATH}/")
+# The stack serves two REST APIs: the SDK API (binary media type ``*/*``, stage
+# ``SDK_API_STAGE``: Segment's libraries at /v1/batch, Raindrop's SDKs at /raindrop/v1/ and their
+# spans at /traces) and the webhook API (``/segment``, no binary media types).
+SDK_API_PREFIX: Final = f"/{SDK_API_STAGE}"
+_SDK_ROUTES: Final = ("/v1/batch", *OTLP_TRACES_ROUTES)
 
 
 def is_sdk_path(path: str) -> bool:
-    """Whether the stack serves ``path`` (query string and all) on its SDK API."""
-    route = path.partition("?")[0]
-    return route == "/v1/batch" or route.startswith(SDK_API_ROUTES[1])
+    """Whether the stack serves the function path ``path`` (as the event's ``path`` gives it,
+    without a stage) on its SDK API."""
+    route = path.partition("?")[0].rstrip("/") or "/"
+    return route in _SDK_ROUTES or route.startswith(f"/{RAINDROP_SDK_PATH}/")
+
+
+def sdk_api_route(request_path: str) -> str | None:
+    """The function path of a request to local mode's port when it is for the SDK API (whose
+    URLs, as deployed, start with its stage), else None: a request for the webhook API."""
+    if request_path.startswith(f"{SDK_API_PREFIX}/"):
+        return request_path[len(SDK_API_PREFIX) :]
+    return None
 
 
 def rest_proxy_event(

@@ -12,13 +12,14 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from segment_raindrop_tools.local.apigw import SDK_API_PREFIX
 from segment_raindrop_tools.local.options import LocalEndpoints
 
 if TYPE_CHECKING:
     from segment_raindrop_tools.local.event_source import BatchRun
     from segment_raindrop_tools.local.front import Exchange
 
-__all__ = ["Console", "Echo", "banner", "describe_item"]
+__all__ = ["Console", "Echo", "banner", "describe_item", "describe_segment_event"]
 
 Echo = Callable[[str], None]
 
@@ -40,8 +41,10 @@ class Console:
             self._echo(f"{stamp}  {text}" if text else text)
 
     def exchange(self, exchange: Exchange) -> None:
+        # The SDK API's requests (under its stage, /v1/...) or the webhook API's.
+        api = "sdk-api" if exchange.path.startswith(f"{SDK_API_PREFIX}/") else "webhook"
         self.line(
-            f"webhook   {exchange.method} {exchange.path} -> {exchange.status}  "
+            f"{api:<9} {exchange.method} {exchange.path} -> {exchange.status}  "
             f"{_describe_answer(exchange)}  ({exchange.duration_ms:.0f} ms)"
         )
 
@@ -72,6 +75,10 @@ class Console:
         for item in items:
             self.line(f"raindrop  {endpoint:<15} {describe_item(endpoint, item)}")
 
+    def mirrored(self, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            self.line(f"segment   {describe_segment_event(event)}")
+
 
 def _clean(value: Any, limit: int = 64) -> str:
     """A value safe to print on one terminal line: no control characters, bounded length."""
@@ -82,9 +89,12 @@ def _clean(value: Any, limit: int = 64) -> str:
 
 def describe_item(endpoint: str, item: Mapping[str, Any]) -> str:
     """One readable line for an item Raindrop accepted; never prompt or answer text."""
-    if endpoint == "events/track":
-        label = _clean(item.get("event"), 32)
-        details = f"user={_clean(item.get('user_id'))}  event_id={_clean(item.get('event_id'))}"
+    if endpoint in ("events/track", "events/track_partial"):
+        label = _clean(item.get("event") or "(patch)", 32)
+        if endpoint == "events/track_partial":
+            label += " (pending)" if item.get("is_pending") is not False else " (finished)"
+        user = f"user={_clean(item.get('user_id'))}  " if item.get("user_id") else ""
+        details = f"{user}event_id={_clean(item.get('event_id'))}"
     elif endpoint == "signals/track":
         kind = _clean(item.get("signal_type", "default"))
         if item.get("sentiment"):
@@ -98,9 +108,35 @@ def describe_item(endpoint: str, item: Mapping[str, Any]) -> str:
     return f"{label:<28} {details}"
 
 
+def describe_segment_event(event: Mapping[str, Any]) -> str:
+    """One line about an event the mirror sent Segment: its type, name, user and ids."""
+    kind = str(event.get("type") or "?")
+    name = _clean(event.get("event") or "", 28) if kind == "track" else ""
+    properties = event.get("properties")
+    parts = [f"{kind:<15} {name:<28}"]
+    user = event.get("userId") or event.get("anonymousId")
+    if user:
+        parts.append(f"user={_clean(user, 32)}")
+    trace_id = properties.get("trace_id") if isinstance(properties, dict) else None
+    if trace_id:
+        parts.append(f"trace_id={_clean(trace_id, 40)}")
+    traits = event.get("traits")
+    if isinstance(traits, dict):
+        parts.append(f"{len(traits)} traits")
+    return "  ".join(parts).rstrip()
+
+
 def _describe_answer(exchange: Exchange) -> str:
     answer = exchange.answer or {}
-    keys = ("received", "forwarded", "filtered", "queued", "dead_lettered", "unqueued")
+    keys = (
+        "received",
+        "forwarded",
+        "filtered",
+        "queued",
+        "dead_lettered",
+        "unqueued",
+        "mirrored",
+    )
     if "received" in answer:
         return "  ".join(f"{key}={answer[key]}" for key in keys if key in answer)
     return _clean(answer.get("error") or answer.get("message") or "", 80)
@@ -156,13 +192,14 @@ def _sdk_lines(ep: LocalEndpoints) -> list[str]:
         return []
     return [
         "Raindrop's SDK (Raindrop -> Segment): forwarded to Raindrop, mirrored to the local",
-        f"Segment stand-in at {ep.segment_api_url}:",
+        f"Segment stand-in at {ep.segment_api_url} (events saved to {ep.segment_events_file}):",
         "",
         "  import raindrop.analytics as raindrop",
         "  raindrop.init(",
         f"      api_key={ep.raindrop_api_key or '<your Raindrop API key>'!r},",
         f"      endpoint={ep.raindrop_sdk_endpoint!r},",
-        "      local_workshop_url=None, tracing_enabled=False,",
+        "      local_workshop_url=None,",
+        "      tracing_enabled=True,  # spans go to <host>/v1/traces: forwarded too",
         "  )",
         "",
     ]

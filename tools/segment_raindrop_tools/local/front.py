@@ -1,10 +1,12 @@
 """Local mode's API front: HTTP → API Gateway REST proxy event → the webhook handler → HTTP.
 
 What API Gateway does around the function, and no more: the 10 MB payload limit and Lambda's
-6 MiB invoke payload (413 before the function is involved), bodies on ``/v1/batch`` and
-``/raindrop/v1/`` base64-encoded (the SDK API's binary media type ``*/*``) and on ``/segment``
-as text (the webhook API), the function's clock starting when the request arrives, a 502 when
-the function fails, and its answer written back as API Gateway writes it.
+6 MiB invoke payload (413 before the function is involved); the two APIs on one port, the SDK
+API under its stage (``/v1/...``: ``/v1/v1/batch`` for Segment's libraries, ``/v1/raindrop/v1/``
+and ``/v1/traces`` for Raindrop's SDK, bodies base64-encoded, the stage stripped from the
+function's path) and the webhook API at the root (``/segment``, bodies as text); the function's
+clock starting when the request arrives, a 502 when the function fails, and its answer written
+back as API Gateway writes it.
 """
 
 from __future__ import annotations
@@ -22,11 +24,18 @@ from urllib.parse import urlsplit
 from segment_raindrop.core.contract import (
     API_GATEWAY_MAX_BODY_BYTES,
     LAMBDA_MAX_INVOKE_BYTES,
+    OTLP_TRACES_ROUTES,
     RAINDROP_SDK_PATH,
+    SDK_API_STAGE,
     WEBHOOK_TIMEOUT_SECONDS,
 )
 from segment_raindrop.handlers import raindrop_sdk, webhook
-from segment_raindrop_tools.local.apigw import LocalContext, http_answer, rest_proxy_event
+from segment_raindrop_tools.local.apigw import (
+    LocalContext,
+    http_answer,
+    rest_proxy_event,
+    sdk_api_route,
+)
 from segment_raindrop_tools.local.http import (
     BadBodyError,
     BodyTooLargeError,
@@ -66,6 +75,21 @@ def _credential_kinds(handler: BaseHTTPRequestHandler) -> tuple[str, ...]:
     if handler.headers.get("X-Signature"):
         kinds.append("signature")
     return tuple(kinds)
+
+
+def _proxy_event(handler: BaseHTTPRequestHandler, body: bytes) -> dict[str, Any]:
+    """The event the API serving this request's path hands the function: the SDK API's (its
+    stage stripped from the path, the body base64-encoded) or the webhook API's (as text)."""
+    sdk_path = sdk_api_route(handler.path)
+    return rest_proxy_event(
+        method=handler.command,
+        path=handler.path if sdk_path is None else sdk_path,
+        headers=list(handler.headers.items()),
+        body=body,
+        source_ip=handler.client_address[0],
+        stage="local" if sdk_path is None else SDK_API_STAGE,
+        binary=sdk_path is not None,
+    )
 
 
 class _FrontHandler(DispatchHandler):
@@ -151,33 +175,19 @@ class WebhookFront:
         try:
             body = read_request_body(handler, API_GATEWAY_MAX_BODY_BYTES)
         except BadBodyError as problem:
-            handler.close_connection = True
-            # What API Gateway answers before the function is involved.
             too_large = isinstance(problem, BodyTooLargeError)
-            status = 413 if too_large else 400
-            answer = {"message": "Request Too Long" if too_large else str(problem)}
-            self._on_exchange(Exchange(handler.command, path, status, answer, 0.0))
-            send_whole_response(handler, status, _JSON, json.dumps(answer).encode())
+            self._refuse(handler, path, 413 if too_large else 400, None if too_large else problem)
             return
         if body is None:
             # The client went away before sending the whole body: nothing to invoke or answer.
             handler.close_connection = True
             return
-        event = rest_proxy_event(
-            method=handler.command,
-            path=handler.path,
-            headers=list(handler.headers.items()),
-            body=body,
-            source_ip=handler.client_address[0],
-        )
+        event = _proxy_event(handler, body)
         if len(json.dumps(event, ensure_ascii=False).encode()) > LAMBDA_MAX_INVOKE_BYTES:
             # The event (the body base64-encoded or JSON-escaped, headers twice) is more than
             # Lambda takes: API Gateway refuses it without invoking the function, as local mode
             # does here (measured as docs/wire.md §5 says).
-            handler.close_connection = True
-            answer = {"message": "Request Too Long"}
-            self._on_exchange(Exchange(handler.command, path, 413, answer, 0.0))
-            send_whole_response(handler, 413, _JSON, json.dumps(answer).encode())
+            self._refuse(handler, path, 413, None)
             return
         status, headers, payload = self._invoke(event, context)
         try:
@@ -197,13 +207,23 @@ class WebhookFront:
         )
         send_whole_response(handler, status, headers, b"" if handler.command == "HEAD" else payload)
 
+    def _refuse(
+        self, handler: _FrontHandler, path: str, status: int, problem: Exception | None
+    ) -> None:
+        """What API Gateway answers before the function is involved (413: too long)."""
+        handler.close_connection = True
+        answer = {"message": "Request Too Long" if problem is None else str(problem)}
+        self._on_exchange(Exchange(handler.command, path, status, answer, 0.0))
+        send_whole_response(handler, status, _JSON, json.dumps(answer).encode())
+
     def _invoke(
         self, event: dict[str, Any], context: LocalContext
     ) -> tuple[int, list[tuple[str, str]], bytes]:
-        # The stack routes /raindrop/v1/{proxy+} to the mirror (Raindrop's SDK), the rest to
-        # the webhook (Segment).
+        # The stack routes /raindrop/v1/{proxy+} and /traces to the mirror (Raindrop's SDK),
+        # the rest to the webhook (Segment).
         path = str(event.get("path") or "")
-        target = raindrop_sdk.handler if path.startswith(MIRROR_PATH_PREFIX) else webhook.handler
+        mirror = path.startswith(MIRROR_PATH_PREFIX) or path in OTLP_TRACES_ROUTES
+        target = raindrop_sdk.handler if mirror else webhook.handler
         try:
             answer = self._invocations.run(target, event, context)
         except StoppedError:

@@ -34,6 +34,7 @@ from segment_raindrop.adapters.observability import logger as forwarder_logger
 from segment_raindrop.core.config import DEFAULT_RAINDROP_API_URL
 from segment_raindrop.core.contract import RAINDROP_SDK_PATH
 from segment_raindrop.handlers import retry_worker, webhook
+from segment_raindrop_tools.local.apigw import SDK_API_PREFIX
 from segment_raindrop_tools.local.aws import (
     LocalResources,
     provision,
@@ -52,6 +53,7 @@ from segment_raindrop_tools.local.segment_tracking import SegmentTrackingApi
 from segment_raindrop_tools.local.state import (
     ENV_FILE,
     ITEMS_FILE,
+    SEGMENT_EVENTS_FILE,
     STATE_FILE,
     ItemsLog,
     remove_state_files,
@@ -89,6 +91,7 @@ class LocalMode(Service):
         self._retry_source: SqsEventSource | None = None
         self._resources: LocalResources | None = None
         self._items: ItemsLog | None = None
+        self._segment_events: ItemsLog | None = None
         self._endpoints: LocalEndpoints | None = None
         self._saved_log_level: int | None = None
         self._runtimes_installed = False
@@ -154,7 +157,10 @@ class LocalMode(Service):
                 on_accept=self._on_accept,
             ).start()
             raindrop_url = self._receiver.url
-        self._segment = SegmentTrackingApi(write_key=secret["segment_write_key"]).start()
+        self._segment_events = ItemsLog(data_dir / SEGMENT_EVENTS_FILE)
+        self._segment = SegmentTrackingApi(
+            write_key=secret["segment_write_key"], on_accept=self._on_mirrored
+        ).start()
         partials_table = provision_partials_table(
             endpoint_url=self._moto.endpoint_url,
             region=options.region,
@@ -186,10 +192,13 @@ class LocalMode(Service):
         )
         _ = self._retry_source.queue_arn  # looked up once, before any invocation needs it
         origin = f"http://{HOST}:{self._front.port}"
+        # The SDK API's URLs start with its stage, as deployed (SDK_API_PREFIX).
+        sdk_api = f"{origin}{SDK_API_PREFIX}"
         self._endpoints = LocalEndpoints(
             webhook_url=f"{origin}{WEBHOOK_PATH}",
-            tracking_api_host=origin,
-            batch_url=f"{origin}/v1/batch",
+            origin=origin,
+            tracking_api_host=sdk_api,
+            batch_url=f"{sdk_api}/v1/batch",
             webhook_token=secret["webhook_token"],
             shared_secret=secret["segment_shared_secret"],
             moto_endpoint=self._moto.endpoint_url,
@@ -200,11 +209,12 @@ class LocalMode(Service):
             raindrop_url=raindrop_url,
             local_receiver=self._receiver is not None,
             items_file=str(self._items.path) if self._items else None,
+            segment_events_file=str(self._segment_events.path),
             state_file=str(data_dir / STATE_FILE),
             env_file=str(data_dir / ENV_FILE),
             pid=os.getpid(),
             started_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-            raindrop_sdk_endpoint=f"{origin}/{RAINDROP_SDK_PATH}/",
+            raindrop_sdk_endpoint=f"{sdk_api}/{RAINDROP_SDK_PATH}/",
             segment_api_url=self._segment.url,
             # Local mode's own key only: a real Raindrop key is never printed or stored.
             raindrop_api_key=secret["raindrop_api_key"] if self._receiver is not None else None,
@@ -316,3 +326,8 @@ class LocalMode(Service):
         if self._items is not None:
             self._items.append(endpoint, items)
         self._console.accepted(endpoint, items)
+
+    def _on_mirrored(self, events: list[dict[str, Any]]) -> None:
+        if self._segment_events is not None:
+            self._segment_events.append("batch", events)
+        self._console.mirrored(events)

@@ -71,6 +71,8 @@ class LocalEndpoints:
     """Where everything runs and the credentials to use; also what the state file holds."""
 
     webhook_url: str
+    # Where both APIs are served: the webhook API at its root, the SDK API under /v1.
+    origin: str
     tracking_api_host: str
     batch_url: str
     webhook_token: str
@@ -91,6 +93,8 @@ class LocalEndpoints:
     raindrop_sdk_endpoint: str | None = None
     segment_api_url: str | None = None
     raindrop_api_key: str | None = None
+    # What the Segment stand-in took (the mirror), one event a line.
+    segment_events_file: str | None = None
 
     def replay_environment(self) -> dict[str, str]:
         """What ``segment-raindrop replay`` (or any AWS tool) needs to use these resources."""

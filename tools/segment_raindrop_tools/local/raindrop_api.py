@@ -55,6 +55,10 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# What OTLP/HTTP exporters send spans as by default.
+OTLP_PROTOBUF = "application/x-protobuf"
+
+
 def _parse_items(body: bytes, endpoint: str) -> list[Any]:
     try:
         parsed = json.loads(body, parse_constant=_reject_constant)
@@ -130,9 +134,13 @@ def evaluate(
             f"body exceeds {max_body_bytes} bytes",
         )
         content_type = headers.get("Content-Type", "").split(";")[0].strip().lower()
-        _refuse_if(content_type != "application/json", 415, "Content-Type must be JSON")
         encoding = headers.get("Content-Encoding", "identity").strip().lower()
         _refuse_if(encoding != "identity", 415, f"unsupported Content-Encoding {encoding!r}")
+        if endpoint == "traces" and content_type == OTLP_PROTOBUF:
+            # OTLP spans as protobuf (the SDK's exporter): taken as they are, recorded raw.
+            _refuse_if(not body, 400, "body is empty")
+            return Answer(200, b""), None
+        _refuse_if(content_type != "application/json", 415, "Content-Type must be JSON")
         items = _parse_items(body, endpoint)
     except _Refused as refusal:
         return refusal.answer, parse_items_quietly(body, endpoint)

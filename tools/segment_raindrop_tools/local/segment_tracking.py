@@ -16,6 +16,7 @@ import binascii
 import hmac
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -52,8 +53,17 @@ class SegmentBatch:
 class SegmentTrackingApi(Service):
     """A real HTTP server on 127.0.0.1 taking Segment batches; thread-safe."""
 
-    def __init__(self, *, write_key: str | None = None, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        *,
+        write_key: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        on_accept: Callable[[list[dict[str, Any]]], None] | None = None,
+    ):
         self._write_key = write_key
+        # Told the events of each accepted batch (local mode prints and saves them).
+        self._on_accept = on_accept
         self._host = host
         self._port = port
         self._faults = FaultPlan()
@@ -161,6 +171,8 @@ class SegmentTrackingApi(Service):
         with self._changed:
             self._batches.append(SegmentBatch(status, events, write_key))
             self._changed.notify_all()
+        if status == 200 and events and self._on_accept is not None:
+            self._on_accept(events)
         payload = {"success": True} if status == 200 else {"success": False, "error": problem}
         send_whole_response(
             handler, status, [("Content-Type", "application/json")], json.dumps(payload).encode()

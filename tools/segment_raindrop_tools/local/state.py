@@ -24,6 +24,7 @@ from segment_raindrop_tools.local.options import LocalEndpoints
 __all__ = [
     "ENV_FILE",
     "ITEMS_FILE",
+    "SEGMENT_EVENTS_FILE",
     "STATE_FILE",
     "ItemsLog",
     "read_state",
@@ -34,6 +35,8 @@ __all__ = [
 STATE_FILE: Final = "local.json"
 ENV_FILE: Final = "local.env"
 ITEMS_FILE: Final = "raindrop-items.jsonl"
+# What the Segment stand-in took from the mirror, beside what Raindrop's took.
+SEGMENT_EVENTS_FILE: Final = "segment-events.jsonl"
 
 
 def read_state(data_dir: Path) -> dict[str, Any] | None:
@@ -82,7 +85,9 @@ def _write_private(path: Path, text: str) -> None:
 
 
 class ItemsLog:
-    """Appends what the Raindrop stand-in accepted to ``raindrop-items.jsonl``; thread-safe."""
+    """Appends what a stand-in accepted to a JSON Lines file (``raindrop-items.jsonl``: the
+    Raindrop stand-in's items by endpoint; ``segment-events.jsonl``: the Segment stand-in's
+    events, endpoint ``batch``); thread-safe."""
 
     def __init__(self, path: Path) -> None:
         self.path = path

@@ -159,14 +159,7 @@ class StatusReport:
                 f"the dead-letter queue holds {self.dead_letter_queue.total} message(s): read why "
                 "(docs/runbook.md), fix the cause, then `segment-raindrop replay`"
             )
-        if self.alarms.available:
-            if self.alarms.error:
-                problems.append(f"the alarms could not be read: {self.alarms.error}")
-            elif self.alarms.total == 0:
-                problems.append(
-                    f"no alarms named {self.alarms.prefix}* were found (another region or stage?)"
-                )
-            problems += [f"alarm {alarm.name} is in ALARM" for alarm in self.alarms.in_alarm]
+        problems += _alarm_problems(self.alarms)
         problems += _count_problems(self.counts)
         if self.ping is not None and not self.ping.ok:
             problems.append(f"the test event did not get through: {describe_ping(self.ping)}")
@@ -190,6 +183,16 @@ class StatusReport:
         data["problems"] = self.problems()
         data["ok"] = self.ok
         return data
+
+
+def _alarm_problems(alarms: AlarmsState) -> list[str]:
+    if not alarms.available:
+        return []
+    if alarms.error:
+        return [f"the alarms could not be read: {alarms.error}"]
+    if alarms.total == 0:
+        return [f"no alarms named {alarms.prefix}* were found (another region or stage?)"]
+    return [f"alarm {alarm.name} is in ALARM" for alarm in alarms.in_alarm]
 
 
 def _count_problems(counts: CountsState) -> list[str]:
