@@ -19,7 +19,7 @@ from segment_raindrop_tools.local.aws import (
 )
 from segment_raindrop_tools.local.faults import Fault
 from segment_raindrop_tools.local.queues import peek_queue
-from tests.support.mirror import WRITE_KEY, MirrorEnv, env
+from tests.support.mirror import WRITE_KEY, MirrorEnv, env, track
 from tests.support.queues import (
     fast,
     fresh_runtimes,
@@ -29,18 +29,6 @@ from tests.support.queues import (
 
 pytestmark = pytest.mark.usefixtures("fast", "fresh_runtimes")
 __all__ = ["env", "fast", "fresh_runtimes", "make_replayer"]  # fixtures, imported for use by name
-
-
-def track(n: int, **extra: Any) -> dict[str, Any]:
-    return {
-        "event_id": f"ev-{n}",
-        "user_id": "user-1",
-        "event": "ai_interaction",
-        "timestamp": "2026-11-29T10:00:00Z",
-        "properties": {"latency_ms": n},
-        "ai_data": {"model": "m", "input": f"question {n}", "output": f"answer {n}"},
-        **extra,
-    }
 
 
 def test_raindrop_gets_the_body_as_received_and_segment_the_mirror(env: MirrorEnv) -> None:

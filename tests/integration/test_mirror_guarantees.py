@@ -14,23 +14,11 @@ from segment_raindrop.core.codec import MAX_EVENT_DEPTH
 from segment_raindrop.core.projects import PROJECT_HEADER
 from segment_raindrop_tools.local.faults import Fault
 from segment_raindrop_tools.local.queues import peek_queue
-from tests.support.mirror import MirrorEnv, env
+from tests.support.mirror import MirrorEnv, env, track
 from tests.support.queues import fast, fresh_runtimes, peek_dlq, run_retry_worker
 
 pytestmark = pytest.mark.usefixtures("fast", "fresh_runtimes")
 __all__ = ["env", "fast", "fresh_runtimes"]  # fixtures, imported for use by name
-
-
-def track(n: int, **extra: Any) -> dict[str, Any]:
-    return {
-        "event_id": f"ev-{n}",
-        "user_id": "user-1",
-        "event": "ai_interaction",
-        "timestamp": "2026-12-06T10:00:00Z",
-        "properties": {"latency_ms": n},
-        "ai_data": {"model": "m", "input": f"question {n}", "output": f"answer {n}"},
-        **extra,
-    }
 
 
 def mirror_settings(env: MirrorEnv, **changes: Any) -> None:

@@ -27,6 +27,19 @@ from tests.support.auth import bearer
 WRITE_KEY = "wk-test-write-key"
 
 
+def track(n: int, **extra: Any) -> dict[str, Any]:
+    """An ``events/track`` item as Raindrop's SDK sends it (``extra`` overrides fields)."""
+    return {
+        "event_id": f"ev-{n}",
+        "user_id": "user-1",
+        "event": "ai_interaction",
+        "timestamp": "2026-11-29T10:00:00Z",
+        "properties": {"latency_ms": n},
+        "ai_data": {"model": "m", "input": f"question {n}", "output": f"answer {n}"},
+        **extra,
+    }
+
+
 @dataclass
 class Answer:
     status: int
