@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -251,8 +252,15 @@ def test_outage_then_recovery_is_healed_by_the_retry_worker(start_local: StartLo
     assert {item["event_id"] for item in receiver.accepted("signals/track")} == signal_ids
     assert {item["user_id"] for item in receiver.accepted("users/identify")} == {"usr-outage"}
     assert local.queue_depth(local.endpoints.dlq_url) == 0
-    assert local.printed("retry     1 message(s): 1 settled, 0 back on the queue")
-    assert local.printed("back on the queue for a later attempt")
+    # How many messages one poll receives depends on timing (SQS returns "up to" the maximum):
+    # what matters is a run that put messages back and a later one that settled all it took.
+    runs = [
+        re.search(r"retry +(\d+) message\(s\): (\d+) settled, (\d+) back", line)
+        for line in local.lines
+    ]
+    counts = [tuple(int(n) for n in run.groups()) for run in runs if run]
+    assert any(failed > 0 for _, _, failed in counts)
+    assert any(received == settled > 0 and failed == 0 for received, settled, failed in counts)
 
 
 def test_rejected_items_are_dead_lettered(start_local: StartLocal) -> None:
