@@ -27,7 +27,7 @@ sync: uv  ## Install the locked Python environment
 	@$(UV) sync --frozen --all-extras --quiet
 
 npm:
-	@[ -x node_modules/.bin/cdk ] || npm ci --no-audit --no-fund --loglevel=error
+	@[ -x node_modules/.bin/cdk ] && [ -f node_modules/pyodide/pyodide.asm.wasm ] || npm ci --no-audit --no-fund --loglevel=error
 
 lint: sync  ## ruff (lint and format check)
 	$(RUN) ruff check .

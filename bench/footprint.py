@@ -1,4 +1,5 @@
-"""Size of the deployed arm64 bundle and peak memory of handling one 4,000-event batch."""
+"""Size of the deployed arm64 bundle (files, bytecode) and peak memory of handling one
+4,000-event batch."""
 
 from __future__ import annotations
 
@@ -46,27 +47,45 @@ print(json.dumps({"body": len(body), "rss_before_kib": baseline, "rss_peak_kib":
 
 
 @dataclass(frozen=True)
+class BundleSize:
+    """The deployed arm64 bundle: all of it, and its 3.13 bytecode."""
+
+    files: int
+    unzipped_bytes: int
+    zip_bytes: int
+    bytecode_files: int
+    bytecode_bytes: int
+    modules: int  # .py files
+
+
+@dataclass(frozen=True)
 class FootprintResult:
-    bundle_bytes: int
-    bundle_zip_bytes: int
+    bundle: BundleSize
     body_bytes: int
     rss_before_mib: float
     rss_peak_mib: float
     heap_peak_mib: float
 
 
-def _bundle_sizes() -> tuple[int, int]:
+def bundle_size() -> BundleSize:
     with tempfile.TemporaryDirectory(prefix="bench-bundle-") as tmp:
         out = Path(tmp) / "bundle"
         out.mkdir()
         build_bundle(out, project_root=ROOT, target=LAMBDA_TARGET)
-        files = [path for path in out.rglob("*") if path.is_file()]
-        unzipped = sum(path.stat().st_size for path in files)
+        files = sorted(path for path in out.rglob("*") if path.is_file())
         archive = Path(tmp) / "bundle.zip"
         with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
             for path in files:
                 zipped.write(path, path.relative_to(out))
-        return unzipped, archive.stat().st_size
+        bytecode = [path for path in files if path.suffix == ".pyc"]
+        return BundleSize(
+            files=len(files),
+            unzipped_bytes=sum(path.stat().st_size for path in files),
+            zip_bytes=archive.stat().st_size,
+            bytecode_files=len(bytecode),
+            bytecode_bytes=sum(path.stat().st_size for path in bytecode),
+            modules=sum(1 for path in files if path.suffix == ".py"),
+        )
 
 
 def _memory() -> dict[str, int]:
@@ -87,11 +106,10 @@ def _memory() -> dict[str, int]:
 
 
 def run() -> FootprintResult:
-    unzipped, zipped = _bundle_sizes()
+    bundle = bundle_size()
     memory = _memory()
     return FootprintResult(
-        bundle_bytes=unzipped,
-        bundle_zip_bytes=zipped,
+        bundle=bundle,
         body_bytes=memory["body"],
         rss_before_mib=memory["rss_before_kib"] / 1024,
         rss_peak_mib=memory["rss_peak_kib"] / 1024,

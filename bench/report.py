@@ -68,6 +68,137 @@ def _soak_section() -> list[str]:
     return ["", "## Loss under faults (`make soak`)", "", *SOAK_REPORT.read_text().splitlines()]
 
 
+COLD_HEADING = "## 3. Cold start"
+COST_HEADING = "## 5. Cost per million events"
+
+
+def cold_section(cold: ColdStartResult) -> list[str]:
+    calls = cold.calls
+    return [
+        "",
+        COLD_HEADING,
+        "",
+        "From the real bundle in a fresh interpreter with nothing else on its path, in the",
+        "environment the stack gives the webhook (cdk.json's defaults: tracing on), Lambda's",
+        "variables included: outside Lambda the X-Ray SDK builds a botocore client for its",
+        "sampler at import (~0.13 s), inside it does not (~0.015 s), which is why earlier",
+        "figures measured without them put the webhook above 3× `import boto3`. Imports",
+        "alternate with a bare `import boto3`. The ratio is taken in CPU time: the import is",
+        "single-threaded and its files are in the page cache, so on an idle machine CPU and",
+        "wall time agree, while on this shared one the wall time also counts the neighbours'",
+        "work (its ratio moved between 1.8× and 2.8× from run to run, the CPU ratio by less",
+        "than a tenth).",
+        "",
+        "| import | wall s | CPU s, with bytecode (as shipped) | CPU s, without bytecode |",
+        "| --- | ---: | ---: | ---: |",
+        f"| `segment_raindrop.handlers.webhook` | {cold.webhook.wall:.3f} | {cold.webhook.cpu:.3f}"
+        f" | {cold.webhook_uncompiled.cpu:.3f} |",
+        "| `segment_raindrop.handlers.webhook`, `-c tracing=false`"
+        f" | {cold.webhook_untraced.wall:.3f}"
+        f" | {cold.webhook_untraced.cpu:.3f} | |",
+        f"| `boto3` alone | {cold.boto3.wall:.3f} | {cold.boto3.cpu:.3f}"
+        f" | {cold.boto3_uncompiled.cpu:.3f} |",
+        f"| ratio | {cold.wall_ratio:.2f}× | {cold.ratio:.2f}× | {cold.uncompiled_ratio:.2f}× |",
+        "",
+        "Lambda's code directory is read-only, so a bundle without bytecode is compiled module",
+        "by module on every cold start (the last column, how the bundle was deployed until it",
+        "shipped bytecode). It now ships CPython 3.13 bytecode for every module, the",
+        "dependencies' included (`infra/bytecode.py`, compiled by the CPython 3.13 that the npm",
+        "package `pyodide` carries), hash-based and unchecked (PEP 552): Lambda loads it without",
+        "compiling and without reading a timestamp a zip does not keep, and the build fails on",
+        "any module whose bytecode is missing or was compiled from other source. This machine",
+        "has no CPython 3.13, so the columns time the same bundle built for its own Python",
+        "(3.11) without bytecode and with bytecode compiled the same way, imported with `-B` as",
+        "from a read-only directory. Bytecode makes the webhook's import"
+        f" {cold.bytecode_speedup:.1f}× cheaper in CPU:",
+        f"{cold.webhook_uncompiled.cpu - cold.webhook.cpu:.3f} s saved here, and Lambda at"
+        " 1,024 MB gets a little over half a vCPU,",
+        "so about twice that per cold start.",
+        "",
+        "What it is made of, each imported alone (they overlap; botocore is inside several):",
+        "",
+        "| module | CPU s |",
+        "| --- | ---: |",
+        *(f"| `{module}` | {seconds:.3f} |" for module, seconds in cold.modules.items()),
+        "",
+        "Most of the gap to `import boto3` is libraries the functions use: pydantic (and the",
+        "models built with it at import), Powertools' event handler and httpx. The webhook",
+        "imports botocore but not boto3 (its resources and S3 transfers serve no function),",
+        "and in Lambda it loads with the cyclic garbage collector paused, then freezes what it",
+        "loaded (`loading.py`): the collector's passes over the objects being created cost",
+        "about 40 ms of the import otherwise. Deferring imports to the first request would",
+        "only move the time into Segment's 10 s window. With tracing off the handlers build no",
+        "Powertools Tracer, which imports and configures the X-Ray SDK even when disabled.",
+        "",
+        "First and warm call: a fresh interpreter imports the webhook and calls its handler with",
+        "an API Gateway REST proxy event (base64 body, as the stack's API sends it) holding",
+        f"{calls.events:,} events, against a moto server and a Raindrop receiver answering at",
+        "once, both on 127.0.0.1; the first call builds the runtime from the environment",
+        "(botocore clients, httpx client), reads the secret and delivers everything. The events",
+        "carry the fields the forwarder reads (a Segment mapping selecting them): with",
+        "Segment's whole `context` a 4,000-event batch exceeds the body the webhook admits. The",
+        "floor is `json.loads` + `json.dumps` of the same body in the same process. Medians",
+        "of fresh processes, importing with bytecode. The bundle holds botocore's models of the",
+        "services the functions call only (`infra/bundling.py`): with all ~450, the first",
+        "client listed every model's directory and parsed the whole endpoint table, ~38 ms more",
+        "of the first call (0.305 s against 0.267 s, the same run, before and after).",
+        "",
+        "| call | seconds | × floor |",
+        "| --- | ---: | ---: |",
+        f"| first (cold) | {calls.first_seconds:.3f} | {calls.first_ratio:.2f}× |",
+        f"| warm | {calls.warm_seconds:.3f} | {calls.warm_ratio:.2f}× |",
+        f"| JSON floor | {calls.floor_seconds:.3f} | 1.00× |",
+    ]
+
+
+def size_section(sizes: FootprintResult) -> list[str]:
+    bundle = sizes.bundle
+    return [
+        "",
+        "## 4. Size and memory",
+        "",
+        "| what | value |",
+        "| --- | ---: |",
+        f"| arm64 bundle, unzipped | {bundle.unzipped_bytes / 2**20:.1f} MiB,"
+        f" {bundle.files:,} files |",
+        f"| of which CPython 3.13 bytecode | {bundle.bytecode_bytes / 2**20:.1f} MiB,"
+        f" {bundle.bytecode_files:,} files (one per module: {bundle.modules:,} `.py`) |",
+        f"| arm64 bundle, zipped | {bundle.zip_bytes / 2**20:.1f} MiB |",
+        f"| 4,000-event body | {sizes.body_bytes / 2**20:.1f} MiB |",
+        f"| process RSS before the batch (imports done) | {sizes.rss_before_mib:.0f} MiB |",
+        f"| process RSS peak with the batch | {sizes.rss_peak_mib:.0f} MiB |",
+        f"| Python heap peak during the batch | {sizes.heap_peak_mib:.0f} MiB |",
+    ]
+
+
+def cold_targets(cold: ColdStartResult) -> list[str]:
+    calls = cold.calls
+    return [
+        f"| webhook import ≤ 2× `import boto3` (CPU time) | {cold.ratio:.2f}× |"
+        f" {_verdict(cold.ratio <= 2)} |",
+        f"| first {calls.events:,}-event call ≤ 4× the JSON floor | {calls.first_ratio:.2f}× |"
+        f" {_verdict(calls.first_ratio <= 4)} |",
+        f"| warm {calls.events:,}-event call ≤ 3× the JSON floor | {calls.warm_ratio:.2f}× |"
+        f" {_verdict(calls.warm_ratio <= 3)} |",
+    ]
+
+
+def splice_cold_and_size(
+    document: str, cold: ColdStartResult, sizes: FootprintResult, *, machine: str
+) -> str:
+    """`document` (a report written earlier) with sections 3 and 4 and their targets measured
+    anew: what `python -m bench cold` writes, without rerunning the other benchmarks."""
+    start = document.index(f"\n{COLD_HEADING}\n")
+    end = document.index(f"\n{COST_HEADING}\n")
+    section = cold_section(cold)[1:]
+    note = f"Sections 3 and 4 measured again by `python -m bench cold` ({machine})."
+    fresh = "\n".join([*section[:2], note, "", *section[2:], *size_section(sizes)])
+    spliced = document[: start + 1] + fresh + "\n" + document[end:]
+    # A target row is known by its first cell.
+    rows = {row.split(" | ")[0]: row for row in cold_targets(cold)}
+    return "\n".join(rows.get(line.split(" | ")[0], line) for line in spliced.split("\n"))
+
+
 def markdown(
     in_process: Sequence[InProcessResult],
     parse_map: tuple[int, float],
@@ -80,7 +211,6 @@ def markdown(
     hostile: HostileResult,
     machine: str,
 ) -> str:
-    calls = cold.calls
     lines = [
         "# Benchmarks",
         "",
@@ -129,81 +259,11 @@ def markdown(
             f" | {_timing(row.per_event)} | {row.sdk_style.seconds / row.ours.seconds:.0f}×"
             f" | {row.per_event.seconds / row.ours.seconds:.0f}× |"
         )
+    lines += cold_section(cold)
+    lines += size_section(sizes)
     lines += [
         "",
-        "## 3. Cold start",
-        "",
-        "From the real bundle in a fresh interpreter with nothing else on its path, in the",
-        "environment the stack gives the webhook (cdk.json's defaults: tracing on), Lambda's",
-        "variables included: outside Lambda the X-Ray SDK builds a botocore client for its",
-        "sampler at import (~0.13 s), inside it does not (~0.015 s), which is why earlier",
-        "figures measured without them put the webhook above 3× `import boto3`. Imports",
-        "alternate with a bare `import boto3`. The ratio is taken in CPU time: the import is",
-        "single-threaded and its files are in the page cache, so on an idle machine CPU and",
-        "wall time agree, while on this shared one the wall time also counts the neighbours'",
-        "work (its ratio moved between 1.8× and 2.8× from run to run, the CPU ratio by less",
-        "than a tenth).",
-        "",
-        "| import | wall s | CPU s | CPU s without bytecode |",
-        "| --- | ---: | ---: | ---: |",
-        f"| `segment_raindrop.handlers.webhook` | {cold.webhook.wall:.3f} | {cold.webhook.cpu:.3f}"
-        f" | {cold.webhook_uncompiled.cpu:.3f} |",
-        "| `segment_raindrop.handlers.webhook`, `-c tracing=false`"
-        f" | {cold.webhook_untraced.wall:.3f}"
-        f" | {cold.webhook_untraced.cpu:.3f} | |",
-        f"| `boto3` alone | {cold.boto3.wall:.3f} | {cold.boto3.cpu:.3f}"
-        f" | {cold.boto3_uncompiled.cpu:.3f} |",
-        f"| ratio | {cold.wall_ratio:.2f}× | {cold.ratio:.2f}× | {cold.uncompiled_ratio:.2f}× |",
-        "",
-        '"Without bytecode" is how Lambda imports the bundle: its code directory is read-only',
-        "and the bundle ships no `.pyc`, so every cold start compiles each module it imports.",
-        "",
-        "What it is made of, each imported alone (they overlap; botocore is inside several):",
-        "",
-        "| module | CPU s |",
-        "| --- | ---: |",
-        *(f"| `{module}` | {seconds:.3f} |" for module, seconds in cold.modules.items()),
-        "",
-        "Most of the gap to `import boto3` is libraries the functions use: pydantic (and the",
-        "models built with it at import), Powertools' event handler and httpx. The webhook",
-        "imports botocore but not boto3 (its resources and S3 transfers serve no function),",
-        "and in Lambda it loads with the cyclic garbage collector paused, then freezes what it",
-        "loaded (`loading.py`): the collector's passes over the objects being created cost",
-        "about 40 ms of the import otherwise. Deferring imports to the first request would",
-        "only move the time into Segment's 10 s window. With tracing off the handlers build no",
-        "Powertools Tracer, which imports and configures the X-Ray SDK even when disabled.",
-        "",
-        "First and warm call: a fresh interpreter imports the webhook and calls its handler with",
-        "an API Gateway REST proxy event (base64 body, as the stack's API sends it) holding",
-        f"{calls.events:,} events, against a moto server and a Raindrop receiver answering at",
-        "once, both on 127.0.0.1; the first call builds the runtime from the environment",
-        "(botocore clients, httpx client), reads the secret and delivers everything. The events",
-        "carry the fields the forwarder reads (a Segment mapping selecting them): with",
-        "Segment's whole `context` a 4,000-event batch exceeds the body the webhook admits. The",
-        "floor is `json.loads` + `json.dumps` of the same body in the same process. Medians",
-        "of fresh processes. The bundle holds botocore's models of the services the functions",
-        "call only (`infra/bundling.py`): with all ~450, the first client listed every model's",
-        "directory and parsed the whole endpoint table, ~38 ms more of the first call (0.305 s",
-        "against 0.267 s, the same run, before and after).",
-        "",
-        "| call | seconds | × floor |",
-        "| --- | ---: | ---: |",
-        f"| first (cold) | {calls.first_seconds:.3f} | {calls.first_ratio:.2f}× |",
-        f"| warm | {calls.warm_seconds:.3f} | {calls.warm_ratio:.2f}× |",
-        f"| JSON floor | {calls.floor_seconds:.3f} | 1.00× |",
-        "",
-        "## 4. Size and memory",
-        "",
-        "| what | value |",
-        "| --- | ---: |",
-        f"| arm64 bundle, unzipped | {sizes.bundle_bytes / 2**20:.1f} MiB |",
-        f"| arm64 bundle, zipped | {sizes.bundle_zip_bytes / 2**20:.1f} MiB |",
-        f"| 4,000-event body | {sizes.body_bytes / 2**20:.1f} MiB |",
-        f"| process RSS before the batch (imports done) | {sizes.rss_before_mib:.0f} MiB |",
-        f"| process RSS peak with the batch | {sizes.rss_peak_mib:.0f} MiB |",
-        f"| Python heap peak during the batch | {sizes.heap_peak_mib:.0f} MiB |",
-        "",
-        "## 5. Cost per million events",
+        COST_HEADING,
         "",
         "Webhook Lambda at 1,024 MB on arm64 ($0.0000133334 per GB-s, $0.20 per million",
         "requests) and API Gateway REST ($3.50 per million requests), at the durations measured",
@@ -259,18 +319,7 @@ def markdown(
         f"| a body of many gzip members refused in < {TARGET_MS:.0f} ms on every route"
         f" | {hostile.slowest_ms:.2f} ms | {_verdict(hostile.slowest_ms < TARGET_MS)} |"
     )
-    lines.append(
-        f"| webhook import ≤ 2× `import boto3` (CPU time) | {cold.ratio:.2f}× |"
-        f" {_verdict(cold.ratio <= 2)} |"
-    )
-    lines.append(
-        f"| first {calls.events:,}-event call ≤ 4× the JSON floor | {calls.first_ratio:.2f}× |"
-        f" {_verdict(calls.first_ratio <= 4)} |"
-    )
-    lines.append(
-        f"| warm {calls.events:,}-event call ≤ 3× the JSON floor | {calls.warm_ratio:.2f}× |"
-        f" {_verdict(calls.warm_ratio <= 3)} |"
-    )
+    lines += cold_targets(cold)
     return "\n".join(lines) + "\n"
 
 

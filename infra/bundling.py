@@ -12,11 +12,14 @@ CDK calls `try_bundle` with an empty output directory. We fill it with
    `tools/segment_raindrop_tools`, and its dependencies (typer, rich, moto) are an extra that
    the export leaves out;
 3. of botocore's API models, only those of the services the functions call (see
-   `_keep_only_models`).
+   `_keep_only_models`);
+4. CPython 3.13 bytecode for every module, ours and the dependencies' (`infra/bytecode.py`):
+   hash-based and unchecked, so Lambda loads it without compiling and without looking at the
+   source, and checked here: a module with missing or stale bytecode fails the build.
 
-The output is byte-for-byte reproducible (no bytecode, no console scripts with machine-specific
-shebangs), so the asset hash, computed from the output, changes only when code or locked
-dependencies change.
+The output is byte-for-byte reproducible (hash-based bytecode written with hash randomisation
+off, no console scripts with machine-specific shebangs), so the asset hash, computed from the
+output, changes only when code or locked dependencies change.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import aws_cdk as cdk
 import jsii
 from aws_cdk import aws_lambda as lambda_
 
+from infra import bytecode as pyc
 from segment_raindrop.core.contract import AWS_SERVICES
 
 PACKAGE: Final = "segment_raindrop"
@@ -47,14 +51,18 @@ _CACHES: Final = ("__pycache__", "*.pyc", "*.pyo", ".DS_Store")
 
 @dataclass(frozen=True)
 class BundleTarget:
-    """Where the bundle will run: a uv `--python-platform` and a Python `major.minor`."""
+    """Where the bundle will run: a uv `--python-platform` and a Python `major.minor`, and
+    whether to ship that Python's bytecode (only 3.13's can be compiled here)."""
 
     python_platform: str
     python_version: str
+    bytecode: bool = False
 
 
 # What the functions run on: Lambda's python3.13 runtime on Graviton (arm64).
-LAMBDA_TARGET: Final = BundleTarget(python_platform="aarch64-manylinux2014", python_version="3.13")
+LAMBDA_TARGET: Final = BundleTarget(
+    python_platform="aarch64-manylinux2014", python_version="3.13", bytecode=True
+)
 
 
 class BundlingError(RuntimeError):
@@ -101,6 +109,11 @@ def export_requirements(project_root: Path, destination: Path) -> Path:
 
 def build_bundle(output_dir: Path, *, project_root: Path, target: BundleTarget) -> None:
     """Fill `output_dir` with the package and its locked dependencies built for `target`."""
+    if target.bytecode and target.python_version != pyc.PYTHON_VERSION:
+        raise BundlingError(
+            f"bytecode can only be compiled for Python {pyc.PYTHON_VERSION},"
+            f" not {target.python_version}"
+        )
     with tempfile.TemporaryDirectory(prefix="segment-raindrop-req-") as tmp:
         requirements = export_requirements(project_root, Path(tmp) / "requirements.txt")
         _run(
@@ -138,6 +151,19 @@ def build_bundle(output_dir: Path, *, project_root: Path, target: BundleTarget) 
         ignore=shutil.ignore_patterns(*_CACHES),
     )
     _keep_only_models(output_dir / "botocore" / "data", BOTOCORE_SERVICES)
+    if target.bytecode:
+        _compile(output_dir, project_root)
+
+
+def _compile(output_dir: Path, project_root: Path) -> None:
+    """Ship bytecode for every module, and fail unless every one has current bytecode."""
+    try:
+        compiled = pyc.compile_tree(output_dir, project_root)
+        modules = pyc.verify(output_dir)
+    except pyc.BytecodeError as error:
+        raise BundlingError(str(error)) from error
+    if compiled.modules != modules:
+        raise BundlingError(f"compiled {compiled.modules} modules of {modules}")
 
 
 def _keep_only_models(data: Path, services: frozenset[str]) -> None:

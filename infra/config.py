@@ -133,6 +133,11 @@ class StackConfig(BaseModel):
     # the API stage has it; off drops the X-Ray SDK from each cold start (~15 ms measured in a
     # Lambda environment), the IAM statement on '*' and the X-Ray charges.
     tracing: bool = True
+    # Lambda SnapStart for the two API functions (webhook, mirror): each published version is
+    # initialised once and new environments resume from its snapshot. Off by default: with the
+    # bundle's bytecode the import it saves is a few hundred ms, for a monthly cache charge per
+    # function (docs/deploy.md, "SnapStart"). The API then invokes a `live` alias.
+    snap_start: bool = False
     # Raindrop -> Segment: the route /raindrop/v1/ always forwards to Raindrop; this says
     # whether it also mirrors into Segment (which needs segment_write_key in the secret).
     mirror_to_segment: bool = True

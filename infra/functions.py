@@ -5,7 +5,7 @@ Handlers and environment variables follow docs/architecture.md ("Runtime contrac
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
@@ -41,6 +41,8 @@ REPLAY_TIMEOUT: Final = cdk.Duration.seconds(REPLAY_TIMEOUT_SECONDS)
 # The workers handle at most ten 1 MiB messages at a time; the webhook's memory (and with it
 # its CPU share) is configurable because it parses Segment batches of several megabytes.
 WORKER_MEMORY_MB: Final = 512
+# With `-c snapStart=true`, the alias of each API function's current version the APIs invoke.
+LIVE_ALIAS: Final = "live"
 
 _L1_REASON: Final = (
     "The functions target Python 3.13 on purpose: the bundle's compiled wheels (pydantic-core, "
@@ -53,6 +55,17 @@ _XRAY_REASON: Final = (
     "xray:PutTraceSegments and xray:PutTelemetryRecords, which support no resource-level "
     "permissions."
 )
+
+
+def _snap_start_options(snap_start: bool) -> dict[str, Any]:
+    """SnapStart on every published version, and no version kept once the alias has moved on:
+    each cached snapshot is charged for as long as its version exists."""
+    if not snap_start:
+        return {}
+    return {
+        "snap_start": lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS,
+        "current_version_options": lambda_.VersionOptions(removal_policy=cdk.RemovalPolicy.DESTROY),
+    }
 
 
 def log_retention(config: StackConfig) -> logs.RetentionDays:
@@ -155,6 +168,7 @@ class ForwarderFunctions(Construct):
             timeout=WEBHOOK_TIMEOUT,
             memory_mb=config.webhook_memory_mb,
             budget_seconds=config.delivery_budget_seconds,
+            snap_start=config.snap_start,
         )
         self.retry_worker = self._function(
             "RetryWorker",
@@ -184,8 +198,13 @@ class ForwarderFunctions(Construct):
             memory_mb=config.webhook_memory_mb,
             budget_seconds=config.delivery_budget_seconds,
             mirror=mirror_settings(config, partials),
+            snap_start=config.snap_start,
         )
         self.all = (self.webhook, self.retry_worker, self.replay, self.mirror)
+        # What the APIs invoke: with SnapStart a published version, through an alias (only
+        # versions resume from snapshots; the unpublished $LATEST would initialise as before).
+        self.webhook_entry = self._entry(self.webhook, "Webhook")
+        self.mirror_entry = self._entry(self.mirror, "Mirror")
 
         self.retry_worker.add_event_source(
             event_sources.SqsEventSource(
@@ -199,6 +218,17 @@ class ForwarderFunctions(Construct):
             )
         )
         self._grant(secret, queues, partials)
+
+    def _entry(self, function: lambda_.Function, construct_id: str) -> lambda_.IFunction:
+        if not self._config.snap_start:
+            return function
+        return lambda_.Alias(
+            self,
+            f"{construct_id}Live",
+            alias_name=LIVE_ALIAS,
+            version=function.current_version,
+            description="the published version the API invokes (SnapStart)",
+        )
 
     def _grant(
         self, secret: ForwarderSecret, queues: ForwarderQueues, partials: PartialsTable
@@ -236,6 +266,7 @@ class ForwarderFunctions(Construct):
         memory_mb: int,
         budget_seconds: float,
         mirror: MirrorConfig | None = None,
+        snap_start: bool = False,
     ) -> lambda_.Function:
         log_group = logs.LogGroup(
             self,
@@ -274,6 +305,7 @@ class ForwarderFunctions(Construct):
                 ),
                 self._config,
             ),
+            **_snap_start_options(snap_start),
         )
         log_group.grant_write(role)
         # CDK makes the function depend on its role explicitly although `Role: GetAtt` already
@@ -284,6 +316,13 @@ class ForwarderFunctions(Construct):
         cdk.Validations.of(function).acknowledge(
             cdk.Acknowledgment(id="AwsSolutions-L1", reason=_L1_REASON)
         )
+        if snap_start:
+            # CDK warns that only published versions resume from snapshots: _entry publishes
+            # one and points the APIs at it.
+            cdk.Annotations.of(function).acknowledge_warning(
+                "@aws-cdk/aws-lambda:snapStartRequirePublish",
+                "the APIs invoke the `live` alias of the current version",
+            )
         if self._config.tracing:
             cdk.Validations.of(role).acknowledge(
                 cdk.Acknowledgment(id="AwsSolutions-IAM5[Resource::*]", reason=_XRAY_REASON)

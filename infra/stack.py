@@ -49,8 +49,8 @@ class SegmentRaindropStack(cdk.Stack):
             self,
             "Webhook",
             config=config,
-            handler=functions.webhook,
-            mirror_handler=functions.mirror,
+            handler=functions.webhook_entry,
+            mirror_handler=functions.mirror_entry,
         )
         monitoring = Monitoring(
             self,

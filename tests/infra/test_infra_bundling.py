@@ -7,9 +7,12 @@ others call the same build function directly, once for Lambda and once for this 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import platform
+import py_compile
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,9 +24,11 @@ from infra.bundling import (
     BOTOCORE_SERVICES,
     LAMBDA_TARGET,
     BundleTarget,
+    BundlingError,
     build_bundle,
     export_requirements,
 )
+from infra.bytecode import BytecodeError, cache_file, compile_tree, verify
 from segment_raindrop.core.contract import AWS_SERVICES
 from tests.infra.support import HANDLERS, context_with
 
@@ -154,8 +159,10 @@ def test_real_bundle_holds_the_package_without_caches(
     }
     assert shipped == source
     assert "handlers/webhook.py" in shipped
-    assert not list(bundle.rglob("__pycache__"))
-    assert not list(bundle.rglob("*.pyc"))
+    # Bytecode, only Lambda's: one 3.13 file per module, none of this machine's caches.
+    cached = {str(p.relative_to(package)) for p in package.rglob("*.pyc")}
+    assert cached == {str(cache_file(Path(name))) for name in shipped}
+    assert not [p for p in bundle.rglob("*") if p.suffix in {".pyo"} or p.name == ".DS_Store"]
     assert not (bundle / "bin").exists()
     assert not (bundle / ".lock").exists()
 
@@ -426,3 +433,127 @@ def test_clients_built_from_the_bundle_reach_the_endpoints_full_botocore_gives(
         "https://secretsmanager.eu-west-1.amazonaws.com",
         "https://dynamodb.eu-west-1.amazonaws.com",
     ]
+
+
+# Bytecode: Lambda's python3.13 loads `__pycache__/*.cpython-313.pyc` hash-based and unchecked.
+
+
+def test_real_bundle_holds_current_313_bytecode_for_every_module(
+    cdk_bundle: tuple[Path, str, dict[str, object]],
+) -> None:
+    bundle, _, _ = cdk_bundle
+    sources = sorted(bundle.rglob("*.py"))
+    # Ours and the dependencies' (several hundred modules), each checked against its source.
+    assert verify(bundle) == len(sources) > 500
+    for source in sources:
+        header = cache_file(source).read_bytes()[:8]
+        assert header == bytes.fromhex("f30d0d0a") + (0b01).to_bytes(4, "little"), source
+    assert len(list(bundle.rglob("*.pyc"))) == len(sources)
+    assert (bundle / "segment_raindrop/handlers/__pycache__/webhook.cpython-313.pyc").is_file()
+    assert (bundle / "pydantic/__pycache__/main.cpython-313.pyc").is_file()
+
+
+@pytest.fixture
+def compiled_package(cdk_bundle: tuple[Path, str, dict[str, object]], tmp_path: Path) -> Path:
+    """A copy of the bundle's package, sources and bytecode, to damage."""
+    bundle, _, _ = cdk_bundle
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle / "segment_raindrop", copy / "segment_raindrop")
+    return copy
+
+
+def _rejected(directory: Path) -> str:
+    with pytest.raises(BytecodeError) as raised:
+        verify(directory)
+    return str(raised.value)
+
+
+def test_stale_bytecode_is_detected(compiled_package: Path) -> None:
+    source = compiled_package / "segment_raindrop/core/timing.py"
+    source.write_text(source.read_text() + "\nEDITED = True\n")
+    message = _rejected(compiled_package)
+    assert "1 module(s)" in message
+    assert "segment_raindrop/core/timing.py: timing.cpython-313.pyc is stale" in message
+
+
+def test_missing_bytecode_is_detected(compiled_package: Path) -> None:
+    cache_file(compiled_package / "segment_raindrop/handlers/webhook.py").unlink()
+    (compiled_package / "segment_raindrop/core/added.py").write_text("ADDED = 1\n")
+    message = _rejected(compiled_package)
+    assert "2 module(s)" in message
+    assert "segment_raindrop/handlers/webhook.py: no cpython-313 bytecode" in message
+    assert "segment_raindrop/core/added.py: no cpython-313 bytecode" in message
+
+
+def test_bytecode_of_another_python_or_checked_by_timestamp_is_detected(
+    compiled_package: Path,
+) -> None:
+    timing = compiled_package / "segment_raindrop/core/timing.py"
+    # This machine's own (3.11) bytecode under 3.13's name.
+    py_compile.compile(
+        str(timing),
+        cfile=str(cache_file(timing)),
+        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+    )
+    # A 3.13 file that asks the runtime to compare the source's timestamp (flags 0).
+    mapping = cache_file(compiled_package / "segment_raindrop/core/jobs.py")
+    data = bytearray(mapping.read_bytes())
+    data[4:8] = bytes(4)
+    mapping.write_bytes(bytes(data))
+    # Bytecode whose source is gone: never loaded from __pycache__, only weight.
+    orphan = compiled_package / "segment_raindrop/core/__pycache__/gone.cpython-313.pyc"
+    orphan.write_bytes(cache_file(timing).read_bytes())
+    message = _rejected(compiled_package)
+    assert "3 module(s)" in message
+    assert f"has magic {importlib.util.MAGIC_NUMBER.hex()}, not 3.13's f30d0d0a" in message
+    assert "jobs.cpython-313.pyc has flags 0b00, not unchecked hash-based" in message
+    assert "core/__pycache__/gone.cpython-313.pyc: bytecode without its source" in message
+
+
+def test_a_module_that_does_not_compile_fails_the_build(tmp_path: Path) -> None:
+    (tmp_path / "good.py").write_text("VALUE = 1\n")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "broken.py").write_text("def broken(:\n")
+    with pytest.raises(BytecodeError, match=r"pkg/broken\.py: SyntaxError"):
+        compile_tree(tmp_path, PROJECT_ROOT)
+
+
+def test_bytecode_is_only_compiled_for_313(tmp_path: Path) -> None:
+    target = BundleTarget("x86_64-manylinux2014", "3.12", bytecode=True)
+    with pytest.raises(BundlingError, match=r"only be compiled for Python 3\.13, not 3\.12"):
+        build_bundle(tmp_path, project_root=PROJECT_ROOT, target=target)
+
+
+# CPython 3.13 (pyodide's) imports a module of the bundle from its bytecode without reading the
+# source: the source is replaced by one that would fail, the bytecode left as built.
+_LOAD_313 = """
+import { loadPyodide } from "pyodide";
+const py = await loadPyodide({ stdout: console.log, stderr: console.error });
+py.mountNodeFS("/var/task", process.argv[1]);
+py.runPython(`
+import sys
+sys.path.insert(0, "/var/task")
+sys.dont_write_bytecode = True
+import segment_raindrop.core.timing as timing
+print(sys.version_info[:2], type(timing.__spec__.loader).__name__, timing.__file__)
+`);
+"""
+
+
+def test_python_313_loads_the_shipped_bytecode_without_the_source(
+    compiled_package: Path,
+) -> None:
+    source = compiled_package / "segment_raindrop/core/timing.py"
+    source.write_text("raise RuntimeError('the source was compiled, not the bytecode loaded')\n")
+    done = subprocess.run(
+        ["node", "--input-type=module", "-e", _LOAD_313, str(compiled_package)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[-1] == (
+        "(3, 13) SourceFileLoader /var/task/segment_raindrop/core/timing.py"
+    )

@@ -22,6 +22,7 @@ with handler_loading():
     from segment_raindrop.core.contract import OTLP_TRACES_ROUTES, RAINDROP_SDK_PATH
     from segment_raindrop.core.raindrop_api import Endpoint
     from segment_raindrop.handlers.api import api_request, install_refusals, response
+    from segment_raindrop.handlers.snapstart import register_restore_hooks
     from segment_raindrop.service import raindrop_sdk
     from segment_raindrop.service.runtime import LazyRuntime
 
@@ -29,6 +30,8 @@ PATH_PREFIX = f"/{RAINDROP_SDK_PATH}"
 
 app = APIGatewayRestResolver()
 runtime = LazyRuntime(source="mirror")
+# With `-c snapStart=true` these functions resume from a snapshot (handlers/snapstart.py).
+register_restore_hooks(runtime)
 
 
 def _error_body(status: int, message: str) -> dict[str, Any]:

@@ -20,11 +20,14 @@ with handler_loading():
 
     from segment_raindrop.adapters.observability import logger, metrics, traced_handler
     from segment_raindrop.handlers.api import api_request, install_refusals, response
+    from segment_raindrop.handlers.snapstart import register_restore_hooks
     from segment_raindrop.service import segment_webhook
     from segment_raindrop.service.runtime import LazyRuntime
 
 app = APIGatewayRestResolver()
 runtime = LazyRuntime(source="webhook")
+# With `-c snapStart=true` these functions resume from a snapshot (handlers/snapstart.py).
+register_restore_hooks(runtime)
 
 
 def _error_body(_status: int, message: str) -> dict[str, Any]:
