@@ -8,6 +8,13 @@ items) and how often SQS refuses the forwarder's calls (:mod:`bench.sqs_chaos`).
 
 One event in ten is one Raindrop refuses for good, whatever the chaos does.
 
+At the same time Raindrop's own SDK (``raindrop-ai``, tracing on) posts through the mirror from
+a process of its own (:mod:`bench.soak_sdk`): interactions begun and finished (partial events,
+some with a pending patch sent first, and a tool span each), AI events and feedback signals,
+while the chaos also takes Segment down ("segment-down"). Every SDK item the stack answered 2xx
+must reach Raindrop and be in Segment's copy (an interaction with every patch's fields); items
+refused to the SDK (503) and dropped by it are counted apart.
+
 Then everything heals: Raindrop answers, SQS accepts, the retry worker drains its queue and the
 dead-letter queue is replayed (and what that re-queues drained again). The verdict: every
 forwardable event delivered, every invalid one in the dead-letter queue with reason
@@ -23,6 +30,7 @@ import os
 import platform
 import random
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -36,6 +44,8 @@ from typing import Any
 
 import httpx
 
+from bench import soak_sdk
+from bench.soak_sdk import SDK_PREFIX, SdkVerdict
 from bench.soak_traffic import REFUSED_PREFIX, Traffic, Verdict, judge, markers
 from bench.sqs_chaos import SqsChaos
 from segment_raindrop.core.codec import loads
@@ -48,6 +58,7 @@ from segment_raindrop_tools.local.mode import LocalMode
 from segment_raindrop_tools.local.options import LocalOptions
 from segment_raindrop_tools.local.queues import peek_messages, queue_depth
 from segment_raindrop_tools.local.receiver import RaindropReceiver
+from segment_raindrop_tools.local.segment_tracking import SegmentTrackingApi
 from segment_raindrop_tools.local.wiring import HANDLERS
 
 DEFAULT_SECONDS = 120
@@ -55,6 +66,8 @@ DEFAULT_SECONDS = 120
 # back-off grows to about two minutes by its last receive (RETRY_BASE_DELAY 1 s, doubling).
 DRAIN_LIMIT_SECONDS = 300.0
 RETRY_VISIBILITY_SECONDS = 10
+# The SDK's process ends its traffic with the Segment traffic, then flushes and shuts down.
+SDK_EXIT_SECONDS = 120
 # A Segment-like client: resend a refused request this often before giving up on it (Segment
 # itself retries for four hours).
 RESENDS = 60
@@ -85,6 +98,8 @@ class SoakResult:
     replayed_messages: int
     seconds: float
     phases: dict[str, float] = field(default_factory=dict)
+    # Raindrop's SDK through the mirror (None: the SDK is not installed).
+    sdk: SdkVerdict | None = None
 
 
 def _free_port() -> int:
@@ -94,12 +109,17 @@ def _free_port() -> int:
 
 
 class _Chaos:
-    """Changes Raindrop's and SQS's behaviour every 0.5-2 s until stopped."""
+    """Changes Raindrop's, Segment's and SQS's behaviour every 0.5-2 s until stopped."""
 
-    MODES = ("healthy", "5xx", "429", "hang", "drop", "refuse-items", "sqs-refuses")
+    MODES = (
+        "healthy", "5xx", "429", "hang", "drop", "refuse-items", "sqs-refuses", "segment-down",
+    )  # fmt: skip
 
-    def __init__(self, receiver: RaindropReceiver, sqs: SqsChaos, seed: int) -> None:
+    def __init__(
+        self, receiver: RaindropReceiver, segment: SegmentTrackingApi, sqs: SqsChaos, seed: int
+    ) -> None:
         self._receiver = receiver
+        self._segment = segment
         self._sqs = sqs
         self._random = random.Random(seed)
         self._stop = threading.Event()
@@ -115,6 +135,7 @@ class _Chaos:
         self._calm()
 
     def _calm(self) -> None:
+        self._segment.heal()
         self._receiver.heal()
         self._receiver.set_latency(0)
         self._receiver.refuse_items(refused_for_good)
@@ -143,6 +164,10 @@ class _Chaos:
                 # With Raindrop failing too, so that the webhook has events to queue.
                 self._receiver.outage(Fault(status=503))
                 self._sqs.refusal_rate = self._random.choice((0.3, 0.7, 1.0))
+            elif mode == "segment-down":
+                # The mirror's copies queue for the retry worker; Raindrop is failing too.
+                self._segment.outage(Fault(status=self._random.choice((500, 503))))
+                self._receiver.outage(Fault(status=503))
             self._stop.wait(self._random.uniform(0.5, 2.0))
 
 
@@ -155,6 +180,10 @@ def _refuse_some(salt: int) -> Callable[[str, dict[str, Any]], bool]:
     # About one item in twenty, besides those refused for good: which ones changes with the salt.
     def refuse(endpoint: str, item: dict[str, Any]) -> bool:
         key = str(item.get("event_id") or item.get("user_id") or "")
+        if key.startswith(SDK_PREFIX):
+            # The SDK's items are accounted as delivered: Raindrop's refusals are the
+            # Segment traffic's to test.
+            return False
         return refused_for_good(endpoint, item) or hash((key, salt)) % 20 == 0
 
     return refuse
@@ -194,7 +223,7 @@ class _Segment:
         self._client.close()
 
 
-def run(seconds: float, *, seed: int = 7, say: Say = print) -> SoakResult:
+def run(seconds: float, *, seed: int = 7, say: Say = print, with_sdk: bool = True) -> SoakResult:
     started = time.monotonic()
     phases: dict[str, float] = {}
     moto_port = _free_port()
@@ -223,14 +252,20 @@ def run(seconds: float, *, seed: int = 7, say: Say = print) -> SoakResult:
             assert receiver is not None
             traffic = Traffic(seed)
             segment = _Segment(local.endpoints.webhook_url, local.endpoints.webhook_token)
-            chaos = _Chaos(receiver, sqs, seed)
+            segment_api = local.segment
+            assert segment_api is not None
+            chaos = _Chaos(receiver, segment_api, sqs, seed)
             rng = random.Random(seed)
             say(f"soak: {seconds:g} s of traffic under faults ...")
             chaos.start()
+            sdk_ledger = Path(data) / "sdk-ledger.json"
+            sdk = _start_sdk(local, seconds, seed, sdk_ledger) if with_sdk else None
             traffic_ends = time.monotonic() + seconds
             while time.monotonic() < traffic_ends:
                 size = rng.choice((1, 2, 5, 20, 100, rng.randint(1, 500)))
                 segment.send(traffic.batch(size), give_up_at=traffic_ends + 60)
+            if sdk is not None:
+                _finish_sdk(sdk)
             chaos.stop()
             phases["traffic"] = time.monotonic() - started
             say("soak: healed; draining the retry queue ...")
@@ -252,6 +287,7 @@ def run(seconds: float, *, seed: int = 7, say: Say = print) -> SoakResult:
                 dead_before_replay=dead_before_replay,
             )
             segment.close()
+            sdk_verdict = _judge_sdk(local, sdk_ledger) if sdk is not None else None
             return SoakResult(
                 verdict=verdict,
                 requests=segment.requests,
@@ -263,10 +299,71 @@ def run(seconds: float, *, seed: int = 7, say: Say = print) -> SoakResult:
                 replayed_messages=replayed,
                 seconds=time.monotonic() - started,
                 phases=phases,
+                sdk=sdk_verdict,
             )
         finally:
             local.stop()
             sqs.stop()
+
+
+def _start_sdk(local: LocalMode, seconds: float, seed: int, ledger: Path) -> subprocess.Popen[str]:
+    """Raindrop's SDK posting through the mirror for ``seconds``, in its own process."""
+    endpoint = local.endpoints.raindrop_sdk_endpoint
+    key = local.endpoints.raindrop_api_key
+    assert endpoint is not None
+    assert key is not None
+    return subprocess.Popen(  # our own module, with our own arguments
+        [sys.executable, "-m", soak_sdk.__name__, endpoint, key, str(seconds), str(seed),
+         str(ledger)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )  # fmt: skip
+
+
+def _finish_sdk(sdk: subprocess.Popen[str]) -> None:
+    _, errors = sdk.communicate(timeout=SDK_EXIT_SECONDS)
+    if sdk.returncode != 0:
+        raise RuntimeError(f"the SDK's traffic failed: {errors[-2000:]}")
+
+
+def _judge_sdk(local: LocalMode, ledger: Path) -> SdkVerdict:
+    receiver = local.receiver
+    segment_api = local.segment
+    assert receiver is not None
+    assert segment_api is not None
+    exports = [e for e in local.exchanges if e.path == "/v1/traces"]
+    return soak_sdk.judge(
+        json.loads(ledger.read_text(encoding="utf-8")),
+        raindrop={
+            endpoint: receiver.accepted(endpoint)
+            for endpoint in ("events/track", "events/track_partial", "signals/track")
+        },
+        segment_events=segment_api.accepted_events(),
+        span_names=_span_names(receiver),
+        span_exports_ok=all(200 <= e.status < 300 for e in exports),
+    )
+
+
+def _span_names(receiver: RaindropReceiver) -> set[str]:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (  # noqa: PLC0415
+        ExportTraceServiceRequest,
+    )
+
+    names: set[str] = set()
+    for request in receiver.requests_to("traces"):
+        if request.status != 200 or request.body is None:
+            continue
+        export = ExportTraceServiceRequest()
+        try:
+            export.ParseFromString(request.body)
+        except Exception:  # OTLP JSON (tool spans without tracing): not protobuf
+            continue
+        for resource in export.resource_spans:
+            for scope in resource.scope_spans:
+                names.update(span.name for span in scope.spans)
+    return names
 
 
 def _drain(local: LocalMode, limit: float) -> bool:
@@ -347,6 +444,8 @@ def table(result: SoakResult) -> str:
         f"took {result.seconds:.0f} s "
         f"({', '.join(f'{k} {v:.0f} s' for k, v in result.phases.items())})",
     ]
+    if result.sdk is not None:
+        lines += sdk_table(result.sdk)
     if verdict.lost:
         lines.append(f"lost (first 20): {verdict.lost[:20]}")
     duplicate_rate = verdict.duplicates / max(verdict.delivered, 1)
@@ -360,6 +459,37 @@ def table(result: SoakResult) -> str:
     return "\n".join(lines)
 
 
+def sdk_table(sdk: SdkVerdict) -> list[str]:
+    """The SDK traffic's rows: what the stack acknowledged, and where it got."""
+    acknowledged = sum(sdk.acknowledged.values())
+    rows = [
+        ("SDK items acknowledged (2xx) by the stack", acknowledged),
+        ("  at Raindrop", sdk.at_raindrop),
+        ("  lost for Raindrop", len(sdk.lost_raindrop)),
+        ("  that Segment gets a copy of (all but pending patches)", sdk.for_segment),
+        ("  in Segment", sdk.at_segment),
+        ("  lost for Segment", len(sdk.lost_segment)),
+        ("SDK items refused (503) and dropped by the SDK", sdk.refused_to_the_sdk),
+        ("spans sent (tracing on)", sdk.spans_sent),
+        ("  at Raindrop", sdk.spans_at_raindrop),
+    ]  # fmt: skip
+    width = max(len(label) for label, _ in rows)
+    lines = ["", "| Raindrop SDK through the mirror | items |", "| --- | ---: |"]
+    lines += [f"| {label:<{width}} | {value} |" for label, value in rows]
+    lines.append(
+        f"SDK sent {dict(sorted(sdk.sent.items()))}, acknowledged by kind "
+        f"{dict(sorted(sdk.acknowledged.items()))}; span exports all answered 2xx: "
+        f"{sdk.spans_all_acknowledged}"
+    )
+    for label, lost in (("Raindrop", sdk.lost_raindrop), ("Segment", sdk.lost_segment)):
+        if lost:
+            lines.append(f"SDK items lost for {label} (first 20): {lost[:20]}")
+    lines.append(
+        f"SDK: {len(sdk.lost_raindrop)} lost for Raindrop, {len(sdk.lost_segment)} lost for Segment"
+    )
+    return lines
+
+
 REPORT = Path(__file__).resolve().parent.parent / "docs" / "soak.md"
 
 
@@ -368,8 +498,10 @@ def report(result: SoakResult, seconds: float) -> str:
     machine = f"{platform.machine()}, Python {platform.python_version()}"
     return (
         f"Last `make soak SOAK_SECONDS={seconds:g}` ({datetime.now(UTC):%Y-%m-%d}, {machine}): "
-        f"{seconds:g} s of random batches of 1-500 events under faults, then healed, drained and "
-        "replayed; every event's fate checked against a ledger (bench/soak.py).\n"
+        f"{seconds:g} s of random batches of 1-500 events under faults, with Raindrop's SDK "
+        "(`raindrop-ai`, tracing on) sending interactions, AI events and signals through the "
+        "mirror at the same time, then healed, drained and replayed; every event's fate checked "
+        "against a ledger, at Raindrop and in Segment (bench/soak.py, bench/soak_sdk.py).\n"
         + table(result)
         + "\n"
     )
@@ -383,7 +515,7 @@ def main() -> int:
     result = run(seconds)
     print(table(result), flush=True)
     REPORT.write_text(report(result, seconds), encoding="utf-8")
-    ok = result.verdict.ok and result.unanswered == 0
+    ok = result.verdict.ok and result.unanswered == 0 and (result.sdk is None or result.sdk.ok)
     return 0 if ok else 1
 
 

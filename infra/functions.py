@@ -105,10 +105,13 @@ def forwarder_config(
     )
 
 
-def segment_delivery(config: StackConfig) -> MirrorConfig:
+def segment_delivery(config: StackConfig, partials: PartialsTable) -> MirrorConfig:
     """Where Segment-bound deliveries go: the mirror sends them, and the retry worker and the
-    replay deliver the ones that were queued, so all three are told."""
-    return MirrorConfig(segment_api_url=config.segment_api_url)
+    replay deliver the ones that were queued, so all three are told. Queued partial patches
+    (the table failed when they came) are merged in the partials table when delivered."""
+    return MirrorConfig(
+        segment_api_url=config.segment_api_url, partials_table=partials.table.table_name
+    )
 
 
 def mirror_settings(config: StackConfig, partials: PartialsTable) -> MirrorConfig:
@@ -177,7 +180,7 @@ class ForwarderFunctions(Construct):
             timeout=RETRY_TIMEOUT,
             memory_mb=WORKER_MEMORY_MB,
             budget_seconds=RETRY_BUDGET_SECONDS,
-            mirror=segment_delivery(config),
+            mirror=segment_delivery(config, partials),
         )
         self.replay = self._function(
             "Replay",
@@ -186,7 +189,7 @@ class ForwarderFunctions(Construct):
             timeout=REPLAY_TIMEOUT,
             memory_mb=WORKER_MEMORY_MB,
             budget_seconds=REPLAY_BUDGET_SECONDS,
-            mirror=segment_delivery(config),
+            mirror=segment_delivery(config, partials),
         )
         # Raindrop's SDK waits for the answer like Segment does (its read timeout is 15 s), so
         # the mirror gets the webhook's timeout, memory and delivery budget.
@@ -255,6 +258,9 @@ class ForwarderFunctions(Construct):
         retry.grant_send_messages(self.mirror)
         dlq.grant_send_messages(self.mirror)
         partials.table.grant_read_write_data(self.mirror)
+        # Retry worker and replay: queued partial patches are merged with conditional puts.
+        for function in (self.retry_worker, self.replay):
+            partials.table.grant(function, "dynamodb:GetItem", "dynamodb:PutItem")
 
     def _function(
         self,

@@ -33,6 +33,7 @@ from segment_raindrop.handlers import raindrop_sdk, replay, retry_worker, webhoo
 from segment_raindrop.service.runtime import Runtime, build_runtime
 from segment_raindrop_tools.local.aws import (
     LocalResources,
+    dynamodb_client,
     provision,
     secretsmanager_client,
     sqs_client,
@@ -198,6 +199,9 @@ class AwsEnv:
             secretsmanager=secretsmanager_client(
                 self._endpoints.get("secretsmanager", self.endpoint_url), REGION
             ),
+            dynamodb=dynamodb_client(self._endpoints.get("dynamodb", self.endpoint_url), REGION)
+            if self.config.mirror.partials_table
+            else None,
         )
 
     def runtime(self, source: str) -> Runtime:

@@ -1,4 +1,5 @@
-"""A short soak (``make soak`` runs the long one): nothing Segment sends is lost under faults."""
+"""A short soak (``make soak`` runs the long one): nothing Segment sends is lost under faults,
+and nothing Raindrop's SDK sends through the mirror is lost for Raindrop or for Segment."""
 
 from __future__ import annotations
 
@@ -26,3 +27,12 @@ def test_a_short_soak_under_faults_loses_nothing() -> None:
     assert verdict.sent == (
         verdict.delivered + verdict.dead_lettered + verdict.refused + verdict.filtered
     )
+    # Raindrop's SDK (interactions with pending patches and spans, AI events, signals) through
+    # the mirror: every item the stack acknowledged is at Raindrop and in Segment's copy.
+    sdk = result.sdk
+    assert sdk is not None
+    assert sdk.lost_raindrop == []
+    assert sdk.lost_segment == []
+    assert sdk.acknowledged["partial"] > 0
+    assert sdk.at_segment == sdk.for_segment > 0
+    assert sdk.spans_at_raindrop > 0

@@ -109,10 +109,11 @@ def test_mirror_environment(template: assertions.Template) -> None:
 
 
 def test_retry_worker_and_replay_know_where_segment_is(template: assertions.Template) -> None:
-    # They deliver the Segment-bound messages the mirror queued.
+    # They deliver the Segment-bound messages the mirror queued, partial patches among them.
+    table_id, _ = _table(template)
     for handler in (RETRY_HANDLER, REPLAY_HANDLER):
         assert environment(template, handler)["SEGMENT_API_URL"] == "https://api.segment.io/v1"
-        assert "PARTIALS_TABLE" not in environment(template, handler)
+        assert ref_or_att(environment(template, handler)["PARTIALS_TABLE"]) == table_id
     assert "SEGMENT_API_URL" not in environment(template, WEBHOOK_HANDLER)
 
 
@@ -136,13 +137,16 @@ def test_table_keys_ttl_and_billing(template: assertions.Template) -> None:
     assert "GlobalSecondaryIndexes" not in table
 
 
-def test_only_the_mirror_touches_the_table(template: assertions.Template) -> None:
+def test_the_mirror_and_the_queues_readers_touch_the_table(template: assertions.Template) -> None:
     table_id, _ = _table(template)
     granted = actions_on(role_statements(template, MIRROR_HANDLER), table_id)
     assert granted >= TABLE_DATA
     assert all(action.startswith("dynamodb:") for action in granted)
-    for handler in (WEBHOOK_HANDLER, RETRY_HANDLER, REPLAY_HANDLER):
-        assert actions_on(role_statements(template, handler), table_id) == set()
+    # Queued partial patches are merged by whoever delivers them: a read and a conditional put.
+    for handler in (RETRY_HANDLER, REPLAY_HANDLER):
+        granted = actions_on(role_statements(template, handler), table_id)
+        assert granted == {"dynamodb:GetItem", "dynamodb:PutItem"}
+    assert actions_on(role_statements(template, WEBHOOK_HANDLER), table_id) == set()
 
 
 def test_mirror_reads_the_secret_and_sends_to_both_queues(template: assertions.Template) -> None:

@@ -18,6 +18,7 @@ from segment_raindrop.core.segment_copy import (
     NotMirrorable,
     encode,
     feedback_event_name,
+    fit_state,
     message_id,
     to_segment,
 )
@@ -195,6 +196,39 @@ def test_partial_patches_merge_like_raindrop() -> None:
         "properties": {"a": 1, "b": 2},
         "attachments": [{"type": "text", "value": "x"}, {"type": "text", "value": "y"}],
     }
+
+
+def test_a_follow_up_revision_is_a_new_segment_event_and_its_resend_is_not() -> None:
+    first = to_segment(Endpoint.TRACK_PARTIAL, TRACK, MAPPING)
+    second = to_segment(Endpoint.TRACK_PARTIAL, TRACK, MAPPING, revision=2)
+    again = to_segment(Endpoint.TRACK_PARTIAL, {**TRACK, "properties": {}}, MAPPING, revision=2)
+    assert "mirror_revision" not in first["properties"]
+    assert second["properties"]["mirror_revision"] == 2
+    assert len({first["messageId"], second["messageId"]}) == 2
+    assert again["messageId"] == second["messageId"]
+
+
+def test_a_partial_state_is_cut_to_fit_the_table_longest_texts_first() -> None:
+    state = {
+        "event_id": "i",
+        "user_id": "u",
+        "event": "ai_interaction",
+        "ai_data": {"input": "长" * 140_000, "output": "short"},  # 420 KB of UTF-8
+        "properties": {"step": 1},
+    }
+    assert fit_state(state, max_bytes=128 * 1024)
+    assert len(json.dumps(state, ensure_ascii=False, separators=(",", ":")).encode()) <= 128 * 1024
+    assert state["ai_data"]["input"].endswith(TRUNCATION_MARKER)
+    assert (state["ai_data"]["output"], state["properties"]) == ("short", {"step": 1})
+    assert state["event"] == "ai_interaction"
+    small = {"event_id": "i", "properties": {"a": "b"}}
+    assert not fit_state(small, max_bytes=1024)
+    assert small == {"event_id": "i", "properties": {"a": "b"}}
+    # Too many numbers to cut any text: down to its ids.
+    numbers = {"event_id": "i", "event": "e", "properties": {str(n): n for n in range(50_000)}}
+    assert fit_state(numbers, max_bytes=1024)
+    assert numbers == {"event_id": "i", "event": "e",
+                       "properties": {"truncated": TRUNCATION_MARKER}}  # fmt: skip
 
 
 def test_the_webhook_filters_what_the_mirror_sent() -> None:

@@ -34,6 +34,7 @@ from rich.table import Table
 
 from segment_raindrop.adapters.aws import aws_clients
 from segment_raindrop.adapters.observability import logger
+from segment_raindrop.adapters.partials import PartialStore
 from segment_raindrop.adapters.secrets import SecretStore
 from segment_raindrop.core.config import ReplayConfig, describe_errors
 from segment_raindrop.core.outcomes import FailureReason
@@ -63,15 +64,22 @@ def _timestamp(value: str | None, option: str) -> datetime | None:
 
 
 def build_replayer(config: ReplayConfig, options: ReplayOptions, *, region: str | None) -> Replayer:
-    clients = aws_clients(region=region, config=_AWS_CONFIG)
+    table = config.mirror.partials_table
+    clients = aws_clients(region=region, config=_AWS_CONFIG, dynamodb=bool(table))
     # A dry run reads no secret: without an id, a real run was refused above.
     secrets = SecretStore(
         config.secret_id or "",
         max_age_seconds=config.secret_max_age_seconds,
         client=clients.secretsmanager,
     )
-    # Raindrop, and Segment for the mirror's messages, as the functions send to them.
-    channels, _ = build_channels(config, secrets)
+    # Raindrop, and Segment for the mirror's messages, as the functions send to them; queued
+    # partial patches merged in the deployment's partials table, as the replay function does.
+    partials = None
+    if table and clients.dynamodb is not None:
+        partials = PartialStore(
+            clients.dynamodb, table, ttl_seconds=config.mirror.partials_ttl_seconds
+        )
+    channels, _ = build_channels(config, secrets, partials=partials)
     return Replayer(
         sqs=clients.sqs,
         queue_url=config.dlq_url,

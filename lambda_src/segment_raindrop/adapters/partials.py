@@ -5,31 +5,71 @@ merged state in DynamoDB (table ``PARTIALS_TABLE``: partition key ``event_id`` (
 attribute ``expires_at``) and emits one ``track`` when a patch says ``is_pending: false``.
 
 Merging follows Raindrop's: a later patch's fields win; ``properties`` and ``ai_data`` merge
-key by key; ``attachments`` accumulate. Writes are optimistic (a ``version`` attribute and a
-conditional put), so two Lambdas handling patches of one interaction at once both count.
+key by key; ``attachments`` accumulate.
+
+Patches of one interaction may arrive at once in two Lambdas (Raindrop's Go SDK flushes pending
+patches from a ticker while ``Finish()`` posts from the caller), so every write is conditional
+on the row's ``version`` attribute, the finishing one included: a patch that lost the race
+reads the row again and merges once more (up to :data:`WRITE_ATTEMPTS` times, then
+:class:`PartialsUnavailable`, and the mirror queues the patch). Nothing is deleted: finishing
+turns the row into a *finished marker* (``revision`` ≥ 1, the merged state kept) that expires
+:data:`FINISHED_MARKER_SECONDS` later. A patch that arrives after the finish is merged into the
+marker and the whole interaction is emitted again as revision 2, 3... (a new ``messageId``, so
+Segment keeps the follow-up); a patch that changes nothing re-emits the marker's revision (the
+same ``messageId``, which Segment drops as a resend, so a retried patch never goes missing).
+So a late patch never writes a row that would wait for a finish that already happened.
+
+Each state is cut to :data:`STATE_MAX_BYTES` before it is stored (its longest texts first,
+:func:`~segment_raindrop.core.segment_copy.fit_state`): Segment keeps at most 32 KB of the
+event made from it, and DynamoDB refuses an item over 400 KB.
 
 An interaction never finished is never mirrored: its row expires ``ttl_seconds`` after its last
 patch (DynamoDB's TTL deletes it within a day or two after that; reads ignore expired rows).
-A finished interaction's row is deleted once the merged event is built.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
+
+from segment_raindrop.core import codec
+from segment_raindrop.core.segment_copy import fit_state
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
 
 _MERGED_OBJECTS = ("properties", "ai_data")
-_WRITE_ATTEMPTS = 4
+# Conditional writes tried per patch before it is handed back (and queued) as unavailable.
+WRITE_ATTEMPTS: Final = 8
+# How long a finished interaction's marker stays to take late patches (at most the TTL).
+FINISHED_MARKER_SECONDS: Final = 900
+# The merged state's JSON is cut to this (DynamoDB's item limit is 400 KB, names included).
+STATE_MAX_BYTES: Final = 128 * 1024
 
 
 class PartialsUnavailable(Exception):
     """DynamoDB could not be read or written; the message is safe to log."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """An interaction to mirror now: its merged item (``is_pending`` dropped) and its revision
+    (1: finished; 2...: sent again with patches that came after the finish)."""
+
+    item: dict[str, Any]
+    revision: int
+    # Whether the stored state had texts cut to fit the table (Segment would cut them anyway).
+    cut: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    state: dict[str, Any]
+    version: int  # 0: no row
+    revision: int  # 0: open; n: finished, mirrored as revision n
 
 
 def merge_patch(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -61,24 +101,31 @@ class PartialStore:
         self._client = client
         self._table = table
         self._ttl = ttl_seconds
+        self._marker_ttl = min(ttl_seconds, FINISHED_MARKER_SECONDS)
         self._clock = clock
 
-    def add(self, patch: dict[str, Any]) -> dict[str, Any] | None:
-        """Merge ``patch`` into its interaction; the whole interaction (``is_pending``
-        dropped) once this patch finishes it, else None. Raises :class:`PartialsUnavailable`."""
+    def add(self, patch: dict[str, Any]) -> Finished | None:
+        """Merge ``patch`` into its interaction: what to mirror now, or None while the
+        interaction is open. Raises :class:`PartialsUnavailable`."""
         event_id = patch["event_id"]
-        for _ in range(_WRITE_ATTEMPTS):
-            current, version = self._read(event_id)
-            merged = merge_patch(current, patch)
-            if patch.get("is_pending") is False:
-                self._delete(event_id)
-                merged.pop("is_pending", None)
-                return merged
-            if self._write(event_id, merged, version):
-                return None
+        finishing = patch.get("is_pending") is False
+        for _ in range(WRITE_ATTEMPTS):
+            row = self._read(event_id)
+            state = merge_patch(row.state, patch)
+            state.pop("is_pending", None)
+            cut = fit_state(state, max_bytes=STATE_MAX_BYTES)
+            if not row.revision and not finishing:
+                if self._write(event_id, state, row.version, revision=0):
+                    return None
+            elif row.revision and state == row.state:
+                # Mirrored as it stands already (a resent patch, or a late one that adds
+                # nothing): that revision again, which Segment drops as a resend.
+                return Finished(state, row.revision, cut)
+            elif self._write(event_id, state, row.version, revision=row.revision + 1):
+                return Finished(state, row.revision + 1, cut)
         raise PartialsUnavailable("the interaction kept changing under concurrent patches")
 
-    def _read(self, event_id: str) -> tuple[dict[str, Any], int]:
+    def _read(self, event_id: str) -> _Row:
         try:
             answer = self._client.get_item(
                 TableName=self._table,
@@ -86,42 +133,39 @@ class PartialStore:
                 ConsistentRead=True,
             )
         except (BotoCoreError, ClientError) as exc:
-            raise PartialsUnavailable(f"reading a partial failed ({type(exc).__name__})") from None
+            raise PartialsUnavailable(f"reading a partial failed ({_code(exc)})") from None
         row = answer.get("Item")
         if not row:
-            return {}, 0
+            return _Row({}, 0, 0)
         version = int(row["version"]["N"])
         if int(row.get("expires_at", {}).get("N", "0")) < self._clock():
             # Expired but not yet deleted by TTL: a stale interaction starts afresh.
-            return {}, version
-        return json.loads(row["doc"]["S"]), version
+            return _Row({}, version, 0)
+        revision = int(row.get("revision", {}).get("N", "0"))
+        return _Row(codec.loads(row["doc"]["S"]), version, revision)
 
-    def _write(self, event_id: str, merged: dict[str, Any], version: int) -> bool:
+    def _write(self, event_id: str, state: dict[str, Any], version: int, *, revision: int) -> bool:
+        """Store ``state`` if the row is still at ``version``; False when it is not."""
+        lifetime = self._marker_ttl if revision else self._ttl
         try:
             self._client.put_item(
                 TableName=self._table,
                 Item={
                     "event_id": {"S": event_id},
-                    "doc": {"S": json.dumps(merged, separators=(",", ":"))},
+                    "doc": {"S": codec.dumps(state)},
                     "version": {"N": str(version + 1)},
-                    "expires_at": {"N": str(int(self._clock()) + self._ttl)},
+                    "revision": {"N": str(revision)},
+                    "expires_at": {"N": str(int(self._clock()) + lifetime)},
                 },
                 **_expecting(version),
             )
         except ClientError as exc:
             if _lost_race(exc):
                 return False
-            raise PartialsUnavailable(f"writing a partial failed ({type(exc).__name__})") from None
+            raise PartialsUnavailable(f"writing a partial failed ({_code(exc)})") from None
         except BotoCoreError as exc:
-            raise PartialsUnavailable(f"writing a partial failed ({type(exc).__name__})") from None
+            raise PartialsUnavailable(f"writing a partial failed ({_code(exc)})") from None
         return True
-
-    def _delete(self, event_id: str) -> None:
-        try:
-            self._client.delete_item(TableName=self._table, Key={"event_id": {"S": event_id}})
-        except (BotoCoreError, ClientError):
-            # The row expires by TTL anyway; the finished event is what matters.
-            return
 
 
 def _expecting(version: int) -> dict[str, Any]:
@@ -135,3 +179,10 @@ def _expecting(version: int) -> dict[str, Any]:
 
 def _lost_race(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def _code(exc: Exception) -> str:
+    """DynamoDB's error code (``ProvisionedThroughputExceededException``...) or the class."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code") or type(exc).__name__)
+    return type(exc).__name__

@@ -192,6 +192,10 @@ class Metric(StrEnum):
     # Mirrored events over Segment's 32 KB whose longest texts were cut (Raindrop got them whole).
     MIRROR_EVENTS_TRUNCATED = "MirrorEventsTruncated"
     MIRROR_DISABLED = "MirrorDisabled"
+    # Partial patches the table could not take now (queued for the retry worker to apply).
+    MIRROR_PARTIALS_DEFERRED = "MirrorPartialsDeferred"
+    # Finished interactions sent to Segment again because a patch came after the finish.
+    MIRROR_PARTIALS_REVISED = "MirrorPartialsRevised"
     # Not published by the functions: a metric filter on API Gateway's access log counts the
     # requests answered 413, most of them bodies over Lambda's 6 MB invoke payload that API
     # Gateway refuses before the function runs (Segment drops 413s).

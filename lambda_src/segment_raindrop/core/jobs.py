@@ -36,6 +36,10 @@ class JobKind(StrEnum):
     # Request bodies Raindrop takes that are not JSON (the SDK's OTLP spans as protobuf), each
     # held by :mod:`segment_raindrop.core.stored_body` and sent to ``endpoint`` as it came.
     RAINDROP_BYTES = "raindrop_bytes"
+    # Raindrop partial patches (``events/track_partial`` items) the mirror could not merge in
+    # its table now: applied to the table again when sent, their finished interactions then
+    # sent to Segment.
+    PARTIAL_PATCHES = "partial_patches"
 
     @property
     def summarised_when_oversized(self) -> bool:
@@ -48,7 +52,7 @@ class JobKind(StrEnum):
 
     @property
     def destination(self) -> Destination:
-        if self is JobKind.MIRROR_TO_SEGMENT:
+        if self in (JobKind.MIRROR_TO_SEGMENT, JobKind.PARTIAL_PATCHES):
             return Destination.SEGMENT
         return Destination.RAINDROP
 

@@ -47,17 +47,21 @@ class SegmentEvent:
     truncated: bool
 
 
-def message_id(endpoint: Endpoint | str, item: dict[str, Any]) -> str:
+def message_id(endpoint: Endpoint | str, item: dict[str, Any], *, revision: int = 1) -> str:
     """A stable id for the Segment event made from ``item``.
 
     A track is identified by its event_id (Raindrop de-duplicates on it, and a finished partial
     interaction is the same event as a track with its id); anything else, signals included, by
     its whole content: a resend of the same signal gets the same id (Segment drops it), two
-    signals that differ in anything (a comment, a sentiment) get two.
+    signals that differ in anything (a comment, a sentiment) get two. ``revision`` > 1 is a
+    finished interaction sent again because a patch arrived after it finished: a new id, so
+    Segment keeps the follow-up, the same for every resend of that revision.
     """
     endpoint = str(endpoint)
     if endpoint in (Endpoint.TRACK, Endpoint.TRACK_PARTIAL) and _text(item.get("event_id")):
         key: Any = [str(Endpoint.TRACK), item["event_id"]]
+        if revision > 1:
+            key.append(revision)
     else:
         key = [endpoint, item]
     canonical = json.dumps(key, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
@@ -65,9 +69,15 @@ def message_id(endpoint: Endpoint | str, item: dict[str, Any]) -> str:
 
 
 def to_segment(
-    endpoint: Endpoint, item: Any, mapping: MappingConfig, *, library_version: str = ""
+    endpoint: Endpoint,
+    item: Any,
+    mapping: MappingConfig,
+    *,
+    library_version: str = "",
+    revision: int = 1,
 ) -> dict[str, Any]:
-    """The Segment event for one Raindrop item; raises :class:`NotMirrorable`."""
+    """The Segment event for one Raindrop item (``revision``: see :func:`message_id`); raises
+    :class:`NotMirrorable`."""
     if not isinstance(item, dict):
         raise NotMirrorable("item is not a JSON object")
     if endpoint in (Endpoint.TRACK, Endpoint.TRACK_PARTIAL):
@@ -78,7 +88,10 @@ def to_segment(
         event = _identify(item)
     else:
         raise NotMirrorable(f"{endpoint.value} is not mirrored")
-    event["messageId"] = message_id(endpoint, item)
+    event["messageId"] = message_id(endpoint, item, revision=revision)
+    if revision > 1:
+        # A follow-up of a finished interaction: the whole interaction again, latest revision.
+        event.setdefault("properties", {})["mirror_revision"] = revision
     library = {"name": MIRROR_LIBRARY_NAME}
     if library_version:
         library["version"] = library_version
@@ -197,6 +210,26 @@ def encode(event: dict[str, Any], *, max_bytes: int = SEGMENT_MAX_EVENT_BYTES) -
         _keep_ids_only(event)
         payload = _dumps(event)
     return SegmentEvent(payload, truncated=True)
+
+
+# What the last resort keeps of a partial interaction's state: what names and links it.
+_STATE_IDS = ("event_id", "user_id", "event", "timestamp", "is_pending")
+
+
+def fit_state(state: dict[str, Any], *, max_bytes: int) -> bool:
+    """Cut a partial interaction's merged ``state`` (a Raindrop item) in place to at most
+    ``max_bytes`` of JSON, as :func:`encode` cuts an event: its longest texts first (Segment
+    keeps at most 32 KB of the event made from it, so nothing it would keep is lost while
+    ``max_bytes`` is well above that), then down to its ids. Whether anything was cut."""
+    payload = _dumps(state)
+    if len(payload) <= max_bytes:
+        return False
+    payload = _cut_texts(state, payload, max_bytes)
+    if len(payload) > max_bytes:
+        kept = {key: state[key] for key in _STATE_IDS if key in state}
+        state.clear()
+        state.update(kept, properties={"truncated": TRUNCATION_MARKER})
+    return True
 
 
 # What the last resort keeps of an event's properties: what links it to its AI event.

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from segment_raindrop.adapters.http_delivery import HttpDelivery
+from segment_raindrop.adapters.partials import PartialStore
 from segment_raindrop.adapters.secrets import SecretStore
 from segment_raindrop.adapters.targets import SEGMENT_BATCH_ENDPOINT, SEGMENT_BATCH_ENVELOPE
 from segment_raindrop.core import codec
@@ -28,11 +29,13 @@ from segment_raindrop.core.contract import SEGMENT_MAX_BATCH_BYTES
 from segment_raindrop.core.jobs import Job, JobKind, UndeliverableJob
 from segment_raindrop.core.mapping.items import MapResult
 from segment_raindrop.core.mapping.mapper import map_events
-from segment_raindrop.core.outcomes import ForwardResult
+from segment_raindrop.core.outcomes import Failure, FailureReason, ForwardResult
 from segment_raindrop.core.raindrop_api import SINGLE_OBJECT_ENDPOINTS
 from segment_raindrop.core.segment_copy import encode
 from segment_raindrop.core.stored_body import restored
 from segment_raindrop.service.forwarding import Forwarder
+from segment_raindrop.service.segment_copies import apply_patches
+from segment_raindrop.service.tally import Ledger
 
 # Events per Segment batch request; the bytes are bounded by Segment's 500 KB as well.
 SEGMENT_BATCH_EVENTS = 100
@@ -48,6 +51,8 @@ class Channels:
     # Built on first use: only the mirror's jobs go to Segment.
     segment: Callable[[], HttpDelivery]
     secrets: SecretStore
+    # The mirror's partial events' table, for queued partial patches (None: not set).
+    partials: PartialStore | None = None
 
 
 @dataclass(slots=True)
@@ -229,9 +234,47 @@ def _as_event(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+class _PartialPatches:
+    """Partial patches the mirror could not merge when they came: merged in the table now,
+    and the interactions they finish (or follow up) sent to Segment. A patch succeeds once it
+    is merged and its interaction, if any, reached Segment; one the table still cannot take,
+    or whose Segment event failed, fails as transient and is applied again later (merging it
+    twice changes nothing, and its event's ``messageId`` is the same)."""
+
+    def send(self, job: Job, channels: Channels, *, deadline: float) -> ForwardResult:
+        if channels.partials is None:
+            raise UndeliverableJob("no partials table (PARTIALS_TABLE) to merge partial events in")
+        patches = list(job.events)
+        copies = apply_patches(
+            patches, mapping=channels.mapping, partials=channels.partials, ledger=Ledger()
+        )
+        invalid = dict(copies.not_mirrorable)
+        sent = Job(JobKind.MIRROR_TO_SEGMENT, copies.events)
+        to_segment = _MirrorToSegment().send(sent, channels, deadline=deadline)
+        failures = {
+            index: Failure(FailureReason.TRANSIENT, error=why) for index, _, why in copies.deferred
+        }
+        for position, failure in to_segment.failures.items():
+            failures.setdefault(copies.sources[position], failure)
+        result = ForwardResult.of(
+            patches, to_segment.delivery, sent=[], mapped=MapResult(invalid=invalid)
+        )
+        result.failures.update(failures)
+        result.forwarded.update(
+            index for index in range(len(patches)) if index not in result.failures
+        )
+        return result
+
+    def preview(self, job: Job, channels: Channels) -> Preview:
+        del channels
+        count = len(job.events)
+        return Preview(Counter({"partials/merge": count}), forwarded=count)
+
+
 SENDERS: Mapping[JobKind, Sender] = {
     JobKind.SEGMENT_TO_RAINDROP: _SegmentToRaindrop(),
     JobKind.RAINDROP_PASS_THROUGH: _RaindropPassThrough(),
     JobKind.MIRROR_TO_SEGMENT: _MirrorToSegment(),
     JobKind.RAINDROP_BYTES: _RaindropBytes(),
+    JobKind.PARTIAL_PATCHES: _PartialPatches(),
 }

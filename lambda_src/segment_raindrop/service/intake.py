@@ -40,9 +40,31 @@ def take(
             raise
         logger.error("job not sent; queued for a retry", extra={"problem": str(exc)})
         result = ForwardResult.unsent(job.events, str(exc))
+    return result, _first_failure(rt, job, result, times, request_id=request_id, tally=tally)
+
+
+def defer(
+    rt: Runtime, job: Job, error: str, times: Deadlines, *, request_id: str, tally: Tally
+) -> Settlement:
+    """Queue ``job`` for the retry worker without sending it now (what it needs failed just
+    now: ``error``, safe to log), as a first failure."""
+    result = ForwardResult.unsent(job.events, error)
+    return _first_failure(rt, job, result, times, request_id=request_id, tally=tally)
+
+
+def _first_failure(
+    rt: Runtime,
+    job: Job,
+    result: ForwardResult,
+    times: Deadlines,
+    *,
+    request_id: str,
+    tally: Tally,
+) -> Settlement:
+    """What failed of ``result`` queued as a first failure by the queueing deadline; counted."""
     routing = Routing.first_failure(
         request_id=request_id, retry_delay_seconds=rt.config.retry_base_delay_seconds
     )
     settlement = settle(result, job, rt.writer, routing, deadline=times.queueing)
     tally.add(job, result, settlement)
-    return result, settlement
+    return settlement

@@ -48,7 +48,7 @@ from segment_raindrop.core.redaction import Redactor
 from segment_raindrop.core.segment_body import BodyError, parse_body
 from segment_raindrop.core.stored_body import stored
 from segment_raindrop.service import authentication
-from segment_raindrop.service.intake import take
+from segment_raindrop.service.intake import defer, take
 from segment_raindrop.service.requests import Answer, ApiRequest, Deadlines, Refusal
 from segment_raindrop.service.runtime import Runtime
 from segment_raindrop.service.segment_copies import segment_copies
@@ -129,9 +129,23 @@ def _mirror(
     copies = segment_copies(
         endpoint, items, mapping=rt.config.mapping, partials=rt.partials, ledger=tally.segment
     )
-    if not copies:
+    if copies.deferred:
+        # The table failed for these patches: the retry worker merges them later.
+        patches = Job(JobKind.PARTIAL_PATCHES, [patch for _, patch, _ in copies.deferred])
+        reason = copies.deferred[0][2]
+        deferred = defer(rt, patches, reason, times, request_id=request_id, tally=tally)
+        if deferred.unqueued:
+            logger.error(
+                "partial events could be neither merged nor queued",
+                extra={
+                    "unqueued": len(deferred.unqueued),
+                    "event_ids": [patches.events[i].get("event_id") for i in deferred.unqueued],
+                    "reason": reason,
+                },
+            )
+    if not copies.events:
         return
-    job = Job(JobKind.MIRROR_TO_SEGMENT, copies)
+    job = Job(JobKind.MIRROR_TO_SEGMENT, copies.events)
     # The copies never change the answer: without the write key now, they wait on the queue.
     _, settlement = take(rt, job, times, request_id=request_id, tally=tally, queue_when_unsent=True)
     if settlement.unqueued:

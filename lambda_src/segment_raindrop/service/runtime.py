@@ -97,7 +97,8 @@ def build_runtime(
         max_age_seconds=config.secret_max_age_seconds,
         client=clients.secretsmanager,
     )
-    channels, segment = build_channels(config, secrets, transport=transport)
+    partials = _partials(config, clients)
+    channels, segment = build_channels(config, secrets, transport=transport, partials=partials)
     return Runtime(
         config=config,
         secrets=secrets,
@@ -109,7 +110,7 @@ def build_runtime(
             source=source,
         ),
         sqs=clients.sqs,
-        partials=_partials(config, clients),
+        partials=partials,
         _segment=segment,
     )
 
@@ -119,6 +120,7 @@ def build_channels(
     secrets: SecretStore,
     *,
     transport: httpx.BaseTransport | None = None,
+    partials: PartialStore | None = None,
 ) -> tuple[Channels, LazyDelivery]:
     """What jobs are sent with, from the settings: Raindrop's delivery (with the breaker that
     counts its openings) and Segment's, built on first use (also returned, to be closed)."""
@@ -136,7 +138,8 @@ def build_channels(
             delivery, SegmentTarget(config.mirror.segment_api_url), transport=transport
         )
     )
-    return Channels(config.mapping, delivery, raindrop, segment.get, secrets), segment
+    channels = Channels(config.mapping, delivery, raindrop, segment.get, secrets, partials)
+    return channels, segment
 
 
 def _partials(config: ForwarderConfig, clients: AwsClients) -> PartialStore | None:

@@ -3,20 +3,44 @@ events (``events/track_partial``) one per interaction, once it is finished.
 
 Partial events are merged by event_id in the partials table
 (:mod:`segment_raindrop.adapters.partials`); without a table, only an interaction sent whole
-(one finishing patch) can be mirrored. Every item that yields no copy now is counted on the
-Segment ledger with why: pending, untracked, lost (the table failed), not mirrorable.
+(one finishing patch) can be mirrored. A patch that arrives after its interaction finished is
+merged into the finished interaction, sent again as a follow-up (a new revision). A patch the
+table cannot take now (throttled, unavailable, racing past its attempts) is *deferred*: the
+mirror queues it as a :attr:`~segment_raindrop.core.jobs.JobKind.PARTIAL_PATCHES` job and the
+retry worker applies it later (:func:`apply_patches`). Every item that yields no copy now is
+counted on the Segment ledger with why (pending, untracked, deferred, not mirrorable) and
+logged with its ids.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from segment_raindrop.adapters.observability import logger
-from segment_raindrop.adapters.partials import PartialStore, PartialsUnavailable
+from segment_raindrop.adapters.partials import (
+    STATE_MAX_BYTES,
+    Finished,
+    PartialStore,
+    PartialsUnavailable,
+)
 from segment_raindrop.core.config import MappingConfig
 from segment_raindrop.core.raindrop_api import Endpoint
-from segment_raindrop.core.segment_copy import NotMirrorable, encode, to_segment
+from segment_raindrop.core.segment_copy import NotMirrorable, encode, fit_state, to_segment
 from segment_raindrop.service.tally import Count, Ledger
+
+
+@dataclass(slots=True)
+class Copies:
+    """The Segment events to send now, and what could not be decided now."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    # For each event, the index of the item it was made from.
+    sources: list[int] = field(default_factory=list)
+    # Partial patches the table could not take now (index, patch cut like stored state, why).
+    deferred: list[tuple[int, dict[str, Any], str]] = field(default_factory=list)
+    # Items that can never make a Segment event (index -> why, a fixed phrase).
+    not_mirrorable: dict[int, str] = field(default_factory=dict)
 
 
 def segment_copies(
@@ -26,42 +50,83 @@ def segment_copies(
     mapping: MappingConfig,
     partials: PartialStore | None,
     ledger: Ledger,
-) -> list[dict[str, Any]]:
+) -> Copies:
     """The Segment events to send for ``items``, each within Segment's 32 KB."""
-    events: list[dict[str, Any]] = []
-    for item in items:
-        source = _finished(endpoint, item, partials, ledger)
+    copies = Copies()
+    for index, item in enumerate(items):
+        if endpoint is Endpoint.TRACK_PARTIAL and partials is not None:
+            source = _merged(index, item, partials, ledger, copies)
+        else:
+            source = _unmerged(endpoint, item, ledger)
         if source is None:
             continue
         try:
-            event = to_segment(endpoint, source, mapping)
+            event = to_segment(endpoint, source.item, mapping, revision=source.revision)
         except NotMirrorable as exc:
             ledger.counts[Count.NOT_MIRRORABLE] += 1
-            logger.warning("item not mirrored", extra={"reason": str(exc)})
+            copies.not_mirrorable[index] = str(exc)
+            logger.warning("item not mirrored", extra={**_ids(item), "reason": str(exc)})
             continue
-        if encode(event).truncated:  # cuts ``event`` in place, so what is queued fits too
+        if encode(event).truncated or source.cut:  # cuts ``event`` in place, to fit a queue too
             ledger.counts[Count.TRUNCATED] += 1
-        events.append(event)
-    return events
+        copies.events.append(event)
+        copies.sources.append(index)
+    return copies
 
 
-def _finished(endpoint: Endpoint, item: Any, partials: PartialStore | None, ledger: Ledger) -> Any:
-    """The item to mirror: itself, or for a partial event the whole interaction once it is
-    finished (None while it is pending, or when its patches cannot be kept)."""
+def apply_patches(
+    patches: list[Any], *, mapping: MappingConfig, partials: PartialStore, ledger: Ledger
+) -> Copies:
+    """Queued partial patches (a ``partial_patches`` job) applied to the table again."""
+    return segment_copies(
+        Endpoint.TRACK_PARTIAL, patches, mapping=mapping, partials=partials, ledger=ledger
+    )
+
+
+def _unmerged(endpoint: Endpoint, item: Any, ledger: Ledger) -> Finished | None:
+    """The item to mirror as it is; without a table, a partial event only when it finishes
+    its interaction on its own."""
     if endpoint is not Endpoint.TRACK_PARTIAL:
-        return item
-    finished = item.get("is_pending") is False
-    if partials is None:
-        if not finished:
-            ledger.counts[Count.PENDING_UNTRACKED] += 1
-            return None
-        return {key: value for key, value in item.items() if key != "is_pending"}
-    try:
-        merged = partials.add(item)
-    except PartialsUnavailable as exc:
-        ledger.counts[Count.PARTIALS_LOST] += 1
-        logger.error("partial event not mirrored", extra={"reason": str(exc)})
+        return Finished(item, 1)
+    if item.get("is_pending") is not False:
+        ledger.counts[Count.PENDING_UNTRACKED] += 1
         return None
-    if merged is None:
+    return Finished({key: value for key, value in item.items() if key != "is_pending"}, 1)
+
+
+def _merged(
+    index: int, patch: Any, partials: PartialStore, ledger: Ledger, copies: Copies
+) -> Finished | None:
+    """The whole interaction once ``patch`` finishes it (or comes after it finished); None
+    while it is open, or when the patch is deferred."""
+    if not isinstance(patch, dict) or not isinstance(patch.get("event_id"), str):
+        copies.not_mirrorable[index] = "partial event has no event_id"
+        ledger.counts[Count.NOT_MIRRORABLE] += 1
+        return None
+    try:
+        finished = partials.add(patch)
+    except PartialsUnavailable as exc:
+        kept = dict(patch)
+        fit_state(kept, max_bytes=STATE_MAX_BYTES)
+        copies.deferred.append((index, kept, str(exc)))
+        ledger.counts[Count.PARTIALS_DEFERRED] += 1
+        logger.warning(
+            "partial event not merged now; queued for the retry worker",
+            extra={**_ids(patch), "reason": str(exc)},
+        )
+        return None
+    if finished is None:
         ledger.counts[Count.PENDING] += 1
-    return merged
+    elif finished.revision > 1:
+        ledger.counts[Count.REVISED] += 1
+        logger.info(
+            "finished interaction sent again with a patch that came after it finished",
+            extra={**_ids(patch), "revision": finished.revision},
+        )
+    return finished
+
+
+def _ids(item: Any) -> dict[str, Any]:
+    """What names an item in a log line: its event_id, never its content."""
+    event_id = item.get("event_id") if isinstance(item, dict) else None
+    return {"event_id": event_id} if isinstance(event_id, str) else {}

@@ -31,13 +31,15 @@ class Count(StrEnum):
     TEXTS_REPAIRED = "texts_repaired"
     ATTACHMENTS_DROPPED = "attachments_dropped"
     # The mirror's Segment copies, before any delivery: items Segment could not take, copies
-    # cut to 32 KB, partial patches waiting for their interaction (or not kept), and items not
-    # mirrored because the write key is missing.
+    # cut to 32 KB, partial patches waiting for their interaction, deferred (the table failed:
+    # queued, so also counted as queued), finished interactions sent again with a late patch,
+    # and items not mirrored because the write key is missing.
     NOT_MIRRORABLE = "not_mirrorable"
     TRUNCATED = "truncated"
     PENDING = "pending"
     PENDING_UNTRACKED = "pending_untracked"
-    PARTIALS_LOST = "partials_lost"
+    PARTIALS_DEFERRED = "partials_deferred"
+    REVISED = "revised"
     DISABLED = "disabled"
 
 
@@ -54,7 +56,6 @@ _MIRROR_FAILURES = (
     Count.QUEUED,
     Count.DEAD_LETTERED,
     Count.UNQUEUED,
-    Count.PARTIALS_LOST,
     Count.NOT_MIRRORABLE,
 )
 
@@ -136,6 +137,10 @@ class Tally:
             count(Metric.MIRROR_FAILURES, failures)
         if segment[Count.TRUNCATED]:
             count(Metric.MIRROR_EVENTS_TRUNCATED, segment[Count.TRUNCATED])
+        if segment[Count.PARTIALS_DEFERRED]:
+            count(Metric.MIRROR_PARTIALS_DEFERRED, segment[Count.PARTIALS_DEFERRED])
+        if segment[Count.REVISED]:
+            count(Metric.MIRROR_PARTIALS_REVISED, segment[Count.REVISED])
 
 
 # EMF accepts at most 100 values per metric and flush.
