@@ -20,7 +20,14 @@ from collections import Counter
 from collections.abc import Collection, Iterator
 from typing import Any, Final, NamedTuple
 
-from segment_raindrop.core.redaction_gates import may_hold_ipv6, may_hold_number, may_hold_secret
+from segment_raindrop.core.redaction_gates import (
+    may_hold_ipv6,
+    may_hold_keyed_secret,
+    may_hold_number,
+    may_hold_prose_secret,
+    may_hold_provider_token,
+    may_hold_secret,
+)
 from segment_raindrop.core.redaction_patterns import (
     CARD,
     CREDENTIAL,
@@ -43,7 +50,11 @@ __all__ += ["luhn_valid", "placeholder"]
 _PROVIDERS: Final = compiled("providers")
 _KEYED: Final = compiled("keyed")
 _PROSE: Final = compiled("prose")
-_SECRET_FAMILIES: Final = (_PROVIDERS, _KEYED, _PROSE)
+_SECRET_FAMILIES: Final = (
+    (_PROVIDERS, may_hold_provider_token),
+    (_KEYED, may_hold_keyed_secret),
+    (_PROSE, may_hold_prose_secret),
+)
 _EMAILS: Final = compiled("emails")
 _NUMBERS: Final = compiled("numbers")
 # The same without IPv6, which is tried at every hex digit and so costs the most: the form used
@@ -172,12 +183,17 @@ class Redactor:
         if not self._pii or len(text) < _SHORTEST_MATCH:
             return text
         if families.secrets and may_hold_secret(text):
-            for family in _SECRET_FAMILIES:
-                text = family.sub(self._replace, text)
+            text = self._secrets(text)
         if families.emails and "@" in text:
             text = self._emails(text)
         if families.numbers and may_hold_number(text):
             text = self._numbers(text)
+        return text
+
+    def _secrets(self, text: str) -> str:
+        for family, may_hold in _SECRET_FAMILIES:
+            if may_hold(text):
+                text = family.sub(self._replace, text)
         return text
 
     def _emails(self, text: str) -> str:

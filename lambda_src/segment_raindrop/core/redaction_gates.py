@@ -24,20 +24,27 @@ from typing import Final
 # by "-", mysql by "q"; the prose words by "p" or "P" (password, passwort, pw, pwd, mot de
 # passe), "w" or "W" (kennwort, wachtwoord), "k" or "K" (key, token), "ñ" (contraseña) and
 # "ь" (пароль), each then followed by the space or tab the prose patterns require.
-_ANCHORED: Final = re.compile(
-    # Every alternative starts with a literal: the engine then scans for their first characters
-    # only, and at each tries only the alternatives starting with the character found there.
-    r"-(?:(?<=sk-)|(?<=xapp-)|(?<=glpat-)|(?<=GOCSPX-)|(?<=xox[abposre]-)|----BEGIN|u[ \t]|-user)"
+# Every alternative starts with a literal: the engine then scans for their first characters
+# only, and at each tries only the alternatives starting with the character found there.
+_PROVIDER_MARKS: Final = (
+    r"-(?:(?<=sk-)|(?<=xapp-)|(?<=glpat-)|(?<=GOCSPX-)|(?<=xox[abposre]-)|----BEGIN)"
     r"|_(?:(?<=gh[pousr]_)|(?<=github_pat_)|(?<=k_live_)|(?<=k_test_)|(?<=whsec_)|(?<=hf_)"
     r"|(?<=npm_))"
     r"|J(?<=eyJ)|:(?://|AA)|A(?:Iza|KIA|SIA|C[0-9a-f]{32})|\.(?:(?<=SG\.)|(?<=ya29\.))"
-    r"|SK[0-9a-f]{32}|Bearer|bearer|Basic|basic|q(?<=mysq)l"
-    r"|p(?:ass(?:word|wort)|[Ww][Dd]?|(?<=mot de p)asse)[ \t]"
+    r"|SK[0-9a-f]{32}|Bearer|bearer|Basic|basic"
+)
+_KEYED_MARKS: Final = r"-(?:u[ \t]|-user)|q(?<=mysq)l|://"
+_PROSE_MARKS: Final = (
+    r"p(?:ass(?:word|wort)|[Ww][Dd]?|(?<=mot de p)asse)[ \t]"
     r"|P(?:ass(?:word|wort)|ASS(?:WORD|WORT)|[Ww][Dd]?)[ \t]"
     r"|w(?:(?<=[Kk]ennw)ort|achtwoord)[ \t]|Wachtwoord[ \t]"
     r"|k(?:ey|EY|(?<=[Tt]ok)en)[ \t]|K(?:ey|EY|(?<=TOK)EN)[ \t]"
     r"|ñ(?<=ontraseñ)a[ \t]|ь(?<=[Пп]ароль)[ \t]"
 )
+_ANCHORED: Final = re.compile(f"{_PROVIDER_MARKS}|{_KEYED_MARKS}|{_PROSE_MARKS}")
+_PROVIDER_MARK: Final = re.compile(_PROVIDER_MARKS)
+_KEYED_MARK: Final = re.compile(_KEYED_MARKS)
+_PROSE_MARK: Final = re.compile(_PROSE_MARKS)
 # Then the key-value patterns' key words (redaction_patterns._KEY_NAME), as they end, lower-
 # cased (the patterns' words are ASCII-case-insensitive or list their cases: lower-casing maps
 # every ASCII letter they match onto these, and more, which only lets more through), looked for
@@ -66,8 +73,26 @@ _SEPARATOR_AFTER_WORD: Final = re.compile(
 
 
 def may_hold_secret(text: str) -> bool:
-    if _ANCHORED.search(text) is not None:
-        return True
+    """Whether any of the three families of secrets may match in ``text``."""
+    return _ANCHORED.search(text) is not None or _has_key(text)
+
+
+# Each family's own gate, asked of the few texts that pass may_hold_secret (each just before its
+# family runs, as an earlier family's placeholders change the text), so that a text runs only
+# the families it needs.
+def may_hold_provider_token(text: str) -> bool:
+    return _PROVIDER_MARK.search(text) is not None
+
+
+def may_hold_keyed_secret(text: str) -> bool:
+    return _KEYED_MARK.search(text) is not None or _has_key(text)
+
+
+def may_hold_prose_secret(text: str) -> bool:
+    return _PROSE_MARK.search(text) is not None
+
+
+def _has_key(text: str) -> bool:
     separator = _SEPARATOR_AFTER_WORD.search(text)
     while separator is not None:
         if _key_before(text, separator.start()):
