@@ -355,6 +355,16 @@ def test_clean_long_strings_are_remembered_and_still_clean() -> None:
         "@" + "a" * 64_000,
         "@" * 64_000,
         ("a" * 60 + "@") * 1_000,
+        # The secrets' patterns: PEM blocks with no end, keys and values, URLs, commands.
+        "-----BEGIN PRIVATE KEY-----" * 2_400,
+        "-----BEGIN PRIVATE KEY-----\n" + "a" * 64_000,
+        ("password=" + "x" * 5_000 + " ") * 12,
+        "://a:" * 13_000,
+        "http://" + "a" * 60 + ":" + "b" * 64_000,
+        "mysql " * 10_000,
+        "a:" * 32_000,
+        '"password": "' * 4_000,
+        "0" + "1 " * 32_000,
     ],
 )
 def test_text_an_end_user_controls_cannot_make_redaction_quadratic(hostile: str) -> None:
