@@ -7,9 +7,10 @@ does it before anything leaves the account. Matches are replaced by typed placeh
 Only what is sent is redacted: the queues keep the original events (they stay in the account),
 and a retry or replay redacts again with the configuration in force then.
 
-Cost: three families of patterns (secrets, e-mail, numbers), compiled once, each run only on
-text that passes its gate (segment_raindrop.core.redaction_gates); most values reach none of them,
-and a value's strings are gated together, once.
+Cost: families of patterns (segment_raindrop.core.redaction_patterns: providers' tokens, keyed
+and prose secrets, e-mail, numbers), compiled once, each run only on text that passes its gate
+(segment_raindrop.core.redaction_gates); most values reach none of them, and a value's strings
+are gated together, once.
 Redacted text is never logged: only counts by kind leave this module.
 """
 
