@@ -86,7 +86,7 @@ def main() -> int:
         hostile=costly_bodies,
         machine=machine,
     )
-    markdown = markdown.replace(report.REDACTION_MARK, redacting.line())
+    markdown = markdown.replace(report.REDACTION_MARK, redacting.section())
     DOCS.mkdir(exist_ok=True)
     (DOCS / "benchmarks.md").write_text(markdown, encoding="utf-8")
     report.plot(in_process, end_to_end, DOCS / "benchmarks.png")

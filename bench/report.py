@@ -54,7 +54,7 @@ def _outage_section(outage: OutageResult) -> list[str]:
     ]
 
 
-# Where bench/redaction.py's sentence goes (filled in by __main__).
+# Where bench/redaction.py's section goes (filled in by __main__).
 REDACTION_MARK = "<!-- redaction -->"
 
 

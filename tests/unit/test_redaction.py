@@ -212,7 +212,8 @@ def test_random_prose_is_left_alone() -> None:
 def _reference(text: str) -> tuple[str, Counter[str]]:
     """Every family's patterns run over the whole text, gates or no gates."""
     redactor = Redactor(pii=True)
-    for family in (redaction._SECRETS, redaction._EMAILS, redaction._NUMBERS):
+    families = (redaction._PROVIDERS, redaction._KEYED, redaction._PROSE)
+    for family in (*families, redaction._EMAILS, redaction._NUMBERS):
         text = family.sub(redactor._replace, text)
     return text, redactor.counts
 
@@ -236,6 +237,36 @@ _PIECES = [
     "4111 ",
     "2001:db8:0:0:8:800:200c:417a",  # IPv6's full form, which holds no "::"
     "08:15:00",  # a time of day: colons and hex digits, no address
+    # The secrets' key words, prose words and markers, and what may come between a key and
+    # its value; numbers' other separators and national forms.
+    "Passwort ",
+    "password is ",
+    "API key ",
+    "token ",
+    "DB_PASSWORD",
+    "secret",
+    '"',
+    "'",
+    "\\",
+    ">",
+    "\uff1a",
+    "\u00a0",
+    "\u202f",
+    "<password>",
+    "</",
+    "://u:",
+    "-u ",
+    "mysql -p",
+    "eyJ",
+    "hf_",
+    "12345678:AA",
+    "Authorization",
+    "x9",
+    "(0)",
+    "07700 ",
+    "ñ",
+    "ь",
+    "は",
 ]
 _TRICKY = st.lists(st.sampled_from(_PIECES), max_size=30).map("".join)
 
@@ -324,6 +355,16 @@ def test_clean_long_strings_are_remembered_and_still_clean() -> None:
         "@" + "a" * 64_000,
         "@" * 64_000,
         ("a" * 60 + "@") * 1_000,
+        # The secrets' patterns: PEM blocks with no end, keys and values, URLs, commands.
+        "-----BEGIN PRIVATE KEY-----" * 2_400,
+        "-----BEGIN PRIVATE KEY-----\n" + "a" * 64_000,
+        ("password=" + "x" * 5_000 + " ") * 12,
+        "://a:" * 13_000,
+        "http://" + "a" * 60 + ":" + "b" * 64_000,
+        "mysql " * 10_000,
+        "a:" * 32_000,
+        '"password": "' * 4_000,
+        "0" + "1 " * 32_000,
     ],
 )
 def test_text_an_end_user_controls_cannot_make_redaction_quadratic(hostile: str) -> None:

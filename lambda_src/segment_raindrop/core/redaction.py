@@ -7,9 +7,10 @@ does it before anything leaves the account. Matches are replaced by typed placeh
 Only what is sent is redacted: the queues keep the original events (they stay in the account),
 and a retry or replay redacts again with the configuration in force then.
 
-Cost: three families of patterns (secrets, e-mail, numbers), compiled once, each run only on
-text that passes its gate (segment_raindrop.core.redaction_gates); most values reach none of them,
-and a value's strings are gated together, once.
+Cost: families of patterns (segment_raindrop.core.redaction_patterns: providers' tokens, keyed
+and prose secrets, e-mail, numbers), compiled once, each run only on text that passes its gate
+(segment_raindrop.core.redaction_gates); most values reach none of them, and a value's strings
+are gated together, once.
 Redacted text is never logged: only counts by kind leave this module.
 """
 
@@ -20,99 +21,50 @@ from collections import Counter
 from collections.abc import Collection, Iterator
 from typing import Any, Final, NamedTuple
 
-from segment_raindrop.core.redaction_gates import may_hold_ipv6, may_hold_number, may_hold_secret
-
-# Kinds, as they appear in placeholders and in the metric's ``kind`` dimension.
-EMAIL: Final = "email"
-PHONE: Final = "phone"
-CARD: Final = "card"
-SSN: Final = "ssn"
-IP: Final = "ip"
-CREDENTIAL: Final = "credential"
-PASSWORD: Final = "password"  # noqa: S105 - a kind's name, not a password
-
-_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_HEX = r"[0-9A-Fa-f]{1,4}"
-# Order matters: earlier alternatives win where two could match at the same place (an
-# Anthropic key is also an OpenAI-shaped one; a card's digit groups could read as a phone).
-_PATTERNS: Final = (
-    (
-        CREDENTIAL,
-        r"\bsk-ant-[A-Za-z0-9_-]{16,}"
-        r"|\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}"
-        r"|\bgh[pousr]_[A-Za-z0-9]{30,}"
-        r"|\bgithub_pat_[A-Za-z0-9_]{22,}"
-        r"|\bxox[abposr]-[A-Za-z0-9-]{10,}"
-        r"|\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,}"
-        r"|\bAIza[0-9A-Za-z_-]{35}"
-        r"|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"
-        r"|\b[Bb]earer\s+[A-Za-z0-9._~+/=-]{8,}",
-    ),
-    # The key stays (it tells the reader what was there); the value goes.
-    (
-        PASSWORD,
-        r"(?i:\b(?:password|passwd|pwd|passphrase|secret|api[_-]?key|access[_-]?token|token)"
-        r"\s*[=:]\s*)(?P<password_value>[^\s,;&\"'<>\\]+)",
-    ),
-    # Bounded as RFC 5321 bounds them (64-character local part, 63-character labels): unbounded,
-    # a failed match costs the square of the text's length, and anyone typing into the
-    # customer's app controls that text (30 KB took 0.9 s, enough to time the webhook out).
-    (
-        EMAIL,
-        r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}"
-        r"\.[A-Za-z]{2,24}\b",
-    ),
-    # Dashed or spaced only: nine bare digits are as often an order number as an SSN.
-    (SSN, r"\b(?!000|666|9\d\d)\d{3}(?P<ssn_gap>[- ])(?!00)\d{2}(?P=ssn_gap)(?!0000)\d{4}\b"),
-    # Issuer prefixes (3x Amex/Diners/JCB, 4 Visa, 5 Mastercard, 6 Discover, 2 Mastercard's
-    # newer range), 13-19 digits, optionally grouped; the Luhn check is made on each match.
-    (CARD, r"(?<![\w.-])[2-6]\d(?:[ -]?\d){11,17}(?![\w-]|\.\d)"),
-    # Whole addresses only: not a version string such as v1.2.3.4 or 1.2.3.4.5.
-    (IP, rf"(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?![\w]|\.\d)"),
-    (
-        IP,
-        # Compressed ("::") forms need three groups: "a::b" is as likely C++ or Rust as an address.
-        rf"(?<![\w:])(?:(?:{_HEX}:){{7}}{_HEX}|(?:{_HEX}:){{2,6}}(?::{_HEX}){{1,5}}"
-        rf"|(?:{_HEX}:){{1,5}}(?::{_HEX}){{2,6}})(?![\w:])",
-    ),
-    # Separated groups (or a leading +): a bare run of ten digits is an id more often than not.
-    (
-        PHONE,
-        r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{3}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{4}(?!\w|[.-]\d)"
-        r"|(?<![\w+])\+\d{1,3}(?:[ .-]?\d){7,12}(?!\w)",
-    ),
+from segment_raindrop.core.redaction_gates import (
+    may_hold_ipv6,
+    may_hold_keyed_secret,
+    may_hold_number,
+    may_hold_prose_secret,
+    may_hold_provider_token,
+    may_hold_secret,
+)
+from segment_raindrop.core.redaction_patterns import (
+    CARD,
+    CREDENTIAL,
+    EMAIL,
+    GROUPS,
+    IP,
+    PASSWORD,
+    PHONE,
+    SSN,
+    accepted,
+    compiled,
+    luhn_valid,
 )
 
-
-def _compiled(kinds: Collection[str]) -> re.Pattern[str]:
-    return re.compile(
-        "|".join(
-            f"(?P<{kind}{number}>{pattern})"
-            for number, (kind, pattern) in enumerate(_PATTERNS)
-            if kind in kinds
-        )
-    )
-
+__all__ = ["CARD", "CREDENTIAL", "EMAIL", "IP", "PASSWORD", "PHONE", "SSN", "Redactor"]
+__all__ += ["luhn_valid", "placeholder"]
 
 # Each family runs only on text that passes its gate (segment_raindrop.core.redaction_gates): a
 # full scan of every string with every pattern cost more than the mapping itself.
-_EMAILS: Final = _compiled({EMAIL})
-_SECRETS: Final = _compiled({CREDENTIAL, PASSWORD})
-_NUMBERS: Final = _compiled({SSN, CARD, IP, PHONE})
+_PROVIDERS: Final = compiled("providers")
+_KEYED: Final = compiled("keyed")
+_PROSE: Final = compiled("prose")
+_SECRET_FAMILIES: Final = (
+    (_PROVIDERS, may_hold_provider_token),
+    (_KEYED, may_hold_keyed_secret),
+    (_PROSE, may_hold_prose_secret),
+)
+_EMAILS: Final = compiled("emails")
+_NUMBERS: Final = compiled("numbers")
 # The same without IPv6, which is tried at every hex digit and so costs the most: the form used
 # when the IPv6 gate has ruled it out, on the runs of digits only. Every match of these lies in
 # a run of seven or more digits, spaces, dots, dashes and parentheses from a digit, but for the
 # "+" or "(" just before it, and their look-aheads read two characters past a match.
-_DIGIT_NUMBERS: Final = re.compile(
-    "|".join(
-        f"(?P<{kind}{number}>{pattern})"
-        for number, (kind, pattern) in enumerate(_PATTERNS)
-        if kind in {SSN, CARD, IP, PHONE} and not pattern.startswith("(?<![\\w:])")
-    )
-)
-_DIGIT_RUN: Final = re.compile(r"\d[\d .()-]{6,}")
+_DIGIT_NUMBERS: Final = compiled("numbers", ipv6=False)
+_DIGIT_RUN: Final = re.compile(r"\d[\d .()\u00a0\u202f-]{6,}")
 _BEFORE_RUN, _AFTER_RUN = 1, 2
-_GROUP_KIND: Final = {f"{kind}{number}": kind for number, (kind, _) in enumerate(_PATTERNS)}
 _SHORTEST_MATCH: Final = 6  # a@b.io
 # How far an address reaches from its "@" (the e-mail pattern's bounds: 64 characters of local
 # part before it; after it, nine labels of 63 and their dots, a 24-letter top-level domain and
@@ -131,18 +83,6 @@ _REMEMBERED: Final = 64
 
 def placeholder(kind: str) -> str:
     return f"<REDACTED_{kind.upper()}>"
-
-
-def luhn_valid(digits: str) -> bool:
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        digit = ord(char) - 48
-        if position % 2:
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
-    return total % 10 == 0
 
 
 def _collect(
@@ -244,11 +184,17 @@ class Redactor:
         if not self._pii or len(text) < _SHORTEST_MATCH:
             return text
         if families.secrets and may_hold_secret(text):
-            text = _SECRETS.sub(self._replace, text)
+            text = self._secrets(text)
         if families.emails and "@" in text:
             text = self._emails(text)
         if families.numbers and may_hold_number(text):
             text = self._numbers(text)
+        return text
+
+    def _secrets(self, text: str) -> str:
+        for family, may_hold in _SECRET_FAMILIES:
+            if may_hold(text):
+                text = family.sub(self._replace, text)
         return text
 
     def _emails(self, text: str) -> str:
@@ -275,20 +221,16 @@ class Redactor:
         return "".join(pieces)
 
     def _replace(self, match: re.Match[str]) -> str:
-        group = match.lastgroup
-        kind = _GROUP_KIND.get(group or "")
-        if kind is None:  # the password pattern's own value group
-            kind = PASSWORD
-        found = match.group(0)
-        if kind == CARD:
-            digits = found.replace(" ", "").replace("-", "")
-            if not luhn_valid(digits):
-                return found  # a long number that is not a card: an id, a timestamp
-        self.counts[kind] += 1
-        if kind == PASSWORD:
-            start = match.start("password_value") - match.start()
-            return found[:start] + placeholder(kind)
-        return placeholder(kind)
+        name = match.lastgroup or ""
+        group = GROUPS[name]
+        if not accepted(group, name, match):
+            return match.group(0)  # the shape without the substance: a date, password: str
+        self.counts[group.kind] += 1
+        if group.value is None:
+            return placeholder(group.kind)
+        found, start = match.group(0), match.start()
+        value_start, value_end = match.span(group.value)
+        return found[: value_start - start] + placeholder(group.kind) + found[value_end - start :]
 
     def value(self, value: Any) -> Any:
         """``value`` with every string redacted and the configured keys dropped: ``value``

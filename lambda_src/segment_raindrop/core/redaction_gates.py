@@ -13,42 +13,105 @@ import re
 from typing import Final
 
 # -- credentials and passwords -------------------------------------------------------------
+# One gate for the three families of secrets (redaction_patterns.PROVIDER_PATTERNS,
+# KEYED_PATTERNS and PROSE_PATTERNS): text that passes it goes through all three.
+#
+# First a regular expression that starts with a class of characters rare in prose, one of
+# which every provider token, marker and prose word holds (the engine scans for the class, and
+# only there tries the look-behinds): sk- and the like by their "-", gh?_ and the like by "_",
+# eyJ by "J", "://" and a Telegram token's ":AA" by ":", AIza/AKIA/ASIA and a Twilio AC... by
+# "A", SG. and ya29. by ".", a Twilio SK... by "S", Bearer and Basic by "B" or "b", curl's -u
+# by "-", mysql by "q"; the prose words by "p" or "P" (password, passwort, pw, pwd, mot de
+# passe), "w" or "W" (kennwort, wachtwoord), "k" or "K" (key, token), "ñ" (contraseña) and
+# "ь" (пароль), each then followed by the space or tab the prose patterns require.
+# Every alternative starts with a literal: the engine then scans for their first characters
+# only, and at each tries only the alternatives starting with the character found there.
+_PROVIDER_MARKS: Final = (
+    r"-(?:(?<=sk-)|(?<=xapp-)|(?<=glpat-)|(?<=GOCSPX-)|(?<=xox[abposre]-)|----BEGIN)"
+    r"|_(?:(?<=gh[pousr]_)|(?<=github_pat_)|(?<=k_live_)|(?<=k_test_)|(?<=whsec_)|(?<=hf_)"
+    r"|(?<=npm_))"
+    r"|J(?<=eyJ)|:(?://|AA)|A(?:Iza|KIA|SIA|C[0-9a-f]{32})|\.(?:(?<=SG\.)|(?<=ya29\.))"
+    r"|SK[0-9a-f]{32}|Bearer|bearer|Basic|basic"
+)
+_KEYED_MARKS: Final = r"-(?:u[ \t]|-user)|q(?<=mysq)l|://"
+_PROSE_MARKS: Final = (
+    r"p(?:ass(?:word|wort)|[Ww][Dd]?|(?<=mot de p)asse)[ \t]"
+    r"|P(?:ass(?:word|wort)|ASS(?:WORD|WORT)|[Ww][Dd]?)[ \t]"
+    r"|w(?:(?<=[Kk]ennw)ort|achtwoord)[ \t]|Wachtwoord[ \t]"
+    r"|k(?:ey|EY|(?<=[Tt]ok)en)[ \t]|K(?:ey|EY|(?<=TOK)EN)[ \t]"
+    r"|ñ(?<=ontraseñ)a[ \t]|ь(?<=[Пп]ароль)[ \t]"
+)
+_ANCHORED: Final = re.compile(f"{_PROVIDER_MARKS}|{_KEYED_MARKS}|{_PROSE_MARKS}")
+_PROVIDER_MARK: Final = re.compile(_PROVIDER_MARKS)
+_KEYED_MARK: Final = re.compile(_KEYED_MARKS)
+_PROSE_MARK: Final = re.compile(_PROSE_MARKS)
+# Then the key-value patterns' key words (redaction_patterns._KEY_NAME), as they end, lower-
+# cased (the patterns' words are ASCII-case-insensitive or list their cases: lower-casing maps
+# every ASCII letter they match onto these, and more, which only lets more through), looked for
+# before each separator ("=", ":", the fullwidth colon, or ">" closing an XML tag), past the
+# spaces and the quote (after backslashes) the patterns allow between them.
+_KEY_WORD_ENDS: Final = (
+    "password", "passwd", "passphrase", "passcode", "pass", "pwd", "pw", "passwort",
+    "kennwort", "mot de passe", "mdp", "contraseña", "senha", "wachtwoord", "hasło", "lösenord",
+    "salasana", "пароль", "パスワード", "密码", "密碼", "비밀번호", "暗証番号", "secret", "token",
+    "key", "credential", "credentials", "トークン", "キー", "令牌", "密钥", "토큰", "authorization",
+)  # fmt: skip
+# Their last characters, either case: no other character matches one case-insensitively but
+# these (and the Kelvin sign, which lower-cases to "k", not a last letter).
+_LAST_CHARACTERS: Final = frozenset(
+    "".join(word[-1] + word[-1].upper() for word in _KEY_WORD_ENDS) + "\u017f"
+)
+_LONGEST_WORD: Final = 16  # "authorization" and then some, for lower-casing that changes length
+_KEY_GAP: Final = " \t\u00a0\u202f"
 
-# CREDENTIAL's prefixes, by the rarer character each holds: "-" (sk-, xox?-), "_" (gh?_,
-# github_pat_, sk_live_ ...); then the AWS and Google prefixes, and "Bearer"/"bearer".
-_UNDERSCORE_MARKER: Final = re.compile(r"_(?:(?<=gh[pousr]_)|(?<=github_pat_)|(?<=[sr]k_))")
-_CAPITAL_A_MARKER: Final = re.compile(r"A(?:Iza|KIA|SIA)")
-# PASSWORD's words as they end ("api_key" ends in "key", "access-token" in "token"), compared
-# lower-cased; the pattern's case-insensitive match also takes the long s (U+017F) for "s".
-_PASSWORD_WORD_ENDS: Final = ("password", "passwd", "pwd", "passphrase", "secret", "key", "token")
-# Their last letters, either case: no other character matches one case-insensitively.
-_WORD_LAST_LETTERS: Final = "dDeEtTyYnN"
-_LONGEST_WORD: Final = 12  # "passphrase" and then some, for lower-casing that changes length
+
+# A separator with a word's last character just before it (or a quote, or a space, after
+# which the word is looked for further back): the places _key_before examines.
+_SEPARATOR_AFTER_WORD: Final = re.compile(
+    "[=:\uff1a>](?:(?<=[" + "".join(sorted(_LAST_CHARACTERS)) + "\"' \t\u00a0\u202f][=:\uff1a>]))"
+)
 
 
 def may_hold_secret(text: str) -> bool:
-    if ("-" in text and ("sk-" in text or "xox" in text)) or "earer" in text:
-        return True
-    if "_" in text and _UNDERSCORE_MARKER.search(text) is not None:
-        return True
-    if "A" in text and _CAPITAL_A_MARKER.search(text) is not None:
-        return True
-    return _password_key(text, "=") or _password_key(text, ":")
+    """Whether any of the three families of secrets may match in ``text``."""
+    return _ANCHORED.search(text) is not None or _has_key(text)
 
 
-def _password_key(text: str, separator: str) -> bool:
-    """Whether a password word, then whitespace, comes before some ``separator``."""
-    at = text.find(separator)
-    while at != -1:
-        end = at
-        while end and text[end - 1].isspace():  # the pattern's \s* (str.isspace is re's \s)
-            end -= 1
-        if end and text[end - 1] in _WORD_LAST_LETTERS:
-            word = text[max(0, end - _LONGEST_WORD) : end].lower().replace("\u017f", "s")
-            if word.endswith(_PASSWORD_WORD_ENDS):
-                return True
-        at = text.find(separator, at + 1)
+# Each family's own gate, asked of the few texts that pass may_hold_secret (each just before its
+# family runs, as an earlier family's placeholders change the text), so that a text runs only
+# the families it needs.
+def may_hold_provider_token(text: str) -> bool:
+    return _PROVIDER_MARK.search(text) is not None
+
+
+def may_hold_keyed_secret(text: str) -> bool:
+    return _KEYED_MARK.search(text) is not None or _has_key(text)
+
+
+def may_hold_prose_secret(text: str) -> bool:
+    return _PROSE_MARK.search(text) is not None
+
+
+def _has_key(text: str) -> bool:
+    separator = _SEPARATOR_AFTER_WORD.search(text)
+    while separator is not None:
+        if _key_before(text, separator.start()):
+            return True
+        separator = _SEPARATOR_AFTER_WORD.search(text, separator.end())
     return False
+
+
+def _key_before(text: str, at: int) -> bool:
+    """Whether a key word, then an optional quote and spaces, comes before ``at``."""
+    end = at
+    while end and text[end - 1] in _KEY_GAP:
+        end -= 1
+    if end and text[end - 1] in "\"'":
+        end -= 1
+        while end and text[end - 1] == "\\":
+            end -= 1
+    window = text[max(0, end - _LONGEST_WORD) : end].lower()
+    return window.endswith(_KEY_WORD_ENDS)
 
 
 # -- phone, card, SSN and IP numbers --------------------------------------------------------
@@ -117,8 +180,8 @@ def _has_non_ascii_digit(data: bytes, shapes: bytes) -> bool:
 
 
 _UNICODE_NUMBER_SHAPE: Final = re.compile(
-    r"[\d+](?:(?<=\+)\d(?:[ .-]?\d){7}"
-    r"|(?<![\w]\d)(?<=\d)(?:(?:[ .()-]*\d){8}|[\d .()-]*?\.\d{1,3}\.\d{1,3}\.\d))"
+    r"[\d+](?:(?<=\+)\d(?:\D{0,3}\d){7}"
+    r"|(?<![A-Za-z0-9_]\d)(?<=\d)(?:(?:\D{0,4}\d){8}|\d{0,2}\.\d{1,3}\.\d{1,3}\.\d))"
 )
 # IPv6: the compressed forms hold "::"; the full form, eight groups, holds six of them between
 # colons. A time of day ("08:15:00") holds neither, so a text holding one is not sent through
