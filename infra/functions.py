@@ -18,7 +18,12 @@ from infra.config import LOG_RETENTION_DAYS, StackConfig
 from infra.partials import PartialsTable
 from infra.queues import ForwarderQueues
 from infra.secret import ForwarderSecret
-from segment_raindrop.core.config import DeliveryConfig, ForwarderConfig, MirrorConfig
+from segment_raindrop.core.config import (
+    DeliveryConfig,
+    ForwarderConfig,
+    MirrorConfig,
+    TelemetryConfig,
+)
 from segment_raindrop.core.contract import (
     METRICS_NAMESPACE,
     REPLAY_BUDGET_SECONDS,
@@ -115,6 +120,8 @@ def function_environment(forwarder: ForwarderConfig, config: StackConfig) -> dic
         **to_environment(forwarder),
         "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+        # The stage dimension of every metric (the alarms and dashboard read this stage's only).
+        **to_environment(TelemetryConfig(stage=config.stage)),
         "POWERTOOLS_LOG_LEVEL": config.log_level,
         # The handlers build Powertools' Tracer (and import the X-Ray SDK) only when this says
         # tracing is on, so a function deployed without tracing does not load it at all.

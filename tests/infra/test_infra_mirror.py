@@ -168,7 +168,10 @@ def _alarms(template: assertions.Template) -> dict[str, dict[str, Any]]:
 def test_alarms_on_the_mirrors_own_metrics(template: assertions.Template, metric: str) -> None:
     alarm = _alarms(template)[metric]
     assert (alarm["Namespace"], alarm["MetricName"]) == ("SegmentRaindrop", metric)
-    assert alarm["Dimensions"] == [{"Name": "service", "Value": "segment-raindrop"}]
+    assert alarm["Dimensions"] == [
+        {"Name": "service", "Value": "segment-raindrop"},
+        {"Name": "stage", "Value": "prod"},
+    ]
     assert alarm["Statistic"] == "Sum"
     assert alarm["Threshold"] == 1
     assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
