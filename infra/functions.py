@@ -37,6 +37,14 @@ from segment_raindrop.core.contract import (
 from segment_raindrop.core.environment import to_environment
 
 RUNTIME: Final = lambda_.Runtime.PYTHON_3_13
+# What the mirror does with the partial events' table (adapters/partials.py), conditional
+# writes included; no Scan, Query or batch operations.
+PARTIALS_ACTIONS: Final = (
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+)
 
 WEBHOOK_TIMEOUT: Final = cdk.Duration.seconds(WEBHOOK_TIMEOUT_SECONDS)
 RETRY_TIMEOUT: Final = cdk.Duration.seconds(RETRY_TIMEOUT_SECONDS)
@@ -231,7 +239,7 @@ class ForwarderFunctions(Construct):
         # key is in the same secret). It merges partial events in the table.
         retry.grant_send_messages(self.mirror)
         dlq.grant_send_messages(self.mirror)
-        partials.table.grant_read_write_data(self.mirror)
+        partials.table.grant(self.mirror, *PARTIALS_ACTIONS)
 
     def _function(
         self,
