@@ -68,8 +68,12 @@ synth: sync npm  ## Synthesise the CloudFormation template (no Docker, no AWS cr
 diff: sync npm  ## Compare the stack with what is deployed
 	npx cdk diff --no-notices $(CDK_ARGS)
 
-deploy: sync npm  ## Deploy the stack into the current AWS account
-	npx cdk deploy --no-notices --require-approval broadening $(CDK_ARGS)
+# Asks before deploying IAM or security-group widenings; CI (no terminal): REQUIRE_APPROVAL=never.
+# (Not through CDK_ARGS: the CDK refuses --require-approval given twice.)
+REQUIRE_APPROVAL ?= broadening
+
+deploy: sync npm  ## Deploy the stack into the current AWS account (CI: REQUIRE_APPROVAL=never)
+	npx cdk deploy --no-notices --require-approval $(REQUIRE_APPROVAL) $(CDK_ARGS)
 
 destroy: sync npm  ## Remove the stack
 	npx cdk destroy --no-notices $(CDK_ARGS)

@@ -28,15 +28,15 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.config import StackConfig
+from infra.config import StackConfig, Throttle
 from infra.functions import log_retention
 from segment_raindrop.core.contract import (
     METRICS_NAMESPACE,
     OTLP_TRACES_ROUTES,
     RAINDROP_SDK_PATH,
     SDK_API_STAGE,
-    SERVICE_NAME,
     Metric,
+    metric_dimensions,
 )
 
 PATH: Final = "segment"
@@ -53,15 +53,13 @@ PROJECT_PATH_PART: Final = "{project}"
 SDK_BINARY_MEDIA_TYPES: Final = ("*/*",)
 
 # One JSON object per request (CloudWatch Logs Insights discovers the fields). Beyond the
-# standard fields: latencies, the integration's status and error, and the X-Ray trace id, which
+# standard fields: latencies, the integration's status and error, the gateway response API
+# Gateway answered with itself (none when the function answered), and the X-Ray trace id, which
 # is what tells a Lambda timeout from a Segment retry storm. No headers: they carry the token.
 # This log is the only record of requests API Gateway answers itself (a body over Lambda's
 # 6 MB invoke payload gets 413 before the function runs), so execution logging is off: it
 # adds nothing for this API and would go to a log group API Gateway creates outside the stack.
-ACCESS_LOG_FIELDS: Final = {
-    # A constant, so the metric filters below can publish with the dimension the forwarder's
-    # own metrics carry (a filter's dimension values must come from the log event).
-    "service": SERVICE_NAME,
+_REQUEST_FIELDS: Final = {
     "requestId": apigateway.AccessLogField.context_request_id(),
     "requestTime": apigateway.AccessLogField.context_request_time(),
     "ip": apigateway.AccessLogField.context_identity_source_ip(),
@@ -76,11 +74,34 @@ ACCESS_LOG_FIELDS: Final = {
     "integrationStatus": apigateway.AccessLogField.context_integration_status(),
     "integrationError": apigateway.AccessLogField.context_integration_error_message(),
     "errorMessage": apigateway.AccessLogField.context_error_message(),
+    # The gateway response type (THROTTLED, INTEGRATION_FAILURE, INTEGRATION_TIMEOUT,
+    # REQUEST_TOO_LARGE, DEFAULT_5XX...) when API Gateway answered itself; "-" otherwise.
+    "errorResponseType": apigateway.AccessLogField.context_error_response_type(),
     "xrayTraceId": apigateway.AccessLogField.context_xray_trace_id(),
 }
 
-# Requests answered with these statuses are counted from the access log; Segment drops a 413.
-STATUS_METRICS: Final = {413: Metric.API_REQUESTS_TOO_LARGE}
+
+def access_log_fields(stage: str) -> dict[str, str]:
+    """The access log's JSON fields for one stage. ``service`` and ``stage`` are constants
+    of the stack (the SDK API's own stage is always SDK_API_STAGE): a metric filter's dimension
+    values must come from the log event, and these are the dimensions every forwarder metric
+    carries (contract.metric_dimensions), so the filters' counts are this stage's only."""
+    return {**metric_dimensions(stage), **_REQUEST_FIELDS}
+
+
+# Requests counted from the access log, each by a filter on its fields; most never reach a
+# function. Segment drops a 413; a 429 comes from the stage's throttle (below: the route
+# limits), which Raindrop's SDK retries for only about 1.5 s; a gateway 5xx is API Gateway's
+# own answer (an integration failure or timeout, a function that crashed, or Lambda out of
+# concurrency, which API Gateway answers 500), never the function's.
+ACCESS_LOG_METRICS: Final = {
+    Metric.API_REQUESTS_TOO_LARGE: ("Status413", (("$.status", "=", "413"),)),
+    Metric.API_REQUESTS_THROTTLED: ("Status429", (("$.status", "=", "429"),)),
+    Metric.API_GATEWAY_ERRORS: (
+        "GatewayStatus5xx",
+        (("$.status", "=", "5*"), ("$.errorResponseType", "!=", "-")),
+    ),
+}
 
 _SDK_AUTH_REASON: Final = (
     "Raindrop's SDKs send only 'Authorization: Bearer <Raindrop key>', so the mirror function "
@@ -132,6 +153,7 @@ class WebhookApi(Construct):
             # creates it and, on destroy, keeps it because other APIs may rely on it.
             cloud_watch_role=True,
             stage_name=config.stage,
+            throttle=config.webhook_throttle,
         )
         self.sdk_api = self._rest_api(
             "SdkApi",
@@ -144,6 +166,7 @@ class WebhookApi(Construct):
             cloud_watch_role=False,
             # Where the SDK's OTLP exporter sends spans: "<host>/v1/traces" (SDK_API_STAGE).
             stage_name=SDK_API_STAGE,
+            throttle=config.sdk_throttle,
         )
         # Its stage logs through the account role the webhook API sets up.
         self.sdk_api.node.add_dependency(self.api)
@@ -183,8 +206,8 @@ class WebhookApi(Construct):
             )
         ]
         self.raindrop_sdk_endpoint = self.sdk_api.url_for_path(f"/{RAINDROP_SDK_PATH}/")
-        for status, metric in STATUS_METRICS.items():
-            self._count_status(status, metric)
+        for metric, (filter_id, conditions) in ACCESS_LOG_METRICS.items():
+            self._count(filter_id, metric, conditions)
         self._acknowledge(methods, reason=_AUTH_REASON)
         self._acknowledge(sdk_methods, reason=_SDK_AUTH_REASON)
         for api in self.apis:
@@ -199,6 +222,7 @@ class WebhookApi(Construct):
         binary_media_types: tuple[str, ...],
         cloud_watch_role: bool,
         stage_name: str,
+        throttle: Throttle,
     ) -> apigateway.RestApi:
         config = self._config
         return apigateway.RestApi(
@@ -214,31 +238,38 @@ class WebhookApi(Construct):
             ),
             deploy_options=apigateway.StageOptions(
                 stage_name=stage_name,
-                throttling_rate_limit=config.throttle_rate_limit,
-                throttling_burst_limit=config.throttle_burst_limit,
+                # Every method (route) of the API gets these limits on its own.
+                throttling_rate_limit=throttle.rate_limit,
+                throttling_burst_limit=throttle.burst_limit,
                 tracing_enabled=config.tracing,  # with the functions (context `tracing`)
                 # The API-level metrics the alarms and dashboard read are published anyway;
                 # per-method detailed metrics would only add cost.
                 metrics_enabled=False,
-                # See ACCESS_LOG_FIELDS; and never request bodies: they are AI conversations.
+                # See _REQUEST_FIELDS; and never request bodies: they are AI conversations.
                 logging_level=apigateway.MethodLoggingLevel.OFF,
                 data_trace_enabled=False,
                 access_log_destination=apigateway.LogGroupLogDestination(self.access_logs),
-                access_log_format=apigateway.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS)),
+                access_log_format=apigateway.AccessLogFormat.custom(
+                    json.dumps(access_log_fields(config.stage))
+                ),
             ),
         )
 
-    def _count_status(self, status: int, metric: Metric) -> None:
+    def _count(
+        self, construct_id: str, metric: Metric, conditions: tuple[tuple[str, str, str], ...]
+    ) -> None:
         logs.MetricFilter(
             self,
-            f"Status{status}",
+            construct_id,
             log_group=self.access_logs,
-            # The access log writes the status as a string ("$context.status" in quotes).
-            filter_pattern=logs.FilterPattern.string_value("$.status", "=", str(status)),
+            # The access log writes every field as a string ("$context.status" in quotes).
+            filter_pattern=logs.FilterPattern.all(
+                *(logs.FilterPattern.string_value(*condition) for condition in conditions)
+            ),
             metric_namespace=METRICS_NAMESPACE,
             metric_name=metric.value,
             metric_value="1",
-            dimensions={"service": "$.service"},
+            dimensions={name: f"$.{name}" for name in metric_dimensions(self._config.stage)},
             unit=cloudwatch.Unit.COUNT,
         )
 

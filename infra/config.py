@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from pydantic import (
     BaseModel,
@@ -25,6 +25,7 @@ from pydantic.alias_generators import to_camel
 from segment_raindrop.core.config import (
     DEFAULT_RAINDROP_API_URL,
     DEFAULT_SEGMENT_API_URL,
+    STAGE_PATTERN,
     ConfigError,
     MappingConfig,
 )
@@ -74,9 +75,21 @@ _SECRET_ARN = re.compile(
 )
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9_/+=.@-]{1,512}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# A standard topic: CloudWatch alarms cannot publish to FIFO topics.
+_SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$")
+# API Gateway's default account-level throttle per region (a quota that can be raised).
+MAX_THROTTLE_RATE: Final = 10_000
+MAX_THROTTLE_BURST: Final = 5_000
 # Our own keys are plain camelCase words; CDK's keys contain "@", ":" or "/" (feature flags,
 # bundling-stacks, lookups), so anything else that looks like ours is probably a typo.
 _OWN_KEY_SHAPE = re.compile(r"^[a-z][A-Za-z0-9]*$")
+
+
+class Throttle(NamedTuple):
+    """One API's route limits: requests per second, and the burst the token bucket holds."""
+
+    rate_limit: float
+    burst_limit: int
 
 
 def stack_mapping(context: Mapping[str, Any]) -> MappingConfig:
@@ -102,16 +115,29 @@ class StackConfig(BaseModel):
         frozen=True,
     )
 
-    stage: str = Field("prod", pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,30}$")
+    stage: str = Field("prod", pattern=STAGE_PATTERN)
     secret_name: str | None = Field(None, pattern=_SECRET_NAME.pattern)
     secret_arn: str | None = Field(None, pattern=_SECRET_ARN.pattern)
     raindrop_api_url: str = Field(DEFAULT_RAINDROP_API_URL, pattern=r"^https://[^\s]+$")
     raindrop_project_id: str | None = Field(None, pattern=PROJECT_SLUG.pattern)
     # The slugs POST /segment/{project} accepts; unset: any well-formed slug.
     raindrop_projects: list[str] | None = Field(None, max_length=1000)
-    throttle_rate_limit: float = Field(100.0, gt=0, le=10000)
-    throttle_burst_limit: int = Field(200, gt=0, le=5000)
+    # API Gateway's throttle, per route (method) of each API: the webhook API's (Segment's
+    # Webhooks destination) and the SDK API's (Raindrop's SDKs and Segment's libraries). A
+    # request over it is answered 429 before any function runs. The ceilings are API Gateway's
+    # per-account, per-region defaults; what the account's Lambda concurrency sustains is
+    # usually lower (docs/deploy.md, "Throttling and Lambda concurrency").
+    throttle_rate_limit: float = Field(100.0, gt=0, le=MAX_THROTTLE_RATE)
+    throttle_burst_limit: int = Field(200, gt=0, le=MAX_THROTTLE_BURST)
+    sdk_throttle_rate_limit: float = Field(500.0, gt=0, le=MAX_THROTTLE_RATE)
+    sdk_throttle_burst_limit: int = Field(1000, gt=0, le=MAX_THROTTLE_BURST)
     alarm_email: str | None = Field(None, pattern=_EMAIL.pattern)
+    # An existing SNS topic the alarms publish to instead (chat, paging); with alarmEmail too,
+    # the stack's own topic e-mails and this one is notified as well.
+    alarm_topic_arn: str | None = Field(None, pattern=_SNS_TOPIC_ARN.pattern)
+    # Whether alarms also notify when they return to OK (one more message per alarm and
+    # incident); off: only ALARM transitions notify.
+    alarm_on_recovery: bool = False
     # The p99 size of one Segment event as the Webhooks destination sends it (compact JSON):
     # the stack prints the Segment batch size that fits Lambda's payload with it. Segment caps
     # an event at 32 KB.
@@ -219,6 +245,20 @@ class StackConfig(BaseModel):
                 f"{ENVIRONMENT_BUDGET_BYTES} that fit in Lambda's 4 KB of environment variables"
             )
         return self
+
+    @property
+    def webhook_throttle(self) -> Throttle:
+        return Throttle(self.throttle_rate_limit, self.throttle_burst_limit)
+
+    @property
+    def sdk_throttle(self) -> Throttle:
+        return Throttle(self.sdk_throttle_rate_limit, self.sdk_throttle_burst_limit)
+
+    @property
+    def alarm_recipients(self) -> str | None:
+        """Who the alarms notify, as the AlarmNotifications output says; None: no one."""
+        recipients = [value for value in (self.alarm_email, self.alarm_topic_arn) if value]
+        return ", ".join(recipients) or None
 
     @property
     def imports_secret(self) -> bool:

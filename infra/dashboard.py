@@ -11,20 +11,30 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.queues import ForwarderQueues
-from segment_raindrop.core.contract import EVENT_METRICS, METRICS_NAMESPACE, SERVICE_NAME, Metric
+from segment_raindrop.core.contract import (
+    EVENT_METRICS,
+    METRICS_NAMESPACE,
+    Metric,
+    metric_dimensions,
+)
 
 WIDTH: Final = 12  # two widgets per row on the 24-column grid
 
 
 def forwarder_metric(
-    metric: Metric, *, statistic: str = "Sum", period: cdk.Duration | None = None
+    metric: Metric,
+    *,
+    stage: str,
+    statistic: str = "Sum",
+    period: cdk.Duration | None = None,
 ) -> cloudwatch.Metric:
-    """One of the forwarder's own metrics; Powertools publishes each with the dimension
-    service=<POWERTOOLS_SERVICE_NAME>."""
+    """One of the forwarder's own metrics of one stage: the functions publish each with the
+    dimensions service and stage (core.contract.metric_dimensions), as do the access log's
+    metric filters."""
     return cloudwatch.Metric(
         namespace=METRICS_NAMESPACE,
         metric_name=metric.value,
-        dimensions_map={"service": SERVICE_NAME},
+        dimensions_map=metric_dimensions(stage),
         statistic=statistic,
         period=period or cdk.Duration.minutes(5),
     )
@@ -34,11 +44,14 @@ def across_apis(
     apis: tuple[apigateway.RestApi, ...], metric: str, *, label: str, period: cdk.Duration
 ) -> cloudwatch.MathExpression:
     """The sum of one API Gateway metric (``Count``, ``4XXError``, ``5XXError``) over ``apis``;
-    an API without requests in a period counts 0 rather than hiding the others' figures."""
+    an API without requests in a period counts 0 rather than hiding the others' figures.
+
+    Each API's metric is its stage's (dimensions ApiName and Stage): API names alone could
+    coincide across stages (stage ``prod-sdks``'s webhook API and stage ``prod``'s SDK API)."""
     # Ids unique per metric: one graph may show several of these sums.
     name = "".join(char for char in metric.lower() if char.isalnum())
     using: dict[str, cloudwatch.IMetric] = {
-        f"api{n}_{name}": api.metric(metric, statistic="Sum", period=period)
+        f"api{n}_{name}": api.deployment_stage.metric(metric, statistic="Sum", period=period)
         for n, api in enumerate(apis)
     }
     return cloudwatch.MathExpression(
@@ -58,11 +71,16 @@ def build_dashboard(
     construct_id: str,
     *,
     name_prefix: str,
+    stage: str,
     apis: tuple[apigateway.RestApi, ...],
     queues: ForwarderQueues,
     functions: dict[str, lambda_.IFunction],
 ) -> cloudwatch.Dashboard:
     dlq, retry = queues.dead_letter_queue, queues.retry_queue
+
+    def own(metric: Metric, statistic: str = "Sum") -> cloudwatch.Metric:
+        return forwarder_metric(metric, stage=stage, statistic=statistic)
+
     dashboard = cloudwatch.Dashboard(
         scope,
         construct_id,
@@ -71,25 +89,25 @@ def build_dashboard(
         default_interval=cdk.Duration.hours(24),
     )
     dashboard.add_widgets(
-        _graph("Events", [forwarder_metric(name) for name in EVENT_METRICS]),
+        _graph("Events", [own(name) for name in EVENT_METRICS]),
         _graph(
             "Raindrop requests",
             [
-                forwarder_metric(Metric.RAINDROP_REQUESTS),
-                forwarder_metric(Metric.RAINDROP_REQUEST_FAILURES),
-                forwarder_metric(Metric.RAINDROP_SHORT_CIRCUITED),
-                forwarder_metric(Metric.RAINDROP_CIRCUIT_OPENED),
-                forwarder_metric(Metric.RAINDROP_REDIRECTS),
+                own(Metric.RAINDROP_REQUESTS),
+                own(Metric.RAINDROP_REQUEST_FAILURES),
+                own(Metric.RAINDROP_SHORT_CIRCUITED),
+                own(Metric.RAINDROP_CIRCUIT_OPENED),
+                own(Metric.RAINDROP_REDIRECTS),
             ],
         ),
     )
     dashboard.add_widgets(
         _graph(
             "Raindrop latency (ms)",
-            [forwarder_metric(Metric.RAINDROP_LATENCY, statistic=s) for s in ("p50", "p90", "p99")],
+            [own(Metric.RAINDROP_LATENCY, s) for s in ("p50", "p90", "p99")],
         ),
         _graph(
-            "Webhook requests",
+            "API requests (both APIs)",
             [
                 *(
                     across_apis(apis, metric, label=label, period=cdk.Duration.minutes(5))
@@ -99,11 +117,12 @@ def build_dashboard(
                         ("5XXError", "5xx answers"),
                     )
                 ),
-                forwarder_metric(Metric.UNAUTHORIZED_REQUESTS),
-                forwarder_metric(Metric.UNVERIFIABLE_BATCHES),
-                # Counted from the access log: mostly refused by API Gateway, unseen by the
-                # function.
-                forwarder_metric(Metric.API_REQUESTS_TOO_LARGE),
+                own(Metric.UNAUTHORIZED_REQUESTS),
+                own(Metric.UNVERIFIABLE_BATCHES),
+                # Counted from the access log: refused by API Gateway, unseen by the functions.
+                own(Metric.API_REQUESTS_TOO_LARGE),
+                own(Metric.API_REQUESTS_THROTTLED),
+                own(Metric.API_GATEWAY_ERRORS),
             ],
         ),
     )
@@ -121,18 +140,18 @@ def build_dashboard(
         ),
         _graph(
             "How long retried events have been failing (s)",
-            [forwarder_metric(Metric.RETRY_FAILURE_AGE, statistic="Maximum")],
+            [own(Metric.RETRY_FAILURE_AGE, "Maximum")],
         ),
     )
     dashboard.add_widgets(
         _graph(
             "Raindrop SDK -> Segment",
             [
-                forwarder_metric(Metric.RAINDROP_SDK_REQUESTS),
-                forwarder_metric(Metric.MIRROR_EVENTS_SENT),
-                forwarder_metric(Metric.MIRROR_FAILURES),
-                forwarder_metric(Metric.MIRROR_DISABLED),
-                forwarder_metric(Metric.MIRROR_EVENTS_TRUNCATED),
+                own(Metric.RAINDROP_SDK_REQUESTS),
+                own(Metric.MIRROR_EVENTS_SENT),
+                own(Metric.MIRROR_FAILURES),
+                own(Metric.MIRROR_DISABLED),
+                own(Metric.MIRROR_EVENTS_TRUNCATED),
             ],
         ),
     )

@@ -18,7 +18,12 @@ from infra.config import LOG_RETENTION_DAYS, StackConfig
 from infra.partials import PartialsTable
 from infra.queues import ForwarderQueues
 from infra.secret import ForwarderSecret
-from segment_raindrop.core.config import DeliveryConfig, ForwarderConfig, MirrorConfig
+from segment_raindrop.core.config import (
+    DeliveryConfig,
+    ForwarderConfig,
+    MirrorConfig,
+    TelemetryConfig,
+)
 from segment_raindrop.core.contract import (
     METRICS_NAMESPACE,
     REPLAY_BUDGET_SECONDS,
@@ -32,6 +37,10 @@ from segment_raindrop.core.contract import (
 from segment_raindrop.core.environment import to_environment
 
 RUNTIME: Final = lambda_.Runtime.PYTHON_3_13
+# What adapters/partials.py does with the partial events' table: a consistent read and a
+# conditional put (a finished interaction stays as a marker; nothing is deleted). No Scan,
+# Query, batch or transaction operations.
+PARTIALS_ACTIONS: Final = ("dynamodb:GetItem", "dynamodb:PutItem")
 
 WEBHOOK_TIMEOUT: Final = cdk.Duration.seconds(WEBHOOK_TIMEOUT_SECONDS)
 RETRY_TIMEOUT: Final = cdk.Duration.seconds(RETRY_TIMEOUT_SECONDS)
@@ -131,6 +140,8 @@ def function_environment(forwarder: ForwarderConfig, config: StackConfig) -> dic
         **to_environment(forwarder),
         "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+        # The stage dimension of every metric (the alarms and dashboard read this stage's only).
+        **to_environment(TelemetryConfig(stage=config.stage)),
         "POWERTOOLS_LOG_LEVEL": config.log_level,
         # The handlers build Powertools' Tracer (and import the X-Ray SDK) only when this says
         # tracing is on, so a function deployed without tracing does not load it at all.
@@ -257,10 +268,10 @@ class ForwarderFunctions(Construct):
         # key is in the same secret). It merges partial events in the table.
         retry.grant_send_messages(self.mirror)
         dlq.grant_send_messages(self.mirror)
-        partials.table.grant_read_write_data(self.mirror)
-        # Retry worker and replay: queued partial patches are merged with conditional puts.
+        partials.table.grant(self.mirror, *PARTIALS_ACTIONS)
+        # Retry worker and replay: queued partial patches are merged as the mirror merges them.
         for function in (self.retry_worker, self.replay):
-            partials.table.grant(function, "dynamodb:GetItem", "dynamodb:PutItem")
+            partials.table.grant(function, *PARTIALS_ACTIONS)
 
     def _function(
         self,

@@ -70,7 +70,8 @@ def queue_depth(queue: sqs.IQueue, *, period: cdk.Duration, label: str) -> cloud
 
 
 class Monitoring(Construct):
-    """Exposes `alarms`, `topic` (None without alarmEmail) and `dashboard`."""
+    """Exposes `alarms`, `topic` (the stack's own, None without alarmEmail), `topics` (every
+    topic the alarms notify: that one and alarmTopicArn's) and `dashboard`."""
 
     def __init__(
         self,
@@ -84,17 +85,25 @@ class Monitoring(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self._prefix = f"segment-raindrop-{config.stage}"
+        self._stage = config.stage
         self.alarms: list[cloudwatch.Alarm] = []
         self._queue_alarms(queues)
         self._raindrop_alarms()
         self._mirror_alarms()
         self._function_alarms(functions)
         self._api_alarms(apis)
-        self.topic = self._notify(config.alarm_email) if config.alarm_email else None
+        self.topic = self._email_topic(config.alarm_email) if config.alarm_email else None
+        self.topics: list[sns.ITopic] = [self.topic] if self.topic else []
+        if config.alarm_topic_arn:
+            self.topics.append(
+                sns.Topic.from_topic_arn(self, "ExistingAlarmTopic", config.alarm_topic_arn)
+            )
+        self._notify(self.topics, on_recovery=config.alarm_on_recovery)
         self.dashboard = build_dashboard(
             self,
             "Dashboard",
             name_prefix=self._prefix,
+            stage=config.stage,
             apis=apis,
             queues=queues,
             functions=functions,
@@ -122,7 +131,7 @@ class Monitoring(Construct):
         )
         self._alarm(
             "RetriesFailing",
-            forwarder_metric(Metric.RETRY_FAILURE_AGE, statistic="Maximum", period=PERIOD),
+            self._own(Metric.RETRY_FAILURE_AGE, statistic="Maximum", period=PERIOD),
             threshold=RETRY_FAILURE_AGE_SECONDS,
             periods=RETRY_FAILURE_AGE_PERIODS,
             datapoints=1,
@@ -147,7 +156,7 @@ class Monitoring(Construct):
     def _raindrop_alarms(self) -> None:
         self._alarm(
             "RaindropCircuitOpened",
-            forwarder_metric(Metric.RAINDROP_CIRCUIT_OPENED, period=PERIOD),
+            self._own(Metric.RAINDROP_CIRCUIT_OPENED, period=PERIOD),
             threshold=1,
             description=(
                 "Raindrop kept failing and the forwarder stopped calling it for a while; events "
@@ -156,7 +165,7 @@ class Monitoring(Construct):
         )
         self._alarm(
             "RaindropRedirects",
-            forwarder_metric(Metric.RAINDROP_REDIRECTS, period=PERIOD),
+            self._own(Metric.RAINDROP_REDIRECTS, period=PERIOD),
             threshold=1,
             description=(
                 "Raindrop answered with a redirect, which the forwarder does not follow: fix "
@@ -170,7 +179,7 @@ class Monitoring(Construct):
         # segment_write_key, so Segment gets nothing (Raindrop still gets everything).
         self._alarm(
             "MirrorFailures",
-            forwarder_metric(Metric.MIRROR_FAILURES, period=PERIOD),
+            self._own(Metric.MIRROR_FAILURES, period=PERIOD),
             threshold=1,
             description=(
                 "Events from Raindrop's SDK could not be mirrored into Segment (dead-lettered): "
@@ -179,7 +188,7 @@ class Monitoring(Construct):
         )
         self._alarm(
             "MirrorDisabled",
-            forwarder_metric(Metric.MIRROR_DISABLED, period=PERIOD),
+            self._own(Metric.MIRROR_DISABLED, period=PERIOD),
             threshold=1,
             description=(
                 "Raindrop's SDK is sending through the stack but nothing reaches Segment: the "
@@ -212,7 +221,7 @@ class Monitoring(Construct):
         )
         self._alarm(
             "ApiRequestsTooLarge",
-            forwarder_metric(Metric.API_REQUESTS_TOO_LARGE, period=PERIOD),
+            self._own(Metric.API_REQUESTS_TOO_LARGE, period=PERIOD),
             threshold=1,
             description=(
                 "Requests were answered 413 (most by API Gateway, before the function runs: "
@@ -220,8 +229,29 @@ class Monitoring(Construct):
             ),
         )
         self._alarm(
+            "ApiRequestsThrottled",
+            self._own(Metric.API_REQUESTS_THROTTLED, period=PERIOD),
+            threshold=1,
+            description=(
+                "Requests were answered 429 by API Gateway's throttle, before any function ran. "
+                "Raindrop's SDK drops a batch after about 1.5 s of 429s (Segment retries): raise "
+                "the route limits (context sdkThrottleRateLimit / throttleRateLimit) within the "
+                "account's Lambda concurrency (docs/deploy.md)."
+            ),
+        )
+        self._alarm(
+            "ApiGatewayErrors",
+            self._own(Metric.API_GATEWAY_ERRORS, period=PERIOD),
+            threshold=1,
+            description=(
+                "API Gateway answered 5xx itself (integration failure or timeout, a crashed "
+                "function, or Lambda out of concurrency): see errorResponseType in the access "
+                "log and the functions' Throttles and Errors."
+            ),
+        )
+        self._alarm(
             "UnauthorizedSpike",
-            forwarder_metric(Metric.UNAUTHORIZED_REQUESTS, period=PERIOD),
+            self._own(Metric.UNAUTHORIZED_REQUESTS, period=PERIOD),
             threshold=UNAUTHORIZED_PER_PERIOD,
             description="Many rejected requests: check the token/shared secret in Segment.",
         )
@@ -230,7 +260,7 @@ class Monitoring(Construct):
         # 4 hours). One is enough to act on.
         self._alarm(
             "UnverifiableBatches",
-            forwarder_metric(Metric.UNVERIFIABLE_BATCHES, period=PERIOD),
+            self._own(Metric.UNVERIFIABLE_BATCHES, period=PERIOD),
             threshold=1,
             description=(
                 "Segment sent batches the forwarder cannot verify and they are being refused "
@@ -238,6 +268,12 @@ class Monitoring(Construct):
                 "Authorization: Bearer header to the Segment mapping."
             ),
         )
+
+    def _own(
+        self, metric: Metric, *, statistic: str = "Sum", period: cdk.Duration
+    ) -> cloudwatch.IMetric:
+        """This stage's own metric (never another stage's: the stage is a dimension)."""
+        return forwarder_metric(metric, stage=self._stage, statistic=statistic, period=period)
 
     def _alarm(
         self,
@@ -267,7 +303,7 @@ class Monitoring(Construct):
         )
         self.alarms.append(alarm)
 
-    def _notify(self, email: str) -> sns.Topic:
+    def _email_topic(self, email: str) -> sns.Topic:
         # TLS is enforced (cdk-nag AwsSolutions-SNS3). No encryption at rest: the topic carries
         # only alarm state changes, CloudWatch cannot publish to a topic under the AWS managed
         # SNS key, and a customer managed key would cost more than the rest of an idle stack.
@@ -278,11 +314,17 @@ class Monitoring(Construct):
         # this statement nothing may publish and every alarm action fails "not authorized".
         topic.add_to_resource_policy(self._cloudwatch_may_publish(topic))
         topic.add_subscription(subscriptions.EmailSubscription(email))
-        action = cloudwatch_actions.SnsAction(topic)
-        for alarm in self.alarms:
-            alarm.add_alarm_action(action)
-            alarm.add_ok_action(action)
         return topic
+
+    def _notify(self, topics: list[sns.ITopic], *, on_recovery: bool) -> None:
+        """Every alarm notifies each topic when it fires and, with alarmOnRecovery, when it
+        returns to OK (off by default: twice the messages for one incident)."""
+        for topic in topics:
+            action = cloudwatch_actions.SnsAction(topic)
+            for alarm in self.alarms:
+                alarm.add_alarm_action(action)
+                if on_recovery:
+                    alarm.add_ok_action(action)
 
     def _cloudwatch_may_publish(self, topic: sns.ITopic) -> iam.PolicyStatement:
         """CloudWatch may publish for this stack's alarms (their names share the prefix; so

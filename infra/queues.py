@@ -55,6 +55,11 @@ class ForwarderQueues(Construct):
             removal_policy=data_removal_policy(config),
         )
         pin_logical_id(self.dead_letter_queue, DEAD_LETTER_QUEUE_LOGICAL_ID)
+        # enforce_ssl's TLS-only queue policy goes with the queue: a queue retained without it
+        # would take plain-HTTP requests after the stack is gone.
+        policy = self.dead_letter_queue.node.find_child("Policy")
+        assert isinstance(policy, sqs.QueuePolicy)
+        policy.apply_removal_policy(data_removal_policy(config))
         self.retry_queue = sqs.Queue(
             self,
             "RetryQueue",

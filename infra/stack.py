@@ -19,7 +19,7 @@ from infra.queues import ForwarderQueues
 from infra.secret import ForwarderSecret
 from segment_raindrop.core.contract import StackOutput, segment_batch_size
 
-NO_ALARM_RECIPIENT = "nobody (set alarmEmail)"
+NO_ALARM_RECIPIENT = "nobody (set alarmEmail or alarmTopicArn)"
 
 
 class SegmentRaindropStack(cdk.Stack):
@@ -83,16 +83,17 @@ class SegmentRaindropStack(cdk.Stack):
         )
         self._output(
             StackOutput.ALARM_NOTIFICATIONS,
-            config.alarm_email or NO_ALARM_RECIPIENT,
-            "who the alarms e-mail (context alarmEmail)",
+            config.alarm_recipients or NO_ALARM_RECIPIENT,
+            "who the alarms notify (context alarmEmail, alarmTopicArn)",
         )
-        if config.alarm_email is None:
+        if config.alarm_recipients is None:
             # cdk synth and cdk deploy print this: a dropped batch or a full dead-letter queue
             # must not wait for someone to open the dashboard.
             cdk.Annotations.of(self).add_warning_v2(
                 "segment-raindrop:no-alarm-recipient",
                 "No one receives this stack's alarms (413s Segment drops, dead letters, "
-                "failures): deploy with -c alarmEmail=you@example.com.",
+                "failures): deploy with -c alarmEmail=you@example.com or "
+                "-c alarmTopicArn=<an SNS topic's ARN>.",
             )
         self._output(
             StackOutput.RAINDROP_SDK_ENDPOINT,
@@ -104,6 +105,16 @@ class SegmentRaindropStack(cdk.Stack):
             StackOutput.PARTIALS_TABLE_NAME,
             partials.table.table_name,
             "Open Raindrop interactions (begin/finish) merged before they go to Segment",
+        )
+        self._output(
+            StackOutput.STAGE,
+            config.stage,
+            "the stage dimension of this stack's metrics (namespace SegmentRaindrop)",
+        )
+        self._output(
+            StackOutput.MIRROR_TO_SEGMENT,
+            "true" if config.mirror_to_segment else "false",
+            "whether Raindrop's SDK traffic is mirrored into Segment (needs segment_write_key)",
         )
         self._output(StackOutput.RETRY_QUEUE_URL, queues.retry_queue.queue_url, "Retry queue")
         self._output(

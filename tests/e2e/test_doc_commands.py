@@ -122,6 +122,17 @@ NOT_RUN: dict[tuple[str, str, int], str] = {
         0,
     ): f"{AWS_ONLY}; its CDK_ARGS are checked by test_cdk_args_examples_are_valid_context",
     ("docs/deploy.md", "make deploy", 0): AWS_ONLY,
+    (
+        "docs/deploy.md",
+        'make deploy REQUIRE_APPROVAL=never CDK_ARGS="-c stage=prod -c alarmEmail=ops@example.com"',
+        0,
+    ): AWS,
+    ("docs/deploy.md", "aws lambda get-account-settings \\", 0): AWS_ONLY,
+    (
+        "docs/deploy.md",
+        "aws service-quotas request-service-quota-increase --service-code lambda \\",
+        0,
+    ): f"{AWS_ONLY} (asks AWS for a quota increase)",
     ("docs/deploy.md", "STACK=segment-raindrop-prod", 0): (
         "reads the outputs with the AWS CLI; the blocks run here get the variables it sets"
     ),

@@ -22,6 +22,8 @@ CUSTOM_CONTEXT = {
     "fieldPaths": '{"ai_data.input": ["properties.prompt"]}',
     "throttleRateLimit": "25",
     "throttleBurstLimit": "50",
+    "sdkThrottleRateLimit": "40",
+    "sdkThrottleBurstLimit": "80",
     "alarmEmail": "ops@example.com",
     "retryMaxReceives": "5",
     "webhookMemoryMb": "2048",

@@ -52,6 +52,9 @@ def test_command_line_strings_are_parsed() -> None:
             "forwardIdentify": "false",
             "throttleRateLimit": "12.5",
             "throttleBurstLimit": "30",
+            "sdkThrottleRateLimit": "250",
+            "sdkThrottleBurstLimit": "400",
+            "alarmOnRecovery": "true",
             "retryMaxReceives": "3",
             "tracing": "false",
             "secretName": "",  # empty means default
@@ -62,6 +65,9 @@ def test_command_line_strings_are_parsed() -> None:
     assert config.mapping.forward_identify is False
     assert config.throttle_rate_limit == 12.5
     assert config.throttle_burst_limit == 30
+    assert config.webhook_throttle == (12.5, 30)
+    assert config.sdk_throttle == (250, 400)
+    assert config.alarm_on_recovery is True
     assert config.retry_max_receives == 3
     assert config.tracing is False
     assert config.secret_name is None
@@ -80,6 +86,12 @@ def test_command_line_strings_are_parsed() -> None:
         ({"forwardIdentify": "maybe"}, "forwardIdentify"),
         ({"throttleRateLimit": "0"}, "throttleRateLimit"),
         ({"throttleBurstLimit": "-5"}, "throttleBurstLimit"),
+        ({"sdkThrottleRateLimit": "0"}, "sdkThrottleRateLimit"),
+        ({"sdkThrottleRateLimit": "10001"}, "sdkThrottleRateLimit"),
+        ({"sdkThrottleBurstLimit": "5001"}, "sdkThrottleBurstLimit"),
+        ({"alarmTopicArn": "arn:aws:sns:eu-west-1:123456789012:alerts.fifo"}, "alarmTopicArn"),
+        ({"alarmTopicArn": "oncall-alerts"}, "alarmTopicArn"),
+        ({"alarmOnRecovery": "sometimes"}, "alarmOnRecovery"),
         ({"alarmEmail": "not-an-email"}, "alarmEmail"),
         ({"retryMaxReceives": "0"}, "retryMaxReceives"),
         ({"retryMaxReceives": "1001"}, "retryMaxReceives"),

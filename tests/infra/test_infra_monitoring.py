@@ -34,7 +34,14 @@ FORWARDER_METRICS = (
     "MirrorEventsSent",
     "MirrorFailures",
     "MirrorDisabled",
+    "ApiRequestsThrottled",
+    "ApiGatewayErrors",
 )
+# Every forwarder metric of the default stage (cdk.json's "prod"): the stage is a dimension.
+PROD_DIMENSIONS = [
+    {"Name": "service", "Value": "segment-raindrop"},
+    {"Name": "stage", "Value": "prod"},
+]
 
 
 def _alarms(template: assertions.Template) -> dict[str, dict[str, Any]]:
@@ -104,7 +111,7 @@ def test_retries_failing_reads_the_forwarders_failure_age(template: assertions.T
     assert "RetryQueueOldestMessage" not in alarms
     alarm = alarms["RetriesFailing"]
     assert (alarm["Namespace"], alarm["MetricName"]) == ("SegmentRaindrop", "RetryFailureAge")
-    assert alarm["Dimensions"] == [{"Name": "service", "Value": "segment-raindrop"}]
+    assert alarm["Dimensions"] == PROD_DIMENSIONS
     assert alarm["Statistic"] == "Maximum"
     assert alarm["Threshold"] == 900
     assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
@@ -131,6 +138,8 @@ def test_retry_queue_stalled_uses_sqs_age_where_it_is_accurate(
         ("RaindropCircuitOpened", "RaindropCircuitOpened"),
         ("RaindropRedirects", "RaindropRedirects"),
         ("ApiRequestsTooLarge", "ApiRequestsTooLarge"),
+        ("ApiRequestsThrottled", "ApiRequestsThrottled"),
+        ("ApiGatewayErrors", "ApiGatewayErrors"),
     ],
 )
 def test_alarm_on_the_first_of_a_forwarder_metric(
@@ -138,35 +147,111 @@ def test_alarm_on_the_first_of_a_forwarder_metric(
 ) -> None:
     alarm = _alarms(template)[name]
     assert (alarm["Namespace"], alarm["MetricName"]) == ("SegmentRaindrop", metric)
-    assert alarm["Dimensions"] == [{"Name": "service", "Value": "segment-raindrop"}]
+    assert alarm["Dimensions"] == PROD_DIMENSIONS
     assert alarm["Statistic"] == "Sum"
     assert alarm["Threshold"] == 1
     assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
 
 
-def test_413s_are_counted_from_the_access_log_with_the_alarms_dimension(
-    template: assertions.Template,
-) -> None:
-    # API Gateway answers a body over Lambda's 6 MB payload itself: only its access log sees it.
-    # Both APIs write the one log.
+def _access_log(template: assertions.Template) -> tuple[str | None, dict[str, str]]:
+    """(the log group, the JSON format) both APIs' stages write their access log with."""
     stages = resources(template, "AWS::ApiGateway::Stage").values()
     (access_logs,) = set().union(
         *(referenced(stage["Properties"]["AccessLogSetting"]["DestinationArn"]) for stage in stages)
     )
-    stage = next(iter(stages))["Properties"]
-    log_format = json.loads(stage["AccessLogSetting"]["Format"])
-    _, metric_filter = only(template, "AWS::Logs::MetricFilter")
-    properties = metric_filter["Properties"]
+    (log_format,) = {stage["Properties"]["AccessLogSetting"]["Format"] for stage in stages}
+    return access_logs, json.loads(log_format)
+
+
+def _metric_filters(template: assertions.Template) -> dict[str, dict[str, Any]]:
+    """Each access-log metric filter's properties by the metric it publishes."""
+    filters = resources(template, "AWS::Logs::MetricFilter").values()
+    by_metric = {
+        f["Properties"]["MetricTransformations"][0]["MetricName"]: f["Properties"] for f in filters
+    }
+    assert len(by_metric) == len(filters)
+    return by_metric
+
+
+@pytest.mark.parametrize(
+    ("metric", "pattern"),
+    [
+        # API Gateway answers a body over Lambda's 6 MB payload itself: only its access log
+        # sees it.
+        ("ApiRequestsTooLarge", '{ $.status = "413" }'),
+        # The stage's throttle answers before any function runs.
+        ("ApiRequestsThrottled", '{ $.status = "429" }'),
+        # API Gateway's own 5xx (a gateway response), not the function's 503s.
+        ("ApiGatewayErrors", '{ ($.status = "5*") && ($.errorResponseType != "-") }'),
+    ],
+)
+def test_refusals_are_counted_from_the_access_log_with_the_alarms_dimensions(
+    template: assertions.Template, metric: str, pattern: str
+) -> None:
+    # Both APIs write the one log.
+    access_logs, log_format = _access_log(template)
+    properties = _metric_filters(template)[metric]
     assert ref_or_att(properties["LogGroupName"]) == access_logs
-    assert properties["FilterPattern"] == '{ $.status = "413" }'
-    assert log_format["status"] == "$context.status"  # a string in the log: hence the quotes
+    assert properties["FilterPattern"] == pattern
+    # Strings in the log: hence the quotes.
+    assert log_format["status"] == "$context.status"
+    assert log_format["errorResponseType"] == "$context.error.responseType"
     (transformation,) = properties["MetricTransformations"]
     assert transformation["MetricNamespace"] == "SegmentRaindrop"
-    assert transformation["MetricName"] == "ApiRequestsTooLarge"
     assert transformation["MetricValue"] == "1"
-    # A filter's dimension values come from the event: the log carries the service constant.
-    assert transformation["Dimensions"] == [{"Key": "service", "Value": "$.service"}]
-    assert log_format["service"] == "segment-raindrop"
+    # A filter's dimension values come from the event: the log carries the service and the
+    # stack's stage as constants (the SDK API's own stage is "v1" whatever the stack's).
+    assert transformation["Dimensions"] == [
+        {"Key": "service", "Value": "$.service"},
+        {"Key": "stage", "Value": "$.stage"},
+    ]
+    assert (log_format["service"], log_format["stage"]) == ("segment-raindrop", "prod")
+    assert _alarms(template)[metric]["MetricName"] == metric
+
+
+def test_the_functions_are_told_their_stage(
+    template: assertions.Template, custom_template: assertions.Template
+) -> None:
+    # Powertools adds it to every metric (adapters.observability): the alarms' dimension.
+    for handler in HANDLERS:
+        _, prod = function(template, handler)
+        assert prod["Properties"]["Environment"]["Variables"]["STAGE"] == "prod"
+        _, staging = function(custom_template, handler)
+        assert staging["Properties"]["Environment"]["Variables"]["STAGE"] == "staging"
+    _, log_format = _access_log(custom_template)
+    assert log_format["stage"] == "staging"
+    assert template.find_outputs("Stage")["Stage"]["Value"] == "prod"
+
+
+def _literal_metrics(template: assertions.Template) -> set[str]:
+    """Every metric an alarm reads that is named only by literal values (its namespace, name
+    and dimension values: no reference to a resource of the stack, which is per stack anyway).
+    """
+    found: set[str] = set()
+    for alarm in _alarms(template).values():
+        metrics = [q["MetricStat"]["Metric"] for q in alarm.get("Metrics", []) if "MetricStat" in q]
+        if "MetricName" in alarm:
+            metrics.append(alarm)
+        for metric in metrics:
+            dimensions = metric.get("Dimensions", [])
+            if all(isinstance(d["Value"], str) for d in dimensions):
+                found.add(json.dumps([metric["Namespace"], metric["MetricName"], dimensions]))
+    return found
+
+
+def test_two_stages_side_by_side_share_no_metric_in_any_alarm(
+    template: assertions.Template, custom_template: assertions.Template
+) -> None:
+    # prod and staging deployed in one account and region: staging's failures never fire
+    # prod's alarms. The dashboards read the same metrics as the alarms.
+    prod, staging = _literal_metrics(template), _literal_metrics(custom_template)
+    custom = {m for m in prod if json.loads(m)[0] == "SegmentRaindrop"}
+    assert len(custom) >= 10  # the forwarder's own metrics are among them
+    assert prod & staging == set()
+    _, prod_board = only(template, "AWS::CloudWatch::Dashboard")
+    _, staging_board = only(custom_template, "AWS::CloudWatch::Dashboard")
+    assert '\\"stage\\",\\"prod\\"' in json.dumps(prod_board["Properties"]["DashboardBody"])
+    assert '\\"stage\\",\\"prod\\"' not in json.dumps(staging_board["Properties"]["DashboardBody"])
 
 
 def test_errors_and_throttles_per_function(template: assertions.Template) -> None:
@@ -194,15 +279,20 @@ def test_api_5xx_and_unauthorized_spike(template: assertions.Template) -> None:
     assert [query["MetricStat"]["Metric"]["MetricName"] for query in summed] == ["5XXError"] * 2
     assert {query["MetricStat"]["Metric"]["Namespace"] for query in summed} == {"AWS/ApiGateway"}
     assert expression == " + ".join(f"FILL({query['Id']}, 0)" for query in summed)
-    apis = {
-        dimension["Value"]
+    dimensions = [
+        {d["Name"]: d["Value"] for d in query["MetricStat"]["Metric"]["Dimensions"]}
         for query in summed
-        for dimension in query["MetricStat"]["Metric"]["Dimensions"]
+    ]
+    assert {d["ApiName"] for d in dimensions} == {
+        "segment-raindrop-prod",
+        "segment-raindrop-prod-sdks",
     }
-    assert apis == {"segment-raindrop-prod", "segment-raindrop-prod-sdks"}
+    # Each API's own stage: API names alone could coincide across stages.
+    stages = resources(template, "AWS::ApiGateway::Stage")
+    assert {ref_or_att(d["Stage"]) for d in dimensions} == set(stages)
     spike = alarms["UnauthorizedSpike"]
     assert (spike["Namespace"], spike["MetricName"]) == ("SegmentRaindrop", "UnauthorizedRequests")
-    assert spike["Dimensions"] == [{"Name": "service", "Value": "segment-raindrop"}]
+    assert spike["Dimensions"] == PROD_DIMENSIONS
     assert spike["Statistic"] == "Sum"
     assert spike["Threshold"] > 1
 
@@ -211,7 +301,7 @@ def test_unverifiable_batches_alarm_on_the_first_one(template: assertions.Templa
     # Published by the webhook (auth.UNVERIFIABLE_BATCH_REASON): the set-up lacks a token.
     alarm = _alarms(template)["UnverifiableBatches"]
     assert (alarm["Namespace"], alarm["MetricName"]) == ("SegmentRaindrop", "UnverifiableBatches")
-    assert alarm["Dimensions"] == [{"Name": "service", "Value": "segment-raindrop"}]
+    assert alarm["Dimensions"] == PROD_DIMENSIONS
     assert alarm["Statistic"] == "Sum"
     assert alarm["Period"] == 300
     assert alarm["Threshold"] == 1
@@ -238,7 +328,7 @@ def test_without_alarm_email_synth_and_deploy_warn_and_the_outputs_say_so() -> N
         "*", assertions.Match.string_like_regexp("No one receives .* -c alarmEmail=")
     )
     outputs = assertions.Template.from_stack(stack).find_outputs("AlarmNotifications")
-    assert outputs["AlarmNotifications"]["Value"] == "nobody (set alarmEmail)"
+    assert outputs["AlarmNotifications"]["Value"] == "nobody (set alarmEmail or alarmTopicArn)"
 
 
 def test_with_alarm_email_no_warning(custom_template: assertions.Template) -> None:
@@ -262,10 +352,31 @@ def test_alarm_email_subscribes_to_a_tls_only_topic(custom_template: assertions.
         for s in statements
     )
     alarms = _alarms(custom_template)
-    assert len(alarms) == 20
+    assert len(alarms) == 22
     for alarm in alarms.values():
         assert [ref_or_att(action) for action in alarm["AlarmActions"]] == [topic_id]
-        assert [ref_or_att(action) for action in alarm["OKActions"]] == [topic_id]
+        # Recovery notifications are a setting (alarmOnRecovery), off by default.
+        assert "OKActions" not in alarm
+
+
+EXISTING_TOPIC = "arn:aws:sns:eu-west-1:123456789012:oncall-alerts"
+
+
+def test_an_existing_topic_instead_of_email_with_recovery_notifications() -> None:
+    # Teams that route alarms to chat or paging give their topic; no topic is created.
+    _, stack = build_app(context_with(alarmTopicArn=EXISTING_TOPIC, alarmOnRecovery="true"))
+    assertions.Annotations.from_stack(stack).has_no_warning(
+        "*", assertions.Match.string_like_regexp("No one receives")
+    )
+    template = assertions.Template.from_stack(stack)
+    assert resources(template, "AWS::SNS::Topic") == {}
+    alarms = _alarms(template)
+    assert len(alarms) == 22
+    for alarm in alarms.values():
+        assert alarm["AlarmActions"] == [EXISTING_TOPIC]
+        assert alarm["OKActions"] == [EXISTING_TOPIC]
+    outputs = template.find_outputs("AlarmNotifications")
+    assert outputs["AlarmNotifications"]["Value"] == EXISTING_TOPIC
 
 
 def test_cloudwatch_may_publish_to_the_topic_for_this_stacks_alarms_only(
@@ -307,7 +418,8 @@ def test_dashboard_shows_the_forwarder_queues_and_functions(
     _, dashboard = only(template, "AWS::CloudWatch::Dashboard")
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
     for metric in FORWARDER_METRICS:
-        assert f'\\"SegmentRaindrop\\",\\"{metric}\\",\\"service\\",\\"segment-raindrop\\"' in body
+        own = f'\\"SegmentRaindrop\\",\\"{metric}\\",\\"service\\",\\"segment-raindrop\\"'
+        assert f'{own},\\"stage\\",\\"prod\\"' in body
     for metric in (
         "ApproximateNumberOfMessagesVisible",
         "ApproximateNumberOfMessagesNotVisible",

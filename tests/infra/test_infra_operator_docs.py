@@ -134,6 +134,24 @@ def test_the_cdk_args_example_reaches_the_cdk_as_valid_context() -> None:
     assert config.alarm_email == "ops@example.com"
 
 
+def test_the_non_interactive_deploy_turns_approval_off_once() -> None:
+    # In CI there is no terminal to approve on; the CDK refuses --require-approval twice, so
+    # CDK_ARGS cannot carry it.
+    (line,) = [
+        line
+        for block in shell_blocks(DEPLOY)
+        for line in block.splitlines()
+        if line.startswith("make deploy REQUIRE_APPROVAL=")
+    ]
+    dry_run = _bash(f'make() {{ command make --dry-run "$@"; }}\n{line}')
+    (cdk,) = [cmd for cmd in dry_run.splitlines() if cmd.startswith("npx cdk deploy")]
+    words = shlex.split(cdk)
+    assert words.count("--require-approval") == 1
+    assert words[words.index("--require-approval") + 1] == "never"
+    context = dict(words[i + 1].split("=", 1) for i, word in enumerate(words) if word == "-c")
+    assert config_from_context(context).stage == "prod"
+
+
 def _replay_invocations() -> list[tuple[str, list[str]]]:
     return [
         (name, command)

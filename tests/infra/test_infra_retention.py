@@ -10,6 +10,7 @@ resource, and a changed GenerateSecretString generates a new value.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from aws_cdk import assertions
 
@@ -27,9 +28,22 @@ def test_secret_and_dead_letter_queue_are_retained_by_default(
     _, secret = only(template, "AWS::SecretsManager::Secret")
     _, dlq = only(template, "AWS::SQS::Queue", MessageRetentionPeriod=DLQ_RETENTION)
     _, table = only(template, "AWS::DynamoDB::Table")
-    for resource in (secret, dlq, table):
+    for resource in (secret, dlq, table, _dlq_policy(template)):
         assert resource["DeletionPolicy"] == "Retain"
         assert resource["UpdateReplacePolicy"] == "Retain"
+
+
+def _dlq_policy(template: assertions.Template) -> dict[str, Any]:
+    """The dead-letter queue's TLS-only policy (enforce_ssl): it stays with the queue."""
+    (policy,) = [
+        policy
+        for policy in resources(template, "AWS::SQS::QueuePolicy").values()
+        if [ref_or_att(queue) for queue in policy["Properties"]["Queues"]]
+        == [DEAD_LETTER_QUEUE_LOGICAL_ID]
+    ]
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert any(s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}} for s in statements)
+    return policy
 
 
 def test_retain_data_false_deletes_them() -> None:
@@ -37,7 +51,7 @@ def test_retain_data_false_deletes_them() -> None:
     _, secret = only(template, "AWS::SecretsManager::Secret")
     _, dlq = only(template, "AWS::SQS::Queue", MessageRetentionPeriod=DLQ_RETENTION)
     _, table = only(template, "AWS::DynamoDB::Table")
-    for resource in (secret, dlq, table):
+    for resource in (secret, dlq, table, _dlq_policy(template)):
         assert resource["DeletionPolicy"] == "Delete"
 
 
@@ -51,9 +65,16 @@ def test_nothing_else_is_retained(template: assertions.Template) -> None:
     }
     account_id, account = only(template, "AWS::ApiGateway::Account")
     logging_role = ref_or_att(account["Properties"]["CloudWatchRoleArn"])
+    dlq_policy = _dlq_policy(template)
+    (dlq_policy_id,) = [
+        logical_id
+        for logical_id, policy in resources(template, "AWS::SQS::QueuePolicy").items()
+        if policy == dlq_policy
+    ]
     assert retained == {
         SECRET_LOGICAL_ID,
         DEAD_LETTER_QUEUE_LOGICAL_ID,
+        dlq_policy_id,
         PARTIALS_TABLE_LOGICAL_ID,
         account_id,
         logging_role,

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from segment_raindrop.adapters.queue_writer import QueueTarget
-from segment_raindrop.core.contract import METRICS_NAMESPACE, SERVICE_NAME, Metric
+from segment_raindrop.core.contract import METRICS_NAMESPACE, Metric, metric_dimensions
 from segment_raindrop_tools import events as se
 from segment_raindrop_tools.cli import app
 from segment_raindrop_tools.local.front import Exchange, WebhookFront
@@ -72,13 +72,20 @@ def _alarm(aws: AwsEnv, name: str, *, firing: bool = False) -> None:
         cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="testing")
 
 
-def _metric(aws: AwsEnv, metric: Metric, value: float, minutes_ago: float) -> None:
+def _metric(
+    aws: AwsEnv, metric: Metric, value: float, minutes_ago: float, *, stage: str = "test"
+) -> None:
+    """A value of ``metric`` as the functions and the access log's filters publish it for
+    ``stage`` (the stack's, by default: its name ends in it)."""
     _client(aws, "cloudwatch").put_metric_data(
         Namespace=METRICS_NAMESPACE,
         MetricData=[
             {
                 "MetricName": metric.value,
-                "Dimensions": [{"Name": "service", "Value": SERVICE_NAME}],
+                "Dimensions": [
+                    {"Name": name, "Value": value}
+                    for name, value in metric_dimensions(stage).items()
+                ],
                 "Value": value,
                 "Timestamp": datetime.now(UTC) - timedelta(minutes=minutes_ago),
             }
@@ -127,6 +134,9 @@ def test_a_healthy_stack_exits_0_with_the_last_hours_counts(aws: AwsEnv) -> None
     _metric(aws, Metric.EVENTS_FORWARDED, 10, minutes_ago=2)
     _metric(aws, Metric.EVENTS_FILTERED, 2, minutes_ago=2)
     _metric(aws, Metric.RETRY_FAILURE_AGE, 40, minutes_ago=5)
+    # Another stage in the same account and region: none of its counts are this stack's.
+    _metric(aws, Metric.EVENTS_RECEIVED, 1000, minutes_ago=2, stage="test-eu")
+    _metric(aws, Metric.API_REQUESTS_THROTTLED, 9, minutes_ago=2, stage="staging")
 
     result = _status(aws, "--json")
 
@@ -140,6 +150,8 @@ def test_a_healthy_stack_exits_0_with_the_last_hours_counts(aws: AwsEnv) -> None
         "webhook_token": True,
         "webhook_token_previous": False,
         "segment_shared_secret": True,
+        "segment_write_key_needed": False,
+        "segment_write_key_configured": False,
         "error": None,
         "ready": True,
     }
@@ -148,7 +160,8 @@ def test_a_healthy_stack_exits_0_with_the_last_hours_counts(aws: AwsEnv) -> None
     assert report["alarms"]["in_alarm"] == []
     counts = report["counts"]
     assert (counts["received"], counts["forwarded"], counts["filtered"]) == (12, 10, 2)
-    assert (counts["queued"], counts["dead_lettered"], counts["too_large"]) == (0, 0, 0)
+    assert (counts["queued"], counts["dead_lettered"]) == (0, 0)
+    assert (counts["too_large"], counts["throttled"], counts["gateway_errors"]) == (0, 0, 0)
     assert counts["retry_failure_age_seconds"] == 40
     assert report["ping"] is None
     _assert_no_secret_values(aws, result.output)
@@ -226,6 +239,57 @@ def test_requests_refused_as_too_large_need_attention(aws: AwsEnv) -> None:
     # The console wraps the table's lines.
     printed = " ".join(summary.stdout.split())
     assert "3 request(s) too large (413, dropped by Segment)" in printed
+
+
+def test_requests_refused_by_api_gateway_need_attention(aws: AwsEnv) -> None:
+    # Counted from the access log (infra/api.py): 429s from the stage's throttle, which
+    # Raindrop's SDK drops, and 5xx API Gateway answered itself. The Stage output names the
+    # metrics' stage.
+    _create_stack(aws, Stage="blue")
+    _alarm(aws, f"{PREFIX}WebhookErrors")
+    _metric(aws, Metric.API_REQUESTS_THROTTLED, 4, minutes_ago=10, stage="blue")
+    _metric(aws, Metric.API_GATEWAY_ERRORS, 2, minutes_ago=3, stage="blue")
+    _metric(aws, Metric.API_GATEWAY_ERRORS, 50, minutes_ago=3)  # stage "test": not this one
+
+    result = _status(aws, "--json")
+
+    assert result.exit_code == 1, result.output
+    report = _report(result)
+    counts = report["counts"]
+    assert (counts["too_large"], counts["throttled"], counts["gateway_errors"]) == (0, 4, 2)
+    assert [problem.split(" (")[0] for problem in report["problems"]] == [
+        "4 request(s) were answered 429 by API Gateway's throttle",
+        "API Gateway answered 2 request(s) with 5xx itself",
+    ]
+    summary = _status(aws)
+    assert summary.exit_code == 1
+    printed = " ".join(summary.stdout.split())
+    assert "0 request(s) too large (413, dropped by Segment), 4 throttled (429), 2 answered " in (
+        printed
+    )
+
+
+def test_with_the_mirror_on_the_segment_write_key_is_part_of_ready(aws: AwsEnv) -> None:
+    _create_stack(aws, MirrorToSegment="true")
+    _alarm(aws, f"{PREFIX}WebhookErrors")
+    _set_secret(aws, segment_write_key="REPLACE_ME")
+
+    result = _status(aws, "--json")
+
+    assert result.exit_code == 1, result.output
+    report = _report(result)
+    assert report["secret"]["segment_write_key_needed"] is True
+    assert report["secret"]["ready"] is False
+    assert report["problems"] == [
+        "the mirror is on but the secret has no segment_write_key (or a placeholder): "
+        "Raindrop's SDK traffic reaches Raindrop, not Segment (docs/deploy.md, section 4)"
+    ]
+    assert "Segment write key NOT set (mirror on)" in " ".join(_status(aws).stdout.split())
+
+    _set_secret(aws, segment_write_key="wk_real_key_1234567890")
+    ready = _report(_status(aws, "--json"))
+    assert ready["secret"]["ready"] is True
+    assert ready["ok"] is True
 
 
 def test_a_secret_without_a_token_is_not_ready(aws: AwsEnv) -> None:

@@ -6,11 +6,25 @@ Each command lives in its own module and is registered here.
 from __future__ import annotations
 
 import typer
+import typer.core
 
 from segment_raindrop_tools import cli_local
 from segment_raindrop_tools.cli_map import map_command
 from segment_raindrop_tools.cli_replay import replay
 from segment_raindrop_tools.cli_status import status
+
+_display_type_rich = typer.core.TyperOption.display_type_rich
+
+
+def _no_type_for_flags(option: typer.core.TyperOption, ctx: typer.Context) -> str | None:
+    """Typer (0.29) labels every flag ``<bool>`` in --help, as if ``--dry-run`` took a value:
+    a flag takes none, so it shows no type."""
+    if option.is_flag:
+        return None
+    return _display_type_rich(option, ctx)
+
+
+typer.core.TyperOption.display_type_rich = _no_type_for_flags  # type: ignore[method-assign,assignment]
 
 app = typer.Typer(
     name="segment-raindrop",

@@ -22,10 +22,21 @@ from typing import Any, TypeVar, cast
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from segment_raindrop.core.contract import METRICS_NAMESPACE, SERVICE_NAME, Metric
+from segment_raindrop.core.contract import (
+    METRICS_NAMESPACE,
+    SERVICE_NAME,
+    STAGE_DIMENSION,
+    Metric,
+    metric_dimensions,
+)
+from segment_raindrop.core.environment import read_telemetry_config
 
 logger = Logger(service=SERVICE_NAME)
 metrics = Metrics(service=SERVICE_NAME, namespace=METRICS_NAMESPACE)
+# The stage (variable STAGE, which the stack sets) is read once, at import, like the tracer
+# below: every metric carries it, so each stage's alarms see only its own metrics.
+STAGE: str = read_telemetry_config(os.environ).stage
+metrics.set_default_dimensions(**{STAGE_DIMENSION: STAGE})
 
 # Powertools' own spelling of "true" for its switches (aws_lambda_powertools.shared.functions).
 _TRUTHY = frozenset({"1", "y", "yes", "t", "true", "on"})
@@ -92,8 +103,8 @@ def count_by(metric: Metric, dimension: str, counts: Mapping[str, int]) -> None:
                 unit=MetricUnit.Count,
                 value=value,
                 namespace=METRICS_NAMESPACE,
+                default_dimensions=metric_dimensions(STAGE),
             ) as published:
-                published.add_dimension(name="service", value=SERVICE_NAME)
                 published.add_dimension(name=dimension, value=value_name)
 
 

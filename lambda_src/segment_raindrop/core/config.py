@@ -22,6 +22,7 @@ from pydantic import (
 
 from segment_raindrop.core.contract import (
     DEFAULT_RETRY_MAX_RECEIVES,
+    LOCAL_STAGE,
     MAX_DECODED_BODY_BYTES,
     WEBHOOK_DELIVERY_BUDGET_SECONDS,
 )
@@ -195,6 +196,21 @@ class MirrorConfig(BaseModel):
     partials_ttl_seconds: int = Field(
         default=86_400, ge=60, le=30 * 86_400, validation_alias="PARTIALS_TTL_SECONDS"
     )
+
+
+# A stage name as the stack's context accepts it (infra/config.py): letters, digits, hyphens.
+STAGE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,30}$"
+
+
+class TelemetryConfig(BaseModel):
+    """What every function's metrics carry besides their values: the stack's stage, a
+    dimension of each metric (core.contract.metric_dimensions), so two stages deployed in one
+    account and region never count into each other's alarms. Read once, when a function's
+    module loads (adapters.observability)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    stage: str = Field(default=LOCAL_STAGE, pattern=STAGE_PATTERN, validation_alias="STAGE")
 
 
 class ForwarderConfig(BaseModel):

@@ -138,16 +138,33 @@ class StackOutput(StrEnum):
     DEAD_LETTER_QUEUE_URL = "DeadLetterQueueUrl"
     REPLAY_FUNCTION_NAME = "ReplayFunctionName"
     SECRET_ARN = "SecretArn"  # noqa: S105 - an output's name, not a secret
+    # The stage dimension of the stack's metrics (segment-raindrop status reads them).
+    STAGE = "Stage"
+    # "true" when the stack mirrors Raindrop's SDK traffic into Segment (context
+    # mirrorToSegment): then the secret's segment_write_key is needed.
+    MIRROR_TO_SEGMENT = "MirrorToSegment"
     DASHBOARD_URL = "DashboardUrl"
 
 
 # --- Observability ----------------------------------------------------------------------------
 SERVICE_NAME: Final = "segment-raindrop"
 METRICS_NAMESPACE: Final = "SegmentRaindrop"
+# Every metric of the forwarder carries two dimensions: service=SERVICE_NAME and this one, the
+# stack's stage (the functions read it from STAGE_VARIABLE; the access-log metric filters from
+# the log line). Two stages in one account and region never share a metric, so never an alarm.
+STAGE_DIMENSION: Final = "stage"
+# The stage outside a deployment (tests, local mode, the CLI).
+LOCAL_STAGE: Final = "local"
+
+
+def metric_dimensions(stage: str) -> dict[str, str]:
+    """The dimensions of every forwarder metric of one stage, as CloudWatch names them."""
+    return {"service": SERVICE_NAME, STAGE_DIMENSION: stage}
 
 
 class Metric(StrEnum):
-    """Every metric the forwarder publishes (namespace METRICS_NAMESPACE, dimension service)."""
+    """Every metric the forwarder publishes (namespace METRICS_NAMESPACE, dimensions
+    :func:`metric_dimensions`)."""
 
     EVENTS_RECEIVED = "EventsReceived"
     EVENTS_FORWARDED = "EventsForwarded"
@@ -200,6 +217,13 @@ class Metric(StrEnum):
     # requests answered 413, most of them bodies over Lambda's 6 MB invoke payload that API
     # Gateway refuses before the function runs (Segment drops 413s).
     API_REQUESTS_TOO_LARGE = "ApiRequestsTooLarge"
+    # Counted the same way: requests answered 429, by API Gateway's throttle (the stage's route
+    # limits) or for want of Lambda concurrency, before the function runs. Segment retries
+    # them for hours; Raindrop's SDK gives up after about 1.5 s and drops the batch.
+    API_REQUESTS_THROTTLED = "ApiRequestsThrottled"
+    # And 5xx answered by API Gateway itself (a gateway response: integration failure or
+    # timeout, a function that crashed), not by the function.
+    API_GATEWAY_ERRORS = "ApiGatewayErrors"
 
 
 # The per-event outcomes a webhook answer and the metrics count, in the order they are shown.

@@ -24,6 +24,7 @@ from segment_raindrop.core.config import (
     MappingConfig,
     MirrorConfig,
     ReplayConfig,
+    TelemetryConfig,
     describe_errors,
 )
 
@@ -107,6 +108,10 @@ def read_config(env: Mapping[str, str]) -> ForwarderConfig:
 def read_replay_config(env: Mapping[str, str]) -> ReplayConfig:
     """An operator's replay configuration from ``env`` (plus the CLI's own options)."""
     return _read(env, ReplayConfig)
+
+
+def read_telemetry_config(env: Mapping[str, str]) -> TelemetryConfig:
+    return _read(env, TelemetryConfig)
 
 
 def read_mapping_config(env: Mapping[str, str]) -> MappingConfig:

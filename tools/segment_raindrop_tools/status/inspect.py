@@ -30,13 +30,13 @@ def inspect(target: Target, clients: Clients, *, send_ping: bool, now: datetime)
     dlq = queue_state(clients.sqs, target.dlq_url, StackOutput.DEAD_LETTER_QUEUE_URL)
     if clients.cloudwatch is not None and target.alarm_prefix is not None:
         alarms = alarms_state(clients.cloudwatch, target.alarm_prefix)
-        counts = counts_state(clients.cloudwatch, now)
+        counts = counts_state(clients.cloudwatch, now, stage=target.stage)
     else:
         alarms = AlarmsState(available=False, note="not available locally (no CloudWatch)")
         counts = CountsState(available=False, note=NOT_AVAILABLE_LOCALLY)
     return StatusReport(
         target=target,
-        secret=secret_state(secret, secret_error),
+        secret=secret_state(secret, secret_error, mirror_to_segment=bool(target.mirror_to_segment)),
         retry_queue=retry,
         dead_letter_queue=dlq,
         dead_letters=oldest_dead_letter(clients.sqs, dlq),

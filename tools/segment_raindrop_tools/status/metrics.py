@@ -1,8 +1,8 @@
 """The last hour's event counts from the forwarder's own metrics (CloudWatch GetMetricData).
 
-The functions publish them in namespace ``METRICS_NAMESPACE`` with the one dimension
-``service=segment-raindrop``, whatever the stage: in an account and region running several
-stages, the counts are theirs together.
+The functions (and the access log's metric filters) publish them in namespace
+``METRICS_NAMESPACE`` with the dimensions service and stage (contract.metric_dimensions): the
+counts are the inspected stack's own, whatever else runs in the account and region.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from segment_raindrop.core.contract import METRICS_NAMESPACE, SERVICE_NAME, Metric
+from segment_raindrop.core.contract import METRICS_NAMESPACE, Metric, metric_dimensions
 from segment_raindrop_tools.status.report import CountsState
 
 if TYPE_CHECKING:
@@ -30,20 +30,25 @@ _QUERIES: Final = {
     "filtered": (Metric.EVENTS_FILTERED, "Sum"),
     "queued": (Metric.EVENTS_QUEUED, "Sum"),
     "dead_lettered": (Metric.EVENTS_DEAD_LETTERED, "Sum"),
-    # Counted from the API's access log: most were refused before any function ran.
+    # Counted from the APIs' access log: most were refused before any function ran.
     "too_large": (Metric.API_REQUESTS_TOO_LARGE, "Sum"),
+    "throttled": (Metric.API_REQUESTS_THROTTLED, "Sum"),
+    "gateway_errors": (Metric.API_GATEWAY_ERRORS, "Sum"),
     "retry_failure_age_seconds": (Metric.RETRY_FAILURE_AGE, "Maximum"),
 }
 
 
-def _query(query_id: str, metric: Metric, statistic: str) -> MetricDataQueryTypeDef:
+def _query(query_id: str, metric: Metric, statistic: str, stage: str) -> MetricDataQueryTypeDef:
     return {
         "Id": query_id,
         "MetricStat": {
             "Metric": {
                 "Namespace": METRICS_NAMESPACE,
                 "MetricName": metric.value,
-                "Dimensions": [{"Name": "service", "Value": SERVICE_NAME}],
+                "Dimensions": [
+                    {"Name": name, "Value": value}
+                    for name, value in metric_dimensions(stage).items()
+                ],
             },
             "Period": _PERIOD_SECONDS,
             "Stat": statistic,
@@ -51,12 +56,20 @@ def _query(query_id: str, metric: Metric, statistic: str) -> MetricDataQueryType
     }
 
 
-def counts_state(client: CloudWatchClient, now: datetime) -> CountsState:
+def counts_state(client: CloudWatchClient, now: datetime, *, stage: str | None) -> CountsState:
     window = int(WINDOW.total_seconds() // 60)
+    if stage is None:
+        return CountsState(
+            available=True, window_minutes=window, error="the stack names no stage (output Stage)"
+        )
+    return _stage_counts(client, now, stage, window)
+
+
+def _stage_counts(client: CloudWatchClient, now: datetime, stage: str, window: int) -> CountsState:
     values: dict[str, list[float]] = {query_id: [] for query_id in _QUERIES}
     try:
         pages = client.get_paginator("get_metric_data").paginate(
-            MetricDataQueries=[_query(i, *spec) for i, spec in _QUERIES.items()],
+            MetricDataQueries=[_query(i, *spec, stage) for i, spec in _QUERIES.items()],
             StartTime=now - WINDOW,
             EndTime=now,
         )

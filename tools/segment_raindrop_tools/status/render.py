@@ -38,18 +38,8 @@ def render(report: StatusReport, console: Console) -> None:
     table.add_column(no_wrap=True)
     table.add_column(no_wrap=True)
     table.add_column()
-    table.add_row(_INFO, "Webhook", escape(target.webhook_url or "(no WebhookUrl output)"))
-    table.add_row(*_secret(report.secret))
-    table.add_row(*_queue("Retry queue", report.retry_queue, attention_if_any=False))
-    table.add_row(*_queue("Dead-letter queue", report.dead_letter_queue, attention_if_any=True))
-    if report.dead_letter_queue.total and not report.dead_letter_queue.error:
-        table.add_row(
-            "", "", _oldest(report.dead_letters, report.dead_letter_queue, report.checked_at)
-        )
-    table.add_row(*_alarms(report.alarms))
-    table.add_row(*_counts(report.counts))
-    if report.ping is not None:
-        table.add_row(*_ping(report.ping))
+    for row in _rows(report):
+        table.add_row(*row)
     console.print(table)
     problems = report.problems()
     console.print()
@@ -65,6 +55,26 @@ def render(report: StatusReport, console: Console) -> None:
         console.print("[bold green]Healthy:[/] nothing needs attention.")
 
 
+def _rows(report: StatusReport) -> list[tuple[str, str, str]]:
+    target = report.target
+    rows = [
+        (_INFO, "Webhook", escape(target.webhook_url or "(no WebhookUrl output)")),
+        _secret(report.secret),
+        _queue("Retry queue", report.retry_queue, attention_if_any=False),
+        _queue("Dead-letter queue", report.dead_letter_queue, attention_if_any=True),
+    ]
+    if report.dead_letter_queue.total and not report.dead_letter_queue.error:
+        rows.append(
+            ("", "", _oldest(report.dead_letters, report.dead_letter_queue, report.checked_at))
+        )
+    rows += [_alarms(report.alarms), _counts(report.counts)]
+    if report.counts.available and not report.counts.error:
+        rows.append(_refusals(report.counts))
+    if report.ping is not None:
+        rows.append(_ping(report.ping))
+    return rows
+
+
 def _secret(secret: SecretState) -> tuple[str, str, str]:
     if not secret.readable:
         return _BAD, "Secret", escape(f"unreadable: {secret.error}")
@@ -73,6 +83,12 @@ def _secret(secret: SecretState) -> tuple[str, str, str]:
         "webhook token set" if secret.webhook_token else "no webhook token",
         "shared secret set" if secret.segment_shared_secret else "no shared secret",
     ]
+    if secret.segment_write_key_needed:
+        parts.append(
+            "Segment write key set (mirror on)"
+            if secret.segment_write_key_configured
+            else "Segment write key NOT set (mirror on)"
+        )
     if secret.webhook_token_previous:
         parts.append("a previous token still accepted (rotation in progress)")
     state = "ready" if secret.ready else "not ready"
@@ -141,19 +157,26 @@ def _counts(counts: CountsState) -> tuple[str, str, str]:
         return _INFO, label, escape(counts.note or "not available")
     if counts.error:
         return _BAD, label, escape(f"unreadable: {counts.error}")
-    mark = _BAD if counts.too_large else _INFO
     text = (
         f"received {counts.received}, forwarded {counts.forwarded}, queued {counts.queued}, "
         f"dead-lettered {counts.dead_lettered} (filtered {counts.filtered})"
     )
-    if counts.too_large:
-        text += f"; {counts.too_large} request(s) too large (413, dropped by Segment)"
     if counts.retry_failure_age_seconds is not None:
         text += (
             f"; the retry worker handled events failing for up to "
             f"{_ago_minutes(counts.retry_failure_age_seconds)}"
         )
-    return mark, label, text
+    return _INFO, label, text
+
+
+def _refusals(counts: CountsState) -> tuple[str, str, str]:
+    """What API Gateway answered itself in the window, before any function ran."""
+    refused = (counts.too_large or 0, counts.throttled or 0, counts.gateway_errors or 0)
+    text = (
+        f"{refused[0]} request(s) too large (413, dropped by Segment), {refused[1]} throttled "
+        f"(429), {refused[2]} answered 5xx by API Gateway itself"
+    )
+    return (_BAD if any(refused) else _GOOD), "API Gateway", text
 
 
 def _ago_minutes(seconds: float) -> str:

@@ -29,7 +29,9 @@ NOT_AVAILABLE_LOCALLY = "not available locally (local mode publishes no CloudWat
 class Target:
     """What is inspected: a deployed stack (from its outputs) or a running local mode (from its
     state file). ``endpoint_url`` is local mode's moto server; ``alarm_prefix`` is None
-    locally, where there are no alarms."""
+    locally, where there are no alarms; ``stage`` is the stage dimension of the stack's metrics.
+    ``mirror_to_segment`` is whether the stack mirrors Raindrop's SDK traffic into Segment (so
+    the secret needs a Segment write key); None when the stack does not say."""
 
     kind: Literal["stack", "local"]
     name: str
@@ -40,6 +42,8 @@ class Target:
     dlq_url: str | None
     alarm_prefix: str | None = None
     endpoint_url: str | None = None
+    stage: str | None = None
+    mirror_to_segment: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -49,11 +53,17 @@ class SecretState:
     webhook_token: bool = False
     webhook_token_previous: bool = False
     segment_shared_secret: bool = False
+    # Raindrop -> Segment: whether the stack mirrors (so the key is needed), and whether it is set.
+    segment_write_key_needed: bool = False
+    segment_write_key_configured: bool = False
     error: str | None = None
 
     @property
     def ready(self) -> bool:
-        return self.readable and self.raindrop_key_configured and self.webhook_token
+        mirror_ready = self.segment_write_key_configured or not self.segment_write_key_needed
+        return (
+            self.readable and self.raindrop_key_configured and self.webhook_token and mirror_ready
+        )
 
 
 @dataclass(frozen=True)
@@ -113,8 +123,12 @@ class CountsState:
     filtered: int | None = None
     queued: int | None = None
     dead_lettered: int | None = None
-    # Requests answered 413 (too large for Lambda's payload): Segment drops them.
+    # Counted from API Gateway's access log, most answered before any function ran: 413 (too
+    # large for Lambda's payload; Segment drops them), 429 (the stage's throttle; Raindrop's
+    # SDK drops them after about 1.5 s) and 5xx API Gateway answered itself.
     too_large: int | None = None
+    throttled: int | None = None
+    gateway_errors: int | None = None
     retry_failure_age_seconds: float | None = None
     error: str | None = None
     note: str | None = None
@@ -200,12 +214,25 @@ def _count_problems(counts: CountsState) -> list[str]:
         return []
     if counts.error:
         return [f"the forwarder's metrics could not be read: {counts.error}"]
+    problems = []
     if counts.too_large:
-        return [
+        problems.append(
             f"{counts.too_large} request(s) were too large for Lambda and answered 413, which "
             "Segment drops: lower the Webhooks batch size (stack output SegmentBatchSize)"
-        ]
-    return []
+        )
+    if counts.throttled:
+        problems.append(
+            f"{counts.throttled} request(s) were answered 429 by API Gateway's throttle "
+            "(Raindrop's SDK drops them): raise the route limits within the Lambda concurrency "
+            "(docs/deploy.md, Throttling and Lambda concurrency)"
+        )
+    if counts.gateway_errors:
+        problems.append(
+            f"API Gateway answered {counts.gateway_errors} request(s) with 5xx itself (no Lambda "
+            "concurrency left, a crashed function or a timeout): see errorResponseType in the "
+            "access log"
+        )
+    return problems
 
 
 def _secret_problems(secret: SecretState) -> list[str]:
@@ -219,6 +246,11 @@ def _secret_problems(secret: SecretState) -> list[str]:
         )
     if not secret.webhook_token:
         problems.append("the secret has no webhook_token: Segment's requests cannot authenticate")
+    if secret.segment_write_key_needed and not secret.segment_write_key_configured:
+        problems.append(
+            "the mirror is on but the secret has no segment_write_key (or a placeholder): "
+            "Raindrop's SDK traffic reaches Raindrop, not Segment (docs/deploy.md, section 4)"
+        )
     return problems
 
 

@@ -41,7 +41,11 @@ def read_secret(
         return None, "the secret's values must be strings"
 
 
-def secret_state(secret: SecretValues | None, error: str | None) -> SecretState:
+def secret_state(
+    secret: SecretValues | None, error: str | None, *, mirror_to_segment: bool = False
+) -> SecretState:
+    """``mirror_to_segment``: the stack mirrors Raindrop's SDK traffic into Segment, so the
+    secret's segment_write_key is part of being ready."""
     if secret is None:
         return SecretState(readable=False, error=error or "unreadable")
     return SecretState(
@@ -51,4 +55,6 @@ def secret_state(secret: SecretValues | None, error: str | None) -> SecretState:
         webhook_token=bool(secret.webhook_token),
         webhook_token_previous=bool(secret.webhook_token_previous),
         segment_shared_secret=bool(secret.segment_shared_secret),
+        segment_write_key_needed=mirror_to_segment,
+        segment_write_key_configured=secret.segment_write_key_configured,
     )

@@ -54,7 +54,20 @@ def stack_target(stack: str, region: str | None) -> Target:
         retry_queue_url=outputs.get(StackOutput.RETRY_QUEUE_URL),
         dlq_url=outputs.get(StackOutput.DEAD_LETTER_QUEUE_URL),
         alarm_prefix=alarm_prefix(stack),
+        stage=outputs.get(StackOutput.STAGE) or _stage_of(stack),
+        mirror_to_segment=_flag(outputs.get(StackOutput.MIRROR_TO_SEGMENT)),
     )
+
+
+def _stage_of(stack: str) -> str | None:
+    """A stack deployed before it had the Stage output: its name says the stage
+    (infra.app.stack_name)."""
+    stage = stack.removeprefix("segment-raindrop-")
+    return stage if stage != stack else None
+
+
+def _flag(value: str | None) -> bool | None:
+    return None if value is None else value.strip().lower() == "true"
 
 
 def local_target(data_dir: Path) -> Target:
@@ -79,6 +92,8 @@ def local_target(data_dir: Path) -> Target:
         retry_queue_url=_text(state, "retry_queue_url"),
         dlq_url=_text(state, "dlq_url"),
         endpoint_url=_text(state, "moto_endpoint"),
+        # Local mode always mirrors, into its Segment stand-in.
+        mirror_to_segment=True,
     )
 
 
