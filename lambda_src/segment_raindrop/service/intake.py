@@ -8,10 +8,13 @@ worker) before the queueing deadline; what could be neither is the route's to an
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from segment_raindrop.adapters.observability import logger
 from segment_raindrop.adapters.secrets import SecretUnavailable
 from segment_raindrop.core.jobs import Job, UndeliverableJob
-from segment_raindrop.core.outcomes import ForwardResult
+from segment_raindrop.core.mapping.items import MapResult
+from segment_raindrop.core.outcomes import DeliveryReport, ForwardResult
 from segment_raindrop.service.delivery import deliver
 from segment_raindrop.service.requests import Deadlines
 from segment_raindrop.service.runtime import Runtime
@@ -40,9 +43,37 @@ def take(
             raise
         logger.error("job not sent; queued for a retry", extra={"problem": str(exc)})
         result = ForwardResult.unsent(job.events, str(exc))
+    return result, _settle(rt, job, result, times, request_id=request_id, tally=tally)
+
+
+def refuse(
+    rt: Runtime,
+    job: Job,
+    reasons: Mapping[int, str],
+    times: Deadlines,
+    *,
+    request_id: str,
+    tally: Tally,
+) -> tuple[ForwardResult, Settlement]:
+    """Dead-letter ``job``'s events as invalid without delivering them, each with its reason
+    (``reasons``: by index, for every event): what arrived but is not an event at all."""
+    invalid = MapResult(invalid=dict(reasons))
+    result = ForwardResult.of(job.events, DeliveryReport(), sent=(), mapped=invalid)
+    return result, _settle(rt, job, result, times, request_id=request_id, tally=tally)
+
+
+def _settle(
+    rt: Runtime,
+    job: Job,
+    result: ForwardResult,
+    times: Deadlines,
+    *,
+    request_id: str,
+    tally: Tally,
+) -> Settlement:
     routing = Routing.first_failure(
         request_id=request_id, retry_delay_seconds=rt.config.retry_base_delay_seconds
     )
     settlement = settle(result, job, rt.writer, routing, deadline=times.queueing)
     tally.add(job, result, settlement)
-    return result, settlement
+    return settlement
