@@ -155,6 +155,10 @@ class StackOutput(StrEnum):
     REPLAY_FUNCTION_NAME = "ReplayFunctionName"
     SECRET_ARN = "SecretArn"  # noqa: S105 - an output's name, not a secret
     DASHBOARD_URL = "DashboardUrl"
+    # The EventBridge intake (segmentEventSource only).
+    SEGMENT_EVENTS_QUEUE_URL = "SegmentEventsQueueUrl"
+    SEGMENT_EVENTS_DEAD_LETTER_QUEUE_URL = "SegmentEventsDeadLetterQueueUrl"
+    SEGMENT_EVENT_BUSES = "SegmentEventBuses"
 
 
 # --- Observability ----------------------------------------------------------------------------
