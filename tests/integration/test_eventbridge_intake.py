@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +16,10 @@ import pytest
 
 from segment_raindrop.core.jobs import JobKind
 from segment_raindrop.core.outcomes import FailureReason
-from segment_raindrop.handlers import eventbridge
 from segment_raindrop_tools import events as se
-from segment_raindrop_tools.local.event_source import BatchRun, SqsEventSource
-from segment_raindrop_tools.local.eventbridge import (
-    EventBridgeIntake,
-    eventbridge_client,
-    provision_eventbridge,
-    put_partner_events,
-)
 from segment_raindrop_tools.local.faults import Fault
 from segment_raindrop_tools.local.queues import peek_messages
+from tests.support.eventbridge import OTHER, SOURCE, Intake, intake
 from tests.support.queues import (
     assert_delivered_once,
     bodies,
@@ -39,53 +31,9 @@ from tests.support.queues import (
 )
 
 pytestmark = pytest.mark.usefixtures("fast", "fresh_runtimes")
-__all__ = ["fast", "fresh_runtimes", "make_replayer"]  # fixtures, imported for use by name
+__all__ = ["fast", "fresh_runtimes", "intake", "make_replayer"]  # fixtures, used by name
 
-SOURCE = "aws.partner/segment.com/abc"
-OTHER = "aws.partner/segment.com/def"
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-
-
-@dataclass
-class Intake:
-    aws: Any
-    resources: EventBridgeIntake
-
-    def put(self, events: list[dict[str, Any]], *, source: str = SOURCE) -> None:
-        client = eventbridge_client(self.aws.endpoint_url, self.aws.resources.region)
-        assert put_partner_events(client, events, source=source) == 0
-
-    def send_raw(self, body: str) -> None:
-        self.aws.sqs.send_message(QueueUrl=self.resources.queue_url, MessageBody=body)
-
-    def run(self) -> BatchRun:
-        source = SqsEventSource(
-            self.aws.sqs,
-            self.resources.queue_url,
-            eventbridge.handler,
-            region=self.aws.resources.region,
-            function_name="segment-raindrop-eventbridge",
-            batch_size=10,
-        )
-        run = source.poll_once()
-        if run.error is not None:
-            raise run.error
-        return run
-
-    def depth(self) -> int:
-        return int(self.aws.queue_depth(self.resources.queue_url))
-
-
-@pytest.fixture
-def intake(aws: Any) -> Intake:
-    resources = provision_eventbridge(
-        endpoint_url=aws.endpoint_url,
-        region=aws.resources.region,
-        sources=(SOURCE, OTHER),
-        mapping=aws.config.mapping,
-    )
-    aws.configure(segment_event_sources={SOURCE: None, OTHER: "team-b"})
-    return Intake(aws, resources)
 
 
 def _recorded_segment_events() -> list[dict[str, Any]]:
