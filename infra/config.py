@@ -220,21 +220,6 @@ class StackConfig(BaseModel):
     def _cross_checks(self) -> StackConfig:
         if self.secret_name and self.secret_arn:
             raise ValueError("secretName and secretArn: give at most one of them")
-        if not self.webhook and not self.segment_event_source:
-            raise ValueError(
-                "webhook=false needs segmentEventSource: without either, nothing receives "
-                "Segment's events"
-            )
-        if self.segment_event_batch_size > 10 and self.segment_event_batch_window_seconds < 1:
-            raise ValueError(
-                "segmentEventBatchSize above 10 needs segmentEventBatchWindowSeconds of at "
-                "least 1 (an SQS event source rule)"
-            )
-        if self.segment_event_source:
-            try:
-                event_pattern(self.mapping, list(self.event_sources))
-            except ValueError as exc:
-                raise ValueError(f"segmentEventSource: {exc}") from None
         # Lambda allows 4 KB of environment variables per function in all; the fixed ones and
         # the queue URLs and secret ARN take about 1 KB (the mirror's, with its table name and
         # Segment URL, about 1.1 KB: still inside with the lists at this budget).
@@ -252,6 +237,25 @@ class StackConfig(BaseModel):
                 f"{', '.join(lists)}: {size} bytes of JSON together, more than the "
                 f"{ENVIRONMENT_BUDGET_BYTES} that fit in Lambda's 4 KB of environment variables"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _intake_checks(self) -> StackConfig:
+        if not self.webhook and not self.segment_event_source:
+            raise ValueError(
+                "webhook=false needs segmentEventSource: without either, nothing receives "
+                "Segment's events"
+            )
+        if self.segment_event_batch_size > 10 and self.segment_event_batch_window_seconds < 1:
+            raise ValueError(
+                "segmentEventBatchSize above 10 needs segmentEventBatchWindowSeconds of at "
+                "least 1 (an SQS event source rule)"
+            )
+        if self.segment_event_source:
+            try:
+                event_pattern(self.mapping, list(self.event_sources))
+            except ValueError as exc:
+                raise ValueError(f"segmentEventSource: {exc}") from None
         return self
 
     @property

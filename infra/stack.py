@@ -46,18 +46,7 @@ class SegmentRaindropStack(cdk.Stack):
             queues=queues,
             partials=partials,
         )
-        # webhook=false: no public endpoint at all (the webhook API and the SDK API).
-        api = (
-            WebhookApi(
-                self,
-                "Webhook",
-                config=config,
-                handler=functions.webhook,
-                mirror_handler=functions.mirror,
-            )
-            if functions.webhook is not None and functions.mirror is not None
-            else None
-        )
+        api = self._api(config, functions)
         intake = (
             SegmentEventIntake(self, "SegmentEvents", config=config, consumer=functions.eventbridge)
             if functions.eventbridge is not None
@@ -82,21 +71,40 @@ class SegmentRaindropStack(cdk.Stack):
         if api is not None:
             self._api_outputs(config, api)
         if intake is not None:
-            self._output(
-                StackOutput.SEGMENT_EVENTS_QUEUE_URL,
-                intake.queue.queue_url,
-                "EventBridge intake queue (Segment's events from the partner event source)",
-            )
-            self._output(
-                StackOutput.SEGMENT_EVENTS_DEAD_LETTER_QUEUE_URL,
-                intake.dead_letter_queue.queue_url,
-                "EventBridge intake's dead-letter queue (records to redrive)",
-            )
-            self._output(
-                StackOutput.SEGMENT_EVENT_BUSES,
-                ",".join(bus.event_bus_name for bus in intake.buses),
-                "Event buses associated with Segment's partner event sources",
-            )
+            self._intake_outputs(intake)
+        self._alarm_outputs(config)
+        self._common_outputs(queues, functions, secret, partials, monitoring)
+
+    def _api(self, config: StackConfig, functions: ForwarderFunctions) -> WebhookApi | None:
+        """The public APIs; none with webhook=false (no webhook or mirror function either)."""
+        if functions.webhook is None or functions.mirror is None:
+            return None
+        return WebhookApi(
+            self,
+            "Webhook",
+            config=config,
+            handler=functions.webhook,
+            mirror_handler=functions.mirror,
+        )
+
+    def _intake_outputs(self, intake: SegmentEventIntake) -> None:
+        self._output(
+            StackOutput.SEGMENT_EVENTS_QUEUE_URL,
+            intake.queue.queue_url,
+            "EventBridge intake queue (Segment's events from the partner event source)",
+        )
+        self._output(
+            StackOutput.SEGMENT_EVENTS_DEAD_LETTER_QUEUE_URL,
+            intake.dead_letter_queue.queue_url,
+            "EventBridge intake's dead-letter queue (records to redrive)",
+        )
+        self._output(
+            StackOutput.SEGMENT_EVENT_BUSES,
+            ",".join(bus.event_bus_name for bus in intake.buses),
+            "Event buses associated with Segment's partner event sources",
+        )
+
+    def _alarm_outputs(self, config: StackConfig) -> None:
         self._output(
             StackOutput.ALARM_NOTIFICATIONS,
             config.alarm_email or NO_ALARM_RECIPIENT,
@@ -110,7 +118,6 @@ class SegmentRaindropStack(cdk.Stack):
                 "No one receives this stack's alarms (413s Segment drops, dead letters, "
                 "failures): deploy with -c alarmEmail=you@example.com.",
             )
-        self._common_outputs(queues, functions, secret, partials, monitoring)
 
     def _api_outputs(self, config: StackConfig, api: WebhookApi) -> None:
         self._output(
