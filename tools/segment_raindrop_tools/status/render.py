@@ -46,6 +46,12 @@ def render(report: StatusReport, console: Console) -> None:
         table.add_row(
             "", "", _oldest(report.dead_letters, report.dead_letter_queue, report.checked_at)
         )
+    if report.intake_queue is not None:
+        table.add_row(*_queue("EventBridge intake", report.intake_queue, attention_if_any=False))
+    if report.intake_dead_letter_queue is not None:
+        table.add_row(
+            *_queue("Intake dead letters", report.intake_dead_letter_queue, attention_if_any=True)
+        )
     table.add_row(*_alarms(report.alarms))
     table.add_row(*_counts(report.counts))
     if report.ping is not None:

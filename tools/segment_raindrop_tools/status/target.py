@@ -54,6 +54,8 @@ def stack_target(stack: str, region: str | None) -> Target:
         retry_queue_url=outputs.get(StackOutput.RETRY_QUEUE_URL),
         dlq_url=outputs.get(StackOutput.DEAD_LETTER_QUEUE_URL),
         alarm_prefix=alarm_prefix(stack),
+        intake_queue_url=outputs.get(StackOutput.SEGMENT_EVENTS_QUEUE_URL),
+        intake_dlq_url=outputs.get(StackOutput.SEGMENT_EVENTS_DEAD_LETTER_QUEUE_URL),
     )
 
 
@@ -79,6 +81,8 @@ def local_target(data_dir: Path) -> Target:
         retry_queue_url=_text(state, "retry_queue_url"),
         dlq_url=_text(state, "dlq_url"),
         endpoint_url=_text(state, "moto_endpoint"),
+        intake_queue_url=_text(state, "intake_queue_url"),
+        intake_dlq_url=_text(state, "intake_dlq_url"),
     )
 
 
