@@ -327,7 +327,9 @@ def test_a_ping_raindrop_does_not_take_needs_attention(
 
 
 def test_the_eventbridge_intake_is_reported(aws: AwsEnv) -> None:
-    intake = provision_eventbridge(endpoint_url=aws.endpoint_url, region=REGION)
+    intake = provision_eventbridge(
+        endpoint_url=aws.endpoint_url, region=REGION, sources=["aws.partner/segment.com/st"]
+    )
     _create_stack(
         aws,
         **{

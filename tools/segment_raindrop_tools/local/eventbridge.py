@@ -35,20 +35,24 @@ from segment_raindrop_tools.local.aws import DUMMY_CREDENTIAL, sqs_client
 EventBridgeClient = Any
 
 __all__ = [
-    "EXAMPLE_SOURCE",
     "EventBridgeIntake",
     "eventbridge_client",
+    "local_source",
     "partner_entries",
     "provision_eventbridge",
     "put_partner_events",
 ]
 
-EXAMPLE_SOURCE: Final = "aws.partner/segment.com/local-source"
+
+def local_source(prefix: str) -> str:
+    """Local mode's partner source, one per resource prefix (one per instance in one moto)."""
+    return f"aws.partner/segment.com/{prefix}"
+
+
 # The account moto serves when given dummy credentials.
 LOCAL_ACCOUNT: Final = "123456789012"
 # Segment's destination batches at most 20 entries a PutPartnerEvents (its batch_size maximum).
 SEGMENT_ENTRIES_PER_CALL: Final = 20
-RULE_NAME: Final = "segment-raindrop-segment-events"
 _DAY: Final = 24 * 3600
 
 
@@ -76,7 +80,7 @@ def provision_eventbridge(
     *,
     endpoint_url: str,
     region: str = "us-east-1",
-    sources: Sequence[str] = (EXAMPLE_SOURCE,),
+    sources: Sequence[str],
     mapping: MappingConfig | None = None,
     prefix: str = "segment-raindrop",
 ) -> EventBridgeIntake:
@@ -99,10 +103,13 @@ def provision_eventbridge(
     )["QueueUrl"]
     events = eventbridge_client(endpoint_url, region)
     for source in sources:
+        # moto records the account again on every creation, then delivers each partner event
+        # once per record: a source is created once per moto process (see local_source).
         events.create_partner_event_source(Name=source, Account=LOCAL_ACCOUNT)
     pattern = event_pattern(mapping or MappingConfig(), sources)
-    events.put_rule(Name=RULE_NAME, EventPattern=json.dumps(pattern))
-    events.put_targets(Rule=RULE_NAME, Targets=[{"Id": "intake", "Arn": _arn(sqs, queue_url)}])
+    rule = f"{prefix}-segment-events"
+    events.put_rule(Name=rule, EventPattern=json.dumps(pattern))
+    events.put_targets(Rule=rule, Targets=[{"Id": "intake", "Arn": _arn(sqs, queue_url)}])
     return EventBridgeIntake(queue_url, dlq_url, tuple(sources), pattern)
 
 

@@ -46,12 +46,7 @@ def render(report: StatusReport, console: Console) -> None:
         table.add_row(
             "", "", _oldest(report.dead_letters, report.dead_letter_queue, report.checked_at)
         )
-    if report.intake_queue is not None:
-        table.add_row(*_queue("EventBridge intake", report.intake_queue, attention_if_any=False))
-    if report.intake_dead_letter_queue is not None:
-        table.add_row(
-            *_queue("Intake dead letters", report.intake_dead_letter_queue, attention_if_any=True)
-        )
+    _add_intake(table, report)
     table.add_row(*_alarms(report.alarms))
     table.add_row(*_counts(report.counts))
     if report.ping is not None:
@@ -83,6 +78,15 @@ def _secret(secret: SecretState) -> tuple[str, str, str]:
         parts.append("a previous token still accepted (rotation in progress)")
     state = "ready" if secret.ready else "not ready"
     return (_GOOD if secret.ready else _BAD), "Secret", f"{state} ({', '.join(parts)})"
+
+
+def _add_intake(table: Table, report: StatusReport) -> None:
+    """The EventBridge intake's queues, when the target has the intake."""
+    if report.intake_queue is not None:
+        table.add_row(*_queue("EventBridge intake", report.intake_queue, attention_if_any=False))
+    if report.intake_dead_letter_queue is not None:
+        dead = report.intake_dead_letter_queue
+        table.add_row(*_queue("Intake dead letters", dead, attention_if_any=True))
 
 
 def _queue(label: str, queue: QueueState, *, attention_if_any: bool) -> tuple[str, str, str]:
