@@ -48,8 +48,9 @@ test-only: sync npm
 local: sync  ## Run the forwarder locally (moto + local Raindrop receiver)
 	$(RUN) segment-raindrop local
 
-sample: sync  ## Send a realistic AI conversation to the running local mode, then the same through Raindrop's SDK
+sample: sync  ## Send a realistic AI conversation to the running local mode (webhook, then EventBridge), then through Raindrop's SDK
 	$(RUN) segment-raindrop send-sample
+	$(RUN) segment-raindrop send-sample --via eventbridge
 	$(RUN) segment-raindrop send-sdk-sample
 
 bench: sync npm  ## Run the benchmarks; writes docs/benchmarks.md and docs/benchmarks.png

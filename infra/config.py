@@ -28,15 +28,19 @@ from segment_raindrop.core.config import (
     STAGE_PATTERN,
     ConfigError,
     MappingConfig,
+    check_event_sources,
 )
 from segment_raindrop.core.context import MAPPING_KEYS, mapping_from_context
 from segment_raindrop.core.contract import (
     DEFAULT_RETRY_MAX_RECEIVES,
+    EVENTBRIDGE_BATCH_SIZE,
+    EVENTBRIDGE_BATCH_WINDOW_SECONDS,
     SEGMENT_MAX_EVENT_BYTES,
     WEBHOOK_DELIVERY_BUDGET_SECONDS,
     WEBHOOK_TIMEOUT_SECONDS,
 )
 from segment_raindrop.core.environment import is_structured, to_environment
+from segment_raindrop.core.eventbridge import event_pattern
 from segment_raindrop.core.projects import PROJECT_SLUG, check_slugs
 
 __all__ = ["ConfigError", "StackConfig", "config_from_context"]
@@ -171,6 +175,19 @@ class StackConfig(BaseModel):
     # key). Off by default: the token sits in Segment's destination settings.
     mirror_accepts_webhook_token: bool = False
     segment_api_url: str = Field(DEFAULT_SEGMENT_API_URL, pattern=r"^https://[^\s/]+(/[^\s]*)?$")
+    # The EventBridge intake (Segment's Amazon EventBridge destination): the partner event
+    # source(s), comma-separated, each optionally "=<Raindrop project>"; unset: no intake.
+    segment_event_source: str | None = None
+    # Records per consumer invocation (SQS event source; above 10 needs a batching window) and
+    # how long SQS's poller may wait to fill a batch.
+    segment_event_batch_size: int = Field(EVENTBRIDGE_BATCH_SIZE, ge=1, le=10_000)
+    segment_event_batch_window_seconds: int = Field(EVENTBRIDGE_BATCH_WINDOW_SECONDS, ge=0, le=300)
+    # Consumer invocations at once (an SQS event source's minimum is 2): times the delivery
+    # concurrency, what the intake sends Raindrop at most.
+    segment_event_max_concurrency: int = Field(5, ge=2, le=1000)
+    # The public Segment webhook API (POST /segment); false: none, for teams that take Segment's
+    # events only through EventBridge (needs segmentEventSource).
+    webhook: bool = True
     skip_bundling: bool = False
     mapping: MappingConfig = Field(default_factory=lambda: stack_mapping({}), exclude=True)
 
@@ -202,6 +219,13 @@ class StackConfig(BaseModel):
             raise ValueError(
                 "give the API's base URL (e.g. https://api.segment.io/v1), not an endpoint"
             )
+        return value
+
+    @field_validator("segment_event_source")
+    @classmethod
+    def _event_sources(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_event_sources(event_sources(value))
         return value
 
     @field_validator("log_retention_days")
@@ -246,6 +270,25 @@ class StackConfig(BaseModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _intake_checks(self) -> StackConfig:
+        if not self.webhook and not self.segment_event_source:
+            raise ValueError(
+                "webhook=false needs segmentEventSource: without either, nothing receives "
+                "Segment's events"
+            )
+        if self.segment_event_batch_size > 10 and self.segment_event_batch_window_seconds < 1:
+            raise ValueError(
+                "segmentEventBatchSize above 10 needs segmentEventBatchWindowSeconds of at "
+                "least 1 (an SQS event source rule)"
+            )
+        if self.segment_event_source:
+            try:
+                event_pattern(self.mapping, list(self.event_sources))
+            except ValueError as exc:
+                raise ValueError(f"segmentEventSource: {exc}") from None
+        return self
+
     @property
     def webhook_throttle(self) -> Throttle:
         return Throttle(self.throttle_rate_limit, self.throttle_burst_limit)
@@ -263,6 +306,26 @@ class StackConfig(BaseModel):
     @property
     def imports_secret(self) -> bool:
         return bool(self.secret_name or self.secret_arn)
+
+    @property
+    def event_sources(self) -> dict[str, str | None]:
+        """segmentEventSource's partner sources and the project of each (None: the default)."""
+        return event_sources(self.segment_event_source or "")
+
+
+def event_sources(value: str) -> dict[str, str | None]:
+    """``source[=project],...`` as ``{source: project or None}``; raises ``ValueError`` for an
+    empty entry or a source given twice."""
+    sources: dict[str, str | None] = {}
+    for entry in value.split(","):
+        source, _, project = entry.strip().partition("=")
+        source = source.strip()
+        if not source:
+            raise ValueError("an empty entry (expected aws.partner/segment.com/<id>[=project])")
+        if source in sources:
+            raise ValueError(f"{source!r} is given twice")
+        sources[source] = project.strip() or None
+    return sources
 
 
 # The stack's own keys, then the mapping's (the runtime's model names them).

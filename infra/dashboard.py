@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_events as events
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
@@ -17,6 +18,9 @@ from segment_raindrop.core.contract import (
     Metric,
     metric_dimensions,
 )
+
+if TYPE_CHECKING:
+    from infra.eventbridge import SegmentEventIntake
 
 WIDTH: Final = 12  # two widgets per row on the 24-column grid
 
@@ -62,6 +66,20 @@ def across_apis(
     )
 
 
+def rule_metric(
+    rule: events.Rule, bus: events.EventBus, metric: str, *, period: cdk.Duration
+) -> cloudwatch.Metric:
+    """One of EventBridge's per-rule metrics (``MatchedEvents``, ``FailedInvocations``...)
+    for a rule on a custom bus."""
+    return cloudwatch.Metric(
+        namespace="AWS/Events",
+        metric_name=metric,
+        dimensions_map={"EventBusName": bus.event_bus_name, "RuleName": rule.rule_name},
+        statistic="Sum",
+        period=period,
+    )
+
+
 def _graph(title: str, metrics: list[cloudwatch.IMetric]) -> cloudwatch.GraphWidget:
     return cloudwatch.GraphWidget(title=title, left=metrics, width=WIDTH)
 
@@ -75,6 +93,7 @@ def build_dashboard(
     apis: tuple[apigateway.RestApi, ...],
     queues: ForwarderQueues,
     functions: dict[str, lambda_.IFunction],
+    intake: SegmentEventIntake | None = None,
 ) -> cloudwatch.Dashboard:
     dlq, retry = queues.dead_letter_queue, queues.retry_queue
 
@@ -116,6 +135,7 @@ def build_dashboard(
                         ("4XXError", "4xx answers"),
                         ("5XXError", "5xx answers"),
                     )
+                    if apis  # none with webhook=false
                 ),
                 own(Metric.UNAUTHORIZED_REQUESTS),
                 own(Metric.UNVERIFIABLE_BATCHES),
@@ -143,6 +163,8 @@ def build_dashboard(
             [own(Metric.RETRY_FAILURE_AGE, "Maximum")],
         ),
     )
+    if intake is not None:
+        dashboard.add_widgets(*_intake_widgets(intake))
     dashboard.add_widgets(
         _graph(
             "Raindrop SDK -> Segment",
@@ -177,3 +199,33 @@ def build_dashboard(
         ),
     )
     return dashboard
+
+
+def _intake_widgets(intake: SegmentEventIntake) -> tuple[cloudwatch.GraphWidget, ...]:
+    """The EventBridge intake: what the rules matched and delivered, and its queues."""
+    period = cdk.Duration.minutes(5)
+    queue, dlq = intake.queue, intake.dead_letter_queue
+    return (
+        _graph(
+            "Segment events via EventBridge (rules)",
+            [
+                rule_metric(rule, bus, metric, period=period).with_(label=f"{label} {n}")
+                for n, (rule, bus) in enumerate(zip(intake.rules, intake.buses, strict=True))
+                for metric, label in (
+                    ("MatchedEvents", "matched"),
+                    ("FailedInvocations", "failed to queue"),
+                )
+            ],
+        ),
+        _graph(
+            "EventBridge intake queue",
+            [
+                queue.metric_approximate_number_of_messages_visible(label="intake visible"),
+                queue.metric_approximate_number_of_messages_not_visible(label="intake in flight"),
+                queue.metric_approximate_age_of_oldest_message(
+                    statistic="Maximum", label="oldest record (s)"
+                ),
+                dlq.metric_approximate_number_of_messages_visible(label="intake dead letters"),
+            ],
+        ),
+    )

@@ -25,6 +25,8 @@ from segment_raindrop.core.config import (
     TelemetryConfig,
 )
 from segment_raindrop.core.contract import (
+    EVENTBRIDGE_BUDGET_SECONDS,
+    EVENTBRIDGE_TIMEOUT_SECONDS,
     METRICS_NAMESPACE,
     REPLAY_BUDGET_SECONDS,
     REPLAY_TIMEOUT_SECONDS,
@@ -92,9 +94,11 @@ def forwarder_config(
     *,
     budget_seconds: float,
     mirror: MirrorConfig | None = None,
+    event_sources: dict[str, str | None] | None = None,
 ) -> ForwarderConfig:
     """A function's configuration, as the runtime's own model validates it; ``mirror`` holds
-    the Raindrop -> Segment settings of the functions that send to Segment."""
+    the Raindrop -> Segment settings of the functions that send to Segment, ``event_sources``
+    the EventBridge consumer's partner sources and their projects."""
     return ForwarderConfig(
         secret_id=secret.secret_id,
         retry_queue_url=queues.retry_queue.queue_url,
@@ -111,6 +115,7 @@ def forwarder_config(
             budget_seconds=budget_seconds,
         ),
         **({} if mirror is None else {"mirror": mirror}),
+        **({} if event_sources is None else {"segment_event_sources": event_sources}),
     )
 
 
@@ -156,7 +161,9 @@ def function_environment(forwarder: ForwarderConfig, config: StackConfig) -> dic
 
 
 class ForwarderFunctions(Construct):
-    """Exposes `webhook`, `retry_worker`, `replay` and `mirror` (lambda_.Function)."""
+    """Exposes `webhook`, `retry_worker`, `replay`, `mirror` and `eventbridge`
+    (lambda_.Function; `webhook` and `mirror` None with `webhook=false`, `eventbridge` None
+    without `segmentEventSource`) and `all` (those that exist)."""
 
     def __init__(
         self,
@@ -175,14 +182,18 @@ class ForwarderFunctions(Construct):
         self._secret = secret
         self._queues = queues
 
-        self.webhook = self._function(
-            "Webhook",
-            handler="segment_raindrop.handlers.webhook.handler",
-            description="Segment webhook: forwards events to Raindrop",
-            timeout=WEBHOOK_TIMEOUT,
-            memory_mb=config.webhook_memory_mb,
-            budget_seconds=config.delivery_budget_seconds,
-            snap_start=config.snap_start,
+        self.webhook = (
+            None
+            if not config.webhook
+            else self._function(
+                "Webhook",
+                handler="segment_raindrop.handlers.webhook.handler",
+                description="Segment webhook: forwards events to Raindrop",
+                timeout=WEBHOOK_TIMEOUT,
+                memory_mb=config.webhook_memory_mb,
+                budget_seconds=config.delivery_budget_seconds,
+                snap_start=config.snap_start,
+            )
         )
         self.retry_worker = self._function(
             "RetryWorker",
@@ -204,17 +215,46 @@ class ForwarderFunctions(Construct):
         )
         # Raindrop's SDK waits for the answer like Segment does (its read timeout is 15 s), so
         # the mirror gets the webhook's timeout, memory and delivery budget.
-        self.mirror = self._function(
-            "Mirror",
-            handler="segment_raindrop.handlers.raindrop_sdk.handler",
-            description="Raindrop SDK endpoint: forwards to Raindrop, mirrors into Segment",
-            timeout=WEBHOOK_TIMEOUT,
-            memory_mb=config.webhook_memory_mb,
-            budget_seconds=config.delivery_budget_seconds,
-            mirror=mirror_settings(config, partials),
-            snap_start=config.snap_start,
+        self.mirror = (
+            None
+            if not config.webhook
+            else self._function(
+                "Mirror",
+                handler="segment_raindrop.handlers.raindrop_sdk.handler",
+                description="Raindrop SDK endpoint: forwards to Raindrop, mirrors into Segment",
+                timeout=WEBHOOK_TIMEOUT,
+                memory_mb=config.webhook_memory_mb,
+                budget_seconds=config.delivery_budget_seconds,
+                mirror=mirror_settings(config, partials),
+                snap_start=config.snap_start,
+            )
         )
-        self.all = (self.webhook, self.retry_worker, self.replay, self.mirror)
+        # Segment's events through EventBridge, from the intake queue (infra/eventbridge.py
+        # adds the event source). Nobody waits on it: the retry worker's timeout and memory.
+        self.eventbridge = (
+            None
+            if not config.segment_event_source
+            else self._function(
+                "EventBridge",
+                handler="segment_raindrop.handlers.eventbridge.handler",
+                description="Segment events through EventBridge: forwards them to Raindrop",
+                timeout=cdk.Duration.seconds(EVENTBRIDGE_TIMEOUT_SECONDS),
+                memory_mb=WORKER_MEMORY_MB,
+                budget_seconds=EVENTBRIDGE_BUDGET_SECONDS,
+                event_sources=config.event_sources,
+            )
+        )
+        self.all = tuple(
+            function
+            for function in (
+                self.webhook,
+                self.retry_worker,
+                self.replay,
+                self.mirror,
+                self.eventbridge,
+            )
+            if function is not None
+        )
         # What the APIs invoke: with SnapStart a published version, through an alias (only
         # versions resume from snapshots; the unpublished $LATEST would initialise as before).
         self.webhook_entry = self._entry(self.webhook, "Webhook")
@@ -233,8 +273,10 @@ class ForwarderFunctions(Construct):
         )
         self._grant(secret, queues, partials)
 
-    def _entry(self, function: lambda_.Function, construct_id: str) -> lambda_.IFunction:
-        if not self._config.snap_start:
+    def _entry(
+        self, function: lambda_.Function | None, construct_id: str
+    ) -> lambda_.IFunction | None:
+        if function is None or not self._config.snap_start:
             return function
         return lambda_.Alias(
             self,
@@ -250,9 +292,12 @@ class ForwarderFunctions(Construct):
         retry, dlq = queues.retry_queue, queues.dead_letter_queue
         for function in self.all:
             secret.secret.grant_read(function)
-        # Webhook: queue what Raindrop did not take (retry) or rejected (dead letter).
-        retry.grant_send_messages(self.webhook)
-        dlq.grant_send_messages(self.webhook)
+        # Webhook and EventBridge consumer: queue what Raindrop did not take (retry) or
+        # rejected (dead letter). The consumer's intake queue is granted by its event source.
+        for intake in (self.webhook, self.eventbridge):
+            if intake is not None:
+                retry.grant_send_messages(intake)
+                dlq.grant_send_messages(intake)
         # Retry worker: consume (receive, delete, change visibility for back-off), re-queue,
         # dead-letter what Raindrop rejects.
         retry.grant_consume_messages(self.retry_worker)
@@ -266,9 +311,10 @@ class ForwarderFunctions(Construct):
         # Mirror: like the webhook it queues what Raindrop or Segment did not take; the
         # retry worker and the replay deliver those messages with the grants above (the write
         # key is in the same secret). It merges partial events in the table.
-        retry.grant_send_messages(self.mirror)
-        dlq.grant_send_messages(self.mirror)
-        partials.table.grant(self.mirror, *PARTIALS_ACTIONS)
+        if self.mirror is not None:
+            retry.grant_send_messages(self.mirror)
+            dlq.grant_send_messages(self.mirror)
+            partials.table.grant(self.mirror, *PARTIALS_ACTIONS)
         # Retry worker and replay: queued partial patches are merged as the mirror merges them.
         for function in (self.retry_worker, self.replay):
             partials.table.grant(function, *PARTIALS_ACTIONS)
@@ -284,6 +330,7 @@ class ForwarderFunctions(Construct):
         budget_seconds: float,
         mirror: MirrorConfig | None = None,
         snap_start: bool = False,
+        event_sources: dict[str, str | None] | None = None,
     ) -> lambda_.Function:
         log_group = logs.LogGroup(
             self,
@@ -319,6 +366,7 @@ class ForwarderFunctions(Construct):
                     self._queues,
                     budget_seconds=budget_seconds,
                     mirror=mirror,
+                    event_sources=event_sources,
                 ),
                 self._config,
             ),

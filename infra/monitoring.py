@@ -27,7 +27,8 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import StackConfig
-from infra.dashboard import across_apis, build_dashboard, forwarder_metric
+from infra.dashboard import across_apis, build_dashboard, forwarder_metric, rule_metric
+from infra.eventbridge import SegmentEventIntake
 from infra.queues import ForwarderQueues
 from segment_raindrop.core.contract import DLQ_RETENTION_DAYS, Metric
 
@@ -49,6 +50,9 @@ RETRY_STALLED_SECONDS: Final = 6 * 3600
 # Segment always sends the same credentials, so a burst of 401s is a misconfiguration (token
 # rotated on one side only) or someone probing the endpoint.
 UNAUTHORIZED_PER_PERIOD: Final = 10
+# The EventBridge intake's oldest record has waited this long: the consumer is not keeping up
+# or not consuming (records fail only when SQS is unreachable, so SQS's age counts them).
+INTAKE_BACKLOG_SECONDS: Final = 15 * 60
 
 
 def queue_depth(queue: sqs.IQueue, *, period: cdk.Duration, label: str) -> cloudwatch.IMetric:
@@ -82,16 +86,20 @@ class Monitoring(Construct):
         apis: tuple[apigateway.RestApi, ...],
         queues: ForwarderQueues,
         functions: dict[str, lambda_.IFunction],
+        intake: SegmentEventIntake | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self._prefix = f"segment-raindrop-{config.stage}"
         self._stage = config.stage
         self.alarms: list[cloudwatch.Alarm] = []
         self._queue_alarms(queues)
+        if intake is not None:
+            self._intake_alarms(intake)
         self._raindrop_alarms()
         self._mirror_alarms()
         self._function_alarms(functions)
-        self._api_alarms(apis)
+        if apis:  # none with webhook=false
+            self._api_alarms(apis)
         self.topic = self._email_topic(config.alarm_email) if config.alarm_email else None
         self.topics: list[sns.ITopic] = [self.topic] if self.topic else []
         if config.alarm_topic_arn:
@@ -107,6 +115,50 @@ class Monitoring(Construct):
             apis=apis,
             queues=queues,
             functions=functions,
+            intake=intake,
+        )
+
+    def _intake_alarms(self, intake: SegmentEventIntake) -> None:
+        self._alarm(
+            "SegmentEventsBacklog",
+            intake.queue.metric_approximate_age_of_oldest_message(
+                statistic="Maximum", period=PERIOD
+            ),
+            threshold=INTAKE_BACKLOG_SECONDS,
+            periods=3,
+            description=(
+                "Segment's events have waited over 15 minutes on the EventBridge intake queue: "
+                "the EventBridge function is not keeping up (raise segmentEventMaxConcurrency) "
+                "or not consuming (its errors, its event source)."
+            ),
+        )
+        self._alarm(
+            "SegmentEventsDeadLetterQueueNotEmpty",
+            queue_depth(intake.dead_letter_queue, period=PERIOD, label="intake dead letters"),
+            threshold=0,
+            comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            description=(
+                "Records of the EventBridge intake could not be processed (SQS unreachable for "
+                "the function, or EventBridge could not deliver for 24 hours): redrive them to "
+                "the intake queue (docs/runbook.md)."
+            ),
+        )
+        self._alarm(
+            "SegmentEventsRuleFailing",
+            cloudwatch.MathExpression(
+                expression=" + ".join(f"FILL(r{n}, 0)" for n in range(len(intake.rules))),
+                using_metrics={
+                    f"r{n}": rule_metric(rule, bus, "FailedInvocations", period=PERIOD)
+                    for n, (rule, bus) in enumerate(zip(intake.rules, intake.buses, strict=True))
+                },
+                period=PERIOD,
+                label="failed deliveries to the intake queue",
+            ),
+            threshold=1,
+            description=(
+                "EventBridge failed to put Segment's events on the intake queue (it retries for "
+                "24 hours, then dead-letters them): check the queue's policy and encryption."
+            ),
         )
 
     def _queue_alarms(self, queues: ForwarderQueues) -> None:

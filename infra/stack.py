@@ -12,6 +12,7 @@ from constructs import Construct
 from infra.api import WebhookApi
 from infra.bundling import lambda_code
 from infra.config import StackConfig
+from infra.eventbridge import SegmentEventIntake
 from infra.functions import RETRY_TIMEOUT, ForwarderFunctions
 from infra.monitoring import Monitoring
 from infra.partials import PartialsTable
@@ -45,27 +46,83 @@ class SegmentRaindropStack(cdk.Stack):
             queues=queues,
             partials=partials,
         )
-        api = WebhookApi(
-            self,
-            "Webhook",
-            config=config,
-            handler=functions.webhook_entry,
-            mirror_handler=functions.mirror_entry,
+        api = self._api(config, functions)
+        intake = (
+            SegmentEventIntake(self, "SegmentEvents", config=config, consumer=functions.eventbridge)
+            if functions.eventbridge is not None
+            else None
         )
+        monitored = {
+            "Webhook": functions.webhook,
+            "RetryWorker": functions.retry_worker,
+            "Replay": functions.replay,
+            "Mirror": functions.mirror,
+            "EventBridge": functions.eventbridge,
+        }
         monitoring = Monitoring(
             self,
             "Monitoring",
             config=config,
-            apis=api.apis,
+            apis=api.apis if api is not None else (),
             queues=queues,
-            functions={
-                "Webhook": functions.webhook,
-                "RetryWorker": functions.retry_worker,
-                "Replay": functions.replay,
-                "Mirror": functions.mirror,
-            },
+            functions={name: f for name, f in monitored.items() if f is not None},
+            intake=intake,
+        )
+        if api is not None:
+            self._api_outputs(config, api)
+        if intake is not None:
+            self._intake_outputs(intake)
+        self._alarm_outputs(config)
+        self._common_outputs(
+            config,
+            queues=queues,
+            functions=functions,
+            secret=secret,
+            partials=partials,
+            monitoring=monitoring,
         )
 
+    def _api(self, config: StackConfig, functions: ForwarderFunctions) -> WebhookApi | None:
+        """The public APIs; none with webhook=false (no webhook or mirror function either)."""
+        webhook, mirror = functions.webhook_entry, functions.mirror_entry
+        if webhook is None or mirror is None:
+            return None
+        return WebhookApi(self, "Webhook", config=config, handler=webhook, mirror_handler=mirror)
+
+    def _intake_outputs(self, intake: SegmentEventIntake) -> None:
+        self._output(
+            StackOutput.SEGMENT_EVENTS_QUEUE_URL,
+            intake.queue.queue_url,
+            "EventBridge intake queue (Segment's events from the partner event source)",
+        )
+        self._output(
+            StackOutput.SEGMENT_EVENTS_DEAD_LETTER_QUEUE_URL,
+            intake.dead_letter_queue.queue_url,
+            "EventBridge intake's dead-letter queue (records to redrive)",
+        )
+        self._output(
+            StackOutput.SEGMENT_EVENT_BUSES,
+            ",".join(bus.event_bus_name for bus in intake.buses),
+            "Event buses associated with Segment's partner event sources",
+        )
+
+    def _alarm_outputs(self, config: StackConfig) -> None:
+        self._output(
+            StackOutput.ALARM_NOTIFICATIONS,
+            config.alarm_recipients or NO_ALARM_RECIPIENT,
+            "who the alarms notify (context alarmEmail, alarmTopicArn)",
+        )
+        if config.alarm_recipients is None:
+            # cdk synth and cdk deploy print this: a dropped batch or a full dead-letter queue
+            # must not wait for someone to open the dashboard.
+            cdk.Annotations.of(self).add_warning_v2(
+                "segment-raindrop:no-alarm-recipient",
+                "No one receives this stack's alarms (413s Segment drops, dead letters, "
+                "failures): deploy with -c alarmEmail=you@example.com or "
+                "-c alarmTopicArn=<an SNS topic's ARN>.",
+            )
+
+    def _api_outputs(self, config: StackConfig, api: WebhookApi) -> None:
         self._output(
             StackOutput.WEBHOOK_URL, api.webhook_url, "Paste into Segment's Webhooks destination"
         )
@@ -82,25 +139,22 @@ class SegmentRaindropStack(cdk.Stack):
             f"{config.segment_p99_event_bytes} bytes at p99 (context segmentP99EventBytes)",
         )
         self._output(
-            StackOutput.ALARM_NOTIFICATIONS,
-            config.alarm_recipients or NO_ALARM_RECIPIENT,
-            "who the alarms notify (context alarmEmail, alarmTopicArn)",
-        )
-        if config.alarm_recipients is None:
-            # cdk synth and cdk deploy print this: a dropped batch or a full dead-letter queue
-            # must not wait for someone to open the dashboard.
-            cdk.Annotations.of(self).add_warning_v2(
-                "segment-raindrop:no-alarm-recipient",
-                "No one receives this stack's alarms (413s Segment drops, dead letters, "
-                "failures): deploy with -c alarmEmail=you@example.com or "
-                "-c alarmTopicArn=<an SNS topic's ARN>.",
-            )
-        self._output(
             StackOutput.RAINDROP_SDK_ENDPOINT,
             api.raindrop_sdk_endpoint,
             'Raindrop SDK: raindrop.init(api_key=..., endpoint="<this>") forwards to Raindrop '
             "and mirrors into Segment",
         )
+
+    def _common_outputs(
+        self,
+        config: StackConfig,
+        *,
+        queues: ForwarderQueues,
+        functions: ForwarderFunctions,
+        secret: ForwarderSecret,
+        partials: PartialsTable,
+        monitoring: Monitoring,
+    ) -> None:
         self._output(
             StackOutput.PARTIALS_TABLE_NAME,
             partials.table.table_name,

@@ -29,7 +29,7 @@ import pytest
 
 from segment_raindrop.adapters.aws import AwsClients
 from segment_raindrop.core.config import ForwarderConfig
-from segment_raindrop.handlers import raindrop_sdk, replay, retry_worker, webhook
+from segment_raindrop.handlers import eventbridge, raindrop_sdk, replay, retry_worker, webhook
 from segment_raindrop.service.runtime import Runtime, build_runtime
 from segment_raindrop_tools.local.aws import (
     LocalResources,
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 REGION = "us-east-1"
-HANDLER_MODULES = (webhook, retry_worker, replay, raindrop_sdk)
+HANDLER_MODULES = (webhook, retry_worker, replay, raindrop_sdk, eventbridge)
 
 # Variables that would let a test reach real AWS or a shell's X-Ray daemon. AWS_CA_BUNDLE
 # stays: some machines need it for any TLS at all.

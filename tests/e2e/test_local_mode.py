@@ -344,6 +344,31 @@ def test_send_sample_reports_what_the_forwarder_did(
     assert local.receiver.accepted("users/identify")
 
 
+def test_send_sample_via_eventbridge_reaches_raindrop_through_the_intake(
+    start_local: StartLocal,
+) -> None:
+    local = start_local()
+    data_dir = str(local.mode.options.data_dir)
+
+    result = CliRunner().invoke(
+        _cli(), ["send-sample", "--data-dir", data_dir, "--seed", "5", "--via", "eventbridge"]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "The intake queue is drained" in result.output
+    assert local.mode.exchanges == []  # nothing went through the webhook
+    runs = local.mode.intake_runs
+    # The page view never reached the queue: the rule keeps only what the mapping forwards.
+    assert sum(run.received for run in runs) == 7
+    assert sum(run.failed for run in runs) == 0
+    events = sample_conversation("usr_4f1c9e2a7b30", seed=5, turns=3)
+    ai_ids, signal_ids = expected_ids(events)
+    assert {i["event_id"] for i in local.receiver.accepted("events/track")} == ai_ids
+    assert {i["event_id"] for i in local.receiver.accepted("signals/track")} == signal_ids
+    assert local.receiver.accepted("users/identify")
+    assert any("eventbridge " in line and "settled" in line for line in local.lines)
+
+
 def test_send_sample_with_a_wrong_token_fails(start_local: StartLocal) -> None:
     local = start_local()
     data_dir = str(local.mode.options.data_dir)

@@ -15,9 +15,15 @@ import pytest
 from typer.testing import CliRunner
 
 from segment_raindrop.adapters.queue_writer import QueueTarget
-from segment_raindrop.core.contract import METRICS_NAMESPACE, Metric, metric_dimensions
+from segment_raindrop.core.contract import (
+    METRICS_NAMESPACE,
+    Metric,
+    StackOutput,
+    metric_dimensions,
+)
 from segment_raindrop_tools import events as se
 from segment_raindrop_tools.cli import app
+from segment_raindrop_tools.local.eventbridge import provision_eventbridge
 from segment_raindrop_tools.local.front import Exchange, WebhookFront
 from segment_raindrop_tools.local.invocations import SerialInvocations
 from segment_raindrop_tools.local.receiver import RaindropReceiver
@@ -387,3 +393,37 @@ def test_a_ping_raindrop_does_not_take_needs_attention(
         " ".join(result.stdout.split())
     )
     assert aws.queue_depth(aws.resources.retry_queue_url) == 1
+
+
+def test_the_eventbridge_intake_is_reported(aws: AwsEnv) -> None:
+    intake = provision_eventbridge(
+        endpoint_url=aws.endpoint_url, region=REGION, sources=["aws.partner/segment.com/st"]
+    )
+    _create_stack(
+        aws,
+        **{
+            StackOutput.SEGMENT_EVENTS_QUEUE_URL.value: intake.queue_url,
+            StackOutput.SEGMENT_EVENTS_DEAD_LETTER_QUEUE_URL.value: intake.dlq_url,
+        },
+    )
+    aws.sqs.send_message(QueueUrl=intake.dlq_url, MessageBody="{}")
+
+    result = _status(aws, "--json")
+
+    assert result.exit_code == 1, result.output
+    report = _report(result)
+    assert report["intake_queue"]["total"] == 0
+    assert report["intake_dead_letter_queue"]["total"] == 1
+    assert any("EventBridge intake's dead-letter queue holds 1" in p for p in report["problems"])
+    summary = _status(aws)
+    assert "EventBridge intake" in summary.stdout
+    assert "Intake dead letters" in summary.stdout
+
+
+def test_a_stack_without_the_intake_reports_none(aws: AwsEnv) -> None:
+    _create_stack(aws)
+
+    report = _report(_status(aws, "--json"))
+
+    assert report["intake_queue"] is None
+    assert report["intake_dead_letter_queue"] is None

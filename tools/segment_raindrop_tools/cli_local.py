@@ -29,6 +29,7 @@ from segment_raindrop.core.environment import read_config
 from segment_raindrop.core.request_auth import sign
 from segment_raindrop_tools import samples
 from segment_raindrop_tools.cli_common import DataDirOption, ExitCode, fail, interrupts
+from segment_raindrop_tools.cli_eventbridge_sample import Via, send_eventbridge_sample
 from segment_raindrop_tools.cli_sdk_sample import send_sdk_sample
 from segment_raindrop_tools.local.mode import LocalMode
 from segment_raindrop_tools.local.options import DEFAULT_DATA_DIR, DEFAULT_PORT, LocalOptions
@@ -305,12 +306,24 @@ def send_sample(
             "--seed", help="Make the sample repeatable (default: random).", show_default=False
         ),
     ] = None,
+    via: Annotated[
+        Via,
+        typer.Option(
+            "--via",
+            help="webhook: POST to the webhook; eventbridge: put the events on local mode's "
+            "Segment partner event source (PutPartnerEvents) for the EventBridge intake.",
+        ),
+    ] = Via.WEBHOOK,
 ) -> None:
     """Send a realistic AI conversation (chat turns, a tool call, feedback, an identify).
 
     Prints what the forwarder answered for each request: how many events it received,
     forwarded to Raindrop, filtered, queued for retry and dead-lettered.
     """
+    if via is Via.EVENTBRIDGE:
+        seeded = seed if seed is not None else secrets.randbelow(2**31)
+        send_eventbridge_sample(sample_conversation(user_id, seed=seeded, turns=turns), data_dir)
+        return
     explicit_token = token
     url, token, local_state = _resolve_target(url, token, data_dir)
     if signature_secret is not None and explicit_token is None and not batch:

@@ -24,6 +24,7 @@ from segment_raindrop.core.contract import (
     DEFAULT_RETRY_MAX_RECEIVES,
     LOCAL_STAGE,
     MAX_DECODED_BODY_BYTES,
+    SEGMENT_PARTNER_SOURCE,
     WEBHOOK_DELIVERY_BUDGET_SECONDS,
 )
 from segment_raindrop.core.field_paths import validate_field_paths
@@ -239,9 +240,33 @@ class ForwarderConfig(BaseModel):
     retry_max_attempts: int = Field(
         default=DEFAULT_RETRY_MAX_RECEIVES, ge=1, le=1_000, validation_alias="RETRY_MAX_ATTEMPTS"
     )
+    # The EventBridge intake: Segment's partner event sources and the Raindrop project of each
+    # (None: RAINDROP_PROJECT_ID's). Empty: any source, each to the configured project.
+    segment_event_sources: dict[str, str | None] = Field(
+        default_factory=dict, validation_alias="SEGMENT_EVENT_SOURCES"
+    )
     mapping: MappingConfig = Field(default_factory=MappingConfig)
     delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
     mirror: MirrorConfig = Field(default_factory=MirrorConfig)
+
+    @field_validator("segment_event_sources")
+    @classmethod
+    def _partner_sources(cls, value: dict[str, str | None]) -> dict[str, str | None]:
+        check_event_sources(value)
+        return value
+
+
+def check_event_sources(sources: dict[str, str | None]) -> None:
+    """Raise ``ValueError`` naming the first source that is not a Segment partner event source
+    or whose project is not a Raindrop project slug."""
+    for source, project in sources.items():
+        if SEGMENT_PARTNER_SOURCE.fullmatch(source) is None:
+            raise ValueError(
+                f"{source!r} is not a Segment partner event source "
+                "(aws.partner/segment.com/<Segment source id>)"
+            )
+        if project:
+            check_slugs([project])
 
 
 class ReplayConfig(BaseModel):

@@ -7,6 +7,7 @@ handlers publish and what the stack's alarms and dashboard read. The CDK app imp
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Final
 
@@ -115,6 +116,21 @@ LOOP_FILTER_REASON: Final = "originated in Raindrop"
 # --- Routes --------------------------------------------------------------------------------
 # Raindrop's SDK pointed at the stack posts to "<this>/events/track", "signals/track"...: the
 # stack routes the whole path to the mirror function.
+# Segment's Amazon EventBridge (Actions) destination puts events on a partner event source of
+# this name: Segment's partner name (its code's SEGMENT_PARTNER_NAME) and the Segment source's
+# id, in the characters EventBridge allows in a partner source's name.
+SEGMENT_PARTNER_SOURCE: Final = re.compile(r"^aws\.partner/segment\.com/[.\-_A-Za-z0-9]{1,200}$")
+# Records the EventBridge consumer takes per invocation, and how long SQS's poller may wait to
+# fill a batch (CDK context segmentEventBatchSize, segmentEventBatchWindowSeconds).
+EVENTBRIDGE_BATCH_SIZE: Final = 100
+EVENTBRIDGE_BATCH_WINDOW_SECONDS: Final = 2
+# The consumer's timeout and delivery budget: like the retry worker's, nobody waits on it.
+EVENTBRIDGE_TIMEOUT_SECONDS: Final = 60
+EVENTBRIDGE_BUDGET_SECONDS: Final = 20
+# Receives of an intake record before SQS moves it to the intake's own dead-letter queue. A
+# record fails only when its event could be neither delivered nor queued (SQS unreachable).
+EVENTBRIDGE_MAX_RECEIVES: Final = 5
+
 RAINDROP_SDK_PATH: Final = "raindrop/v1"
 # With tracing on, the SDK's OTLP exporter posts spans to "<scheme>://<host>/v1/traces",
 # whatever path its endpoint has (docs/wire.md §2). On API Gateway's default URL the first
@@ -144,6 +160,10 @@ class StackOutput(StrEnum):
     # mirrorToSegment): then the secret's segment_write_key is needed.
     MIRROR_TO_SEGMENT = "MirrorToSegment"
     DASHBOARD_URL = "DashboardUrl"
+    # The EventBridge intake (segmentEventSource only).
+    SEGMENT_EVENTS_QUEUE_URL = "SegmentEventsQueueUrl"
+    SEGMENT_EVENTS_DEAD_LETTER_QUEUE_URL = "SegmentEventsDeadLetterQueueUrl"
+    SEGMENT_EVENT_BUSES = "SegmentEventBuses"
 
 
 # --- Observability ----------------------------------------------------------------------------

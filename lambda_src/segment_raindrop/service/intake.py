@@ -8,10 +8,13 @@ worker) before the queueing deadline; what could be neither is the route's to an
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from segment_raindrop.adapters.observability import logger
 from segment_raindrop.adapters.secrets import SecretUnavailable
 from segment_raindrop.core.jobs import Job, UndeliverableJob
-from segment_raindrop.core.outcomes import ForwardResult
+from segment_raindrop.core.mapping.items import MapResult
+from segment_raindrop.core.outcomes import DeliveryReport, ForwardResult
 from segment_raindrop.service.delivery import deliver
 from segment_raindrop.service.requests import Deadlines
 from segment_raindrop.service.runtime import Runtime
@@ -50,6 +53,22 @@ def defer(
     now: ``error``, safe to log), as a first failure."""
     result = ForwardResult.unsent(job.events, error)
     return _first_failure(rt, job, result, times, request_id=request_id, tally=tally)
+
+
+def refuse(
+    rt: Runtime,
+    job: Job,
+    reasons: Mapping[int, str],
+    times: Deadlines,
+    *,
+    request_id: str,
+    tally: Tally,
+) -> tuple[ForwardResult, Settlement]:
+    """Dead-letter ``job``'s events as invalid without delivering them, each with its reason
+    (``reasons``: by index, for every event): what arrived but is not an event at all."""
+    invalid = MapResult(invalid=dict(reasons))
+    result = ForwardResult.of(job.events, DeliveryReport(), sent=(), mapped=invalid)
+    return result, _first_failure(rt, job, result, times, request_id=request_id, tally=tally)
 
 
 def _first_failure(

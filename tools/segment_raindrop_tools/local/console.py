@@ -68,6 +68,19 @@ class Console:
             f"{run.failed} back on the queue for a later attempt"
         )
 
+    def intake_run(self, run: BatchRun) -> None:
+        if run.error is not None:
+            error = f"{type(run.error).__name__}: {run.error}"
+            self.line(
+                f"eventbridge the consumer failed ({_clean(error, 200)}); its {run.received} "
+                "record(s) come back after the queue's visibility timeout"
+            )
+            return
+        self.line(
+            f"eventbridge {run.received} record(s): {run.deleted} settled, "
+            f"{run.failed} back on the intake queue"
+        )
+
     def poll_failed(self, error: BaseException) -> None:
         self.line(f"retry     could not poll the retry queue: {type(error).__name__}")
 
@@ -158,6 +171,7 @@ def banner(ep: LocalEndpoints) -> str:
         ("Shared secret", ep.shared_secret),
         ("Raindrop", raindrop),
         ("AWS (moto)", ep.moto_endpoint),
+        ("EventBridge source", f"{ep.eventbridge_source}  (send-sample --via eventbridge)"),
         ("Retry queue", ep.retry_queue_url),
         ("Dead-letter queue", ep.dlq_url),
         ("State file", ep.state_file),

@@ -14,7 +14,10 @@
   the partial-events table in moto;
 - the retry worker: Lambda's SQS event source on the retry queue
   (:mod:`~segment_raindrop_tools.local.event_source`) feeding
-  ``segment_raindrop.handlers.retry_worker.handler``.
+  ``segment_raindrop.handlers.retry_worker.handler``;
+- the EventBridge intake: a Segment partner event source and the stack's rule in moto's
+  EventBridge, the intake queue (:mod:`~segment_raindrop_tools.local.eventbridge`), and the
+  event source feeding ``segment_raindrop.handlers.eventbridge.handler``.
 
 The handlers get their runtimes from a configuration built here
 (:mod:`~segment_raindrop_tools.local.wiring`), never from ``os.environ``. Nothing reimplements a
@@ -33,7 +36,7 @@ from typing import Any, Self
 from segment_raindrop.adapters.observability import logger as forwarder_logger
 from segment_raindrop.core.config import DEFAULT_RAINDROP_API_URL
 from segment_raindrop.core.contract import RAINDROP_SDK_PATH
-from segment_raindrop.handlers import retry_worker, webhook
+from segment_raindrop.handlers import eventbridge, retry_worker, webhook
 from segment_raindrop_tools.local.apigw import SDK_API_PREFIX
 from segment_raindrop_tools.local.aws import (
     LocalResources,
@@ -42,6 +45,7 @@ from segment_raindrop_tools.local.aws import (
 )
 from segment_raindrop_tools.local.console import Console, Echo, banner
 from segment_raindrop_tools.local.event_source import BatchRun, SqsEventSource
+from segment_raindrop_tools.local.eventbridge import EventBridgeIntake, provision_eventbridge
 from segment_raindrop_tools.local.front import Exchange, WebhookFront
 from segment_raindrop_tools.local.invocations import SerialInvocations
 from segment_raindrop_tools.local.lifecycle import Service
@@ -88,6 +92,8 @@ class LocalMode(Service):
         self._segment: SegmentTrackingApi | None = None
         self._front: WebhookFront | None = None
         self._poller: threading.Thread | None = None
+        self._intake_poller: threading.Thread | None = None
+        self._intake: EventBridgeIntake | None = None
         self._retry_source: SqsEventSource | None = None
         self._resources: LocalResources | None = None
         self._items: ItemsLog | None = None
@@ -97,6 +103,7 @@ class LocalMode(Service):
         self._runtimes_installed = False
         self._exchanges: deque[Exchange] = deque(maxlen=10_000)
         self._retry_runs: deque[BatchRun] = deque(maxlen=10_000)
+        self._intake_runs: deque[BatchRun] = deque(maxlen=10_000)
         self._started = False
         self._stopped = False
 
@@ -191,6 +198,13 @@ class LocalMode(Service):
             region=options.region,
         )
         _ = self._retry_source.queue_arn  # looked up once, before any invocation needs it
+        self._intake = provision_eventbridge(
+            endpoint_url=self._moto.endpoint_url,
+            region=options.region,
+            sources=tuple(config.segment_event_sources),
+            mapping=config.mapping,
+            prefix=options.resource_prefix,
+        )
         origin = f"http://{HOST}:{self._front.port}"
         # The SDK API's URLs start with its stage, as deployed (SDK_API_PREFIX).
         sdk_api = f"{origin}{SDK_API_PREFIX}"
@@ -218,6 +232,9 @@ class LocalMode(Service):
             segment_api_url=self._segment.url,
             # Local mode's own key only: a real Raindrop key is never printed or stored.
             raindrop_api_key=secret["raindrop_api_key"] if self._receiver is not None else None,
+            eventbridge_source=self._intake.sources[0],
+            intake_queue_url=self._intake.queue_url,
+            intake_dlq_url=self._intake.dlq_url,
         )
         self._front.start()
         self._poller = threading.Thread(
@@ -233,7 +250,36 @@ class LocalMode(Service):
             daemon=True,
         )
         self._poller.start()
+        self._intake_poller = self._start_intake(resources, self._intake)
         write_state_files(self._endpoints)
+
+    def _start_intake(
+        self, resources: LocalResources, intake: EventBridgeIntake
+    ) -> threading.Thread:
+        """Lambda's SQS event source on the EventBridge intake queue, polling in a thread."""
+        source = SqsEventSource(
+            resources.sqs_client(),
+            intake.queue_url,
+            eventbridge.handler,
+            region=self.options.region,
+            function_name="segment-raindrop-eventbridge",
+            batch_size=10,
+        )
+        _ = source.queue_arn
+        poller = threading.Thread(
+            target=source.run_until,
+            args=(self._stopping,),
+            kwargs={
+                "wait_seconds": self.options.retry_poll_seconds,
+                "invoke": self._invocations.run,
+                "on_run": self._record_intake,
+                "on_poll_error": self._console.poll_failed,
+            },
+            name="local-eventbridge-intake",
+            daemon=True,
+        )
+        poller.start()
+        return poller
 
     def stop(self) -> None:
         """Stop everything and give the handlers back their own runtimes (idempotent, never
@@ -260,10 +306,11 @@ class LocalMode(Service):
         ]
         for stopper in stoppers:
             stopper.start()
-        if self._poller is not None:
-            # Waiting in a long poll, the worker has nothing to finish: it sees the stop flag
-            # when the poll ends, and invokes nothing any more.
-            self._poller.join(0.2)
+        for poller in (self._poller, self._intake_poller):
+            if poller is not None:
+                # Waiting in a long poll, the worker has nothing to finish: it sees the stop
+                # flag when the poll ends, and invokes nothing any more.
+                poller.join(0.2)
         for stopper in stoppers:
             stopper.join(10)
         if self._runtimes_installed:
@@ -307,6 +354,12 @@ class LocalMode(Service):
         with self._records_lock:
             return list(self._retry_runs)
 
+    @property
+    def intake_runs(self) -> list[BatchRun]:
+        """The EventBridge intake consumer's invocations."""
+        with self._records_lock:
+            return list(self._intake_runs)
+
     def banner(self) -> str:
         return banner(self.endpoints)
 
@@ -321,6 +374,11 @@ class LocalMode(Service):
         with self._records_lock:
             self._retry_runs.append(run)
         self._console.retry_run(run)
+
+    def _record_intake(self, run: BatchRun) -> None:
+        with self._records_lock:
+            self._intake_runs.append(run)
+        self._console.intake_run(run)
 
     def _on_accept(self, endpoint: str, items: list[dict[str, Any]]) -> None:
         if self._items is not None:

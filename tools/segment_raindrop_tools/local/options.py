@@ -95,6 +95,11 @@ class LocalEndpoints:
     raindrop_api_key: str | None = None
     # What the Segment stand-in took (the mirror), one event a line.
     segment_events_file: str | None = None
+    # The EventBridge intake: the partner source Segment's events are put on (moto's
+    # EventBridge), the intake queue and its own dead-letter queue.
+    eventbridge_source: str | None = None
+    intake_queue_url: str | None = None
+    intake_dlq_url: str | None = None
 
     def replay_environment(self) -> dict[str, str]:
         """What ``segment-raindrop replay`` (or any AWS tool) needs to use these resources."""

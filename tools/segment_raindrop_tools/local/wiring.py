@@ -13,21 +13,23 @@ from urllib.parse import urlsplit
 import httpx
 
 from segment_raindrop.core.config import DeliveryConfig, ForwarderConfig, MirrorConfig
-from segment_raindrop.handlers import raindrop_sdk, replay, retry_worker, webhook
+from segment_raindrop.handlers import eventbridge, raindrop_sdk, replay, retry_worker, webhook
 from segment_raindrop.service.runtime import LazyRuntime, Runtime, build_runtime
 from segment_raindrop_tools.local.aws import LocalResources, forwarder_clients
+from segment_raindrop_tools.local.eventbridge import local_source
 from segment_raindrop_tools.local.options import LocalOptions
 
 __all__ = ["HANDLERS", "forwarder_config", "install_runtimes", "remove_runtimes"]
 
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-# The handlers local mode serves (webhook, mirror, retry worker) and the one an operator may
-# invoke.
+# The handlers local mode serves (webhook, mirror, retry worker, EventBridge intake) and the
+# one an operator may invoke.
 HANDLERS: tuple[LazyRuntime, ...] = (
     webhook.runtime,
     raindrop_sdk.runtime,
     retry_worker.runtime,
     replay.runtime,
+    eventbridge.runtime,
 )
 
 
@@ -60,6 +62,8 @@ def forwarder_config(
         mapping=options.mapping,
         delivery=delivery,
         mirror=mirror_config,
+        # The EventBridge intake's partner source (local mode provisions this one).
+        segment_event_sources={local_source(options.resource_prefix): None},
     )
 
 

@@ -34,6 +34,14 @@ def inspect(target: Target, clients: Clients, *, send_ping: bool, now: datetime)
     else:
         alarms = AlarmsState(available=False, note="not available locally (no CloudWatch)")
         counts = CountsState(available=False, note=NOT_AVAILABLE_LOCALLY)
+    intake = dead = None
+    if target.intake_queue_url is not None:
+        intake = queue_state(
+            clients.sqs, target.intake_queue_url, StackOutput.SEGMENT_EVENTS_QUEUE_URL
+        )
+        dead = queue_state(
+            clients.sqs, target.intake_dlq_url, StackOutput.SEGMENT_EVENTS_DEAD_LETTER_QUEUE_URL
+        )
     return StatusReport(
         target=target,
         secret=secret_state(secret, secret_error, mirror_to_segment=bool(target.mirror_to_segment)),
@@ -44,4 +52,6 @@ def inspect(target: Target, clients: Clients, *, send_ping: bool, now: datetime)
         counts=counts,
         ping=ping(target.webhook_url, secret, now) if send_ping else None,
         checked_at=now,
+        intake_queue=intake,
+        intake_dead_letter_queue=dead,
     )

@@ -67,6 +67,7 @@ def _rows(report: StatusReport) -> list[tuple[str, str, str]]:
         rows.append(
             ("", "", _oldest(report.dead_letters, report.dead_letter_queue, report.checked_at))
         )
+    rows += _intake_rows(report)
     rows += [_alarms(report.alarms), _counts(report.counts)]
     if report.counts.available and not report.counts.error:
         rows.append(_refusals(report.counts))
@@ -93,6 +94,17 @@ def _secret(secret: SecretState) -> tuple[str, str, str]:
         parts.append("a previous token still accepted (rotation in progress)")
     state = "ready" if secret.ready else "not ready"
     return (_GOOD if secret.ready else _BAD), "Secret", f"{state} ({', '.join(parts)})"
+
+
+def _intake_rows(report: StatusReport) -> list[tuple[str, str, str]]:
+    """The EventBridge intake's queues, when the target has the intake."""
+    rows = []
+    if report.intake_queue is not None:
+        rows.append(_queue("EventBridge intake", report.intake_queue, attention_if_any=False))
+    if report.intake_dead_letter_queue is not None:
+        dead = report.intake_dead_letter_queue
+        rows.append(_queue("Intake dead letters", dead, attention_if_any=True))
+    return rows
 
 
 def _queue(label: str, queue: QueueState, *, attention_if_any: bool) -> tuple[str, str, str]:

@@ -44,6 +44,9 @@ class Target:
     endpoint_url: str | None = None
     stage: str | None = None
     mirror_to_segment: bool | None = None
+    # The EventBridge intake's queue and its own dead-letter queue (None: no intake).
+    intake_queue_url: str | None = None
+    intake_dlq_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,9 @@ class StatusReport:
     counts: CountsState
     ping: PingResult | None = None
     checked_at: datetime | None = None
+    # The EventBridge intake's queues, when the target has the intake.
+    intake_queue: QueueState | None = None
+    intake_dead_letter_queue: QueueState | None = None
 
     def problems(self) -> list[str]:
         """Each thing that needs attention, as one sentence; empty when healthy."""
@@ -173,6 +179,7 @@ class StatusReport:
                 f"the dead-letter queue holds {self.dead_letter_queue.total} message(s): read why "
                 "(docs/runbook.md), fix the cause, then `segment-raindrop replay`"
             )
+        problems += _intake_problems(self.intake_queue, self.intake_dead_letter_queue)
         problems += _alarm_problems(self.alarms)
         problems += _count_problems(self.counts)
         if self.ping is not None and not self.ping.ok:
@@ -190,13 +197,30 @@ class StatusReport:
         for name, queue in (
             ("retry_queue", self.retry_queue),
             ("dead_letter_queue", self.dead_letter_queue),
+            ("intake_queue", self.intake_queue),
+            ("intake_dead_letter_queue", self.intake_dead_letter_queue),
         ):
-            data[name]["total"] = queue.total
+            if queue is not None:
+                data[name]["total"] = queue.total
         if self.ping is not None:
             data["ping"]["ok"] = self.ping.ok
         data["problems"] = self.problems()
         data["ok"] = self.ok
         return data
+
+
+def _intake_problems(queue: QueueState | None, dead: QueueState | None) -> list[str]:
+    problems: list[str] = []
+    for label, state in (("EventBridge intake", queue), ("EventBridge intake's dead-letter", dead)):
+        if state is not None and state.error:
+            problems.append(f"the {label} queue could not be read: {state.error}")
+    if dead is not None and not dead.error and dead.total:
+        problems.append(
+            f"the EventBridge intake's dead-letter queue holds {dead.total} record(s) the "
+            "forwarder could not take: fix the cause, then redrive them to the intake queue "
+            "(docs/runbook.md)"
+        )
+    return problems
 
 
 def _alarm_problems(alarms: AlarmsState) -> list[str]:

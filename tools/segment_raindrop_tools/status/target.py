@@ -56,6 +56,8 @@ def stack_target(stack: str, region: str | None) -> Target:
         alarm_prefix=alarm_prefix(stack),
         stage=outputs.get(StackOutput.STAGE) or _stage_of(stack),
         mirror_to_segment=_flag(outputs.get(StackOutput.MIRROR_TO_SEGMENT)),
+        intake_queue_url=outputs.get(StackOutput.SEGMENT_EVENTS_QUEUE_URL),
+        intake_dlq_url=outputs.get(StackOutput.SEGMENT_EVENTS_DEAD_LETTER_QUEUE_URL),
     )
 
 
@@ -94,6 +96,8 @@ def local_target(data_dir: Path) -> Target:
         endpoint_url=_text(state, "moto_endpoint"),
         # Local mode always mirrors, into its Segment stand-in.
         mirror_to_segment=True,
+        intake_queue_url=_text(state, "intake_queue_url"),
+        intake_dlq_url=_text(state, "intake_dlq_url"),
     )
 
 
