@@ -150,3 +150,21 @@ def test_the_store_follows_up_late_patches_and_starts_afresh_after_expiry(env: M
     again = store.add(_finish("s-1"))
     assert again is not None
     assert (again.revision, "properties" in again.item) == (1, False)
+
+
+def test_a_queued_pending_patch_is_merged_even_without_a_segment_write_key(
+    env: MirrorEnv,
+) -> None:
+    dynamodb = dynamodb_client(env.aws.endpoint_url, "us-east-1")
+    dynamodb.delete_table(TableName=env.table)
+    assert env.post("events/track_partial", _begin("int-7", "a question")).status == 200
+    provision_partials_table(endpoint_url=env.aws.endpoint_url, name=env.table)
+    env.set_secret(segment_write_key="REPLACE_ME")
+
+    run = run_retry_worker(env.aws)
+
+    # Nothing to send to Segment yet, so nothing waits for the key: merged, and done.
+    assert (run.received, run.failed) == (1, 0)
+    [row] = dynamodb.scan(TableName=env.table)["Items"]
+    assert (row["event_id"]["S"], row["revision"]["N"]) == ("int-7", "0")
+    assert env.aws.queue_depth(env.aws.resources.retry_queue_url) == 0
