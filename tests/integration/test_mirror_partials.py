@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from segment_raindrop.adapters.partials import FINISHED_MARKER_SECONDS, PartialStore
 from segment_raindrop.core.segment_copy import TRUNCATION_MARKER
 from segment_raindrop_tools.local.aws import dynamodb_client, provision_partials_table
 from segment_raindrop_tools.local.queues import peek_queue
@@ -118,3 +119,52 @@ def test_patches_the_table_cannot_take_are_queued_and_merged_by_the_retry_worker
                                               "output": "done"}  # fmt: skip
     rows = dynamodb.scan(TableName=env.table)["Items"]
     assert [int(row["revision"]["N"]) >= 1 for row in rows] == [True]
+
+
+def test_the_store_follows_up_late_patches_and_starts_afresh_after_expiry(env: MirrorEnv) -> None:
+    # The table itself (moto over HTTP) with a clock the test moves.
+    now = [1_000_000.0]
+    store = PartialStore(
+        dynamodb_client(env.aws.endpoint_url, "us-east-1"),
+        env.table,
+        ttl_seconds=3_600,
+        clock=lambda: now[0],
+    )
+    assert store.add(_begin("s-1", "q")) is None
+    first = store.add(_finish("s-1"))
+    assert first is not None
+    assert first.revision == 1
+    # A late patch: the whole interaction again, as revision 2; its resend, revision 2 again.
+    late = {"event_id": "s-1", "properties": {"late": True}, "is_pending": True}
+    assert [
+        (f.revision, f.item["properties"]) for f in (store.add(late), store.add(late)) if f
+    ] == [
+        (2, {"late": True}),
+        (2, {"late": True}),
+    ]
+    # Once the finished marker expired, the same id is a new interaction.
+    now[0] += FINISHED_MARKER_SECONDS + 1
+    assert store.add(late) is None
+    # And an open interaction left to expire is dropped when a patch finds it (counted, logged).
+    now[0] += 3_601
+    again = store.add(_finish("s-1"))
+    assert again is not None
+    assert (again.revision, "properties" in again.item) == (1, False)
+
+
+def test_a_queued_pending_patch_is_merged_even_without_a_segment_write_key(
+    env: MirrorEnv,
+) -> None:
+    dynamodb = dynamodb_client(env.aws.endpoint_url, "us-east-1")
+    dynamodb.delete_table(TableName=env.table)
+    assert env.post("events/track_partial", _begin("int-7", "a question")).status == 200
+    provision_partials_table(endpoint_url=env.aws.endpoint_url, name=env.table)
+    env.set_secret(segment_write_key="REPLACE_ME")
+
+    run = run_retry_worker(env.aws)
+
+    # Nothing to send to Segment yet, so nothing waits for the key: merged, and done.
+    assert (run.received, run.failed) == (1, 0)
+    [row] = dynamodb.scan(TableName=env.table)["Items"]
+    assert (row["event_id"]["S"], row["revision"]["N"]) == ("int-7", "0")
+    assert env.aws.queue_depth(env.aws.resources.retry_queue_url) == 0

@@ -24,7 +24,9 @@ Each state is cut to :data:`STATE_MAX_BYTES` before it is stored (its longest te
 event made from it, and DynamoDB refuses an item over 400 KB.
 
 An interaction never finished is never mirrored: its row expires ``ttl_seconds`` after its last
-patch (DynamoDB's TTL deletes it within a day or two after that; reads ignore expired rows).
+patch (DynamoDB's TTL deletes it within a day or two after that; reads ignore expired rows). A
+patch that finds such an expired open row counts it (``MirrorPartialsExpired``) and logs its
+event_id; rows TTL deletes unread are not counted.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from segment_raindrop.adapters.observability import count, logger
 from segment_raindrop.core import codec
+from segment_raindrop.core.contract import Metric
 from segment_raindrop.core.segment_copy import fit_state
 
 if TYPE_CHECKING:
@@ -138,10 +142,16 @@ class PartialStore:
         if not row:
             return _Row({}, 0, 0)
         version = int(row["version"]["N"])
+        revision = int(row.get("revision", {}).get("N", "0"))
         if int(row.get("expires_at", {}).get("N", "0")) < self._clock():
             # Expired but not yet deleted by TTL: a stale interaction starts afresh.
+            if not revision:
+                count(Metric.MIRROR_PARTIALS_EXPIRED)
+                logger.warning(
+                    "an unfinished interaction expired; its patches never reached Segment",
+                    extra={"event_id": event_id},
+                )
             return _Row({}, version, 0)
-        revision = int(row.get("revision", {}).get("N", "0"))
         return _Row(codec.loads(row["doc"]["S"]), version, revision)
 
     def _write(self, event_id: str, state: dict[str, Any], version: int, *, revision: int) -> bool:

@@ -233,6 +233,8 @@ class Metric(StrEnum):
     MIRROR_PARTIALS_DEFERRED = "MirrorPartialsDeferred"
     # Finished interactions sent to Segment again because a patch came after the finish.
     MIRROR_PARTIALS_REVISED = "MirrorPartialsRevised"
+    # Unfinished interactions found expired by a later patch of the same event_id.
+    MIRROR_PARTIALS_EXPIRED = "MirrorPartialsExpired"
     # Not published by the functions: a metric filter on API Gateway's access log counts the
     # requests answered 413, most of them bodies over Lambda's 6 MB invoke payload that API
     # Gateway refuses before the function runs (Segment drops 413s).

@@ -29,7 +29,7 @@ from segment_raindrop.core.contract import SEGMENT_MAX_BATCH_BYTES
 from segment_raindrop.core.jobs import Job, JobKind, UndeliverableJob
 from segment_raindrop.core.mapping.items import MapResult
 from segment_raindrop.core.mapping.mapper import map_events
-from segment_raindrop.core.outcomes import Failure, FailureReason, ForwardResult
+from segment_raindrop.core.outcomes import DeliveryReport, Failure, FailureReason, ForwardResult
 from segment_raindrop.core.raindrop_api import SINGLE_OBJECT_ENDPOINTS
 from segment_raindrop.core.segment_copy import encode
 from segment_raindrop.core.stored_body import restored
@@ -249,8 +249,10 @@ class _PartialPatches:
             patches, mapping=channels.mapping, partials=channels.partials, ledger=Ledger()
         )
         invalid = dict(copies.not_mirrorable)
-        sent = Job(JobKind.MIRROR_TO_SEGMENT, copies.events)
-        to_segment = _MirrorToSegment().send(sent, channels, deadline=deadline)
+        to_segment = ForwardResult.of([], DeliveryReport(), sent=[])
+        if copies.events:  # patches that only keep an interaction open need no write key
+            sent = Job(JobKind.MIRROR_TO_SEGMENT, copies.events)
+            to_segment = _MirrorToSegment().send(sent, channels, deadline=deadline)
         failures = {
             index: Failure(FailureReason.TRANSIENT, error=why) for index, _, why in copies.deferred
         }
