@@ -16,6 +16,7 @@ from bench import (
     coldstart,
     cost,
     endtoend,
+    eventbridge,
     footprint,
     hostile,
     inprocess,
@@ -91,6 +92,8 @@ def main() -> int:
     (DOCS / "benchmarks.md").write_text(markdown, encoding="utf-8")
     report.plot(in_process, end_to_end, DOCS / "benchmarks.png")
     print(markdown)
+    print("EventBridge intake ...", flush=True)
+    eventbridge.main()  # writes docs/benchmarks-eventbridge.md
     print(f"(benchmarks took {time.perf_counter() - started:.0f} s)")
     return 0
 

@@ -195,6 +195,23 @@ NOT_RUN: dict[tuple[str, str, int], str] = {
     ): f"{AWS_ONLY}; moto has no StartMessageMoveTask",
     (
         "docs/runbook.md",
+        "INTAKE_DLQ_ARN=$(aws sqs get-queue-attributes --queue-url "
+        '"$(output SegmentEventsDeadLetterQueueUrl)" \\',
+        0,
+    ): f"{AWS_ONLY}; moto has no StartMessageMoveTask",
+    (
+        "docs/deploy.md",
+        "aws events list-event-sources --name-prefix aws.partner/segment.com --region "
+        '"$AWS_REGION" \\',
+        0,
+    ): f"{AWS_ONLY} (the partner source Segment created in the account)",
+    (
+        "docs/deploy.md",
+        'make deploy CDK_ARGS="-c segmentEventSource=aws.partner/segment.com/abc123"',
+        0,
+    ): f"{AWS_ONLY}; its CDK_ARGS are checked by test_cdk_args_examples_are_valid_context",
+    (
+        "docs/runbook.md",
         "RAINDROP_API_KEY=drill-key uv run --extra cli segment-raindrop local \\",
         0,
     ): (f"{UNTIL_CTRL_C} (the drill's Raindrop-down local mode is this test's, with an outage)"),

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from segment_raindrop.core.contract import EVENTBRIDGE_MAX_RECEIVES
 from segment_raindrop.core.jobs import JobKind
 from segment_raindrop.core.outcomes import FailureReason
 from segment_raindrop_tools import events as se
@@ -183,3 +184,46 @@ def test_without_a_raindrop_key_the_events_wait_on_the_retry_queue(
     (queued,) = bodies(peek_messages(aws.sqs, aws.resources.retry_queue_url))
     assert queued.reason is FailureReason.TRANSIENT
     assert [event["properties"]["trace_id"] for event in queued.events] == ["trace-1"]
+
+
+def test_a_record_failing_every_receive_ends_on_the_intakes_own_dead_letter_queue(
+    intake: Intake, receiver: Any, closed_port: int
+) -> None:
+    sqs = intake.aws.sqs
+    # Each failed record is visible again at once, not after the deployed 6 minutes.
+    sqs.set_queue_attributes(
+        QueueUrl=intake.resources.queue_url, Attributes={"VisibilityTimeout": "0"}
+    )
+    intake.put([se.chat(1)])
+    receiver.outage(Fault(status=503))
+    intake.aws.unreachable("sqs", f"http://127.0.0.1:{closed_port}")
+
+    for _ in range(EVENTBRIDGE_MAX_RECEIVES):
+        run = intake.run()
+        assert (run.received, run.failed) == (1, 1)
+
+    # The next receive finds it moved to the intake's DLQ (SQS's redrive), as it came.
+    assert intake.run().received == 0
+    (dead,) = peek_messages(sqs, intake.resources.dlq_url)
+    envelope = json.loads(dead["Body"])
+    assert envelope["source"] == SOURCE
+    assert envelope["detail"] == se.chat(1)
+    assert receiver.accepted() == []
+
+
+def test_what_raindrop_refuses_is_dead_lettered_and_replays_once_it_takes_it(
+    intake: Intake, receiver: Any, make_replayer: Any
+) -> None:
+    intake.put([se.chat(4)])
+    receiver.outage(Fault(status=400))
+
+    assert intake.run().failed == 0
+
+    (dead,) = peek_dlq(intake.aws)
+    assert dead.reason is FailureReason.REJECTED
+    assert dead.status == 400
+    assert dead.source == "eventbridge"
+    receiver.heal()
+    summary = make_replayer().run()
+    assert summary.messages_deleted == 1
+    assert_delivered_once(receiver, ["trace-4"])
