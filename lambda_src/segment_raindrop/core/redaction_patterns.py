@@ -73,9 +73,8 @@ PROVIDER_PATTERNS: Final = (
         r"|hf_[A-Za-z0-9]{30,}|npm_[A-Za-z0-9]{36}|SG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}"
         r"|ya29\.[A-Za-z0-9_-]{20,}|GOCSPX-[A-Za-z0-9_-]{20,}"
         r"|(?:SK|AC)[0-9a-f]{32}(?![A-Za-z0-9])"
-        # More vendors' literal prefixes: DigitalOcean, Heroku, Notion, age, Groq, Replicate,
-        # Linear, Pinecone, Sentry, Grafana, New Relic, Postman, Databricks, Vault, Figma, Fly,
-        # Shopify, Mailgun, Atlassian, PyPI, Doppler, Square.
+        # DigitalOcean, Heroku, Notion, age, Groq, Replicate, Linear, Pinecone, Sentry, Grafana,
+        # New Relic, Postman, Databricks, Vault, Figma, Fly, Shopify, Mailgun, Atlassian, PyPI...
         r"|do[opr]_v1_[a-f0-9]{64}|HRKU-[A-Za-z0-9_-]{20,}|ntn_[A-Za-z0-9]{40,}"
         r"|secret_[A-Za-z0-9]{43}(?![A-Za-z0-9])|AGE-SECRET-KEY-1[0-9A-Z]{58}"
         r"|gsk_[A-Za-z0-9]{40,}|r8_[A-Za-z0-9]{30,}|lin_api_[A-Za-z0-9]{30,}|pcsk_[A-Za-z0-9_]{40,}"
@@ -324,8 +323,7 @@ def _card(found: str, _match: re.Match[str]) -> bool:
     return luhn_valid(re.sub(r"\D", "", found))
 
 
-# How far back, on the same line, a label makes a bare run of digits a phone number or an SSN
-# ("Customer phone: 4155550123", "我的手机号是13800138000", "social security no. 387226145").
+# How far back, on its line, a label makes bare digits a phone number or SSN ("phone: 4155550123").
 _LABEL_REACH: Final = 40
 _PHONE_LABEL: Final = re.compile(
     r"(?i:phone|tel\b|tel\.|mobile|cell|móvil|movil|celular|telefone|telemóvel|telefon|handy"
@@ -381,14 +379,8 @@ def _email(found: str, match: re.Match[str]) -> bool:
     return not (found.startswith("git@") and match.string[match.end() : match.end() + 1] == ":")
 
 
-_CHECKS: Final = {
-    CARD: _card,
-    PHONE: _phone,
-    SSN: _ssn,
-    IP: _ip,
-    EMAIL: _email,
-    CREDENTIAL: _credential,
-}
+_CHECKS: Final = {CARD: _card, PHONE: _phone, SSN: _ssn, IP: _ip, EMAIL: _email}
+_CHECKS[CREDENTIAL] = _credential
 
 
 def accepted(group: Group, name: str, match: re.Match[str]) -> bool:
