@@ -267,6 +267,21 @@ _PIECES = [
     "ñ",
     "ь",
     "は",
+    # Words between a password's word and its value, CJK labels, flags, more vendors' prefixes,
+    # labels that make a bare run of digits a phone number or an SSN, slashes and en dashes.
+    "Senha do ",
+    "パスワード",
+    "密码是",
+    "sshpass -p ",
+    "--password ",
+    "dop_v1_",
+    "key-",
+    "AccountKey=",
+    "phone ",
+    "SSN ",
+    "/",
+    "\u2013",
+    "xxxxxx",
 ]
 _TRICKY = st.lists(st.sampled_from(_PIECES), max_size=30).map("".join)
 
@@ -365,6 +380,13 @@ def test_clean_long_strings_are_remembered_and_still_clean() -> None:
         "a:" * 32_000,
         '"password": "' * 4_000,
         "0" + "1 " * 32_000,
+        # Words between "password" and its value, CJK labels, command-line flags, labelled runs.
+        "password " + "ab " * 21_000,
+        "パスワードは" * 10_000,
+        "sshpass -p " * 6_000,
+        "--password " * 6_000,
+        "phone 1234567890 " * 4_000,
+        "030/" * 16_000,
     ],
 )
 def test_text_an_end_user_controls_cannot_make_redaction_quadratic(hostile: str) -> None:

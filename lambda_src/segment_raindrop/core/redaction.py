@@ -60,10 +60,11 @@ _EMAILS: Final = compiled("emails")
 _NUMBERS: Final = compiled("numbers")
 # The same without IPv6, which is tried at every hex digit and so costs the most: the form used
 # when the IPv6 gate has ruled it out, on the runs of digits only. Every match of these lies in
-# a run of seven or more digits, spaces, dots, dashes and parentheses from a digit, but for the
-# "+" or "(" just before it, and their look-aheads read two characters past a match.
+# a run of seven or more digits, spaces, dots, dashes (en dashes too), slashes and parentheses
+# from a digit, but for the "+" or "(" just before it, and their look-aheads read two
+# characters past a match.
 _DIGIT_NUMBERS: Final = compiled("numbers", ipv6=False)
-_DIGIT_RUN: Final = re.compile(r"\d[\d .()\u00a0\u202f-]{6,}")
+_DIGIT_RUN: Final = re.compile(r"\d[\d .()/\u00a0\u202f\u2013-]{6,}")
 _BEFORE_RUN, _AFTER_RUN = 1, 2
 _SHORTEST_MATCH: Final = 6  # a@b.io
 # How far an address reaches from its "@" (the e-mail pattern's bounds: 64 characters of local

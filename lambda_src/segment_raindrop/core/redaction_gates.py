@@ -27,19 +27,25 @@ from typing import Final
 # Every alternative starts with a literal: the engine then scans for their first characters
 # only, and at each tries only the alternatives starting with the character found there.
 _PROVIDER_MARKS: Final = (
-    r"-(?:(?<=sk-)|(?<=xapp-)|(?<=glpat-)|(?<=GOCSPX-)|(?<=xox[abposre]-)|----BEGIN)"
+    r"-(?:(?<=sk-)|(?<=xapp-)|(?<=glpat-)|(?<=GOCSPX-)|(?<=xox[abposre]-)|----BEGIN"
+    r"|(?<=HRKU-)|(?<=NRAK-)|(?<=PMAK-)|(?<=key-)|(?<=SECRET-KEY-)|(?<=pypi-)|(?<=sq0atp-)"
+    r"|(?<=sq0csp-))"
     r"|_(?:(?<=gh[pousr]_)|(?<=github_pat_)|(?<=k_live_)|(?<=k_test_)|(?<=whsec_)|(?<=hf_)"
-    r"|(?<=npm_))"
-    r"|J(?<=eyJ)|:(?://|AA)|A(?:Iza|KIA|SIA|C[0-9a-f]{32})|\.(?:(?<=SG\.)|(?<=ya29\.))"
-    r"|SK[0-9a-f]{32}|Bearer|bearer|Basic|basic"
+    r"|(?<=npm_)|(?<=do[opr]_)|(?<=ntn_)|(?<=secret_)|(?<=gsk_)|(?<=r8_)|(?<=lin_api_)"
+    r"|(?<=pcsk_)|(?<=sntrys_)|(?<=sntryu_)|(?<=glsa_)|(?<=glc_)|(?<=figd_)|(?<=fo1_)"
+    r"|(?<=shp[a-z]{2}_))"
+    r"|J(?<=eyJ)|:(?://|AA)|A(?:Iza|KIA|SIA|C[0-9a-f]{32}|TATT3|AA(?<=EAAA))"
+    r"|\.(?:(?<=SG\.)|(?<=ya29\.)|(?<=hv[sb]\.)|(?<=dp\.))"
+    r"|SK[0-9a-f]{32}|Bearer|bearer|Basic|basic|p(?<=dap)i"
 )
-_KEYED_MARKS: Final = r"-(?:u[ \t]|-user)|q(?<=mysq)l|://"
+_KEYED_MARKS: Final = r"-(?:u[ \t]|-user|-password[ \t]|p(?<=[ \t]-p))|q(?<=mysq)l|://"
 _PROSE_MARKS: Final = (
     r"p(?:ass(?:word|wort)|[Ww][Dd]?|(?<=mot de p)asse)[ \t]"
     r"|P(?:ass(?:word|wort)|ASS(?:WORD|WORT)|[Ww][Dd]?)[ \t]"
     r"|w(?:(?<=[Kk]ennw)ort|achtwoord)[ \t]|Wachtwoord[ \t]"
     r"|k(?:ey|EY|(?<=[Tt]ok)en)[ \t]|K(?:ey|EY|(?<=TOK)EN)[ \t]"
-    r"|ñ(?<=ontraseñ)a[ \t]|ь(?<=[Пп]ароль)[ \t]"
+    r"|ñ(?<=ontraseñ)a[ \t]|ь(?<=[Пп]ароль)[ \t]|a(?<=[Ss]enha)[ \t]"
+    r"|ド(?<=パスワード)|码(?<=密码)|碼(?<=密碼)|호(?<=비밀번호)|号(?<=暗証番号)"
 )
 _ANCHORED: Final = re.compile(f"{_PROVIDER_MARKS}|{_KEYED_MARKS}|{_PROSE_MARKS}")
 _PROVIDER_MARK: Final = re.compile(_PROVIDER_MARKS)
@@ -55,6 +61,7 @@ _KEY_WORD_ENDS: Final = (
     "kennwort", "mot de passe", "mdp", "contraseña", "senha", "wachtwoord", "hasło", "lösenord",
     "salasana", "пароль", "パスワード", "密码", "密碼", "비밀번호", "暗証番号", "secret", "token",
     "key", "credential", "credentials", "トークン", "キー", "令牌", "密钥", "토큰", "authorization",
+    "schlüssel", "sig", "كلمة المرور", "كلمة السر",
 )  # fmt: skip
 # Their last characters, either case: no other character matches one case-insensitively but
 # these (and the Kelvin sign, which lower-cases to "k", not a last letter).

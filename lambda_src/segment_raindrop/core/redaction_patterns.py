@@ -43,12 +43,13 @@ _SEPARATOR = r"(?:\\{0,3}[\"'])?[ \t\u00a0\u202f]*(?:=>|:=|[=:\uff1a])[ \t\u00a0
 _LOGIN_WORDS = (
     r"password|passwd|passphrase|passcode|(?<![a-z])pass|(?<![a-z])pwd|(?<![a-z])pw"
     r"|passwort|kennwort|mot de passe|(?<![a-z])mdp|contraseña|senha|wachtwoord|hasło|lösenord"
-    r"|salasana|[Пп]ароль|ПАРОЛЬ|パスワード|密码|密碼|비밀번호|暗証番号"
+    r"|salasana|[Пп]ароль|ПАРОЛЬ|パスワード|密码|密碼|비밀번호|暗証番号|كلمة المرور|كلمة السر"
 )
 _API_WORDS = (
     r"secret|token|api[_-]?key|app[_-]?key|application[_-]?key|access[_-]?key|private[_-]?key"
     r"|secret[_-]?key|signing[_-]?key|client[_-]?key|license[_-]?key|master[_-]?key"
-    r"|encryption[_-]?key|auth[_-]?key|credentials?|トークン|APIキー|令牌|密钥|토큰"
+    r"|encryption[_-]?key|auth[_-]?key|account[_-]?key|shared[_-]?access[_-]?key|schlüssel"
+    r"|(?<=[?&])sig|credentials?|トークン|APIキー|令牌|密钥|토큰"
 )
 _KEY_NAME = rf"(?ai:{_LOGIN_WORDS}|{_API_WORDS})"
 
@@ -72,8 +73,19 @@ PROVIDER_PATTERNS: Final = (
         r"|hf_[A-Za-z0-9]{30,}|npm_[A-Za-z0-9]{36}|SG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}"
         r"|ya29\.[A-Za-z0-9_-]{20,}|GOCSPX-[A-Za-z0-9_-]{20,}"
         r"|(?:SK|AC)[0-9a-f]{32}(?![A-Za-z0-9])"
+        # DigitalOcean, Heroku, Notion, age, Groq, Replicate, Linear, Pinecone, Sentry, Grafana,
+        # New Relic, Postman, Databricks, Vault, Figma, Fly, Shopify, Mailgun, Atlassian, PyPI...
+        r"|do[opr]_v1_[a-f0-9]{64}|HRKU-[A-Za-z0-9_-]{20,}|ntn_[A-Za-z0-9]{40,}"
+        r"|secret_[A-Za-z0-9]{43}(?![A-Za-z0-9])|AGE-SECRET-KEY-1[0-9A-Z]{58}"
+        r"|gsk_[A-Za-z0-9]{40,}|r8_[A-Za-z0-9]{30,}|lin_api_[A-Za-z0-9]{30,}|pcsk_[A-Za-z0-9_]{40,}"
+        r"|sntry[su]_[A-Za-z0-9_=+/]{40,}|gl(?:sa|c)_[A-Za-z0-9_+/=]{30,}|NRAK-[A-Z0-9]{27}"
+        r"|PMAK-[a-f0-9]{24}-[a-f0-9]{34}|dapi[a-f0-9]{32}|hv[sb]\.[A-Za-z0-9_-]{24,}"
+        r"|figd_[A-Za-z0-9_-]{30,}|fo1_[A-Za-z0-9_-]{30,}|shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}"
+        r"|key-[a-f0-9]{32}(?![A-Za-z0-9])|ATATT3[A-Za-z0-9_=-]{30,}|pypi-AgE[A-Za-z0-9_-]{50,}"
+        r"|dp\.(?:st|ct|sa|scim|audit)\.[A-Za-z0-9_.-]{30,}|EAAA[A-Za-z0-9_-]{40,}"
+        r"|sq0(?:atp|csp)-[A-Za-z0-9_-]{22,}"
         r"|eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]*)?"
-        r"|[Bb]earer\s+(?=[A-Za-z0-9._~+/=-]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{8,}"
+        r"|[Bb]earer[ \t]+(?=[A-Za-z0-9._~+/=-]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{8,}"
         r"|[Bb]asic\s+(?=[A-Za-z0-9+/]*[0-9+/=])[A-Za-z0-9+/]{8,}={0,2})"
         # A Telegram bot's token: its id, a colon, then "AA" and the secret.
         r"|(?<!\d)\d{8,10}:AA[A-Za-z0-9_-]{30,40}"
@@ -96,10 +108,14 @@ KEYED_PATTERNS: Final = (
         rf"<[A-Za-z0-9_:.-]{{0,40}}{_KEY_NAME}>(?P<VALUE>[^<\s]{{1,256}})</",
     ),
     # user:password@ in a URL, curl -u user:password, mysql -ppassword.
-    (PASSWORD, r"://[^\s:/@'\"<>]{1,64}:(?P<VALUE>[^\s/@'\"<>]{1,128})@"),
+    (PASSWORD, r"://[^\s:/@'\"<>]{0,64}:(?P<VALUE>[^\s/@'\"<>]{1,128})@"),
     (
         PASSWORD,
         r"(?<![A-Za-z0-9_-])(?:-u|--user)[ \t]+[\"']?[^\s:\"']{1,64}:(?P<VALUE>[^\s\"']{1,128})",
+    ),
+    (
+        PASSWORD,
+        r"(?<![A-Za-z0-9_-])(?:sshpass[ \t]+-p|--password)[ \t]+[\"']?(?P<VALUE>[^\s\"']{1,128})",
     ),
     (
         PASSWORD,
@@ -110,11 +126,27 @@ KEYED_PATTERNS: Final = (
 # In prose: "my password is hunter2", "Passwort ist ...", "the access token abc123...": the
 # value must hold a digit or a symbol ("the password is incorrect" stays).
 PROSE_PATTERNS: Final = (
+    # A few words between the word and its value: "Senha do Wi-Fi: ...", "Password for the
+    # admin account: ...", "password over chat ("...")". Tried first: the next pattern would
+    # take the first of those words for the value (and, refused, consume it).
+    (
+        PASSWORD,
+        r"(?<![A-Za-z])(?:[Pp]ass(?:word|wort)|PASS(?:WORD|WORT)|[Kk]ennwort|mot de passe"
+        r"|[Cc]ontraseña|[Ww]achtwoord|[Пп]ароль|[Ss]enha)"
+        r"(?:[ \t]+[^\s:=\uff1a\"'“«(]{1,20}){1,4}(?:[ \t]*[:\uff1a][ \t]*|[ \t]+\(?(?=[\"“«]))"
+        + _PROSE_VALUE,
+    ),
     (
         PASSWORD,
         r"(?<![A-Za-z])(?:[Pp]ass(?:word|wort)|PASS(?:WORD|WORT)|[Pp]wd?|PW|[Kk]ennwort"
-        r"|mot de passe|[Cc]ontraseña|[Ww]achtwoord|[Пп]ароль)"
-        r"(?: (?:is|was|ist|lautet|est|es|é|è|is now|=))?[ \t]+" + _PROSE_VALUE,
+        r"|mot de passe|[Cc]ontraseña|[Ww]achtwoord|[Пп]ароль|[Ss]enha)"
+        r"(?: (?:is|was|ist|lautet|est|es|é|è|is now|to|=))?[ \t]+" + _PROSE_VALUE,
+    ),
+    # Chinese, Japanese, Korean: the value straight after the word and its particle.
+    (
+        PASSWORD,
+        r"(?:パスワード|密码|密碼|비밀번호|暗証番号)(?:は|が|是|为|為|는|은)?[ \t]*"
+        r"(?P<VALUE>[A-Za-z0-9!#$%&()*+\-./:;=?@\[\]^_{|}~]{4,128})",
     ),
     (
         CREDENTIAL,
@@ -128,7 +160,7 @@ PROSE_PATTERNS: Final = (
 # app controls that text (30 KB took 0.9 s, enough to time the webhook out). Accented, Greek
 # and Cyrillic letters are allowed; the local part starts after none of its characters.
 EMAIL_PATTERN: Final = (
-    rf"(?<![{_LOCAL}.'])[{_LOCAL}][{_LOCAL}.']{{0,63}}@[{_LABEL}-]{{1,63}}"
+    rf"(?<![{_LOCAL}.])(?<![{_LOCAL}.]')[{_LOCAL}][{_LOCAL}.']{{0,63}}@[{_LABEL}-]{{1,63}}"
     rf"(?:\.[{_LABEL}-]{{1,63}}){{0,8}}\.[A-Za-z\u00c0-\u024f\u0400-\u04ff]{{2,24}}"
     rf"(?![{_LABEL}-])"
 )
@@ -138,8 +170,9 @@ NUMBER_PATTERNS: Final = (
     # Dashed, spaced or dotted only: nine bare digits are as often an order number as an SSN.
     (
         SSN,
-        r"(?<![A-Za-z0-9_])(?!000|666|9\d\d)\d{3}(?P<G>[- .])(?!00)\d{2}(?P=G)(?!0000)\d{4}"
-        r"(?![A-Za-z0-9_])",
+        r"(?<![A-Za-z0-9_])(?!000|666|9\d\d)\d{3}(?P<G>[- .\u2013])(?!00)\d{2}(?P=G)(?!0000)\d{4}"
+        r"(?![A-Za-z0-9_])"
+        r"|(?<![A-Za-z0-9_+.-])(?!000|666|9\d\d)\d{9}(?![A-Za-z0-9_]|[ .-]\d)",
     ),
     # Issuer prefixes (3x Amex/Diners/JCB, 4 Visa, 5 Mastercard, 6 Discover, 2 Mastercard's
     # newer range), 13-19 digits, optionally grouped; the Luhn check is made on each match.
@@ -159,9 +192,11 @@ NUMBER_PATTERNS: Final = (
         r"(?<![A-Za-z0-9_+])(?:(?:\+\d{1,3}|1)[ .-]?)?(?:\(\d{3}\)[ .-]?|\d{3}[ .-])\d{3}[ .-]\d{4}"
         r"(?![A-Za-z0-9_]|[.-]\d)"
         r"|(?<![A-Za-z0-9_+])\+\d{1,3}(?:[ .-]?(?:\(\d{1,4}\)|\d)){7,14}(?![A-Za-z0-9_]|[.-]\d)"
-        r"|(?<![A-Za-z0-9_+.-])(?:\(0[1-9]\d{0,3}\)[ .-]?|0[1-9]\d{0,3}[ .-])\d{2,8}"
+        r"|(?<![A-Za-z0-9_+.-])(?:\(0[1-9]\d{0,3}\)[ .-]?|0[1-9]\d{0,3}(?:[ .-]| ?/ ?))\d{2,8}"
         r"(?:[ .-]\d{2,8}){0,4}"
-        r"(?![A-Za-z0-9_:]|[.-]\d)",
+        r"(?![A-Za-z0-9_:]|[.-]\d)"
+        r"|(?<![A-Za-z0-9_+])\(\d{2}\) ?\d{4,5}-\d{4}(?![A-Za-z0-9_]|[.-]\d)"
+        r"|(?<![A-Za-z0-9_+.-])(?:\d{10,11}|[1-9]\d{2} \d{3} \d{3})(?![A-Za-z0-9_]|[ .-]\d)",
     ),
 )
 
@@ -237,12 +272,13 @@ _NOBODYS_IP: Final = re.compile(r"0\.0\.0\.0$|127\.|255\.")
 # Words before a dotted quad that make it a section or version number ("section 2.1.3.4").
 _NUMBERED_THING: Final = re.compile(
     r"(?i:section|sect\.|§|chapter|clause|paragraph|article|version|release|build|step|rule"
-    r"|table|figure|item|part|v)\s*$"
+    r"|table|figure|item|part|v|firmware|fw|kernel|driver|bios|patch|tag|ver\.)\s*$"
 )
 # Values of a secret's key that are not secrets: types, empties, placeholders.
 _NOT_SECRETS: Final = frozenset(
     {"str", "string", "int", "bool", "bytes", "none", "null", "nil", "true", "false"}
     | {"undefined", "optional", "required", "any", "secretstr", "unknown", "empty", "n/a"}
+    | {"hidden", "redacted", "masked", "omitted", "removed"}
 )
 _REFERENCE: Final = re.compile(
     r"[A-Za-z_][A-Za-z0-9_]{0,23}(?:\.[A-Za-z_][A-Za-z0-9_]{0,23})+(?:[(\[].*)?"
@@ -276,6 +312,8 @@ def is_secret_value(value: str, *, prose: bool) -> bool:
     bare = value.rstrip(")]},.;:")
     if not any(char.isalnum() for char in bare) or _names_something(bare):
         return False  # "********", "<redacted>", "}}", password: str
+    if bare.strip("[]()").lower() in _NOT_SECRETS or _FILLER_RUN.search(bare) is not None:
+        return False  # "[hidden]", ghp_xxxxxxxxxxxx
     # In prose, a plain word after "password" is more English than password ("Passwort
     # vergessen?").
     return not prose or _SYMBOL_OR_DIGIT.search(bare.rstrip("?!")) is not None
@@ -285,10 +323,48 @@ def _card(found: str, _match: re.Match[str]) -> bool:
     return luhn_valid(re.sub(r"\D", "", found))
 
 
-def _phone(found: str, _match: re.Match[str]) -> bool:
+# How far back, on its line, a label makes bare digits a phone number or SSN ("phone: 4155550123").
+_LABEL_REACH: Final = 40
+_PHONE_LABEL: Final = re.compile(
+    r"(?i:phone|tel\b|tel\.|mobile|cell|móvil|movil|celular|telefone|telemóvel|telefon|handy"
+    r"|mobil|whatsapp|sms|call me|text me|ring me|手机|手機|电话|電話|携帯|연락처|전화|휴대폰"
+    r"|هاتف|جوال|رقمي)"
+)
+_SSN_LABEL: Final = re.compile(r"(?i:ssn|social security|seguro social|tax id|itin)")
+_BARE_GROUPS: Final = re.compile(r"\d+|[1-9]\d{2} \d{3} \d{3}")
+# Words before a number that make it a product's or a document's ("Part number 0451-203-118").
+_CODE_BEFORE: Final = re.compile(
+    r"(?i:part|sku|item|model|article|artikel|art|ref|reference|order|invoice|ticket|serial"
+    r"|isbn|case|tracking)(?:[ \t.-]*(?:number|no|nr|num|#|id))?[ \t.]*[:#]?[ \t]*$"
+)
+
+
+def _labelled(match: re.Match[str], label: re.Pattern[str]) -> bool:
+    before = match.string[max(0, match.start() - _LABEL_REACH) : match.start()]
+    return label.search(before.rpartition("\n")[2]) is not None
+
+
+def _phone(found: str, match: re.Match[str]) -> bool:
+    if _BARE_GROUPS.fullmatch(found) is not None:
+        return _labelled(match, _PHONE_LABEL)
+    before = match.string[max(0, match.start() - 24) : match.start()]
+    if _CODE_BEFORE.search(before) is not None:
+        return False
     if not found.lstrip("(").startswith("0"):
         return True
     return sum(char.isdigit() for char in found) in _NATIONAL_DIGITS
+
+
+def _ssn(found: str, match: re.Match[str]) -> bool:
+    return not found.isdigit() or _labelled(match, _SSN_LABEL)
+
+
+# A documentation placeholder in a token's shape: ghp_xxxxxxxx..., AKIAXXXXXXXXXXXXXXXX.
+_FILLER_RUN: Final = re.compile(r"([xX*.•])\1{5}")
+
+
+def _credential(found: str, _match: re.Match[str]) -> bool:
+    return _FILLER_RUN.search(found) is None
 
 
 def _ip(found: str, match: re.Match[str]) -> bool:
@@ -303,7 +379,8 @@ def _email(found: str, match: re.Match[str]) -> bool:
     return not (found.startswith("git@") and match.string[match.end() : match.end() + 1] == ":")
 
 
-_CHECKS: Final = {CARD: _card, PHONE: _phone, IP: _ip, EMAIL: _email}
+_CHECKS: Final = {CARD: _card, PHONE: _phone, SSN: _ssn, IP: _ip, EMAIL: _email}
+_CHECKS[CREDENTIAL] = _credential
 
 
 def accepted(group: Group, name: str, match: re.Match[str]) -> bool:
