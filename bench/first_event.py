@@ -3,11 +3,10 @@
 ``python -m bench.first_event [--cold-cache] [REPO]`` clones REPO (default: this checkout's
 committed HEAD) into a temporary directory, starts ``make local`` there, waits for the curl it
 prints, sends that curl, and stops local mode once its console shows the webhook's 200. It
-prints the seconds from ``make local`` to that 200 and the size of the environment installed
-(the disk its files take, as ``du -sh .venv`` gives it). ``--cold-cache`` gives uv an empty cache, so every package is
+prints the seconds from ``make local`` to that 200 and the disk the installed environment takes
+(as ``du -sh .venv`` gives it). ``--cold-cache`` gives uv an empty cache, so every package is
 downloaded from the registry as on a new machine; without it uv's cache on this machine serves
-them. Nothing listens anywhere but 127.0.0.1.
-"""
+them. Nothing listens anywhere but 127.0.0.1."""
 
 from __future__ import annotations
 
