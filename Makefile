@@ -11,6 +11,10 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 UV ?= uv
 RUN := $(UV) run --frozen --all-extras
+# Local mode and its samples: the CLI extra and Raindrop's SDK, without the CDK library, cdk-nag,
+# cfn-lint and the test and benchmark tools (an environment a quarter the size; docs/local-mode.md).
+# Adds to an environment `make sync` installed, removing nothing.
+LOCAL_RUN := $(UV) run --frozen --no-default-groups --extra cli --group local
 
 .PHONY: help uv sync lint format typecheck test test-only local sample bench soak mutate synth diff deploy destroy npm clean
 
@@ -45,13 +49,13 @@ test: lint typecheck test-only  ## Lint, types and the whole test suite (what CI
 test-only: sync npm
 	$(RUN) pytest
 
-local: sync  ## Run the forwarder locally (moto + local Raindrop receiver)
-	$(RUN) segment-raindrop local
+local: uv  ## Run the forwarder locally (moto + local Raindrop receiver)
+	$(LOCAL_RUN) segment-raindrop local
 
-sample: sync  ## Send a realistic AI conversation to the running local mode (webhook, then EventBridge), then through Raindrop's SDK
-	$(RUN) segment-raindrop send-sample
-	$(RUN) segment-raindrop send-sample --via eventbridge
-	$(RUN) segment-raindrop send-sdk-sample
+sample: uv  ## Send a realistic AI conversation to the running local mode (webhook, then EventBridge), then through Raindrop's SDK
+	$(LOCAL_RUN) segment-raindrop send-sample
+	$(LOCAL_RUN) segment-raindrop send-sample --via eventbridge
+	$(LOCAL_RUN) segment-raindrop send-sdk-sample
 
 bench: sync npm  ## Run the benchmarks; writes docs/benchmarks.md and docs/benchmarks.png
 	$(RUN) python -m bench

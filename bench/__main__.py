@@ -74,7 +74,7 @@ def main() -> int:
     cold = coldstart.run()
     print("bundle and memory ...", flush=True)
     sizes = footprint.run()
-    costs = [cost.per_million(size, seconds) for size, seconds in by_size.items()]
+    costs = cost.section(cost.rows(by_size), sample_bytes_per_event=cost.sample_bytes_per_event())
     machine = _machine()
     markdown = report.markdown(
         in_process,

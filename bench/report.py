@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench import cost
 from bench.coldstart import ColdStartResult
-from bench.cost import CostRow
 from bench.endtoend import EndToEndResult, Timing
 from bench.footprint import FootprintResult
 from bench.hostile import TARGET_MS, HostileResult
@@ -69,7 +69,6 @@ def _soak_section() -> list[str]:
 
 
 COLD_HEADING = "## 3. Cold start"
-COST_HEADING = "## 5. Cost per million events"
 
 
 def cold_section(cold: ColdStartResult) -> list[str]:
@@ -189,7 +188,8 @@ def splice_cold_and_size(
     """`document` (a report written earlier) with sections 3 and 4 and their targets measured
     anew: what `python -m bench cold` writes, without rerunning the other benchmarks."""
     start = document.index(f"\n{COLD_HEADING}\n")
-    end = document.index(f"\n{COST_HEADING}\n")
+    marker = cost.MARK_START if cost.MARK_START in document else cost.HEADING
+    end = document.index(f"\n{marker}\n")
     section = cold_section(cold)[1:]
     note = f"Sections 3 and 4 measured again by `python -m bench cold` ({machine})."
     fresh = "\n".join([*section[:2], note, "", *section[2:], *size_section(sizes)])
@@ -205,7 +205,7 @@ def markdown(
     end_to_end: Sequence[EndToEndResult],
     cold: ColdStartResult,
     sizes: FootprintResult,
-    costs: Sequence[CostRow],
+    cost_section: Sequence[str],
     *,
     outage: OutageResult,
     hostile: HostileResult,
@@ -261,27 +261,7 @@ def markdown(
         )
     lines += cold_section(cold)
     lines += size_section(sizes)
-    lines += [
-        "",
-        COST_HEADING,
-        "",
-        "Webhook Lambda at 1,024 MB on arm64 ($0.0000133334 per GB-s, $0.20 per million",
-        "requests) and API Gateway REST ($3.50 per million requests), at the durations measured",
-        "end to end with a 50 ms receiver; secrets are cached, so Secrets Manager and SQS add",
-        "nothing on the happy path. Cold starts (section 3) are billed too but rare: one per",
-        "execution environment, which then serves requests for minutes to hours.",
-        "",
-        "| Segment batch size | seconds per batch | GB-s per million | Lambda $ | API Gateway $"
-        " | total $ per million |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for row in costs:
-        lines.append(
-            f"| {row.batch_size:,} | {row.seconds_per_batch:.3f}"
-            f" | {row.gb_seconds_per_million:,.0f}"
-            f" | {row.lambda_dollars_per_million:.2f} | {row.api_gateway_dollars_per_million:.2f}"
-            f" | {row.total_dollars_per_million:.2f} |"
-        )
+    lines += ["", *cost_section]
     lines += _outage_section(outage)
     lines += hostile.section()
     lines += _soak_section()
