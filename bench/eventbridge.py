@@ -1,5 +1,4 @@
-"""The EventBridge intake: events per second one consumer sustains, and what a million cost,
-against the webhook measured the same way.
+"""The EventBridge intake: events per second one consumer sustains.
 
 Realistic Segment events (``samples.batch``) that the stack's rule would pass, wrapped in
 EventBridge envelopes as the rule's SQS target receives them, wait on the intake queue in moto
@@ -8,8 +7,9 @@ EventBridge envelopes as the rule's SQS target receives them, wait on the intake
 (``handlers.eventbridge``) delivering to the Raindrop stand-in in its own process (50 ms a
 request), and the records it did not fail deleted. Reported: events per second end to end
 (moto's receives and deletes included, which Lambda's poller does outside the function) and
-the handler's own seconds per batch, which is what Lambda bills. The webhook is timed on the
-same machine and receiver: its handler invoked with Segment batches of 1 and 1,000 events.
+the handler's own seconds per batch, which is what Lambda bills. What a million events cost
+through this intake, beside the webhook and the mirror, is bench/cost.py's (docs/benchmarks.md
+section 5: one model for every route, data transfer out and 64 KB billing included).
 
 Run on its own with ``python -m bench.eventbridge`` (writes docs/benchmarks-eventbridge.md);
 ``make bench`` runs it too.
@@ -31,15 +31,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from bench import cost
 from bench.endtoend import receiver
 from segment_raindrop.adapters.observability import logger as forwarder_logger
 from segment_raindrop.core.config import DeliveryConfig, ForwarderConfig
 from segment_raindrop.core.eventbridge import matches
-from segment_raindrop.handlers import eventbridge, webhook
+from segment_raindrop.handlers import eventbridge
 from segment_raindrop.service.runtime import build_runtime
 from segment_raindrop_tools import samples
-from segment_raindrop_tools.local.apigw import LocalContext, rest_proxy_event
+from segment_raindrop_tools.local.apigw import LocalContext
 from segment_raindrop_tools.local.aws import forwarder_clients, provision, sqs_client
 from segment_raindrop_tools.local.event_source import sqs_lambda_event
 from segment_raindrop_tools.local.eventbridge import local_source, provision_eventbridge
@@ -53,14 +52,6 @@ LATENCY: Final = 0.05
 PROMPT_CHARS: Final = 100
 REGION: Final = "us-east-1"
 TOKEN: Final = "bench-token"
-# us-east-1 list prices, 2026: EventBridge bills partner events as it does custom events,
-# per 64 KB chunk (Segment caps an event at 32 KB: one each); SQS per request (64 KB chunks).
-EVENTBRIDGE_EVENT: Final = 1.00 / 1_000_000
-SQS_REQUEST: Final = 0.40 / 1_000_000
-CONSUMER_MEMORY_GB: Final = 0.5  # infra/functions.py WORKER_MEMORY_MB
-# SQS requests per event: EventBridge's SendMessage, and a tenth each of the poller's
-# ReceiveMessage and DeleteMessageBatch (10 messages a call).
-SQS_REQUESTS_PER_EVENT: Final = 1.2
 
 
 @dataclass(frozen=True)
@@ -77,17 +68,6 @@ class IntakeRun:
     @property
     def seconds_per_batch(self) -> float:
         return statistics.median(self.handler_seconds)
-
-
-@dataclass(frozen=True)
-class CostLine:
-    name: str
-    lambda_dollars: float
-    front_dollars: float  # API Gateway, or EventBridge + SQS
-
-    @property
-    def total(self) -> float:
-        return self.lambda_dollars + self.front_dollars
 
 
 @contextlib.contextmanager
@@ -175,26 +155,8 @@ def _drain(sqs: Any, url: str, arn: str, envelopes: list[str]) -> IntakeRun:
     return IntakeRun(done, batches, timed, handler_seconds)
 
 
-def _webhook_seconds(events: list[dict[str, Any]], size: int, repeat: int) -> float:
-    body = samples.body(events[:size])
-    timings = []
-    for _ in range(repeat):
-        request = rest_proxy_event(
-            method="POST",
-            path="/segment",
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
-            body=body,
-        )
-        began = time.perf_counter()
-        with _quiet():
-            answer = webhook.handler(request, LocalContext(timeout_seconds=8))
-        timings.append(time.perf_counter() - began)
-        assert answer["statusCode"] == 200, answer
-    return statistics.median(timings)
-
-
-def run() -> tuple[IntakeRun, dict[int, float]]:
-    """The intake's run, and the webhook's median handler seconds by Segment batch size."""
+def run() -> IntakeRun:
+    """The intake's run against the Raindrop stand-in."""
     source = local_source("bench")
     with start_moto_server() as moto, receiver(LATENCY) as url:
         resources = provision(
@@ -217,7 +179,6 @@ def run() -> tuple[IntakeRun, dict[int, float]]:
             config, source=name, aws=forwarder_clients(moto.endpoint_url, REGION)
         )
         eventbridge.runtime.use(lambda: factory("eventbridge"))
-        webhook.runtime.use(lambda: factory("webhook"))
         try:
             sqs = sqs_client(moto.endpoint_url, REGION)
             envelopes = _envelopes(source, intake.pattern)
@@ -225,32 +186,12 @@ def run() -> tuple[IntakeRun, dict[int, float]]:
             intake_run = _drain(sqs, intake.queue_url, arn["Attributes"]["QueueArn"], envelopes)
             for queue in (resources.retry_queue_url, resources.dlq_url, intake.queue_url):
                 assert queue_depth(sqs, queue) == 0, f"{queue} is not empty"
-            events = samples.batch(1_000, seed=12, prompt_chars=PROMPT_CHARS)
-            hook = {1: _webhook_seconds(events, 1, 100), 1_000: _webhook_seconds(events, 1_000, 5)}
         finally:
             eventbridge.runtime.use(None)
-            webhook.runtime.use(None)
-    return intake_run, hook
+    return intake_run
 
 
-def intake_cost(seconds_per_batch: float, batch_size: int = BATCH_SIZE) -> CostLine:
-    invocations = 1_000_000 / batch_size
-    billed = max(0.001, round(seconds_per_batch + 0.0005, 3))
-    lambda_dollars = (
-        invocations * billed * CONSUMER_MEMORY_GB * cost.LAMBDA_ARM_GB_SECOND
-        + invocations * cost.LAMBDA_REQUEST
-    )
-    front = 1_000_000 * (EVENTBRIDGE_EVENT + SQS_REQUESTS_PER_EVENT * SQS_REQUEST)
-    return CostLine(f"EventBridge intake, batches of {batch_size}", lambda_dollars, front)
-
-
-def webhook_cost(batch_size: int, seconds: float) -> CostLine:
-    row = cost.per_million(batch_size, seconds)
-    name = "webhook, unbatched" if batch_size == 1 else f"webhook, batches of {batch_size:,}"
-    return CostLine(name, row.lambda_dollars_per_million, row.api_gateway_dollars_per_million)
-
-
-def markdown(intake_run: IntakeRun, hook: dict[int, float], *, machine: str) -> str:
+def markdown(intake_run: IntakeRun, *, machine: str) -> str:
     lines = [
         "# EventBridge intake benchmark",
         "",
@@ -274,40 +215,22 @@ def markdown(intake_run: IntakeRun, hook: dict[int, float], *, machine: str) -> 
         "",
         "Lambda runs up to `segmentEventMaxConcurrency` consumers (default 5) at once.",
         "",
-        "## Cost per million events (us-east-1 list prices)",
-        "",
-        "| path | Lambda | API Gateway / EventBridge + SQS | total |",
-        "| --- | --- | --- | --- |",
-    ]
-    rows = [
-        intake_cost(intake_run.seconds_per_batch),
-        *(webhook_cost(size, seconds) for size, seconds in sorted(hook.items())),
-    ]
-    lines += [
-        f"| {row.name} | ${row.lambda_dollars:.3f} | ${row.front_dollars:.3f} | ${row.total:.3f} |"
-        for row in rows
-    ]
-    lines += [
-        "",
-        "EventBridge bills $1.00 per million partner events; SQS about 1.2 requests per event "
-        "(EventBridge's SendMessage, a tenth each of a receive and a delete), $0.40 per million. "
-        "The consumer's handler seconds are billed at 512 MB; the webhook's at 1 GB "
-        f"(handler seconds measured here: {hook[1] * 1000:.1f} ms for one event, "
-        f"{hook[1_000]:.3f} s for 1,000). Not included: the idle long polls of Lambda's SQS "
-        "pollers (a few hundred thousand requests a month, some $0.10-0.30), the retry queue, "
-        "logs and metrics, which both paths share.",
+        "What a million events cost through this intake, beside the webhook and the mirror, "
+        "is in [benchmarks.md section 5](benchmarks.md#5-cost-per-million-events) (bench/cost.py: "
+        "one model for every route, data transfer out and SQS's and EventBridge's 64 KB billing "
+        "included).",
         "",
     ]
     return "\n".join(lines)
 
 
 def main() -> int:
-    intake_run, hook = run()
+    intake_run = run()
     machine = (
         f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}, "
         f"{datetime.now(UTC):%Y-%m-%d}"
     )
-    text = markdown(intake_run, hook, machine=machine)
+    text = markdown(intake_run, machine=machine)
     (DOCS / "benchmarks-eventbridge.md").write_text(text, encoding="utf-8")
     print(text)
     return 0
