@@ -24,8 +24,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import StackConfig
-from infra.queues import DLQ_RETENTION, VISIBILITY_TO_TIMEOUT_RATIO
-from infra.retention import data_removal_policy
+from infra.queues import VISIBILITY_TO_TIMEOUT_RATIO, dead_letter_queue
 from segment_raindrop.core.contract import EVENTBRIDGE_MAX_RECEIVES, EVENTBRIDGE_TIMEOUT_SECONDS
 from segment_raindrop.core.eventbridge import event_pattern
 
@@ -56,14 +55,7 @@ class SegmentEventIntake(Construct):
         consumer: lambda_.IFunction,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=DLQ_RETENTION,
-            removal_policy=data_removal_policy(config),
-        )
+        self.dead_letter_queue = dead_letter_queue(self, "DeadLetterQueue", config=config)
         cdk.Validations.of(self.dead_letter_queue).acknowledge(
             cdk.Acknowledgment(id="AwsSolutions-SQS3", reason=_DLQ_SQS3_REASON)
         )

@@ -7,7 +7,7 @@ where it waits (14 days) for a replay.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import aws_cdk as cdk
 from aws_cdk import aws_sqs as sqs
@@ -43,23 +43,14 @@ class ForwarderQueues(Construct):
         retry_worker_timeout: cdk.Duration,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.dead_letter_queue = sqs.Queue(
+        # No visibility timeout of its own: replay sets a lease on every receive.
+        self.dead_letter_queue = dead_letter_queue(
             self,
             "DeadLetterQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
+            config=config,
             max_message_size_bytes=MAX_MESSAGE_BYTES,
-            retention_period=DLQ_RETENTION,
-            # No visibility timeout of its own: replay sets a lease on every receive.
-            # Events not replayed yet outlive the stack unless retainData is false.
-            removal_policy=data_removal_policy(config),
         )
         pin_logical_id(self.dead_letter_queue, DEAD_LETTER_QUEUE_LOGICAL_ID)
-        # enforce_ssl's TLS-only queue policy goes with the queue: a queue retained without it
-        # would take plain-HTTP requests after the stack is gone.
-        policy = self.dead_letter_queue.node.find_child("Policy")
-        assert isinstance(policy, sqs.QueuePolicy)
-        policy.apply_removal_policy(data_removal_policy(config))
         self.retry_queue = sqs.Queue(
             self,
             "RetryQueue",
@@ -74,3 +65,24 @@ class ForwarderQueues(Construct):
                 queue=self.dead_letter_queue, max_receive_count=config.retry_max_receives
             ),
         )
+
+
+def dead_letter_queue(
+    scope: Construct, construct_id: str, *, config: StackConfig, **props: Any
+) -> sqs.Queue:
+    """An encrypted, TLS-only queue of events waiting for an operator (14 days): it outlives
+    the stack unless retainData is false, and so does its TLS-only policy, since a queue
+    retained without it would take plain-HTTP requests after the stack is gone."""
+    queue = sqs.Queue(
+        scope,
+        construct_id,
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        retention_period=DLQ_RETENTION,
+        removal_policy=data_removal_policy(config),
+        **props,
+    )
+    policy = queue.node.find_child("Policy")
+    assert isinstance(policy, sqs.QueuePolicy)
+    policy.apply_removal_policy(data_removal_policy(config))
+    return queue

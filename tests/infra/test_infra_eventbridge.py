@@ -206,3 +206,27 @@ def test_the_variants_are_lint_clean(fixture: str, request: pytest.FixtureReques
 def test_bad_settings_name_the_key(context: dict[str, str], problem: str) -> None:
     with pytest.raises(ConfigError, match=problem):
         config_from_context(context_with(context))
+
+
+def test_the_intake_dead_letter_queue_outlives_the_stack_with_its_tls_only_policy(
+    intake_template: assertions.Template,
+) -> None:
+    # Records there wait for an operator's redrive, like the forwarder's own dead letters.
+    queues = resources(intake_template, "AWS::SQS::Queue")
+    policies = resources(intake_template, "AWS::SQS::QueuePolicy")
+    retained = {
+        logical_id
+        for logical_id, queue in queues.items()
+        if queue.get("DeletionPolicy") == "Retain"
+    }
+    # The forwarder's dead-letter queue and the intake's.
+    assert len(retained) == 2
+    for logical_id in retained:
+        guarding = [
+            policy
+            for policy in policies.values()
+            if logical_id in {_ref(queue) for queue in policy["Properties"]["Queues"]}
+        ]
+        assert guarding
+        for policy in guarding:
+            assert policy["DeletionPolicy"] == "Retain"
