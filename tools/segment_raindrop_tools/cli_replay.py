@@ -187,11 +187,31 @@ def summary_table(summary: ReplaySummary) -> Table:
     return table
 
 
+def kept_lines(summary: ReplaySummary) -> list[str]:
+    """Why each kept message stays: its id and recorded reason, then each reason with the
+    number of its events (lines, not a table: message ids and receivers' answers are long)."""
+    if not summary.kept:
+        return []
+    title = "Messages that would be kept" if summary.dry_run else "Messages kept"
+    if summary.kept_unlisted:
+        title += f" (the first {len(summary.kept)}; {summary.kept_unlisted} more not listed)"
+    lines = [f"{title}:"]
+    for message in summary.kept:
+        lines.append(f"  {message.message_id}  dead-lettered for {message.dead_lettered_for}")
+        lines += [
+            f"    {events} event{'s' if events != 1 else ''}: {reason}"
+            for reason, events in sorted(message.reasons.items())
+        ]
+    return lines
+
+
 def _report(summary: ReplaySummary, *, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(summary.as_dict(), indent=2))
     else:
         Console().print(summary_table(summary))
+        for line in kept_lines(summary):
+            typer.echo(line)
     for problem in summary.errors:
         err.print(f"[red]problem:[/] {escape(problem)}", highlight=False)
     if summary.unparseable_message_ids:
