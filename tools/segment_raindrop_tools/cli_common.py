@@ -6,20 +6,25 @@ messages, send-sample was refused), 2 could not start, 130 aborted by a second C
 
 from __future__ import annotations
 
+import io
+import logging
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import IntEnum
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, NoReturn, TypeAlias
+from typing import IO, Annotated, NoReturn, TypeAlias
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-__all__ = ["ExitCode", "fail", "interrupts", "stderr"]
+from segment_raindrop.adapters.observability import logger as forwarder_logger
+
+__all__ = ["CurrentStderr", "ExitCode", "fail", "forwarder_logs_to", "interrupts", "stderr"]
 
 
 class ExitCode(IntEnum):
@@ -39,6 +44,37 @@ def fail(message: str, code: ExitCode = ExitCode.CANNOT_START) -> NoReturn:
     # soft_wrap: the message stays one line, however narrow the terminal (or none at all).
     stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+class CurrentStderr(io.TextIOBase):
+    """Whatever ``sys.stderr`` is at the time of writing (test runners swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+@contextmanager
+def forwarder_logs_to(stream: io.TextIOBase | IO[str], level: int) -> Iterator[None]:
+    """The forwarder's Powertools JSON logs, at ``level`` and above, to ``stream`` meanwhile.
+
+    Powertools writes them to stdout, where a command's human output (or its ``--json``) goes:
+    the commands point them elsewhere (stderr, a file) for their duration.
+    """
+    handler = forwarder_logger.registered_handler
+    if not isinstance(handler, logging.StreamHandler):
+        yield
+        return
+    previous_level = forwarder_logger.log_level
+    previous_stream = handler.setStream(stream)
+    forwarder_logger.setLevel(level)
+    try:
+        yield
+    finally:
+        handler.setStream(previous_stream)
+        forwarder_logger.setLevel(previous_level)
 
 
 @contextmanager
