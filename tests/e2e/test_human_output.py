@@ -2,9 +2,9 @@
 
 The forwarder's code logs Powertools JSON to stdout. The operator commands run it in their own
 process (replay delivers, status reads the secret) and local mode runs the functions: their
-human output must not be interleaved with those lines. The commands send the forwarder's
-warnings and errors to stderr; local mode writes them to ``forwarder.log`` and prints a one-line
-summary, and prints the JSON only with ``--verbose``.
+human output must not be interleaved with those lines. The commands print the forwarder's
+warnings and errors as one line each on stderr; local mode writes its JSON to ``forwarder.log``
+with one console line per warning, and prints the JSON only with ``--verbose``.
 """
 
 from __future__ import annotations
@@ -88,9 +88,9 @@ def test_the_commands_print_no_json_log_line_on_stdout(
         assert json_log_lines(result.stdout) == [], f"{command}:\n{result.stdout}"
     replayed = runs["replay --yes"]
     json.loads(replayed.stdout)  # --json: stdout is the summary alone
-    assert any("not a forwarder message" in line for line in json_log_lines(replayed.stderr)), (
-        replayed.stderr
-    )
+    # Its warnings went to stderr, one line each, no JSON.
+    assert json_log_lines(replayed.stderr) == [], replayed.stderr
+    assert "forwarder warning: not a forwarder message; left on the queue" in replayed.stderr
 
 
 def _command() -> list[str]:
@@ -157,7 +157,7 @@ def test_local_modes_console_holds_no_json_unless_verbose(tmp_path: Path) -> Non
 
     assert json_log_lines(quiet) == [], quiet
     # The breaker opened: a warning, said in one line, its JSON in the log file.
-    assert "log       WARNING Raindrop circuit breaker changed state" in quiet, quiet
+    assert "log       warning: Raindrop circuit breaker changed state" in quiet, quiet
     logged = json_log_lines((tmp_path / "quiet" / LOG_FILE).read_text())
     assert any("circuit breaker" in line for line in logged)
     assert any("circuit breaker" in line for line in json_log_lines(verbose)), verbose

@@ -24,7 +24,16 @@ from rich.markup import escape
 
 from segment_raindrop.adapters.observability import logger as forwarder_logger
 
-__all__ = ["CurrentStderr", "ExitCode", "fail", "forwarder_logs_to", "interrupts", "stderr"]
+__all__ = [
+    "CurrentStderr",
+    "ExitCode",
+    "LogLines",
+    "fail",
+    "forwarder_logs_as_lines",
+    "forwarder_logs_to",
+    "interrupts",
+    "stderr",
+]
 
 
 class ExitCode(IntEnum):
@@ -75,6 +84,40 @@ def forwarder_logs_to(stream: io.TextIOBase | IO[str], level: int) -> Iterator[N
     finally:
         handler.setStream(previous_stream)
         forwarder_logger.setLevel(previous_level)
+
+
+class LogLines(logging.Handler):
+    """Each forwarder warning or error as one line for people: its level and message (a fixed
+    phrase; the JSON record's fields stay out), handed to ``write``."""
+
+    def __init__(self, write: Callable[[str], None]) -> None:
+        super().__init__(level=logging.WARNING)
+        self._write = write
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            message = str(record.msg)
+        self._write(f"{record.levelname.lower()}: {message}")
+
+
+class _Discard(io.TextIOBase):
+    def write(self, text: str) -> int:
+        return len(text)
+
+
+@contextmanager
+def forwarder_logs_as_lines(write: Callable[[str], None]) -> Iterator[None]:
+    """The forwarder's warnings and errors as :class:`LogLines` meanwhile; no JSON anywhere."""
+    handler = LogLines(write)
+    underlying = logging.getLogger(forwarder_logger.name)  # the logger Powertools wraps
+    with forwarder_logs_to(_Discard(), logging.WARNING):
+        underlying.addHandler(handler)
+        try:
+            yield
+        finally:
+            underlying.removeHandler(handler)
 
 
 @contextmanager

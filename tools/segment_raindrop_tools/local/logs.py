@@ -2,7 +2,7 @@
 
 Without ``--verbose``: every log line the forwarder writes at INFO and above goes to
 ``forwarder.log`` in the data directory (JSON, as CloudWatch would get it), and each warning or
-error also prints one console line with its level and message (``log       WARNING Raindrop
+error also prints one console line with its level and message (``log       warning: Raindrop
 circuit breaker changed state``). With ``--verbose``: the JSON lines go to stdout among the
 console's lines, as they did before, with the CloudWatch metrics documents (EMF).
 """
@@ -14,28 +14,12 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from segment_raindrop.adapters.observability import logger as forwarder_logger
-from segment_raindrop_tools.cli_common import forwarder_logs_to
+from segment_raindrop_tools.cli_common import LogLines, forwarder_logs_to
 from segment_raindrop_tools.local.console import Console
 
 __all__ = ["LOG_FILE", "ForwarderLogs"]
 
 LOG_FILE = "forwarder.log"
-
-
-class _ToConsole(logging.Handler):
-    """A warning or error as one console line: its level and its message, no fields."""
-
-    def __init__(self, console: Console, log_file: Path) -> None:
-        super().__init__(level=logging.WARNING)
-        self._console = console
-        self._name = log_file.name
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            message = record.getMessage()
-        except (TypeError, ValueError):
-            message = str(record.msg)
-        self._console.line(f"log       {record.levelname} {message}  (details: {self._name})")
 
 
 class ForwarderLogs:
@@ -52,7 +36,8 @@ class ForwarderLogs:
         self.path = data_dir / LOG_FILE
         stream = self._stack.enter_context(self.path.open("a", encoding="utf-8"))
         self._stack.enter_context(forwarder_logs_to(stream, logging.INFO))
-        echo = _ToConsole(console, self.path)
+        name = self.path.name
+        echo = LogLines(lambda line: console.line(f"log       {line}  (details: {name})"))
         underlying = logging.getLogger(forwarder_logger.name)  # the logger Powertools wraps
         underlying.addHandler(echo)
         self._stack.callback(underlying.removeHandler, echo)
