@@ -23,6 +23,7 @@ from segment_raindrop.core.environment import variable_names
 from segment_raindrop.core.outcomes import FailureReason
 from segment_raindrop_tools import events as se
 from segment_raindrop_tools.cli import app
+from segment_raindrop_tools.local.queues import peek_messages
 from tests.support.queues import (
     assert_delivered_once,
     fast,
@@ -114,6 +115,47 @@ def test_dry_run_exits_1_when_something_is_invalid_now(aws: Any, receiver: Any) 
     assert summary["would_send"] == {"events/track": 1}
     assert receiver.requests == []
     assert raw_dlq(aws) == before
+
+
+def test_dry_run_says_why_each_kept_message_stays(aws: Any, receiver: Any) -> None:
+    put_message(aws, QueueTarget.DEAD_LETTER, [se.chat(1), se.invalid(2), se.invalid(3)])
+    put_message(aws, QueueTarget.DEAD_LETTER, [se.chat(4)])
+    (kept_id,) = [
+        message["MessageId"]
+        for message in peek_messages(aws.sqs, aws.resources.dlq_url)
+        if "trace-2" in message["Body"]
+    ]
+
+    result = _replay("--queue-url", aws.resources.dlq_url, "--dry-run")
+    as_json = _replay("--queue-url", aws.resources.dlq_url, "--dry-run", "--json")
+
+    assert result.exit_code == 1, result.output
+    assert "Messages that would be kept" in result.stdout
+    lines = result.stdout.splitlines()
+    at = lines.index(f"  {kept_id}  dead-lettered for transient (503)")
+    assert lines[at + 1 :] == ["    2 events: event has no userId or anonymousId"]
+    assert _summary(as_json)["kept"] == [
+        {
+            "message_id": kept_id,
+            "dead_lettered_for": "transient (503)",
+            "reasons": {"event has no userId or anonymousId": 2},
+        }
+    ]
+    assert receiver.requests == []
+
+
+def test_replay_says_what_the_receiver_answered_for_each_kept_message(
+    aws: Any, receiver: Any
+) -> None:
+    put_message(aws, QueueTarget.DEAD_LETTER, [se.chat(1)])
+    receiver.outage()
+
+    result = _replay("--queue-url", aws.resources.dlq_url, "--yes")
+
+    assert result.exit_code == 1, result.output
+    flat = " ".join(result.stdout.split())
+    assert "Messages kept" in flat
+    assert "Raindrop still failing:" in flat
 
 
 def test_replay_with_yes_delivers_everything_and_exits_0(aws: Any, receiver: Any) -> None:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import typer
 import typer.core
+from rich.markup import escape
 
 from segment_raindrop_tools import cli_local
+from segment_raindrop_tools.cli_common import forwarder_logs_as_lines, stderr
 from segment_raindrop_tools.cli_map import map_command
 from segment_raindrop_tools.cli_replay import replay
 from segment_raindrop_tools.cli_status import status
@@ -36,8 +38,17 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root() -> None:
+def _root(ctx: typer.Context) -> None:
     """Operator tools for the Segment → Raindrop forwarder."""
+    # The forwarder's code logs JSON lines to stdout, where each command prints for people (or
+    # its --json): while a command runs, only its warnings and errors, each as one line on
+    # stderr. Local mode routes them itself (a log file, or stdout with --verbose).
+    if ctx.invoked_subcommand != "local":
+        ctx.with_resource(forwarder_logs_as_lines(_to_stderr))
+
+
+def _to_stderr(line: str) -> None:
+    stderr.print(f"[yellow]forwarder {escape(line)}[/]", highlight=False, soft_wrap=True)
 
 
 app.command("replay")(replay)

@@ -6,20 +6,34 @@ messages, send-sample was refused), 2 could not start, 130 aborted by a second C
 
 from __future__ import annotations
 
+import io
+import logging
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from enum import IntEnum
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, NoReturn, TypeAlias
+from typing import IO, Annotated, NoReturn, TypeAlias
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-__all__ = ["ExitCode", "fail", "interrupts", "stderr"]
+from segment_raindrop.adapters.observability import logger as forwarder_logger
+
+__all__ = [
+    "CurrentStderr",
+    "ExitCode",
+    "LogLines",
+    "fail",
+    "forwarder_logs_as_lines",
+    "forwarder_logs_to",
+    "interrupts",
+    "stderr",
+]
 
 
 class ExitCode(IntEnum):
@@ -39,6 +53,71 @@ def fail(message: str, code: ExitCode = ExitCode.CANNOT_START) -> NoReturn:
     # soft_wrap: the message stays one line, however narrow the terminal (or none at all).
     stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+class CurrentStderr(io.TextIOBase):
+    """Whatever ``sys.stderr`` is at the time of writing (test runners swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+@contextmanager
+def forwarder_logs_to(stream: io.TextIOBase | IO[str], level: int) -> Iterator[None]:
+    """The forwarder's Powertools JSON logs, at ``level`` and above, to ``stream`` meanwhile.
+
+    Powertools writes them to stdout, where a command's human output (or its ``--json``) goes:
+    the commands point them elsewhere (stderr, a file) for their duration.
+    """
+    handler = forwarder_logger.registered_handler
+    if not isinstance(handler, logging.StreamHandler):
+        yield
+        return
+    previous_level = forwarder_logger.log_level
+    previous_stream = handler.setStream(stream)
+    forwarder_logger.setLevel(level)
+    try:
+        yield
+    finally:
+        handler.setStream(previous_stream)
+        forwarder_logger.setLevel(previous_level)
+
+
+class LogLines(logging.Handler):
+    """Each forwarder warning or error as one line for people: its level and message (a fixed
+    phrase; the JSON record's fields stay out), handed to ``write``."""
+
+    def __init__(self, write: Callable[[str], None]) -> None:
+        super().__init__(level=logging.WARNING)
+        self._write = write
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            message = str(record.msg)
+        self._write(f"{record.levelname.lower()}: {message}")
+
+
+class _Discard(io.TextIOBase):
+    def write(self, text: str) -> int:
+        return len(text)
+
+
+@contextmanager
+def forwarder_logs_as_lines(write: Callable[[str], None]) -> Iterator[None]:
+    """The forwarder's warnings and errors as :class:`LogLines` meanwhile; no JSON anywhere."""
+    handler = LogLines(write)
+    underlying = logging.getLogger(forwarder_logger.name)  # the logger Powertools wraps
+    with forwarder_logs_to(_Discard(), logging.WARNING):
+        underlying.addHandler(handler)
+        try:
+            yield
+        finally:
+            underlying.removeHandler(handler)
 
 
 @contextmanager

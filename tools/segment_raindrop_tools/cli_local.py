@@ -124,7 +124,12 @@ def local(
     ] = 5,
     verbose: Annotated[
         bool,
-        typer.Option("--verbose", "-v", help="Also print the forwarder's JSON logs and metrics."),
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Print the forwarder's JSON logs and metrics here "
+            "(default: its logs to forwarder.log in the data directory).",
+        ),
     ] = False,
 ) -> None:
     """Run the whole forwarder on this machine: no AWS account, no Raindrop account needed.

@@ -7,13 +7,10 @@ the replay could not start, 130 when aborted.
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Annotated
 
@@ -33,7 +30,6 @@ from rich.progress import (
 from rich.table import Table
 
 from segment_raindrop.adapters.aws import aws_clients
-from segment_raindrop.adapters.observability import logger
 from segment_raindrop.adapters.partials import PartialStore
 from segment_raindrop.adapters.secrets import SecretStore
 from segment_raindrop.core.config import ReplayConfig, describe_errors
@@ -42,7 +38,12 @@ from segment_raindrop.service.replay.options import ReplayOptions
 from segment_raindrop.service.replay.replayer import Replayer, ReplayRefused
 from segment_raindrop.service.replay.summary import ReplayProgress, ReplaySummary
 from segment_raindrop.service.runtime import build_channels
-from segment_raindrop_tools.cli_common import ExitCode, fail, interrupts, stderr
+from segment_raindrop_tools.cli_common import (
+    ExitCode,
+    fail,
+    interrupts,
+    stderr,
+)
 from segment_raindrop_tools.replay_settings import replay_config
 
 _AWS_CONFIG = Config(
@@ -87,35 +88,6 @@ def build_replayer(config: ReplayConfig, options: ReplayOptions, *, region: str 
         options=options,
         retry_queue_url=config.retry_queue_url,
     )
-
-
-class _CurrentStderr(io.TextIOBase):
-    """Whatever ``sys.stderr`` is at the time of writing (test runners swap it)."""
-
-    def write(self, text: str) -> int:
-        return sys.stderr.write(text)
-
-    def flush(self) -> None:
-        sys.stderr.flush()
-
-
-@contextmanager
-def _quiet_logs() -> Iterator[None]:
-    # Powertools logs JSON to stdout; here stdout is for the summary, and the summary already
-    # holds every problem. Keep warnings and errors, on stderr, for the command's duration.
-    handler = logger.registered_handler
-    level = logger.log_level
-    if not isinstance(handler, logging.StreamHandler):
-        yield
-        return
-    stream = handler.stream
-    handler.stream = _CurrentStderr()
-    logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        handler.stream = stream
-        logger.setLevel(level)
 
 
 def _confirm(config: ReplayConfig, depth: int, options: ReplayOptions) -> None:
@@ -187,11 +159,31 @@ def summary_table(summary: ReplaySummary) -> Table:
     return table
 
 
+def kept_lines(summary: ReplaySummary) -> list[str]:
+    """Why each kept message stays: its id and recorded reason, then each reason with the
+    number of its events (lines, not a table: message ids and receivers' answers are long)."""
+    if not summary.kept:
+        return []
+    title = "Messages that would be kept" if summary.dry_run else "Messages kept"
+    if summary.kept_unlisted:
+        title += f" (the first {len(summary.kept)}; {summary.kept_unlisted} more not listed)"
+    lines = [f"{title}:"]
+    for message in summary.kept:
+        lines.append(f"  {message.message_id}  dead-lettered for {message.dead_lettered_for}")
+        lines += [
+            f"    {events} event{'s' if events != 1 else ''}: {reason}"
+            for reason, events in sorted(message.reasons.items())
+        ]
+    return lines
+
+
 def _report(summary: ReplaySummary, *, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(summary.as_dict(), indent=2))
     else:
         Console().print(summary_table(summary))
+        for line in kept_lines(summary):
+            typer.echo(line)
     for problem in summary.errors:
         err.print(f"[red]problem:[/] {escape(problem)}", highlight=False)
     if summary.unparseable_message_ids:
@@ -294,24 +286,25 @@ def replay(
 
     Exit status: 0 all replayed, 1 something kept or interrupted, 2 could not start.
     """
-    with _quiet_logs():
-        _replay(
-            queue_url=queue_url,
-            stack=stack,
-            region=region,
-            secret_id=secret_id,
-            override_deployment=override_deployment,
-            max_messages=max_messages,
-            reason=reason,
-            since=since,
-            until=until,
-            rate=rate,
-            dry_run=dry_run,
-            drop_filtered=drop_filtered,
-            yes=yes,
-            as_json=as_json,
-            wait_seconds=wait_seconds,
-        )
+    # The forwarder's warnings and errors go to stderr meanwhile (see cli._root): stdout is for
+    # the summary, which holds every problem already.
+    _replay(
+        queue_url=queue_url,
+        stack=stack,
+        region=region,
+        secret_id=secret_id,
+        override_deployment=override_deployment,
+        max_messages=max_messages,
+        reason=reason,
+        since=since,
+        until=until,
+        rate=rate,
+        dry_run=dry_run,
+        drop_filtered=drop_filtered,
+        yes=yes,
+        as_json=as_json,
+        wait_seconds=wait_seconds,
+    )
 
 
 def _replay(

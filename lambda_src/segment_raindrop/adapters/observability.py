@@ -21,6 +21,7 @@ from typing import Any, TypeVar, cast
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 from segment_raindrop.core.contract import (
     METRICS_NAMESPACE,
@@ -95,7 +96,12 @@ def measure(metric: Metric, value: float) -> None:
 
 
 def count_by(metric: Metric, dimension: str, counts: Mapping[str, int]) -> None:
-    """``metric`` once per non-zero count, with a second dimension naming what it counts."""
+    """``metric`` once per non-zero count, with a second dimension naming what it counts.
+
+    Powertools' ``single_metric`` prints its document even where ``POWERTOOLS_METRICS_DISABLED``
+    turns every other metric off (local mode without ``--verbose``): it is asked here."""
+    if is_metrics_disabled():
+        return
     for value_name, value in counts.items():
         if value:
             with single_metric(

@@ -33,7 +33,6 @@ from collections import deque
 from datetime import UTC, datetime
 from typing import Any, Self
 
-from segment_raindrop.adapters.observability import logger as forwarder_logger
 from segment_raindrop.core.config import DEFAULT_RAINDROP_API_URL
 from segment_raindrop.core.contract import RAINDROP_SDK_PATH
 from segment_raindrop.handlers import eventbridge, retry_worker, webhook
@@ -49,6 +48,7 @@ from segment_raindrop_tools.local.eventbridge import EventBridgeIntake, provisio
 from segment_raindrop_tools.local.front import Exchange, WebhookFront
 from segment_raindrop_tools.local.invocations import SerialInvocations
 from segment_raindrop_tools.local.lifecycle import Service
+from segment_raindrop_tools.local.logs import ForwarderLogs
 from segment_raindrop_tools.local.moto import MotoServer
 from segment_raindrop_tools.local.options import HOST, WEBHOOK_PATH, LocalEndpoints, LocalOptions
 from segment_raindrop_tools.local.raindrop_items import check_raindrop_items
@@ -99,7 +99,7 @@ class LocalMode(Service):
         self._items: ItemsLog | None = None
         self._segment_events: ItemsLog | None = None
         self._endpoints: LocalEndpoints | None = None
-        self._saved_log_level: int | None = None
+        self._logs: ForwarderLogs | None = None
         self._runtimes_installed = False
         self._exchanges: deque[Exchange] = deque(maxlen=10_000)
         self._retry_runs: deque[BatchRun] = deque(maxlen=10_000)
@@ -180,8 +180,9 @@ class LocalMode(Service):
             segment_url=self._segment.url,
             partials_table=partials_table,
         )
-        self._saved_log_level = forwarder_logger.log_level
-        forwarder_logger.setLevel("INFO" if options.verbose else "WARNING")
+        self._logs = ForwarderLogs(
+            verbose=options.verbose, data_dir=data_dir, console=self._console
+        )
         self._invocations.exclusively(
             lambda: install_runtimes(config, resources, sqs_endpoint=self.options.sqs_endpoint)
         )
@@ -315,8 +316,8 @@ class LocalMode(Service):
             stopper.join(10)
         if self._runtimes_installed:
             self._invocations.exclusively(remove_runtimes)
-        if self._saved_log_level is not None:
-            forwarder_logger.setLevel(self._saved_log_level)
+        if self._logs is not None:
+            self._logs.close()
         if self._endpoints is not None:
             remove_state_files(self._endpoints)
 

@@ -38,6 +38,7 @@ from segment_raindrop.core.outcomes import FailureReason, ForwardResult
 from segment_raindrop.core.queue_message import QueueMessage, parse_message
 from segment_raindrop.core.timing import deadline_within
 from segment_raindrop.service.delivery import Channels, deliver, preview
+from segment_raindrop.service.replay import kept
 from segment_raindrop.service.replay.leases import Leases, error_name
 from segment_raindrop.service.replay.options import ReplayOptions
 from segment_raindrop.service.replay.pacing import Pacer
@@ -181,7 +182,7 @@ class Replayer:
             self._loop(summary, time_left)
         finally:
             self._leases.release_all()
-        logger.info("replay finished", extra=summary.as_dict())
+        logger.info("replay finished", extra=summary.loggable())
         return summary
 
     # The loop
@@ -261,18 +262,21 @@ class Replayer:
             return  # stopped while waiting for the rate limit: released untouched
         summary.messages_received += 1
         summary.messages_selected += 1
+        why = kept.KeptMessage(message_id, kept.dead_lettered_for(parsed))
         if dry_run:
-            outcome = self._dry_run(parsed, summary)
+            outcome = self._dry_run(parsed, summary, why)
         else:
-            outcome = self._replay(message_id, parsed, summary, time_left)
-        summary.record(outcome)
+            outcome = self._replay(message_id, parsed, summary, time_left, why)
+        summary.record(outcome, why)
         logger.info(
             "message checked" if dry_run else "message replayed",
             extra={"id": message_id, "outcome": outcome.value, "events": events},
         )
         self._progress(message_id, outcome, events, summary)
 
-    def _dry_run(self, message: QueueMessage, summary: ReplaySummary) -> Outcome:
+    def _dry_run(
+        self, message: QueueMessage, summary: ReplaySummary, why: kept.KeptMessage
+    ) -> Outcome:
         seen = preview(message.job, self._channels)
         summary.would_send.update(seen.would_send)
         ledger = summary.tally[message.kind.destination]
@@ -283,7 +287,10 @@ class Replayer:
         summary.events_omitted += len(message.omitted)
         kept_filtered = self._guards_filtered and seen.filtered
         if kept_filtered:
-            summary.errors.append(_filtered_now(message, len(seen.filtered)))
+            summary.errors.append(kept.filtered_now(message, len(seen.filtered)))
+            why.add([kept.FILTERED] * len(seen.filtered))
+        why.add(seen.invalid.values())
+        why.add([kept.OMITTED] * len(message.omitted))
         keep = seen.invalid or message.omitted or kept_filtered
         return Outcome.WOULD_KEEP if keep else Outcome.WOULD_REPLAY
 
@@ -300,16 +307,19 @@ class Replayer:
         message: QueueMessage,
         summary: ReplaySummary,
         time_left: TimeLeft | None,
+        why: kept.KeptMessage,
     ) -> Outcome:
         if message.omitted:
             # Only summaries of events too large for SQS: nothing to send, nothing to delete.
             summary.events_omitted += len(message.omitted)
+            why.add([kept.OMITTED] * len(message.omitted))
             return Outcome.KEPT
         job = message.job
         if self._guards_filtered:
             filtered = preview(job, self._channels).filtered
             if filtered:
-                summary.errors.append(_filtered_now(message, len(filtered), message_id))
+                summary.errors.append(kept.filtered_now(message, len(filtered), message_id))
+                why.add([kept.FILTERED] * len(filtered))
                 return Outcome.KEPT
         deadline = deadline_within(
             time.monotonic(),
@@ -321,14 +331,20 @@ class Replayer:
             result = deliver(job, self._channels, deadline=deadline)
         except (SecretUnavailable, UndeliverableJob) as exc:
             summary.errors.append(f"message {message_id}: {exc}; kept")
+            why.add([str(exc)] * len(message.events))
             return Outcome.KEPT
         summary.tally.add(job, result, None)
         failures = result.failures
         if not failures:
-            return Outcome.REPLAYED if self._delete(message_id, summary) else Outcome.KEPT
-        if len(failures) == len(message.events):
+            if self._delete(message_id, summary):
+                return Outcome.REPLAYED
+            why.add(["delivered, but the delete failed"])
             return Outcome.KEPT
-        return self._requeue_the_rest(message_id, message, result, summary)
+        if len(failures) == len(message.events):
+            destination = message.kind.destination
+            why.add(kept.failure_phrase(failure, destination) for failure in failures.values())
+            return Outcome.KEPT
+        return self._requeue_the_rest(message_id, message, result, summary, why)
 
     def _requeue_the_rest(
         self,
@@ -336,6 +352,7 @@ class Replayer:
         message: QueueMessage,
         result: ForwardResult,
         summary: ReplaySummary,
+        why: kept.KeptMessage,
     ) -> Outcome:
         """Some events delivered: the rest goes back in a new message, then the original goes."""
         settlement = settle(result, message.job, self._writer, Routing.replay(message))
@@ -345,8 +362,10 @@ class Replayer:
                 f"message {message_id}: the events still failing could not be re-queued; "
                 "the original is kept (its delivered events will be sent again next time)"
             )
+            why.add(["the events still failing could not be re-queued"])
             return Outcome.KEPT
         if not self._delete(message_id, summary):
+            why.add(["partly delivered, but the delete failed"])
             return Outcome.KEPT
         return Outcome.PARTLY_REPLAYED
 
@@ -379,14 +398,3 @@ class Replayer:
 
 def _out_of_time(time_left: TimeLeft | None) -> bool:
     return time_left is not None and time_left() < LAMBDA_RESERVE_SECONDS + _MIN_MESSAGE_SECONDS
-
-
-def _filtered_now(message: QueueMessage, count: int, message_id: str = "") -> str:
-    where = f"message {message_id}: " if message_id else ""
-    return (
-        f"{where}{count} of its {len(message.events)} events would now be filtered, although "
-        f"they were forwarded when they failed ({message.reason.value}): is this replay "
-        "configured as the deployment (FORWARD_EVENT_PREFIXES, FORWARD_EVENT_NAMES, "
-        "FEEDBACK_EVENT_NAMES, FORWARD_IDENTIFY)? Kept; pass --drop-filtered (drop_filtered) "
-        "to delete such events instead"
-    )

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
+from segment_raindrop.service.replay.kept import MAX_LISTED, KeptMessage
 from segment_raindrop.service.tally import Count, Tally
 
 
@@ -37,6 +38,9 @@ class ReplaySummary:
     ``messages_kept`` those that would be kept, ``events_forwarded`` events that would be
     forwarded, ``events_failed`` the events invalid now, and ``would_send`` the items per
     receiver and endpoint.
+
+    ``kept`` says why each kept message stays (the first :data:`MAX_LISTED`; ``kept_unlisted``
+    counts the others). Its reasons may quote a receiver's answer: for the operator, not logs.
     """
 
     queue_url: str
@@ -54,18 +58,24 @@ class ReplaySummary:
     events_omitted: int = 0
     would_send: Counter[str] = field(default_factory=Counter)
     unparseable_message_ids: list[str] = field(default_factory=list)
+    kept: list[KeptMessage] = field(default_factory=list)
+    kept_unlisted: int = 0
     errors: list[str] = field(default_factory=list)
     stopped: bool = False
     stop_reason: str | None = None
 
-    def record(self, outcome: Outcome) -> None:
-        """One selected message's outcome."""
+    def record(self, outcome: Outcome, kept: KeptMessage | None = None) -> None:
+        """One selected message's outcome, and why it is kept when it is."""
         if outcome in (Outcome.REPLAYED, Outcome.WOULD_REPLAY):
             self.messages_replayed += 1
         elif outcome is Outcome.PARTLY_REPLAYED:
             self.messages_partly_replayed += 1
         else:
             self.messages_kept += 1
+            if kept is not None and len(self.kept) < MAX_LISTED:
+                self.kept.append(kept)
+            elif kept is not None:
+                self.kept_unlisted += 1
 
     @property
     def events_forwarded(self) -> int:
@@ -102,8 +112,16 @@ class ReplaySummary:
         values = {
             item.name: getattr(self, item.name) for item in fields(self) if item.name != "tally"
         }
+        values["kept"] = [message.as_dict() for message in self.kept]
         derived = {name: getattr(self, name) for name in _DERIVED}
         return {name: _plain(value) for name, value in {**values, **derived}.items()}
+
+    def loggable(self) -> dict[str, Any]:
+        """:meth:`as_dict` without the kept messages' reasons (they may quote a receiver's
+        answer): their ids only."""
+        values = self.as_dict()
+        values["kept"] = [message.message_id for message in self.kept]
+        return values
 
 
 _DERIVED = (
