@@ -212,8 +212,9 @@ def test_random_prose_is_left_alone() -> None:
 def _reference(text: str) -> tuple[str, Counter[str]]:
     """Every family's patterns run over the whole text, gates or no gates."""
     redactor = Redactor(pii=True)
-    families = (redaction._PROVIDERS, redaction._KEYED, redaction._PROSE)
-    for family in (*families, redaction._EMAILS, redaction._NUMBERS):
+    compiled = redaction.patterns()
+    families = (compiled.providers, compiled.keyed, compiled.prose)
+    for family in (*families, compiled.emails, compiled.numbers):
         text = family.sub(redactor._replace, text)
     return text, redactor.counts
 
@@ -338,7 +339,7 @@ _LONGEST_ADDRESS = "x" * 64 + "@" + ".".join(["a" * 63] * 9) + "." + "b" * 24
 def test_emails_are_searched_around_each_at_as_the_whole_text_would_be(pieces: list[str]) -> None:
     text = "".join(pieces)
     windowed, whole = Redactor(pii=True), Redactor(pii=True)
-    assert windowed._emails(text) == redaction._EMAILS.sub(whole._replace, text)
+    assert windowed._emails(text) == redaction.patterns().emails.sub(whole._replace, text)
     assert windowed.counts == whole.counts
 
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
+from functools import cache
 from typing import Any, Final, NamedTuple
 
 from segment_raindrop.core.redaction_gates import (
@@ -46,24 +47,45 @@ from segment_raindrop.core.redaction_patterns import (
 __all__ = ["CARD", "CREDENTIAL", "EMAIL", "IP", "PASSWORD", "PHONE", "SSN", "Redactor"]
 __all__ += ["luhn_valid", "placeholder"]
 
+
 # Each family runs only on text that passes its gate (segment_raindrop.core.redaction_gates): a
 # full scan of every string with every pattern cost more than the mapping itself.
-_PROVIDERS: Final = compiled("providers")
-_KEYED: Final = compiled("keyed")
-_PROSE: Final = compiled("prose")
-_SECRET_FAMILIES: Final = (
-    (_PROVIDERS, may_hold_provider_token),
-    (_KEYED, may_hold_keyed_secret),
-    (_PROSE, may_hold_prose_secret),
-)
-_EMAILS: Final = compiled("emails")
-_NUMBERS: Final = compiled("numbers")
-# The same without IPv6, which is tried at every hex digit and so costs the most: the form used
-# when the IPv6 gate has ruled it out, on the runs of digits only. Every match of these lies in
-# a run of seven or more digits, spaces, dots, dashes (en dashes too), slashes and parentheses
-# from a digit, but for the "+" or "(" just before it, and their look-aheads read two
-# characters past a match.
-_DIGIT_NUMBERS: Final = compiled("numbers", ipv6=False)
+class _Patterns(NamedTuple):
+    providers: re.Pattern[str]
+    keyed: re.Pattern[str]
+    prose: re.Pattern[str]
+    emails: re.Pattern[str]
+    numbers: re.Pattern[str]
+    # The same without IPv6, which is tried at every hex digit and so costs the most: the form
+    # used when the IPv6 gate has ruled it out, on the runs of digits only. Every match of these
+    # lies in a run of seven or more digits, spaces, dots, dashes (en dashes too), slashes and
+    # parentheses from a digit, but for the "+" or "(" just before it, and their look-aheads
+    # read two characters past a match.
+    digit_numbers: re.Pattern[str]
+
+    @property
+    def secret_families(self) -> tuple[tuple[re.Pattern[str], Callable[[str], bool]], ...]:
+        return (
+            (self.providers, may_hold_provider_token),
+            (self.keyed, may_hold_keyed_secret),
+            (self.prose, may_hold_prose_secret),
+        )
+
+
+@cache
+def patterns() -> _Patterns:
+    """The families, compiled on first use: about 10 ms that every cold start would pay in its
+    import, while redaction is off by default."""
+    return _Patterns(
+        providers=compiled("providers"),
+        keyed=compiled("keyed"),
+        prose=compiled("prose"),
+        emails=compiled("emails"),
+        numbers=compiled("numbers"),
+        digit_numbers=compiled("numbers", ipv6=False),
+    )
+
+
 _DIGIT_RUN: Final = re.compile(r"\d[\d .()/\u00a0\u202f\u2013-]{6,}")
 _BEFORE_RUN, _AFTER_RUN = 1, 2
 _SHORTEST_MATCH: Final = 6  # a@b.io
@@ -116,16 +138,17 @@ def _collect(
 
 
 def _addresses(text: str) -> Iterator[re.Match[str]]:
-    """What ``_EMAILS.finditer`` would find, searching only around each "@": the pattern starts
-    with a character class, so a search tries it at every position of the text (on a long
-    prompt with one address, 30 times the work)."""
+    """What ``patterns().emails.finditer`` would find, searching only around each "@": the
+    pattern starts with a character class, so a search tries it at every position of the text
+    (on a long prompt with one address, 30 times the work)."""
     done = 0
+    emails = patterns().emails
     at = text.find("@")
     while at != -1:
         if at >= done:
             # No address holds an earlier "@", so the leftmost one from ``done`` holding this
             # "@" starts in its local part's reach, and ends in its domain's.
-            match = _EMAILS.search(text, max(done, at - _LOCAL_PART), at + _AFTER_AT)
+            match = emails.search(text, max(done, at - _LOCAL_PART), at + _AFTER_AT)
             if match is not None and match.start() <= at:
                 yield match
                 done = match.end()
@@ -133,11 +156,13 @@ def _addresses(text: str) -> Iterator[re.Match[str]]:
 
 
 def _numbers_in_digit_runs(text: str) -> Iterator[re.Match[str]]:
-    """What ``_DIGIT_NUMBERS.finditer`` would find, searching only around the runs of digits."""
+    """What ``patterns().digit_numbers.finditer`` would find, searching only around the runs of
+    digits."""
     done = 0
+    numbers = patterns().digit_numbers
     for run in _DIGIT_RUN.finditer(text):
         start = max(done, run.start() - _BEFORE_RUN)
-        for match in _DIGIT_NUMBERS.finditer(text, start, run.end() + _AFTER_RUN):
+        for match in numbers.finditer(text, start, run.end() + _AFTER_RUN):
             yield match
             done = match.end()
 
@@ -193,7 +218,7 @@ class Redactor:
         return text
 
     def _secrets(self, text: str) -> str:
-        for family, may_hold in _SECRET_FAMILIES:
+        for family, may_hold in patterns().secret_families:
             if may_hold(text):
                 text = family.sub(self._replace, text)
         return text
@@ -201,12 +226,12 @@ class Redactor:
     def _emails(self, text: str) -> str:
         if text.count("@") * _AT_SPACING > len(text):
             # Dense "@"s: the windows would overlap, and the whole text is cheaper.
-            return _EMAILS.sub(self._replace, text)
+            return patterns().emails.sub(self._replace, text)
         return self._spliced(text, _addresses(text))
 
     def _numbers(self, text: str) -> str:
         if may_hold_ipv6(text):
-            return _NUMBERS.sub(self._replace, text)
+            return patterns().numbers.sub(self._replace, text)
         return self._spliced(text, _numbers_in_digit_runs(text))
 
     def _spliced(self, text: str, matches: Iterator[re.Match[str]]) -> str:
