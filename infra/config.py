@@ -287,7 +287,20 @@ class StackConfig(BaseModel):
                 event_pattern(self.mapping, list(self.event_sources))
             except ValueError as exc:
                 raise ValueError(f"segmentEventSource: {exc}") from None
+            self._intake_projects_allowed()
         return self
+
+    def _intake_projects_allowed(self) -> None:
+        """With raindropProjects set, the intake's projects are among them, as the webhook's
+        /segment/{project} routes must be: the allow-list holds for every entry point."""
+        if self.raindrop_projects is None:
+            return
+        allowed = set(self.raindrop_projects)
+        for source, project in self.event_sources.items():
+            if project and project not in allowed:
+                raise ValueError(
+                    f"segmentEventSource: {source}'s project {project!r} is not in raindropProjects"
+                )
 
     @property
     def webhook_throttle(self) -> Throttle:

@@ -201,6 +201,10 @@ def test_the_variants_are_lint_clean(fixture: str, request: pytest.FixtureReques
             "segmentEventBatchSize above 10 needs segmentEventBatchWindowSeconds",
         ),
         ({"segmentEventBatchSize": "0"}, "segmentEventBatchSize: "),
+        (
+            {"segmentEventSource": f"{SOURCE}=team-b", "raindropProjects": '["team-a"]'},
+            "project 'team-b' is not in raindropProjects",
+        ),
     ],
 )
 def test_bad_settings_name_the_key(context: dict[str, str], problem: str) -> None:
@@ -230,3 +234,10 @@ def test_the_intake_dead_letter_queue_outlives_the_stack_with_its_tls_only_polic
         assert guarding
         for policy in guarding:
             assert policy["DeletionPolicy"] == "Retain"
+
+
+def test_intake_projects_in_the_allow_list_synthesise() -> None:
+    config = config_from_context(
+        context_with({"segmentEventSource": f"{SOURCE}=team-a", "raindropProjects": '["team-a"]'})
+    )
+    assert config.event_sources == {SOURCE: "team-a"}
