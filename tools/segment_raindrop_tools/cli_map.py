@@ -11,22 +11,27 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.cells import cell_len
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from rich.highlighter import JSONHighlighter
+from rich.text import Text
 
 from segment_raindrop.core.config import ConfigError
 from segment_raindrop.core.context import MAPPING_KEYS
 from segment_raindrop.core.environment import read_delivery_config
+from segment_raindrop.core.mapping.items import MappedItem
 from segment_raindrop.core.segment_body import BodyError, parse_body
 from segment_raindrop_tools.cli_common import ExitCode, fail
+from segment_raindrop_tools.item_summary import summarise_item
 from segment_raindrop_tools.mapping_preview import (
+    EventPreview,
     Preview,
     mapping_config,
     parse_context,
@@ -76,8 +81,7 @@ def map_command(
 ) -> None:
     """Show what the forwarder would send Raindrop for some Segment events (sends nothing).
 
-    The configuration is the functions' environment (FORWARD_EVENT_PREFIXES, FIELD_PATHS, ...)
-    with any --context settings on top.
+    Configuration: the functions' environment, with any --context settings on top.
     """
     try:
         config = mapping_config(os.environ, parse_context(context or []))
@@ -94,7 +98,7 @@ def map_command(
     if as_json:
         _print_json(result)
     else:
-        _print_table(result)
+        _print_events(result)
     if result.count("invalid"):
         raise typer.Exit(ExitCode.INCOMPLETE)
 
@@ -146,50 +150,109 @@ def _print_json(result: Preview) -> None:
     sys.stdout.write(json.dumps(_as_json(result), ensure_ascii=False, indent=2) + "\n")
 
 
-def _print_table(result: Preview) -> None:
-    console = Console(highlight=False)
-    table = Table(
-        title=f"What Raindrop would receive in {_project_name(result.project)} (nothing was sent)",
-        show_lines=True,
-    )
-    table.add_column("#", justify="right")
-    table.add_column("Segment event")
-    table.add_column("outcome")
-    table.add_column("Raindrop items", overflow="fold")
+def _print_events(result: Preview) -> None:
+    """Per event a heading, then each Raindrop item: a line naming it, and its JSON indented,
+    a line of ``json.dumps`` per line. Prose wraps at spaces only; a JSON line is never broken
+    (the terminal may fold it, nothing is inserted), so the items read back as JSON."""
+    console = Console(highlight=False, soft_wrap=True)
+    say = _Writer(console)
+    say(Text(f"What Raindrop would receive in {_project_name(result.project)} (nothing was sent)"))
     for event in result.events:
-        style = _OUTCOME_STYLE[event.outcome]
-        outcome = f"[{style}]{event.outcome}[/]"
-        lines = [
-            f"[bold]{item.endpoint.value}[/]{' (enrichment)' if item.optional else ''}\n"
-            + escape(json.dumps(json.loads(item.payload), ensure_ascii=False, indent=1))
-            for item in event.items
-        ]
-        if event.reason:
-            lines.append(escape(event.reason))
-        if event.dropped_attachments:
-            lines.append(
-                f"[yellow]{event.dropped_attachments} attachment(s) dropped: "
-                "not in Raindrop's attachment shape[/]"
-            )
-        if event.redactions:
-            lines.append(f"[yellow]redacted: {_kinds(event.redactions)}[/]")
-        table.add_row(str(event.index), escape(event.kind), outcome, "\n".join(lines))
-    console.print(table)
+        console.print()
+        say(_heading(event))
+        for item in event.items:
+            say(_item_line(item), indent=2)
+            for line in _json_lines(item):
+                console.print(Text("    ") + _JSON(Text(line)))
+        for note in _notes(event):
+            say(Text(note, style="yellow"), indent=2)
+    console.print()
     dropped = sum(event.dropped_attachments for event in result.events)
     redactions: Counter[str] = Counter()
     for event in result.events:
         redactions.update(event.redactions)
+    # One line whatever the width: scripts and the docs look for it.
     console.print(
-        f"{len(result.events)} events: {result.count('mapped')} mapped, "
-        f"{result.count('filtered')} filtered, {result.count('invalid')} invalid; "
-        f"{dropped} attachment(s) dropped; {sum(redactions.values())} redaction(s); "
-        f"{len(result.requests)} request(s) would be sent to {_project_name(result.project)}.",
-        soft_wrap=True,
+        Text(
+            f"{len(result.events)} events: {result.count('mapped')} mapped, "
+            f"{result.count('filtered')} filtered, {result.count('invalid')} invalid; "
+            f"{dropped} attachment(s) dropped; {sum(redactions.values())} redaction(s); "
+            f"{len(result.requests)} request(s) would be sent to {_project_name(result.project)}."
+        )
     )
 
 
+_JSON = JSONHighlighter()
+
+
+def _heading(event: EventPreview) -> Text:
+    """``#1 track "AI Chat Completed": mapped``, the reason after a filtered or invalid one."""
+    heading = Text.assemble(
+        (f"#{event.index}", "bold"),
+        f" {event.kind}: ",
+        (event.outcome, _OUTCOME_STYLE[event.outcome]),
+    )
+    if event.reason:
+        heading.append(f" ({event.reason})")
+    return heading
+
+
+def _item_line(item: MappedItem) -> Text:
+    label, details = summarise_item(item.endpoint.value, json.loads(item.payload))
+    line = Text(item.endpoint.value, style="bold")
+    if item.optional:
+        line.append(" (enrichment)")
+    line.append(f": {label}")
+    if details:
+        line.append(f"  {details}")
+    return line
+
+
+def _json_lines(item: MappedItem) -> list[str]:
+    """The item as sent, pretty-printed: joined again, the lines are its JSON."""
+    return json.dumps(json.loads(item.payload), ensure_ascii=False, indent=2).split("\n")
+
+
+def _notes(event: EventPreview) -> list[str]:
+    notes = []
+    if event.dropped_attachments:
+        notes.append(
+            f"{event.dropped_attachments} attachment(s) dropped: not in Raindrop's attachment shape"
+        )
+    if event.redactions:
+        notes.append(f"redacted: {_kinds(event.redactions)}")
+    return notes
+
+
+class _Writer:
+    """Prints styled prose wrapped at spaces to the console's width, never inside a word (a
+    word longer than a line stays whole on its own line)."""
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+
+    def __call__(self, text: Text, *, indent: int = 0) -> None:
+        # Continuation lines hang 2 further in than the first.
+        width = self._console.width - indent
+        for number, line in enumerate(text.divide(_breaks(text.plain, width, width - 2))):
+            line.rstrip()
+            self._console.print(Text(" " * (indent + (2 if number else 0))) + line)
+
+
+def _breaks(plain: str, first: int, rest: int) -> list[int]:
+    """Offsets at which to start a new line so that the first line fits ``first`` cells and
+    the others ``rest``, breaking only before a word (after whitespace)."""
+    breaks: list[int] = []
+    start, width = 0, first
+    for word in re.finditer(r"\S+", plain):
+        if word.start() > start and cell_len(plain[start : word.end()]) > width:
+            breaks.append(word.start())
+            start, width = word.start(), rest
+    return breaks
+
+
 def _project_name(project: str | None) -> str:
-    return f"project {escape(project)}" if project else "Raindrop's default project"
+    return f"project {project}" if project else "Raindrop's default project"
 
 
 def _kinds(counts: dict[str, int]) -> str:

@@ -5,13 +5,14 @@ Lines carry counts, names, ids and statuses, never prompt or answer text or trai
 
 from __future__ import annotations
 
-import json
 import shlex
 import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from segment_raindrop_tools.item_summary import ENDPOINT_WIDTH, describe_item
+from segment_raindrop_tools.item_summary import clean as _clean
 from segment_raindrop_tools.local.apigw import SDK_API_PREFIX
 from segment_raindrop_tools.local.options import LocalEndpoints
 
@@ -86,39 +87,11 @@ class Console:
 
     def accepted(self, endpoint: str, items: list[dict[str, Any]]) -> None:
         for item in items:
-            self.line(f"raindrop  {endpoint:<15} {describe_item(endpoint, item)}")
+            self.line(f"raindrop  {endpoint:<{ENDPOINT_WIDTH}} {describe_item(endpoint, item)}")
 
     def mirrored(self, events: list[dict[str, Any]]) -> None:
         for event in events:
             self.line(f"segment   {describe_segment_event(event)}")
-
-
-def _clean(value: Any, limit: int = 64) -> str:
-    """A value safe to print on one terminal line: no control characters, bounded length."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    text = "".join(char if char.isprintable() else "?" for char in text)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def describe_item(endpoint: str, item: Mapping[str, Any]) -> str:
-    """One readable line for an item Raindrop accepted; never prompt or answer text."""
-    if endpoint in ("events/track", "events/track_partial"):
-        label = _clean(item.get("event") or "(patch)", 32)
-        if endpoint == "events/track_partial":
-            label += " (pending)" if item.get("is_pending") is not False else " (finished)"
-        user = f"user={_clean(item.get('user_id'))}  " if item.get("user_id") else ""
-        details = f"{user}event_id={_clean(item.get('event_id'))}"
-    elif endpoint == "signals/track":
-        kind = _clean(item.get("signal_type", "default"))
-        if item.get("sentiment"):
-            kind += f", {_clean(item.get('sentiment'))}"
-        label = f"{_clean(item.get('signal_name'), 20)} ({kind})"
-        details = f"event_id={_clean(item.get('event_id'))}"
-    else:
-        traits = item.get("traits")
-        label = f"{len(traits) if isinstance(traits, Mapping) else 0} traits"
-        details = f"user={_clean(item.get('user_id'))}"
-    return f"{label:<28} {details}"
 
 
 def describe_segment_event(event: Mapping[str, Any]) -> str:
@@ -126,7 +99,7 @@ def describe_segment_event(event: Mapping[str, Any]) -> str:
     kind = str(event.get("type") or "?")
     name = _clean(event.get("event") or "", 28) if kind == "track" else ""
     properties = event.get("properties")
-    parts = [f"{kind:<15} {name:<28}"]
+    parts = [f"{kind:<{ENDPOINT_WIDTH}} {name:<28}"]
     user = event.get("userId") or event.get("anonymousId")
     if user:
         parts.append(f"user={_clean(user, 32)}")
