@@ -167,7 +167,8 @@ class SegmentRaindropStack(cdk.Stack):
         )
         self._output(
             StackOutput.MIRROR_TO_SEGMENT,
-            "true" if config.mirror_to_segment else "false",
+            # webhook=false: no mirror function, so no Segment write key is needed either.
+            "true" if config.mirror_to_segment and config.webhook else "false",
             "whether Raindrop's SDK traffic is mirrored into Segment (needs segment_write_key)",
         )
         self._output(StackOutput.RETRY_QUEUE_URL, queues.retry_queue.queue_url, "Retry queue")

@@ -161,6 +161,8 @@ def test_without_the_webhook_there_is_no_public_endpoint(
     outputs = only_eventbridge.to_json()["Outputs"]
     assert StackOutput.WEBHOOK_URL.value not in outputs
     assert StackOutput.SEGMENT_EVENTS_QUEUE_URL.value in outputs
+    # No mirror function: `status` must not ask for a Segment write key nothing uses.
+    assert outputs[StackOutput.MIRROR_TO_SEGMENT.value]["Value"] == "false"
 
 
 def test_several_sources_each_get_a_bus_and_a_rule_and_their_projects(

@@ -227,3 +227,21 @@ def test_what_raindrop_refuses_is_dead_lettered_and_replays_once_it_takes_it(
     summary = make_replayer().run()
     assert summary.messages_deleted == 1
     assert_delivered_once(receiver, ["trace-4"])
+
+
+def test_a_user_deletion_request_is_logged_as_a_hash_and_not_forwarded(
+    intake: Intake, receiver: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    deletion = json.loads((FIXTURES / "classic_webhook_delete.json").read_text())
+    intake.put([deletion])
+
+    # The rule lets it through (the webhook logs deletions too, so operators notice them).
+    assert intake.depth() == 1
+    run = intake.run()
+
+    assert (run.received, run.failed, run.deleted) == (1, 0, 1)
+    assert receiver.requests == []
+    assert intake.aws.queue_depth(intake.aws.resources.dlq_url) == 0
+    [logged] = [r for r in caplog.records if r.getMessage().startswith("user deletion")]
+    assert logged.__dict__["user_hash"]
+    assert all(deletion["userId"] not in str(r.__dict__) for r in caplog.records)

@@ -35,6 +35,8 @@ def test_the_default_pattern_keeps_what_the_mapping_forwards() -> None:
             "$or": [
                 {"type": ["track"], "event": [{"prefix": "AI "}, "AI Feedback Submitted"]},
                 {"type": ["identify"]},
+                # Logged as a hash of the user id, never forwarded.
+                {"type": ["delete"]},
             ]
         },
     }
@@ -62,11 +64,11 @@ def test_extra_names_and_no_identify_change_the_pattern() -> None:
 
 
 def test_a_pattern_too_long_for_eventbridge_keeps_every_track() -> None:
-    names = frozenset(f"Event number {n:04d}" for n in range(200))
+    names = frozenset(f"Event number {n:04d}" for n in range(400))
     pattern = event_pattern(MappingConfig(forward_event_names=names), [SOURCE])
 
     assert len(json.dumps(pattern)) <= MAX_PATTERN_CHARS
-    assert pattern["detail"] == {"type": ["track", "identify"]}
+    assert pattern["detail"] == {"type": ["track", "identify", "delete"]}
 
 
 def test_a_mapping_that_forwards_nothing_has_no_pattern() -> None:
@@ -130,3 +132,15 @@ def test_event_sources_are_validated_naming_the_variable(
     }
     with pytest.raises(ConfigError, match=f"SEGMENT_EVENT_SOURCES.*{problem}"):
         read_config(env)
+
+
+def test_a_hundred_and_twenty_custom_names_fit_eventbridge_s_4096_characters() -> None:
+    # The older CloudWatch Events limit (2,048) turned this into "every track".
+    names = frozenset(f"Custom Product Event {n:03d}" for n in range(120))
+    pattern = event_pattern(MappingConfig(forward_event_names=names), [SOURCE])
+
+    assert 2_048 < len(json.dumps(pattern, separators=(",", ":"))) <= MAX_PATTERN_CHARS
+    assert matches(pattern, _envelope(se.track_call("Custom Product Event 042", {}, userId="u")))
+    assert not matches(
+        pattern, _envelope(se.track_call("Custom Product Event 420", {}, userId="u"))
+    )

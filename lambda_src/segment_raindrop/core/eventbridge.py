@@ -25,8 +25,9 @@ from segment_raindrop.core import codec
 from segment_raindrop.core.config import MappingConfig
 from segment_raindrop.core.contract import SEGMENT_PARTNER_SOURCE
 
-# PutRule's limit on an event pattern (the service model's EventPattern max).
-MAX_PATTERN_CHARS: Final = 2048
+# PutRule's limit on an event pattern (EventBridge's service model, 2015-10-07: EventPattern
+# max 4096; the older CloudWatch Events model's 2048 no longer applies).
+MAX_PATTERN_CHARS: Final = 4096
 
 
 class EnvelopeError(ValueError):
@@ -75,7 +76,8 @@ def _track_names(mapping: MappingConfig) -> list[Any]:
 
 def event_pattern(mapping: MappingConfig, sources: Sequence[str]) -> dict[str, Any]:
     """The rule's pattern: events from ``sources`` that the mapping would forward, the
-    forwarded track names (prefixes and names, signals included) and identify calls.
+    forwarded track names (prefixes and names, signals included) and identify calls, and
+    Segment's user deletion requests (logged, never forwarded).
 
     What it leaves out never reaches the queue, so it costs nothing downstream. Matched on the
     Segment event itself (``detail.type``), not on ``detail-type``, which is a mapping field
@@ -91,6 +93,9 @@ def event_pattern(mapping: MappingConfig, sources: Sequence[str]) -> dict[str, A
         branches.append({"type": ["identify"]})
     if not branches:
         raise ValueError("the mapping forwards no event: no track names and no identify")
+    # Never forwarded, but logged (as a hash of the user id) so operators notice a deletion
+    # request, as the webhook does: Raindrop has no deletion API to call.
+    branches.append({"type": ["delete"]})
     detail = branches[0] if len(branches) == 1 else {"$or": branches}
     pattern = {"source": list(sources), "detail": detail}
     if len(json.dumps(pattern, separators=(",", ":"))) <= MAX_PATTERN_CHARS:
