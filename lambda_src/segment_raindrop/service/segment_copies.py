@@ -103,11 +103,13 @@ def _merged(
         copies.not_mirrorable[index] = "partial event has no event_id"
         ledger.counts[Count.NOT_MIRRORABLE] += 1
         return None
+    # Cut like stored state first: what is applied now is what a queued retry applies (the
+    # same digest, so it is applied once).
+    kept = dict(patch)
+    fit_state(kept, max_bytes=STATE_MAX_BYTES)
     try:
-        finished = partials.add(patch)
+        finished = partials.add(kept)
     except PartialsUnavailable as exc:
-        kept = dict(patch)
-        fit_state(kept, max_bytes=STATE_MAX_BYTES)
         copies.deferred.append((index, kept, str(exc)))
         ledger.counts[Count.PARTIALS_DEFERRED] += 1
         logger.warning(
