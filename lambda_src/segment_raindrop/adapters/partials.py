@@ -68,8 +68,23 @@ APPLIED_KEPT: Final = 100
 STATE_MAX_BYTES: Final = 128 * 1024
 
 
+# DynamoDB's errors that retrying the same request cannot fix (the item or key is malformed,
+# too large...): the patch is refused for good. Every other error (throttling, a missing table,
+# denied access) may pass, or be fixed by an operator, so the patch is queued.
+_REFUSALS: Final = frozenset({"ValidationException", "SerializationException"})
+
+
 class PartialsUnavailable(Exception):
-    """DynamoDB could not be read or written; the message is safe to log."""
+    """DynamoDB could not be read or written now; the message is safe to log."""
+
+
+class PatchRefused(Exception):
+    """DynamoDB refuses the patch for good (``code``, a ValidationException...); the message is
+    safe to log."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +188,8 @@ class PartialStore:
 
     def add(self, patch: dict[str, Any]) -> Finished | None:
         """Merge ``patch`` into its interaction: what to mirror now, or None while the
-        interaction is open. Raises :class:`PartialsUnavailable`."""
+        interaction is open. Raises :class:`PartialsUnavailable` (try again later) and
+        :class:`PatchRefused` (never)."""
         event_id = patch["event_id"]
         finishing = patch.get("is_pending") is False
         digest = patch_digest(patch)
@@ -199,7 +215,7 @@ class PartialStore:
                 ConsistentRead=True,
             )
         except (BotoCoreError, ClientError) as exc:
-            raise PartialsUnavailable(f"reading a partial failed ({_code(exc)})") from None
+            raise _failure("reading", exc) from None
         row = answer.get("Item")
         if not row:
             return _Row({}, 0, 0)
@@ -245,10 +261,17 @@ class PartialStore:
         except ClientError as exc:
             if _lost_race(exc):
                 return False
-            raise PartialsUnavailable(f"writing a partial failed ({_code(exc)})") from None
+            raise _failure("writing", exc) from None
         except BotoCoreError as exc:
-            raise PartialsUnavailable(f"writing a partial failed ({_code(exc)})") from None
+            raise _failure("writing", exc) from None
         return True
+
+
+def _failure(doing: str, exc: Exception) -> PartialsUnavailable | PatchRefused:
+    code = _code(exc)
+    if code in _REFUSALS:
+        return PatchRefused(f"the partials table refused the patch ({code})", code)
+    return PartialsUnavailable(f"{doing} a partial failed ({code})")
 
 
 def _expecting(version: int) -> dict[str, Any]:
