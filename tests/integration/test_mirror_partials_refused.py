@@ -14,12 +14,22 @@ from typing import Any
 
 import pytest
 
+from segment_raindrop.adapters.queue_writer import QueueTarget
 from segment_raindrop.core.contract import Metric
+from segment_raindrop.core.jobs import JobKind
+from segment_raindrop.core.outcomes import FailureReason
 from segment_raindrop.core.segment_copy import TRUNCATION_MARKER
 from segment_raindrop_tools.local.aws import dynamodb_client
 from segment_raindrop_tools.local.queues import peek_queue
 from tests.support.mirror import MirrorEnv, env
-from tests.support.queues import fast, fresh_runtimes
+from tests.support.queues import (
+    fast,
+    fresh_runtimes,
+    message_header,
+    peek_dlq,
+    run_retry_worker,
+    writer,
+)
 
 pytestmark = pytest.mark.usefixtures("fast", "fresh_runtimes")
 __all__ = ["env", "fast", "fresh_runtimes"]  # fixtures, imported for use by name
@@ -128,3 +138,21 @@ def test_a_finish_with_nothing_of_its_start_is_counted_and_logged_as_lost(
     assert line["event_id"] == "l-1"
     assert _published(output, Metric.MIRROR_PARTIALS_LOST) == 1
     assert env.segment.batches == []
+
+
+def test_a_queued_patch_that_can_never_be_merged_is_dead_lettered_not_retried(
+    env: MirrorEnv,
+) -> None:
+    # Queued before such patches were refused: the retry worker settles it on its first try.
+    header = message_header(
+        FailureReason.TRANSIENT,
+        kind=JobKind.PARTIAL_PATCHES,
+        error="reading a partial failed (ValidationException)",
+        source="mirror",
+    )
+    assert writer(env.aws).send(QueueTarget.RETRY, [(header, [(0, _whole(""))])]).messages == 1
+    run = run_retry_worker(env.aws)
+    assert (run.received, run.failed) == (1, 0)
+    assert env.aws.queue_depth(env.aws.resources.retry_queue_url) == 0
+    [dead] = peek_dlq(env.aws)
+    assert (dead.kind, dead.error) == (JobKind.PARTIAL_PATCHES, "partial event has no event_id")
