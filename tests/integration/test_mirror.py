@@ -189,3 +189,21 @@ def test_replay_delivers_dead_lettered_messages_of_both_kinds(
     assert [event["messageId"] for event in env.segment.accepted_events()] == ["sr-1"]
     assert env.receiver.accepted("users/identify") == [{"user_id": "u", "traits": {"a": 1}}]
     assert env.aws.queue_depth(env.aws.resources.dlq_url) == 0
+
+
+def test_segments_circuit_breaker_logs_name_segment(
+    env: MirrorEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    env.aws.configure(delivery={"breaker_failure_threshold": 2})
+    env.segment.outage(Fault(status=503))
+    for n in range(3):
+        assert env.post("events/track", [track(n)]).status == 200
+    changes = [
+        record.__dict__
+        for record in caplog.records
+        if record.getMessage() == "circuit breaker changed state"
+    ]
+    assert changes
+    assert {(change["receiver"], change["breaker_to"]) for change in changes} == {
+        ("segment", "open")
+    }

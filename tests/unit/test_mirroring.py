@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from segment_raindrop.adapters.partials import merge_patch
+from segment_raindrop.core import codec
 from segment_raindrop.core.config import MappingConfig
 from segment_raindrop.core.contract import LOOP_FILTER_REASON, SEGMENT_MAX_EVENT_BYTES
 from segment_raindrop.core.mapping.mapper import map_events
@@ -229,6 +230,65 @@ def test_a_partial_state_is_cut_to_fit_the_table_longest_texts_first() -> None:
     assert fit_state(numbers, max_bytes=1024)
     assert numbers == {"event_id": "i", "event": "e",
                        "properties": {"truncated": TRUNCATION_MARKER}}  # fmt: skip
+
+
+def test_a_partial_state_is_measured_as_stored_lone_surrogates_as_escapes() -> None:
+    # Each lone surrogate is stored as a 6-byte escape (\\udc00): 120,000 of them are 720 KB in
+    # the table, over DynamoDB's 400 KB item, though they are 120 KB as Segment gets them.
+    state = {"event_id": "i", "event": "e", "ai_data": {"input": "\udc00" * 120_000}}
+    assert fit_state(state, max_bytes=128 * 1024)
+    assert codec.utf8_size(codec.dumps(state)) <= 128 * 1024
+    assert state["ai_data"]["input"].endswith(TRUNCATION_MARKER)
+
+
+LONG_IDS = {
+    "event_id": "evt-" + "e" * 86,
+    "user_id": "user-" + "u" * 85,
+    "timestamp": "2026-11-29T10:00:00.000000000000000000000000000000000000000000000000000000Z",
+    "attachment_id": "att-" + "a" * 86,
+}
+
+
+def test_cutting_a_partial_state_never_cuts_its_ids() -> None:
+    convo = "convo-" + "c" * 84
+    state = {**LONG_IDS, "event": "ai_interaction", "ai_data": {"convo_id": convo},
+             "properties": {f"k{i}": "v" * 80 for i in range(2_000)}}  # fmt: skip
+    assert fit_state(state, max_bytes=128 * 1024)
+    assert {key: state[key] for key in ("event_id", "user_id", "timestamp")} == {
+        key: LONG_IDS[key] for key in ("event_id", "user_id", "timestamp")
+    }
+    # Cut in place, texts first: those cut end with the marker, the ids are whole.
+    state = {**LONG_IDS, "event": "ai_interaction", "ai_data": {"convo_id": convo},
+             "properties": {f"k{i}": "v" * 80 for i in range(40)}}  # fmt: skip
+    assert fit_state(state, max_bytes=3_000)
+    assert state["ai_data"]["convo_id"] == convo
+    assert state["attachment_id"] == LONG_IDS["attachment_id"]
+    assert any(value.endswith(TRUNCATION_MARKER) for value in state["properties"].values())
+
+
+def test_cutting_an_event_to_32kb_never_cuts_its_ids() -> None:
+    # Just over 32 KB of 100-character texts, and ids longer than any of them.
+    convo = "convo-" + "c" * 114
+    item = {**LONG_IDS, "event_id": "evt-" + "e" * 116, "event": "ai_interaction",
+            "ai_data": {"input": "q", "convo_id": convo},
+            "properties": {f"k{i}": "v" * 100 for i in range(310)}}  # fmt: skip
+    event = to_segment(Endpoint.TRACK, item, MAPPING)
+    assert encode(event).truncated
+    properties = event["properties"]
+    assert (properties["trace_id"], properties["ai_data"]["convo_id"]) == (item["event_id"], convo)
+    assert (event["userId"], event["timestamp"]) == (LONG_IDS["user_id"], LONG_IDS["timestamp"])
+    assert any(value.endswith(TRUNCATION_MARKER) for value in properties.values())
+    signal = {"event_id": "evt-" + "e" * 116, "signal_name": "thumbs",
+              "attachment_id": "att-" + "a" * 116,
+              "properties": {f"k{i}": "v" * 100 for i in range(310)}}  # fmt: skip
+    event = to_segment(Endpoint.SIGNAL, signal, MAPPING)
+    assert encode(event).truncated
+    properties = event["properties"]
+    assert (properties["trace_id"], properties["attachment_id"]) == (
+        signal["event_id"],
+        signal["attachment_id"],
+    )
+    assert event["anonymousId"] == signal["event_id"]
 
 
 def test_the_webhook_filters_what_the_mirror_sent() -> None:

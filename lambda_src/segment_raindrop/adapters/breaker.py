@@ -58,6 +58,7 @@ class CircuitBreaker:
         clock: Clock = time.monotonic,
         on_state_change: StateChangeHook | None = None,
         label: str = "",
+        receiver: str = "raindrop",
     ) -> None:
         if failure_threshold < 0:
             raise ValueError("failure_threshold must be 0 (disabled) or more")
@@ -67,8 +68,10 @@ class CircuitBreaker:
         self._cooldown = cooldown_seconds
         self._clock = clock
         self._on_state_change = on_state_change
-        # What the breaker guards (a Raindrop project), for its log lines.
+        # What the breaker guards (a Raindrop project) and whose (``raindrop``, ``segment``), for
+        # its log lines.
         self._label = label
+        self._receiver = receiver
         # Re-entrant: the hook runs under the lock (so it sees changes in order) and may read
         # ``state``.
         self._lock = threading.RLock()
@@ -86,6 +89,7 @@ class CircuitBreaker:
         clock: Clock = time.monotonic,
         on_state_change: StateChangeHook | None = None,
         label: str = "",
+        receiver: str = "raindrop",
     ) -> CircuitBreaker:
         return cls(
             failure_threshold=config.breaker_failure_threshold,
@@ -93,6 +97,7 @@ class CircuitBreaker:
             clock=clock,
             on_state_change=on_state_change,
             label=label,
+            receiver=receiver,
         )
 
     @property
@@ -155,8 +160,9 @@ class CircuitBreaker:
         # Opening is what an operator must notice; the other changes are the way back.
         log = logger.warning if new is BreakerState.OPEN else logger.info
         log(
-            "Raindrop circuit breaker changed state",
+            "circuit breaker changed state",
             extra={
+                "receiver": self._receiver,
                 "breaker_from": old.value,
                 "breaker_to": new.value,
                 "consecutive_failures": failures,

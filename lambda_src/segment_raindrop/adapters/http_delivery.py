@@ -150,7 +150,7 @@ class HttpDelivery:
         self.target = target
 
         def default(label: str) -> CircuitBreaker:
-            return CircuitBreaker.from_config(config, label=label)
+            return CircuitBreaker.from_config(config, label=label, receiver=target.name)
 
         self._breakers = Breakers(make_breaker or default)
         if breaker is not None:

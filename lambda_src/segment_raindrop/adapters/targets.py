@@ -30,7 +30,7 @@ class Request:
 class Target(Protocol):
     @property
     def name(self) -> str:
-        """Names the worker threads."""
+        """Names the receiver: its worker threads, its circuit breakers' log lines."""
         ...
 
     @property

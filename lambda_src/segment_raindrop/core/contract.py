@@ -235,6 +235,9 @@ class Metric(StrEnum):
     MIRROR_PARTIALS_REVISED = "MirrorPartialsRevised"
     # Unfinished interactions found expired by a later patch of the same event_id.
     MIRROR_PARTIALS_EXPIRED = "MirrorPartialsExpired"
+    # Finishing patches that found nothing of their interaction's start (never seen, or its
+    # row expired) to finish: an interaction Segment never gets.
+    MIRROR_PARTIALS_LOST = "MirrorPartialsLost"
     # Not published by the functions: a metric filter on API Gateway's access log counts the
     # requests answered 413, most of them bodies over Lambda's 6 MB invoke payload that API
     # Gateway refuses before the function runs (Segment drops 413s).

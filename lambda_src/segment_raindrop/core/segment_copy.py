@@ -20,10 +20,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from segment_raindrop.core import codec
 from segment_raindrop.core.config import MappingConfig
 from segment_raindrop.core.contract import MIRROR_LIBRARY_NAME, SEGMENT_MAX_EVENT_BYTES
 from segment_raindrop.core.raindrop_api import Endpoint
@@ -218,13 +219,14 @@ _STATE_IDS = ("event_id", "user_id", "event", "timestamp", "is_pending")
 
 def fit_state(state: dict[str, Any], *, max_bytes: int) -> bool:
     """Cut a partial interaction's merged ``state`` (a Raindrop item) in place to at most
-    ``max_bytes`` of JSON, as :func:`encode` cuts an event: its longest texts first (Segment
-    keeps at most 32 KB of the event made from it, so nothing it would keep is lost while
-    ``max_bytes`` is well above that), then down to its ids. Whether anything was cut."""
-    payload = _dumps(state)
+    ``max_bytes`` of JSON as it is stored (:func:`codec.dumps`, where a lone surrogate is a
+    6-byte escape), as :func:`encode` cuts an event: its longest texts first (Segment keeps at
+    most 32 KB of the event made from it, so nothing it would keep is lost while ``max_bytes``
+    is well above that), never its ids, then down to its ids. Whether anything was cut."""
+    payload = _stored(state)
     if len(payload) <= max_bytes:
         return False
-    payload = _cut_texts(state, payload, max_bytes)
+    payload = _cut_texts(state, payload, max_bytes, dump=_stored)
     if len(payload) > max_bytes:
         kept = {key: state[key] for key in _STATE_IDS if key in state}
         state.clear()
@@ -245,9 +247,16 @@ def _keep_ids_only(event: dict[str, Any]) -> None:
         event["traits"] = {"truncated": TRUNCATION_MARKER}
 
 
-def _cut_texts(event: dict[str, Any], payload: bytes, max_bytes: int) -> bytes:
-    """Cut ``event``'s longest texts until its payload fits ``max_bytes`` or nothing long is
-    left to cut; the payload it ends with."""
+def _cut_texts(
+    event: dict[str, Any],
+    payload: bytes,
+    max_bytes: int,
+    *,
+    dump: Callable[[dict[str, Any]], bytes] | None = None,
+) -> bytes:
+    """Cut ``event``'s longest texts until its payload (``dump``, by default Segment's
+    encoding) fits ``max_bytes`` or nothing long is left to cut; the payload it ends with."""
+    dump = dump or _dumps
     for _ in range(_MAX_CUTS):
         excess = len(payload) - max_bytes
         if excess <= 0:
@@ -265,7 +274,7 @@ def _cut_texts(event: dict[str, Any], payload: bytes, max_bytes: int) -> bytes:
         encoded = text.encode("utf-8", errors="replace")
         keep = max(0, len(encoded) - excess - len(TRUNCATION_MARKER.encode()))
         container[key] = encoded[:keep].decode("utf-8", errors="ignore") + TRUNCATION_MARKER
-        payload = _dumps(event)
+        payload = dump(event)
     return payload
 
 
@@ -279,12 +288,20 @@ def _finite(value: Any) -> Any:
     return value
 
 
+# Never cut: what names and links an event or item (Segment's and Raindrop's ids, at any depth).
+_UNCUT_KEYS = frozenset(
+    {"messageId", "type", "userId", "anonymousId", "event", "event_id", "user_id", "trace_id",
+     "timestamp", "convo_id", "attachment_id"}
+)  # fmt: skip
+
+
 def _strings(value: Any) -> Iterator[tuple[Any, Any, str]]:
-    """(container, key, text) of every string leaf, so it can be replaced in place."""
+    """(container, key, text) of every string leaf but the ids, so it can be replaced in
+    place."""
     if isinstance(value, dict):
         for key, child in value.items():
             if isinstance(child, str):
-                if key not in ("messageId", "type", "userId", "anonymousId", "event"):
+                if key not in _UNCUT_KEYS:
                     yield value, key, child
             else:
                 yield from _strings(child)
@@ -294,6 +311,11 @@ def _strings(value: Any) -> Iterator[tuple[Any, Any, str]]:
                 yield value, index, child
             else:
                 yield from _strings(child)
+
+
+def _stored(state: dict[str, Any]) -> bytes:
+    """``state`` as the partials table stores it (lone surrogates as 6-byte escapes)."""
+    return codec.dumps(state).encode("utf-8")
 
 
 def _dumps(event: dict[str, Any]) -> bytes:

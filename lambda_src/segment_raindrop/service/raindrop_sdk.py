@@ -51,7 +51,7 @@ from segment_raindrop.service import authentication
 from segment_raindrop.service.intake import defer, take
 from segment_raindrop.service.requests import Answer, ApiRequest, Deadlines, Refusal
 from segment_raindrop.service.runtime import Runtime
-from segment_raindrop.service.segment_copies import segment_copies
+from segment_raindrop.service.segment_copies import Copies, segment_copies
 from segment_raindrop.service.tally import Count, Tally
 
 
@@ -80,7 +80,9 @@ def receive(rt: Runtime, request: ApiRequest, endpoint: Endpoint) -> Answer:
         job = Job(JobKind.RAINDROP_PASS_THROUGH, items, endpoint=endpoint, project=project, raw=raw)
     times = request.deadlines(budget=rt.config.delivery.budget_seconds)
     result, settlement = take(rt, job, times, request_id=request.request_id, tally=tally)
-    _mirror(rt, secret, endpoint, items, times, request_id=request.request_id, tally=tally)
+    deferred = _mirror(
+        rt, secret, endpoint, items, times, request_id=request.request_id, tally=tally
+    )
     tally.publish(Count.QUEUED, Count.DEAD_LETTERED)
     counts = {
         "received": len(items),
@@ -104,7 +106,9 @@ def receive(rt: Runtime, request: ApiRequest, endpoint: Endpoint) -> Answer:
             extra={"unqueued": len(settlement.unqueued)},
         )
         return Answer(503, {**counts, "unqueued": len(settlement.unqueued)})
-    mirrored = tally.segment.counts[Count.FORWARDED] + tally.segment.counts[Count.QUEUED]
+    # Segment events sent or queued; patches queued for the table are not events (yet).
+    segment = tally.segment.counts
+    mirrored = segment[Count.FORWARDED] + segment[Count.QUEUED] - deferred
     return Answer(200, {**counts, "mirrored": mirrored})
 
 
@@ -117,34 +121,22 @@ def _mirror(
     *,
     request_id: str,
     tally: Tally,
-) -> None:
-    """Send the Segment copy of ``items``; what became of it is on the Segment ledger."""
+) -> int:
+    """Send the Segment copy of ``items``; what became of it is on the Segment ledger. The
+    partial patches queued for the table (on the ledger as queued)."""
     if not rt.config.mirror.enabled or endpoint is Endpoint.TRACES:
-        return
+        return 0
     if not secret.segment_write_key_configured:
         count(Metric.MIRROR_DISABLED)
         logger.warning("mirror to Segment is off: segment_write_key is missing or a placeholder")
         tally.segment.counts[Count.DISABLED] += len(items)
-        return
+        return 0
     copies = segment_copies(
         endpoint, items, mapping=rt.config.mapping, partials=rt.partials, ledger=tally.segment
     )
-    if copies.deferred:
-        # The table failed for these patches: the retry worker merges them later.
-        patches = Job(JobKind.PARTIAL_PATCHES, [patch for _, patch, _ in copies.deferred])
-        reason = copies.deferred[0][2]
-        deferred = defer(rt, patches, reason, times, request_id=request_id, tally=tally)
-        if deferred.unqueued:
-            logger.error(
-                "partial events could be neither merged nor queued",
-                extra={
-                    "unqueued": len(deferred.unqueued),
-                    "event_ids": [patches.events[i].get("event_id") for i in deferred.unqueued],
-                    "reason": reason,
-                },
-            )
+    deferred_queued = _defer_patches(rt, copies, times, request_id=request_id, tally=tally)
     if not copies.events:
-        return
+        return deferred_queued
     job = Job(JobKind.MIRROR_TO_SEGMENT, copies.events)
     # The copies never change the answer: without the write key now, they wait on the queue.
     _, settlement = take(rt, job, times, request_id=request_id, tally=tally, queue_when_unsent=True)
@@ -153,6 +145,29 @@ def _mirror(
             "mirrored events could be neither delivered nor queued",
             extra={"unqueued": len(settlement.unqueued)},
         )
+    return deferred_queued
+
+
+def _defer_patches(
+    rt: Runtime, copies: Copies, times: Deadlines, *, request_id: str, tally: Tally
+) -> int:
+    """Queue the partial patches the table could not take now; how many were queued."""
+    if not copies.deferred:
+        return 0
+    # The table failed for these patches: the retry worker merges them later.
+    patches = Job(JobKind.PARTIAL_PATCHES, [patch for _, patch, _ in copies.deferred])
+    reason = copies.deferred[0][2]
+    deferred = defer(rt, patches, reason, times, request_id=request_id, tally=tally)
+    if deferred.unqueued:
+        logger.error(
+            "partial events could be neither merged nor queued",
+            extra={
+                "unqueued": len(deferred.unqueued),
+                "event_ids": [patches.events[i].get("event_id") for i in deferred.unqueued],
+                "reason": reason,
+            },
+        )
+    return deferred.queued
 
 
 def _is_json(content_type: str | None) -> bool:

@@ -9,7 +9,10 @@ table cannot take now (throttled, unavailable, racing past its attempts) is *def
 mirror queues it as a :attr:`~segment_raindrop.core.jobs.JobKind.PARTIAL_PATCHES` job and the
 retry worker applies it later (:func:`apply_patches`). Every item that yields no copy now is
 counted on the Segment ledger with why (pending, untracked, deferred, not mirrorable) and
-logged with its ids.
+logged with its ids. A patch that can never be merged (no event_id, one over
+:data:`MAX_EVENT_ID_BYTES`, or one the table refuses for good: a ValidationException) is not
+mirrorable; so is an interaction whose finishing patch found nothing of its start (counted as
+lost, ``MirrorPartialsLost``).
 """
 
 from __future__ import annotations
@@ -17,17 +20,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from segment_raindrop.adapters.observability import logger
+from segment_raindrop.adapters.observability import count, logger
 from segment_raindrop.adapters.partials import (
     STATE_MAX_BYTES,
     Finished,
     PartialStore,
     PartialsUnavailable,
+    PatchRefused,
 )
+from segment_raindrop.core import codec
 from segment_raindrop.core.config import MappingConfig
+from segment_raindrop.core.contract import Metric
 from segment_raindrop.core.raindrop_api import Endpoint
 from segment_raindrop.core.segment_copy import NotMirrorable, encode, fit_state, to_segment
 from segment_raindrop.service.tally import Count, Ledger
+
+# The longest event_id merged in the table (DynamoDB's partition key takes 2,048 bytes).
+MAX_EVENT_ID_BYTES = 1_024
 
 
 @dataclass(slots=True)
@@ -63,9 +72,9 @@ def segment_copies(
         try:
             event = to_segment(endpoint, source.item, mapping, revision=source.revision)
         except NotMirrorable as exc:
-            ledger.counts[Count.NOT_MIRRORABLE] += 1
-            copies.not_mirrorable[index] = str(exc)
-            logger.warning("item not mirrored", extra={**_ids(item), "reason": str(exc)})
+            _not_mirrorable(index, item, str(exc), ledger, copies)
+            if endpoint is Endpoint.TRACK_PARTIAL and partials is not None:
+                _lost(item, source, ledger)
             continue
         if encode(event).truncated or source.cut:  # cuts ``event`` in place, to fit a queue too
             ledger.counts[Count.TRUNCATED] += 1
@@ -99,15 +108,20 @@ def _merged(
 ) -> Finished | None:
     """The whole interaction once ``patch`` finishes it (or comes after it finished); None
     while it is open, or when the patch is deferred."""
-    if not isinstance(patch, dict) or not isinstance(patch.get("event_id"), str):
-        copies.not_mirrorable[index] = "partial event has no event_id"
-        ledger.counts[Count.NOT_MIRRORABLE] += 1
+    unmergeable = _unmergeable(patch)
+    if unmergeable:
+        _not_mirrorable(index, patch, unmergeable, ledger, copies)
         return None
+    # Cut like stored state first: what is applied now is what a queued retry applies (the
+    # same digest, so it is applied once).
+    kept = dict(patch)
+    fit_state(kept, max_bytes=STATE_MAX_BYTES)
     try:
-        finished = partials.add(patch)
+        finished = partials.add(kept)
+    except PatchRefused as exc:
+        _not_mirrorable(index, patch, str(exc), ledger, copies, code=exc.code)
+        return None
     except PartialsUnavailable as exc:
-        kept = dict(patch)
-        fit_state(kept, max_bytes=STATE_MAX_BYTES)
         copies.deferred.append((index, kept, str(exc)))
         ledger.counts[Count.PARTIALS_DEFERRED] += 1
         logger.warning(
@@ -126,7 +140,43 @@ def _merged(
     return finished
 
 
+def _unmergeable(patch: Any) -> str:
+    """Why ``patch`` can never be merged in the table (a fixed phrase), or ""."""
+    event_id = patch.get("event_id") if isinstance(patch, dict) else None
+    if not isinstance(event_id, str) or not event_id:
+        return "partial event has no event_id"
+    if codec.utf8_size(event_id) > MAX_EVENT_ID_BYTES:
+        return f"partial event's event_id is over {MAX_EVENT_ID_BYTES} bytes"
+    return ""
+
+
+def _not_mirrorable(
+    index: int, item: Any, why: str, ledger: Ledger, copies: Copies, *, code: str = ""
+) -> None:
+    ledger.counts[Count.NOT_MIRRORABLE] += 1
+    copies.not_mirrorable[index] = why
+    extra = {**_ids(item), "reason": why, **({"code": code} if code else {})}
+    logger.warning("item not mirrored", extra=extra)
+
+
+def _lost(patch: Any, source: Finished, ledger: Ledger) -> None:
+    """A merged interaction Segment cannot take when it finished (revision 1): its finishing
+    patch found nothing of its start (never seen, or expired) to finish."""
+    if source.revision != 1:
+        return
+    ledger.counts[Count.PARTIALS_LOST] += 1
+    count(Metric.MIRROR_PARTIALS_LOST)
+    logger.warning(
+        "interaction lost: its finishing patch found no start to finish", extra=_ids(patch)
+    )
+
+
+# The longest event_id a log line holds whole.
+_LOGGED_ID_CHARS = 200
+
+
 def _ids(item: Any) -> dict[str, Any]:
-    """What names an item in a log line: its event_id, never its content."""
+    """What names an item in a log line: its event_id (the start of a very long one), never
+    its content."""
     event_id = item.get("event_id") if isinstance(item, dict) else None
-    return {"event_id": event_id} if isinstance(event_id, str) else {}
+    return {"event_id": event_id[:_LOGGED_ID_CHARS]} if isinstance(event_id, str) else {}

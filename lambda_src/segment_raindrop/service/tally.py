@@ -32,13 +32,15 @@ class Count(StrEnum):
     ATTACHMENTS_DROPPED = "attachments_dropped"
     # The mirror's Segment copies, before any delivery: items Segment could not take, copies
     # cut to 32 KB, partial patches waiting for their interaction, deferred (the table failed:
-    # queued, so also counted as queued), finished interactions sent again with a late patch,
-    # and items not mirrored because the write key is missing.
+    # queued, so also counted as queued), interactions lost (finished with nothing of their
+    # start), finished interactions sent again with a late patch, and items not mirrored
+    # because the write key is missing.
     NOT_MIRRORABLE = "not_mirrorable"
     TRUNCATED = "truncated"
     PENDING = "pending"
     PENDING_UNTRACKED = "pending_untracked"
     PARTIALS_DEFERRED = "partials_deferred"
+    PARTIALS_LOST = "partials_lost"
     REVISED = "revised"
     DISABLED = "disabled"
 

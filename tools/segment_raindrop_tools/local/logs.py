@@ -2,8 +2,8 @@
 
 Without ``--verbose``: every log line the forwarder writes at INFO and above goes to
 ``forwarder.log`` in the data directory (JSON, as CloudWatch would get it), and each warning or
-error also prints one console line with its level and message (``log       warning: Raindrop
-circuit breaker changed state``). With ``--verbose``: the JSON lines go to stdout among the
+error also prints one console line with its level and message (``log       warning: circuit
+breaker changed state``). With ``--verbose``: the JSON lines go to stdout among the
 console's lines, as they did before, with the CloudWatch metrics documents (EMF).
 """
 
