@@ -174,6 +174,9 @@ def build_dashboard(
                 own(Metric.MIRROR_FAILURES),
                 own(Metric.MIRROR_DISABLED),
                 own(Metric.MIRROR_EVENTS_TRUNCATED),
+                own(Metric.MIRROR_PARTIALS_DEFERRED),
+                own(Metric.MIRROR_PARTIALS_REVISED),
+                own(Metric.MIRROR_PARTIALS_LOST),
             ],
         ),
     )

@@ -239,6 +239,16 @@ class Monitoring(Construct):
             ),
         )
         self._alarm(
+            "MirrorPartialsLost",
+            self._own(Metric.MIRROR_PARTIALS_LOST, period=PERIOD),
+            threshold=1,
+            description=(
+                "A finished Raindrop interaction reached the mirror with nothing of its start "
+                "in the partials table (it expired or was never stored): Segment did not get "
+                "it. Raindrop has it; the log line 'interaction lost' names its event_id."
+            ),
+        )
+        self._alarm(
             "MirrorDisabled",
             self._own(Metric.MIRROR_DISABLED, period=PERIOD),
             threshold=1,

@@ -352,7 +352,7 @@ def test_alarm_email_subscribes_to_a_tls_only_topic(custom_template: assertions.
         for s in statements
     )
     alarms = _alarms(custom_template)
-    assert len(alarms) == 22
+    assert len(alarms) == 23
     for alarm in alarms.values():
         assert [ref_or_att(action) for action in alarm["AlarmActions"]] == [topic_id]
         # Recovery notifications are a setting (alarmOnRecovery), off by default.
@@ -371,7 +371,7 @@ def test_an_existing_topic_instead_of_email_with_recovery_notifications() -> Non
     template = assertions.Template.from_stack(stack)
     assert resources(template, "AWS::SNS::Topic") == {}
     alarms = _alarms(template)
-    assert len(alarms) == 22
+    assert len(alarms) == 23
     for alarm in alarms.values():
         assert alarm["AlarmActions"] == [EXISTING_TOPIC]
         assert alarm["OKActions"] == [EXISTING_TOPIC]
