@@ -121,13 +121,9 @@ def receive(
     batch = _sort(rt, records)
     for project, entries in batch.by_project.items():
         job = Job(JobKind.SEGMENT_TO_RAINDROP, [event for _, event in entries], project=project)
-        result, settlement = take(
+        _, settlement = take(
             rt, job, times, request_id=request_id, tally=tally, queue_when_unsent=True
         )
-        for user_hash in result.mapped.deletions:
-            logger.info(
-                "user deletion request received (not forwarded)", extra={"user_hash": user_hash}
-            )
         outcome.failed |= _unqueued(settlement, [message_id for message_id, _ in entries])
         outcome.projects[project] += len(entries)
     if batch.invalid:

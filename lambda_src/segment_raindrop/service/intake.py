@@ -43,6 +43,12 @@ def take(
             raise
         logger.error("job not sent; queued for a retry", extra={"problem": str(exc)})
         result = ForwardResult.unsent(job.events, str(exc))
+    # Raindrop has no deletion API: every intake logs Segment's requests (as a hash of the user
+    # id) so operators notice them.
+    for user_hash in result.mapped.deletions:
+        logger.info(
+            "user deletion request received (not forwarded)", extra={"user_hash": user_hash}
+        )
     return result, _first_failure(rt, job, result, times, request_id=request_id, tally=tally)
 
 

@@ -91,10 +91,6 @@ def _log(
     method: AuthMethod,
 ) -> None:
     ledger = tally.raindrop
-    for user_hash in result.mapped.deletions:
-        logger.info(
-            "user deletion request received (not forwarded)", extra={"user_hash": user_hash}
-        )
     logger.info(
         "request processed",
         extra={
