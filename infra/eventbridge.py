@@ -20,11 +20,10 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import StackConfig
-from infra.queues import VISIBILITY_TO_TIMEOUT_RATIO, dead_letter_queue
+from infra.queues import consumed_queue, dead_letter_queue
 from segment_raindrop.core.contract import EVENTBRIDGE_MAX_RECEIVES, EVENTBRIDGE_TIMEOUT_SECONDS
 from segment_raindrop.core.eventbridge import event_pattern
 
@@ -59,18 +58,13 @@ class SegmentEventIntake(Construct):
         cdk.Validations.of(self.dead_letter_queue).acknowledge(
             cdk.Acknowledgment(id="AwsSolutions-SQS3", reason=_DLQ_SQS3_REASON)
         )
-        self.queue = sqs.Queue(
+        self.queue = consumed_queue(
             self,
             "Queue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
+            consumer_timeout_seconds=EVENTBRIDGE_TIMEOUT_SECONDS,
+            dead_letter=self.dead_letter_queue,
+            max_receives=EVENTBRIDGE_MAX_RECEIVES,
             retention_period=INTAKE_RETENTION,
-            visibility_timeout=cdk.Duration.seconds(
-                EVENTBRIDGE_TIMEOUT_SECONDS * VISIBILITY_TO_TIMEOUT_RATIO
-            ),
-            dead_letter_queue=sqs.DeadLetterQueue(
-                queue=self.dead_letter_queue, max_receive_count=EVENTBRIDGE_MAX_RECEIVES
-            ),
         )
         self.buses: list[events.EventBus] = []
         self.rules: list[events.Rule] = []

@@ -51,19 +51,14 @@ class ForwarderQueues(Construct):
             max_message_size_bytes=MAX_MESSAGE_BYTES,
         )
         pin_logical_id(self.dead_letter_queue, DEAD_LETTER_QUEUE_LOGICAL_ID)
-        self.retry_queue = sqs.Queue(
+        self.retry_queue = consumed_queue(
             self,
             "RetryQueue",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            max_message_size_bytes=MAX_MESSAGE_BYTES,
+            consumer_timeout_seconds=retry_worker_timeout.to_seconds(),
+            dead_letter=self.dead_letter_queue,
+            max_receives=config.retry_max_receives,
             retention_period=RETRY_RETENTION,
-            visibility_timeout=cdk.Duration.seconds(
-                retry_worker_timeout.to_seconds() * VISIBILITY_TO_TIMEOUT_RATIO
-            ),
-            dead_letter_queue=sqs.DeadLetterQueue(
-                queue=self.dead_letter_queue, max_receive_count=config.retry_max_receives
-            ),
+            max_message_size_bytes=MAX_MESSAGE_BYTES,
         )
 
 
@@ -86,3 +81,28 @@ def dead_letter_queue(
     assert isinstance(policy, sqs.QueuePolicy)
     policy.apply_removal_policy(data_removal_policy(config))
     return queue
+
+
+def consumed_queue(
+    scope: Construct,
+    construct_id: str,
+    *,
+    consumer_timeout_seconds: float,
+    dead_letter: sqs.IQueue,
+    max_receives: int,
+    **props: Any,
+) -> sqs.Queue:
+    """An encrypted, TLS-only queue a Lambda function consumes through an SQS event source:
+    visible again only after ``VISIBILITY_TO_TIMEOUT_RATIO`` times the function's timeout, and
+    moved to ``dead_letter`` after ``max_receives`` receives."""
+    return sqs.Queue(
+        scope,
+        construct_id,
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        visibility_timeout=cdk.Duration.seconds(
+            consumer_timeout_seconds * VISIBILITY_TO_TIMEOUT_RATIO
+        ),
+        dead_letter_queue=sqs.DeadLetterQueue(queue=dead_letter, max_receive_count=max_receives),
+        **props,
+    )
