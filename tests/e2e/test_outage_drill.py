@@ -65,9 +65,11 @@ def comparable(text: str) -> str:
     """:func:`normalise`, and the one thing timing decides: which of the forwarder's
     concurrent requests to the dead Raindrop were refused a connection (``ConnectError``) and
     which found its circuit breaker open already (``circuit open``). Both read as the latter,
-    and a kept message's reasons that then read the same are added up."""
+    a queued message's errors that then read the same as one, and a kept message's reasons
+    that then read the same are added up."""
     lines: list[str] = []
-    for line in normalise(text).replace("ConnectError", "circuit open").splitlines():
+    text = normalise(text).replace("ConnectError", "circuit open")
+    for line in text.replace("circuit open; circuit open", "circuit open").splitlines():
         this, last = _REASON_LINE.match(line), _REASON_LINE.match(lines[-1]) if lines else None
         if this and last and this["reason"] == last["reason"]:
             total = int(this["events"]) + int(last["events"])

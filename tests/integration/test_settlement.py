@@ -96,6 +96,50 @@ def test_a_first_failure_dead_letters_invalid_and_queues_transient(
     assert ledger.failed_by_reason == {"invalid": 1, "transient": 1}
 
 
+def test_one_requests_transient_failures_make_one_message_whatever_each_chunk_met_last(
+    aws: AwsEnv, receiver: RaindropReceiver, rt: Runtime
+) -> None:
+    # Which chunk meets which error is timing (a refused connection, a timeout, the breaker
+    # open): the queue gets one message all the same, naming every error met.
+    receiver.inject(Fault(drop=True), endpoint="events/track")
+    receiver.inject(Fault(delay=1.0), endpoint="signals/track")
+    aws.configure(delivery={"read_timeout_seconds": 0.3})
+    runtime = aws.runtime("webhook")
+    try:
+        events = [se.chat(0), se.feedback(1, about=0)]
+        result = _forward(runtime, events)
+        routing = Routing.first_failure(request_id="req-1", retry_delay_seconds=0)
+        settlement = settle(result, _job(events), runtime.writer, routing)
+    finally:
+        runtime.close()
+
+    errors = {failure.error for failure in result.failures.values()}
+    assert len(errors) == 2, errors  # the two chunks did meet different errors
+    assert settlement.queued == 2
+    (retry,) = _messages(aws, aws.resources.retry_queue_url)
+    assert (retry.reason, retry.status, retry.events) == ("transient", None, events)
+    assert retry.error == "; ".join(sorted(errors))
+
+
+def test_permanent_failures_stay_apart_by_their_error(
+    aws: AwsEnv, receiver: RaindropReceiver, rt: Runtime
+) -> None:
+    receiver.inject(Fault(status=400, body='{"error": "bad event"}'), endpoint="events/track")
+    receiver.inject(Fault(status=400, body='{"error": "bad signal"}'), endpoint="signals/track")
+    events = [se.chat(0), se.feedback(1, about=0)]
+    result = _forward(rt, events)
+    settle(
+        result,
+        _job(events),
+        rt.writer,
+        Routing.first_failure(request_id="r", retry_delay_seconds=0),
+    )
+
+    dead = _messages(aws, aws.resources.dlq_url)
+    assert sorted(len(message.events) for message in dead) == [1, 1]
+    assert len({message.error for message in dead}) == 2
+
+
 def test_retry_routing_keeps_the_messages_history(
     aws: AwsEnv, receiver: RaindropReceiver, rt: Runtime
 ) -> None:

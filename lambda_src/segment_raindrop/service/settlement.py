@@ -205,7 +205,13 @@ def _messages(
     *,
     retries: int | None = None,
 ) -> list[Outgoing]:
-    """One message per distinct (reason, status, error), so each message has one reason.
+    """One message per reason and status, so each message has one reason.
+
+    A permanent failure's error explains that refusal (Raindrop's validation message): those
+    are also told apart by error. A transient one's error is whatever the chunk met last, and
+    which chunk met what depends on timing (refused connections until the circuit breaker opens,
+    ``circuit open`` after): one request's transient failures make one message, its error the
+    distinct errors met, sorted, so the same outage gives the same queue the same shape.
 
     A queued message's attempts accumulate and its first failure carries over, so a message
     on the dead-letter queue tells the whole story however many times it went round.
@@ -214,10 +220,14 @@ def _messages(
     previous_attempts = history.attempts if history is not None else 0
     now = utc_now()
     messages: dict[tuple[FailureReason, int | None, str | None], Outgoing] = {}
+    errors: dict[tuple[FailureReason, int | None, str | None], set[str]] = {}
     for index in sorted(failures):
         failure = failures[index]
         attempts = previous_attempts + failure.attempts
-        key = (failure.reason, failure.status, failure.error)
+        told_apart_by_error = failure.reason not in _TRANSIENT
+        key = (failure.reason, failure.status, failure.error if told_apart_by_error else None)
+        if failure.error is not None:
+            errors.setdefault(key, set()).add(failure.error)
         known = messages.get(key)
         if known is None:
             header = QueueMessage(
@@ -239,4 +249,9 @@ def _messages(
         elif attempts > known[0].attempts:
             known = messages[key] = (known[0].model_copy(update={"attempts": attempts}), known[1])
         known[1].append((index, job.events[index]))
-    return list(messages.values())
+    return [
+        (header.model_copy(update={"error": "; ".join(sorted(errors[key]))}), events)
+        if len(errors.get(key, ())) > 1
+        else (header, events)
+        for key, (header, events) in messages.items()
+    ]
