@@ -469,6 +469,7 @@ def sdk_table(sdk: SdkVerdict) -> list[str]:
         ("  that Segment gets a copy of (all but pending patches)", sdk.for_segment),
         ("  in Segment", sdk.at_segment),
         ("  lost for Segment", len(sdk.lost_segment)),
+        ("  not in Segment, the stack's answer said so (mirror_unkept)", len(sdk.unkept_reported)),
         ("SDK items refused (503) and dropped by the SDK", sdk.refused_to_the_sdk),
         ("spans sent (tracing on)", sdk.spans_sent),
         ("  at Raindrop", sdk.spans_at_raindrop),

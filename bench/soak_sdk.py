@@ -15,6 +15,8 @@ own HTTP calls are observed (its ``requests`` module, wrapped to record each ans
 ledger says which items the stack *acknowledged* (answered 2xx): those must reach Raindrop and
 Segment. An item never acknowledged was refused to the SDK (503: neither delivered nor queued),
 and the SDK dropped it after its 3 attempts: reported apart, the SDK's loss, not the stack's.
+So are the Segment copies of a 2xx answer that says ``mirror_unkept`` (signals: a resend would
+give Raindrop them twice, so the stack says so instead of asking for one).
 Spans go through the OpenTelemetry exporter, which is not observed: :func:`judge` counts a
 missing span as lost only when the stack answered every span export 2xx.
 """
@@ -42,6 +44,8 @@ class _Recorder:
         self._real = real
         self.acknowledged: set[str] = set()
         self.refused: set[str] = set()
+        # Items of 2xx answers saying some Segment copies could not be kept.
+        self.unkept: set[str] = set()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
@@ -54,7 +58,17 @@ class _Recorder:
             raise
         target = self.acknowledged if 200 <= response.status_code < 300 else self.refused
         target.update(item_markers(url, json))
+        if target is self.acknowledged and _unkept(response):
+            self.unkept.update(item_markers(url, json))
         return response
+
+
+def _unkept(response: Any) -> bool:
+    try:
+        answer = response.json()
+    except ValueError:
+        return False
+    return isinstance(answer, dict) and bool(answer.get("mirror_unkept"))
 
 
 def item_markers(url: str, payload: Any) -> set[str]:
@@ -143,6 +157,7 @@ def main(endpoint: str, api_key: str, seconds: float, seed: int, ledger: Path) -
     raindrop.shutdown()
     sent["acknowledged"] = sorted(recorder.acknowledged)
     sent["refused"] = sorted(recorder.refused - recorder.acknowledged)
+    sent["unkept"] = sorted(recorder.unkept)
     ledger.write_text(json.dumps(sent), encoding="utf-8")
 
 
@@ -162,6 +177,8 @@ class SdkVerdict:
     at_segment: int = 0
     lost_raindrop: list[str] = field(default_factory=list)
     lost_segment: list[str] = field(default_factory=list)
+    # Acknowledged items whose Segment copy the stack said it could not keep, and is missing.
+    unkept_reported: list[str] = field(default_factory=list)
     spans_sent: int = 0
     spans_at_raindrop: int = 0
     # Whether the stack answered every span export 2xx (a missing span is then lost).
@@ -182,6 +199,7 @@ def judge(
 ) -> SdkVerdict:
     """What became of the SDK's items: every acknowledged one at Raindrop and in Segment."""
     acknowledged = set(ledger["acknowledged"])
+    unkept = set(ledger.get("unkept", []))
     verdict = SdkVerdict(
         sent={kind: len(ledger[kind]) for kind in ("interactions", "events", "signals")},
         refused_to_the_sdk=len(ledger["refused"]),
@@ -200,10 +218,13 @@ def judge(
             verdict.lost_raindrop.append(marker)
         if segment_check is None:
             continue
-        verdict.for_segment += 1
         if segment_check(latest):
+            verdict.for_segment += 1
             verdict.at_segment += 1
+        elif marker in unkept:
+            verdict.unkept_reported.append(marker)
         else:
+            verdict.for_segment += 1
             verdict.lost_segment.append(marker)
     verdict.spans_sent = len(ledger["spans"])
     verdict.spans_at_raindrop = len(set(ledger["spans"]) & span_names)

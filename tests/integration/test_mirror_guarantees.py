@@ -10,8 +10,12 @@ from typing import Any
 
 import pytest
 
+from segment_raindrop.adapters.aws import AwsClients
 from segment_raindrop.core.codec import MAX_EVENT_DEPTH
 from segment_raindrop.core.projects import PROJECT_HEADER
+from segment_raindrop.handlers import raindrop_sdk
+from segment_raindrop.service.runtime import build_runtime
+from segment_raindrop_tools.local.aws import dynamodb_client, secretsmanager_client, sqs_client
 from segment_raindrop_tools.local.faults import Fault
 from segment_raindrop_tools.local.queues import peek_queue
 from tests.support.mirror import MirrorEnv, env, track
@@ -269,3 +273,65 @@ def test_protobuf_spans_are_refused_while_redacting(env: MirrorEnv) -> None:
     answer = env.post("traces", None, raw=SPANS, headers=PROTOBUF)
     assert answer.status == 415
     assert env.receiver.requests == []
+
+
+# --- a Segment copy that can be neither sent nor queued -------------------------------------
+
+
+def _sqs_refused(env: MirrorEnv, closed_port: int) -> None:
+    """The mirror's SQS client gets connection refused (Secrets Manager and the table work)."""
+
+    def runtime() -> Any:
+        clients = AwsClients(
+            sqs=sqs_client(f"http://127.0.0.1:{closed_port}", "us-east-1"),
+            secretsmanager=secretsmanager_client(env.aws.endpoint_url, "us-east-1"),
+            dynamodb=dynamodb_client(env.aws.endpoint_url, "us-east-1"),
+        )
+        return build_runtime(env.aws.config, source="mirror", aws=clients)
+
+    raindrop_sdk.runtime.use(runtime)
+
+
+SIGNAL = {
+    "event_id": "ev-1",
+    "signal_name": "thumbs_down",
+    "signal_type": "feedback",
+    "timestamp": "2026-11-29T10:00:00Z",
+    "sentiment": "NEGATIVE",
+    "properties": {"comment": "wrong"},
+}
+
+
+def test_an_ai_event_whose_copy_is_not_kept_is_asked_for_again(
+    env: MirrorEnv, closed_port: int
+) -> None:
+    # Segment down and SQS refusing: the copy has nowhere to go. Raindrop has the event, and
+    # takes it again without a second copy, so the SDK (which still holds it) is asked to resend.
+    env.segment.outage()
+    _sqs_refused(env, closed_port)
+    answer = env.post("events/track", [track(1)])
+    assert answer.status == 503
+    assert answer.body["mirror_unkept"] == 1
+    assert answer.body["forwarded"] == 1
+    assert env.segment.accepted_events() == []
+
+    # The SDK's resend, once Segment answers: the copy arrives, under the same messageId.
+    env.segment.heal()
+    assert env.post("events/track", [track(1)]).status == 200
+    [copy] = env.segment.accepted_events()
+    assert copy["properties"]["trace_id"] == "ev-1"
+    assert [len(request.items or []) for request in env.receiver.requests] == [1, 1]
+
+
+def test_a_signal_whose_copy_is_not_kept_is_not_sent_twice_but_reported(
+    env: MirrorEnv, closed_port: int
+) -> None:
+    # A resend would give Raindrop the signal twice: 200, with what was not kept in the answer.
+    env.segment.outage()
+    _sqs_refused(env, closed_port)
+    answer = env.post("signals/track", [SIGNAL])
+    assert answer.status == 200
+    assert answer.body["mirror_unkept"] == 1
+    assert answer.body["forwarded"] == 1
+    [request] = env.receiver.requests
+    assert request.status == 200

@@ -40,6 +40,11 @@ class Endpoint(StrEnum):
 # Endpoints whose body is one JSON object rather than an array of items.
 SINGLE_OBJECT_ENDPOINTS: frozenset[Endpoint] = frozenset({Endpoint.TRACK_PARTIAL, Endpoint.TRACES})
 
+# What Raindrop takes a second time without keeping a second copy: ``events/track`` is
+# idempotent on event_id and partial events merge by event_id. A signal sent twice counts twice,
+# and nothing says identify does not: requests to those are never asked to be resent.
+IDEMPOTENT_ENDPOINTS: frozenset[Endpoint] = frozenset({Endpoint.TRACK, Endpoint.TRACK_PARTIAL})
+
 
 def _iso_8601(value: str) -> str:
     try:

@@ -23,13 +23,16 @@ token too only with ``MIRROR_ACCEPTS_WEBHOOK_TOKEN``), the project must be on
 Answers: 2xx once every item reached Raindrop or is durably queued for it; 503 when some item
 could be neither (the SDK resends on 5xx); 401 for a bearer key it does not accept; 400 for a
 body Raindrop would refuse to parse or a malformed project header; 404 for a project not on
-the allow-list. What happens to the Segment copy never changes the answer: it is
-delivered, queued or, failing both, counted in ``MirrorFailures`` and logged, because a 5xx
-would make the SDK send Raindrop the same signals twice.
+the allow-list. The Segment copy is delivered or queued; failing both, it is counted in
+``MirrorFailures`` and logged, and then the answer depends on what a resend costs: 503 for AI
+events and partial events (Raindrop takes them again without a second copy, and the SDK still
+holds them), 200 with ``mirror_unkept`` for signals and identifies, which a resend would give
+Raindrop twice.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from segment_raindrop.adapters.observability import count, logger
@@ -43,7 +46,11 @@ from segment_raindrop.core.projects import (
     admits,
     is_project_slug,
 )
-from segment_raindrop.core.raindrop_api import SINGLE_OBJECT_ENDPOINTS, Endpoint
+from segment_raindrop.core.raindrop_api import (
+    IDEMPOTENT_ENDPOINTS,
+    SINGLE_OBJECT_ENDPOINTS,
+    Endpoint,
+)
 from segment_raindrop.core.redaction import Redactor
 from segment_raindrop.core.segment_body import BodyError, parse_body
 from segment_raindrop.core.stored_body import stored
@@ -53,6 +60,14 @@ from segment_raindrop.service.requests import Answer, ApiRequest, Deadlines, Ref
 from segment_raindrop.service.runtime import Runtime
 from segment_raindrop.service.segment_copies import Copies, segment_copies
 from segment_raindrop.service.tally import Count, Tally
+
+
+@dataclass(frozen=True, slots=True)
+class _Mirrored:
+    # Partial patches queued for the table (on the Segment ledger as queued, not yet events).
+    deferred: int = 0
+    # Segment copies, and partial patches, that could be neither sent nor queued.
+    unkept: int = 0
 
 
 def receive(rt: Runtime, request: ApiRequest, endpoint: Endpoint) -> Answer:
@@ -80,7 +95,7 @@ def receive(rt: Runtime, request: ApiRequest, endpoint: Endpoint) -> Answer:
         job = Job(JobKind.RAINDROP_PASS_THROUGH, items, endpoint=endpoint, project=project, raw=raw)
     times = request.deadlines(budget=rt.config.delivery.budget_seconds)
     result, settlement = take(rt, job, times, request_id=request.request_id, tally=tally)
-    deferred = _mirror(
+    mirrored = _mirror(
         rt, secret, endpoint, items, times, request_id=request.request_id, tally=tally
     )
     tally.publish(Count.QUEUED, Count.DEAD_LETTERED)
@@ -106,10 +121,17 @@ def receive(rt: Runtime, request: ApiRequest, endpoint: Endpoint) -> Answer:
             extra={"unqueued": len(settlement.unqueued)},
         )
         return Answer(503, {**counts, "unqueued": len(settlement.unqueued)})
+    if mirrored.unkept:
+        counts["mirror_unkept"] = mirrored.unkept
+        if endpoint in IDEMPOTENT_ENDPOINTS:
+            # The SDK still holds the items and resends on 5xx; Raindrop takes them again
+            # without a second copy, and the resend brings the Segment copy another chance.
+            logger.warning("Segment copy not kept; asking the SDK to resend")
+            return Answer(503, counts)
     # Segment events sent or queued; patches queued for the table are not events (yet).
     segment = tally.segment.counts
-    mirrored = segment[Count.FORWARDED] + segment[Count.QUEUED] - deferred
-    return Answer(200, {**counts, "mirrored": mirrored})
+    sent_or_queued = segment[Count.FORWARDED] + segment[Count.QUEUED] - mirrored.deferred
+    return Answer(200, {**counts, "mirrored": sent_or_queued})
 
 
 def _mirror(
@@ -121,39 +143,38 @@ def _mirror(
     *,
     request_id: str,
     tally: Tally,
-) -> int:
-    """Send the Segment copy of ``items``; what became of it is on the Segment ledger. The
-    partial patches queued for the table (on the ledger as queued)."""
+) -> _Mirrored:
+    """Send the Segment copy of ``items``; what became of it is on the Segment ledger."""
     if not rt.config.mirror.enabled or endpoint is Endpoint.TRACES:
-        return 0
+        return _Mirrored()
     if not secret.segment_write_key_configured:
         count(Metric.MIRROR_DISABLED)
         logger.warning("mirror to Segment is off: segment_write_key is missing or a placeholder")
         tally.segment.counts[Count.DISABLED] += len(items)
-        return 0
+        return _Mirrored()
     copies = segment_copies(
         endpoint, items, mapping=rt.config.mapping, partials=rt.partials, ledger=tally.segment
     )
-    deferred_queued = _defer_patches(rt, copies, times, request_id=request_id, tally=tally)
+    deferred = _defer_patches(rt, copies, times, request_id=request_id, tally=tally)
     if not copies.events:
-        return deferred_queued
+        return deferred
     job = Job(JobKind.MIRROR_TO_SEGMENT, copies.events)
-    # The copies never change the answer: without the write key now, they wait on the queue.
+    # Without the write key now, the copies wait on the queue.
     _, settlement = take(rt, job, times, request_id=request_id, tally=tally, queue_when_unsent=True)
     if settlement.unqueued:
         logger.error(
             "mirrored events could be neither delivered nor queued",
             extra={"unqueued": len(settlement.unqueued)},
         )
-    return deferred_queued
+    return _Mirrored(deferred.deferred, deferred.unkept + len(settlement.unqueued))
 
 
 def _defer_patches(
     rt: Runtime, copies: Copies, times: Deadlines, *, request_id: str, tally: Tally
-) -> int:
-    """Queue the partial patches the table could not take now; how many were queued."""
+) -> _Mirrored:
+    """Queue the partial patches the table could not take now."""
     if not copies.deferred:
-        return 0
+        return _Mirrored()
     # The table failed for these patches: the retry worker merges them later.
     patches = Job(JobKind.PARTIAL_PATCHES, [patch for _, patch, _ in copies.deferred])
     reason = copies.deferred[0][2]
@@ -167,7 +188,7 @@ def _defer_patches(
                 "reason": reason,
             },
         )
-    return deferred.queued
+    return _Mirrored(deferred.queued, len(deferred.unqueued))
 
 
 def _is_json(content_type: str | None) -> bool:
