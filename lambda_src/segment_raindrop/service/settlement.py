@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from segment_raindrop.adapters.queue_writer import Outgoing, QueueResult, QueueTarget, QueueWriter
 from segment_raindrop.core.contract import SQS_MAX_DELAY_SECONDS
@@ -218,23 +219,24 @@ def _messages(
     """
     history = routing.history
     previous_attempts = history.attempts if history is not None else 0
-    now = utc_now()
-    messages: dict[tuple[FailureReason, int | None, str | None], Outgoing] = {}
-    errors: dict[tuple[FailureReason, int | None, str | None], set[str]] = {}
+    groups: dict[tuple[FailureReason, int | None, str | None], _Group] = {}
     for index in sorted(failures):
         failure = failures[index]
-        attempts = previous_attempts + failure.attempts
         told_apart_by_error = failure.reason not in _TRANSIENT
         key = (failure.reason, failure.status, failure.error if told_apart_by_error else None)
+        group = groups.setdefault(key, _Group(failure.reason, failure.status))
+        group.attempts = max(group.attempts, previous_attempts + failure.attempts)
         if failure.error is not None:
-            errors.setdefault(key, set()).add(failure.error)
-        known = messages.get(key)
-        if known is None:
-            header = QueueMessage(
-                reason=failure.reason,
-                status=failure.status,
-                error=failure.error,
-                attempts=attempts,
+            group.errors.add(failure.error)
+        group.events.append((index, job.events[index]))
+    now = utc_now()
+    return [
+        (
+            QueueMessage(
+                reason=group.reason,
+                status=group.status,
+                error="; ".join(sorted(group.errors)) if group.errors else None,
+                attempts=group.attempts,
                 retries=routing.retries if retries is None else retries,
                 first_failure_at=history.first_failure_at if history is not None else now,
                 last_failure_at=now,
@@ -244,14 +246,19 @@ def _messages(
                 endpoint=job.endpoint,
                 project=job.project,
                 events=[],
-            )
-            known = messages[key] = (header, [])
-        elif attempts > known[0].attempts:
-            known = messages[key] = (known[0].model_copy(update={"attempts": attempts}), known[1])
-        known[1].append((index, job.events[index]))
-    return [
-        (header.model_copy(update={"error": "; ".join(sorted(errors[key]))}), events)
-        if len(errors.get(key, ())) > 1
-        else (header, events)
-        for key, (header, events) in messages.items()
+            ),
+            group.events,
+        )
+        for group in groups.values()
     ]
+
+
+@dataclass(slots=True)
+class _Group:
+    """The failed events one message will hold, and what its header says of them."""
+
+    reason: FailureReason
+    status: int | None
+    attempts: int = 0
+    errors: set[str] = field(default_factory=set)
+    events: list[tuple[int, Any]] = field(default_factory=list)
