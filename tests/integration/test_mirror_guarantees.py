@@ -10,15 +10,11 @@ from typing import Any
 
 import pytest
 
-from segment_raindrop.adapters.aws import AwsClients
 from segment_raindrop.core.codec import MAX_EVENT_DEPTH
 from segment_raindrop.core.projects import PROJECT_HEADER
-from segment_raindrop.handlers import raindrop_sdk
-from segment_raindrop.service.runtime import build_runtime
-from segment_raindrop_tools.local.aws import dynamodb_client, secretsmanager_client, sqs_client
 from segment_raindrop_tools.local.faults import Fault
 from segment_raindrop_tools.local.queues import peek_queue
-from tests.support.mirror import MirrorEnv, env, track
+from tests.support.mirror import MirrorEnv, env, track, use_mirror_runtime
 from tests.support.queues import fast, fresh_runtimes, peek_dlq, run_retry_worker
 
 pytestmark = pytest.mark.usefixtures("fast", "fresh_runtimes")
@@ -280,16 +276,7 @@ def test_protobuf_spans_are_refused_while_redacting(env: MirrorEnv) -> None:
 
 def _sqs_refused(env: MirrorEnv, closed_port: int) -> None:
     """The mirror's SQS client gets connection refused (Secrets Manager and the table work)."""
-
-    def runtime() -> Any:
-        clients = AwsClients(
-            sqs=sqs_client(f"http://127.0.0.1:{closed_port}", "us-east-1"),
-            secretsmanager=secretsmanager_client(env.aws.endpoint_url, "us-east-1"),
-            dynamodb=dynamodb_client(env.aws.endpoint_url, "us-east-1"),
-        )
-        return build_runtime(env.aws.config, source="mirror", aws=clients)
-
-    raindrop_sdk.runtime.use(runtime)
+    use_mirror_runtime(env.aws, sqs_endpoint_url=f"http://127.0.0.1:{closed_port}")
 
 
 SIGNAL = {

@@ -90,17 +90,24 @@ def env(aws: Any, receiver: RaindropReceiver) -> Iterator[MirrorEnv]:
     mirror_env = MirrorEnv(aws, receiver, segment, table)
     mirror_env.set_secret(segment_write_key=WRITE_KEY)
 
+    use_mirror_runtime(aws)
+    try:
+        yield mirror_env
+    finally:
+        raindrop_sdk.runtime.use(None)
+        segment.stop()
+
+
+def use_mirror_runtime(aws: Any, *, sqs_endpoint_url: str | None = None) -> None:
+    """The mirror's handler builds its runtime on moto over HTTP (``sqs_endpoint_url``: SQS
+    elsewhere, e.g. a closed port)."""
+
     def runtime() -> Any:
         clients = AwsClients(
-            sqs=sqs_client(aws.endpoint_url, "us-east-1"),
+            sqs=sqs_client(sqs_endpoint_url or aws.endpoint_url, "us-east-1"),
             secretsmanager=secretsmanager_client(aws.endpoint_url, "us-east-1"),
             dynamodb=dynamodb_client(aws.endpoint_url, "us-east-1"),
         )
         return build_runtime(aws.config, source="mirror", aws=clients)
 
     raindrop_sdk.runtime.use(runtime)
-    try:
-        yield mirror_env
-    finally:
-        raindrop_sdk.runtime.use(None)
-        segment.stop()
