@@ -218,13 +218,14 @@ def judge(
             verdict.lost_raindrop.append(marker)
         if segment_check is None:
             continue
-        if segment_check(latest):
-            verdict.for_segment += 1
-            verdict.at_segment += 1
-        elif marker in unkept:
+        in_segment = segment_check(latest)
+        if not in_segment and marker in unkept:
             verdict.unkept_reported.append(marker)
+            continue
+        verdict.for_segment += 1
+        if in_segment:
+            verdict.at_segment += 1
         else:
-            verdict.for_segment += 1
             verdict.lost_segment.append(marker)
     verdict.spans_sent = len(ledger["spans"])
     verdict.spans_at_raindrop = len(set(ledger["spans"]) & span_names)
