@@ -163,14 +163,23 @@ def segment_actions_send(
         request["sharedSecret"] = shared_secret
     if headers is not None:
         request["headers"] = headers
+    return run_segment_code(NODE_SCRIPT, request)
+
+
+def run_segment_code(
+    script: Path, request: dict[str, Any], *, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Run one of the node scripts that drive Segment's own destination code: ``request`` on
+    its stdin, its JSON answer from stdout."""
     completed = subprocess.run(
-        ["node", str(NODE_SCRIPT)],
+        ["node", str(script)],
         input=json.dumps(request),
         capture_output=True,
         text=True,
         cwd=REPO,
         timeout=60,
         check=False,
+        env=env,
     )
     assert completed.returncode == 0, completed.stderr
     result: dict[str, Any] = json.loads(completed.stdout)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import pytest
 
 from segment_raindrop_tools.cli_local import sample_conversation
 from segment_raindrop_tools.local.eventbridge import LOCAL_ACCOUNT
-from tests.e2e.test_segment_clients import needs_node
+from tests.e2e.test_segment_clients import needs_node, run_segment_code
 from tests.support.eventbridge import SOURCE, Intake, intake
 from tests.support.queues import fast, fresh_runtimes
 
@@ -42,23 +41,12 @@ def segment_eventbridge_send(
         "events": events,
         "batch": batch,
     }
-    completed = subprocess.run(
-        ["node", str(NODE_SCRIPT)],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=60,
-        check=False,
-        env={
-            **os.environ,
-            "AWS_ENDPOINT_URL": endpoint_url,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-        },
-    )
-    assert completed.returncode == 0, completed.stderr
-    result: dict[str, Any] = json.loads(completed.stdout)
+    moto = {
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+    result = run_segment_code(NODE_SCRIPT, request, env={**os.environ, **moto})
     assert result["errors"] == []
     assert all(entry["status"] == 200 for entry in result["results"]), result
     return result
